@@ -1,0 +1,330 @@
+"""Typed pipeline configuration, loaded from YAML and validated before anything starts.
+
+Every field is declared here with a one-line *why*. Loading rejects unknown keys,
+wrong types and bad endpoints, naming the full key (``processor.cam_threshold``)
+and the value, so a typo never becomes a silently ignored setting.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+from .errors import ConfigError
+from .transport import check_endpoint
+
+SourceKind = Literal["synthetic", "camera", "file", "url", "thermal", "images"]
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    """Where one stream's frames come from."""
+
+    kind: SourceKind = "synthetic"
+    """synthetic (the embedded IR scene), camera (index), file, url (rtsp/http), thermal (.npy/TIFF), images."""
+    uri: Optional[str] = None
+    """Camera index, file path, URL, or a glob/folder for thermal and image sequences."""
+    width: int = 640
+    """Synthetic scene width; for cameras, the requested capture width (0 = device default)."""
+    height: int = 480
+    fps: float = 30.0
+    """Frame rate for synthetic/sequence sources and the pacing target when the source has none."""
+    pacing: Literal["source", "fast"] = "source"
+    """source: deliver at the source's frame rate (live behaviour); fast: as fast as possible."""
+    loop: bool = True
+    """Files and sequences start again at the end (a demo or soak never runs dry)."""
+    seed: int = 7
+    """Synthetic scene seed: the same seed gives the same people, paths and noise."""
+    people: int = 4
+    """Synthetic scene: people walking at a time."""
+    confusers: int = 3
+    """Synthetic scene: warm non-person objects (cars, lamps, animals)."""
+    send_raw: bool = False
+    """Thermal sources: also send the 16-bit radiometric frame, not only the 8-bit AGC image."""
+    reconnect_initial_s: float = 0.5
+    """First wait before reopening a dropped camera or stream; doubles up to reconnect_max_s."""
+    reconnect_max_s: float = 10.0
+
+
+@dataclass(frozen=True)
+class StreamConfig:
+    """One camera or feed, published under its own id."""
+
+    id: str
+    """Stream id: used in topics (``frames/<id>``) and file names; letters, digits, ``-``, ``_``."""
+    source: SourceConfig = field(default_factory=SourceConfig)
+
+
+@dataclass(frozen=True)
+class ProcessorConfig:
+    """The network, the CAM and the box rule."""
+
+    model: str = "engines/person-ir.onnx"
+    """ONNX model exported by streamcam (metadata inside); relative paths are from the config's repo root."""
+    backend: Literal["onnxruntime", "tensorrt"] = "onnxruntime"
+    """onnxruntime (CPU, everywhere) or tensorrt (NVIDIA GPU; see `streamcam info`)."""
+    fallback: bool = False
+    """If the chosen backend cannot run here, use onnxruntime instead of failing."""
+    threads: int = 1
+    """Engine intra-op threads; the other stages need the remaining cores."""
+    classes: tuple[str, ...] = ()
+    """Classes whose CAM gives boxes; empty = the model's positive classes."""
+    cam_threshold: Optional[float] = None
+    """Box threshold as a fraction of the CAM maximum; None = the model's calibrated value."""
+    min_score: float = 0.5
+    """Frame-level class probability below which no boxes are reported."""
+
+
+@dataclass(frozen=True)
+class PublisherConfig:
+    """How annotated frames look and how they are encoded."""
+
+    jpeg_quality: int = 80
+    heatmap: bool = True
+    """Blend the CAM heatmap into the published frame."""
+    alpha: float = 0.4
+    """Heatmap opacity in the blend."""
+
+
+@dataclass(frozen=True)
+class EndpointsConfig:
+    """ZeroMQ endpoints between stages; ``{run_dir}`` is replaced by the run directory."""
+
+    frames: str = "ipc://{run_dir}/frames.sock"
+    """capture -> processor (processor binds PULL)."""
+    results: str = "ipc://{run_dir}/results.sock"
+    """processor -> publisher (publisher binds PULL)."""
+    publish: str = "tcp://127.0.0.1:5560"
+    """publisher PUB socket for subscribers: ``frames/<id>`` and ``detections/<id>`` topics."""
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    """The HTTP bridge: MJPEG streams and a minimal page."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    """Loopback by default: exposing video to a network is an explicit decision."""
+    port: int = 8080
+
+
+@dataclass(frozen=True)
+class RecordConfig:
+    """Recording the annotated stream to MP4 during a run."""
+
+    enabled: bool = False
+    path: str = "{run_dir}/annotated.mp4"
+    seconds: float = 10.0
+    """Stop recording after this long (0 = whole run)."""
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """How the supervisor runs the pipeline."""
+
+    run_dir: str = "runs/{name}"
+    """Sockets, logs and the run summary go here."""
+    duration_s: Optional[float] = None
+    """Stop after this long (None = until Ctrl-C / SIGTERM)."""
+    restart_backoff_s: float = 0.5
+    """First delay before restarting a crashed stage; doubles per crash up to 10 s."""
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """A whole pipeline: streams, processor, publisher and how to run them."""
+
+    name: str = "default"
+    streams: tuple[StreamConfig, ...] = (StreamConfig(id="ir0"),)
+    processor: ProcessorConfig = field(default_factory=ProcessorConfig)
+    publisher: PublisherConfig = field(default_factory=PublisherConfig)
+    endpoints: EndpointsConfig = field(default_factory=EndpointsConfig)
+    serve: ServeConfig = field(default_factory=ServeConfig)
+    record: RecordConfig = field(default_factory=RecordConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+    base_dir: str = "."
+    """Directory relative paths are resolved against (set by the loader, not in YAML)."""
+
+    # --- derived values -------------------------------------------------------------
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.resolve(self.run.run_dir.replace("{name}", self.name)))
+
+    def resolve(self, path: str) -> str:
+        """A path from the config, relative to the config's base directory."""
+        p = Path(path.replace("{run_dir}", str(self.run_dir)) if "{run_dir}" in path else path)
+        return str(p if p.is_absolute() else Path(self.base_dir) / p)
+
+    def endpoint(self, name: str) -> str:
+        ep = getattr(self.endpoints, name)
+        if "{run_dir}" in ep:
+            ep = ep.replace("{run_dir}", str(self.run_dir.absolute()))
+        return ep
+
+    def stream(self, stream_id: str) -> StreamConfig:
+        for s in self.streams:
+            if s.id == stream_id:
+                return s
+        raise ConfigError(f"streams: no stream with id {stream_id!r} (have {[s.id for s in self.streams]})")
+
+    def model_path(self) -> str:
+        return self.resolve(self.processor.model)
+
+
+# --- loading and validation --------------------------------------------------------
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _convert(value: Any, tp: Any, key: str) -> Any:
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _convert(value, inner[0], key)
+    if origin is Literal:
+        if value not in args:
+            raise ConfigError(f"{key}: expected one of {list(args)}, got {value!r}")
+        return value
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key}: expected a list, got {value!r}")
+        return tuple(_convert(v, args[0], f"{key}[{i}]") for i, v in enumerate(value))
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value, key)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}: expected true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key}: expected an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{key}: expected a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if isinstance(value, bool) or not isinstance(value, (str, int)):
+            raise ConfigError(f"{key}: expected a string, got {value!r}")
+        return str(value)
+    raise ConfigError(f"{key}: unsupported type {_type_name(tp)}")
+
+
+def _build(cls: type, data: Any, prefix: str) -> Any:
+    where = prefix or "config"
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = [k for k in data if k not in fields or k == "base_dir"]
+    if unknown:
+        name = f"{prefix}.{unknown[0]}" if prefix else str(unknown[0])
+        choices = sorted(k for k in fields if k != "base_dir")
+        raise ConfigError(f"{name}: unknown key (expected one of {choices})")
+    kwargs = {}
+    for name, value in data.items():
+        kwargs[name] = _convert(value, hints[name], f"{prefix}.{name}" if prefix else name)
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+def _validate(cfg: PipelineConfig) -> None:
+    import re
+
+    if not cfg.streams:
+        raise ConfigError("streams: expected at least one stream")
+    seen = set()
+    for i, s in enumerate(cfg.streams):
+        key = f"streams[{i}]"
+        if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", s.id):
+            raise ConfigError(f"{key}.id: expected letters, digits, '-' or '_' (1-64), got {s.id!r}")
+        if s.id in seen:
+            raise ConfigError(f"{key}.id: duplicate stream id {s.id!r}")
+        seen.add(s.id)
+        src = s.source
+        if src.kind != "synthetic" and not src.uri:
+            raise ConfigError(f"{key}.source.uri: required for kind {src.kind!r}")
+        if src.kind == "camera" and src.uri is not None and not str(src.uri).isdigit() and not str(src.uri).startswith("/dev/"):
+            raise ConfigError(f"{key}.source.uri: camera expects a device index or /dev path, got {src.uri!r}")
+        if src.kind == "url" and not re.match(r"^(rtsp|rtsps|http|https|rtmp|udp|tcp)://", str(src.uri)):
+            raise ConfigError(f"{key}.source.uri: expected an rtsp:// or http(s):// URL, got {src.uri!r}")
+        if not 0 < src.fps <= 1000:
+            raise ConfigError(f"{key}.source.fps: expected 0 < fps <= 1000, got {src.fps}")
+        if src.width < 0 or src.height < 0 or (src.kind == "synthetic" and (src.width < 64 or src.height < 64)):
+            raise ConfigError(f"{key}.source: expected width/height >= 64, got {src.width}x{src.height}")
+        if src.people < 0 or src.confusers < 0:
+            raise ConfigError(f"{key}.source: people/confusers must be >= 0")
+        if not 0 < src.reconnect_initial_s <= src.reconnect_max_s:
+            raise ConfigError(f"{key}.source.reconnect_initial_s: expected 0 < initial <= reconnect_max_s")
+    p = cfg.processor
+    if p.cam_threshold is not None and not 0.0 < p.cam_threshold < 1.0:
+        raise ConfigError(f"processor.cam_threshold: expected a fraction in (0, 1), got {p.cam_threshold}")
+    if not 0.0 <= p.min_score <= 1.0:
+        raise ConfigError(f"processor.min_score: expected a probability in [0, 1], got {p.min_score}")
+    if not 1 <= p.threads <= 64:
+        raise ConfigError(f"processor.threads: expected 1-64, got {p.threads}")
+    if not 1 <= cfg.publisher.jpeg_quality <= 100:
+        raise ConfigError(f"publisher.jpeg_quality: expected 1-100, got {cfg.publisher.jpeg_quality}")
+    if not 0.0 <= cfg.publisher.alpha <= 1.0:
+        raise ConfigError(f"publisher.alpha: expected 0-1, got {cfg.publisher.alpha}")
+    for name in ("frames", "results", "publish"):
+        check_endpoint(cfg.endpoint(name), f"endpoints.{name}")
+    if not 0 <= cfg.serve.port < 65536:
+        raise ConfigError(f"serve.port: expected 0-65535, got {cfg.serve.port}")
+    if cfg.run.duration_s is not None and cfg.run.duration_s <= 0:
+        raise ConfigError(f"run.duration_s: expected a positive number of seconds, got {cfg.run.duration_s}")
+
+
+def config_from_dict(data: Any, base_dir: str = ".") -> PipelineConfig:
+    """Build and validate a config from parsed YAML (a dict)."""
+    cfg = _build(PipelineConfig, data, "")
+    cfg = dataclasses.replace(cfg, base_dir=str(base_dir))
+    _validate(cfg)
+    return cfg
+
+
+def _repo_root_for(path: Path) -> Path:
+    # Configs live in <root>/configs/, and name models as engines/...: resolve from <root>.
+    parent = path.resolve().parent
+    return parent.parent if parent.name == "configs" else parent
+
+
+def load_config(path: str | os.PathLike[str], overrides: dict[str, Any] | None = None) -> PipelineConfig:
+    """Load a YAML config file; ``overrides`` (dotted keys) replace values before validation."""
+    import yaml
+
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file not found: {p}")
+    try:
+        data = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{p}: not valid YAML: {exc}") from None
+    for dotted, value in (overrides or {}).items():
+        node = data
+        *parents, last = dotted.split(".")
+        for k in parents:
+            node = node.setdefault(k, {})
+        node[last] = value
+    return config_from_dict(data, base_dir=str(_repo_root_for(p)))
+
+
+def to_dict(cfg: PipelineConfig) -> dict[str, Any]:
+    d = dataclasses.asdict(cfg)
+    d.pop("base_dir", None)
+    return d

@@ -1,0 +1,1 @@
+"""streamcam.processor."""

@@ -1,0 +1,154 @@
+"""Model metadata: what a GAP network needs to be run and explained, stored inside its ONNX file.
+
+Nothing about a model is hard-coded elsewhere: input size, colour order, mean/std,
+class names, output names and the classifier weights used for CAM all travel in
+the ONNX file's ``metadata_props`` under the key ``streamcam`` (one JSON object).
+The classifier weights are stored as base64 little-endian float32 so that CAM can
+be computed from the ``features`` output without the framework that trained it.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..errors import ModelError
+
+METADATA_KEY = "streamcam"
+METADATA_VERSION = 1
+
+
+def _encode_array(a: np.ndarray) -> dict[str, Any]:
+    a = np.ascontiguousarray(a, dtype="<f4")
+    return {"shape": list(a.shape), "b64": base64.b64encode(a.tobytes()).decode("ascii")}
+
+
+def _decode_array(d: dict[str, Any], key: str) -> np.ndarray:
+    try:
+        shape = tuple(int(s) for s in d["shape"])
+        raw = base64.b64decode(d["b64"], validate=True)
+        a = np.frombuffer(raw, dtype="<f4")
+        return a.reshape(shape).astype(np.float32)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelError(f"model metadata {key!r} is not a valid encoded array: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class ModelMetadata:
+    """Everything needed to preprocess, run and explain one GAP classification network."""
+
+    classes: tuple[str, ...]
+    """Class names, index-aligned with the ``logits`` output."""
+    input_width: int
+    input_height: int
+    input_channels: int
+    """1 for grey (thermal) models, 3 for colour."""
+    color_order: str
+    """Channel order the network expects: ``GRAY``, ``RGB`` or ``BGR``."""
+    mean: tuple[float, ...]
+    """Per-channel mean subtracted after scaling pixels to [0, 1]."""
+    std: tuple[float, ...]
+    """Per-channel std divided after subtracting the mean."""
+    cam_weights: np.ndarray = field(repr=False)
+    """Classifier weights ``[C, K]``: CAM_c = sum_k w[c, k] * features_k (Zhou et al. 2016)."""
+    cam_bias: np.ndarray = field(repr=False)
+    """Classifier bias ``[C]``: mean(CAM_c) + b_c == logit_c for a GAP + linear head."""
+    resize: str = "stretch"
+    """``stretch`` (resize to the input size) or ``letterbox`` (keep aspect, pad)."""
+    logits_output: str = "logits"
+    features_output: str = "features"
+    input_name: str = "input"
+    cam_threshold: float = 0.2
+    """Box threshold as a fraction of the CAM maximum (the CAM paper uses 20 %)."""
+    positive_classes: tuple[str, ...] = ()
+    """Classes that mean "an object is here" (their CAM gives boxes); empty means all."""
+    provenance: dict[str, Any] = field(default_factory=dict)
+    """How the model was made: recipe, seed, data, dates, metrics."""
+
+    def __post_init__(self) -> None:
+        c, k = len(self.classes), None
+        if c == 0:
+            raise ModelError("model metadata: expected at least one class, got none")
+        if self.cam_weights.ndim != 2 or self.cam_weights.shape[0] != c:
+            raise ModelError(
+                f"model metadata: expected cam_weights of shape [{c}, K], got {list(self.cam_weights.shape)}"
+            )
+        k = self.cam_weights.shape[1]
+        if self.cam_bias.shape != (c,):
+            raise ModelError(f"model metadata: expected cam_bias of shape [{c}], got {list(self.cam_bias.shape)}")
+        if self.input_channels not in (1, 3):
+            raise ModelError(f"model metadata: expected input_channels 1 or 3, got {self.input_channels}")
+        if len(self.mean) != self.input_channels or len(self.std) != self.input_channels:
+            raise ModelError(
+                f"model metadata: expected {self.input_channels} mean/std values, got {len(self.mean)}/{len(self.std)}"
+            )
+        if self.color_order not in ("GRAY", "RGB", "BGR"):
+            raise ModelError(f"model metadata: expected color_order GRAY, RGB or BGR, got {self.color_order!r}")
+        if self.resize not in ("stretch", "letterbox"):
+            raise ModelError(f"model metadata: expected resize 'stretch' or 'letterbox', got {self.resize!r}")
+        if not 0.0 < self.cam_threshold < 1.0:
+            raise ModelError(f"model metadata: expected 0 < cam_threshold < 1, got {self.cam_threshold}")
+        unknown = set(self.positive_classes) - set(self.classes)
+        if unknown:
+            raise ModelError(f"model metadata: positive_classes {sorted(unknown)} are not among classes {self.classes}")
+        del k
+
+    @property
+    def feature_channels(self) -> int:
+        return int(self.cam_weights.shape[1])
+
+    def class_index(self, name: str) -> int:
+        try:
+            return self.classes.index(name)
+        except ValueError:
+            raise ModelError(f"class {name!r} is not in the model's classes {list(self.classes)}") from None
+
+    def to_json(self) -> str:
+        d = asdict(self)
+        d["cam_weights"] = _encode_array(self.cam_weights)
+        d["cam_bias"] = _encode_array(self.cam_bias)
+        d["version"] = METADATA_VERSION
+        return json.dumps(d, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str) -> "ModelMetadata":
+        try:
+            d = json.loads(text)
+        except (TypeError, ValueError) as exc:
+            raise ModelError(f"model metadata is not valid JSON: {exc}") from exc
+        if not isinstance(d, dict):
+            raise ModelError("model metadata: expected a JSON object")
+        version = d.pop("version", None)
+        if version != METADATA_VERSION:
+            raise ModelError(f"model metadata: expected version {METADATA_VERSION}, got {version!r}")
+        try:
+            d["cam_weights"] = _decode_array(d["cam_weights"], "cam_weights")
+            d["cam_bias"] = _decode_array(d["cam_bias"], "cam_bias")
+            for key in ("classes", "mean", "std", "positive_classes"):
+                if key in d:
+                    d[key] = tuple(d[key])
+            return cls(**d)
+        except KeyError as exc:
+            raise ModelError(f"model metadata: missing key {exc.args[0]!r}") from exc
+        except TypeError as exc:
+            raise ModelError(f"model metadata: {exc}") from exc
+
+
+def read_metadata(onnx_path: str) -> ModelMetadata:
+    """Read a model's metadata with ONNX Runtime (no torch or onnx package needed)."""
+    import onnxruntime as ort
+
+    try:
+        sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises several unrelated types for bad files
+        raise ModelError(f"cannot load model {onnx_path}: {exc}") from exc
+    meta = sess.get_modelmeta().custom_metadata_map
+    if METADATA_KEY not in meta:
+        raise ModelError(
+            f"model {onnx_path} has no '{METADATA_KEY}' metadata: export it with streamcam (streamcam train / export)"
+        )
+    return ModelMetadata.from_json(meta[METADATA_KEY])

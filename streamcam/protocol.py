@@ -1,0 +1,301 @@
+"""Wire protocol v1: multipart ZeroMQ messages ``[topic, header, payload...]``.
+
+* ``topic``: UTF-8, ``<kind>/<stream>`` (kinds: ``frame``, ``result``, ``frames``,
+  ``detections``, ``stats``), so subscribers filter by prefix.
+* ``header``: a UTF-8 JSON object; ``v`` (protocol version), ``kind``, ``stream``,
+  ``seq``, ``t_capture_ns`` and ``parts``, one descriptor per payload part
+  (``name``, ``encoding`` ``raw``/``jpeg``, and for raw parts ``shape``, ``dtype``,
+  ``pixel_format``). Stages add their fields (``detections``, ``timings``, ...).
+* payloads: raw C-contiguous pixel buffers (sent without copies) or JPEG bytes.
+
+The decoder trusts nothing: every field is type-checked, raw sizes must equal
+shape × itemsize exactly, and sizes are bounded before anything is allocated.
+A bad message raises :class:`ProtocolError` whose ``reason`` is a short tag the
+stages count by. See ``docs/protocol.md``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from .errors import ProtocolError
+
+PROTOCOL_VERSION = 1
+KINDS = ("frame", "result", "frames", "detections", "stats")
+DTYPES = ("uint8", "uint16", "float32")
+PIXEL_FORMATS = ("BGR8", "GRAY8", "GRAY16", "CAM32")
+ENCODINGS = ("raw", "jpeg")
+MAX_HEADER_BYTES = 1 << 20
+MAX_DIM = 16384
+MAX_PAYLOAD_BYTES = 256 << 20
+MAX_PARTS = 8
+_PIXEL_DTYPE = {"BGR8": ("uint8", 3), "GRAY8": ("uint8", None), "GRAY16": ("uint16", None), "CAM32": ("float32", None)}
+
+
+@dataclass(frozen=True)
+class Detection:
+    """One detected object: ``box`` is ``[x0, y0, x1, y1]`` in frame pixels."""
+
+    box: tuple[float, float, float, float]
+    score: float
+    label: str
+    track_id: int | None = None
+
+    def __post_init__(self) -> None:
+        if len(self.box) != 4:
+            raise ValueError(f"Detection.box: expected 4 numbers, got {len(self.box)}")
+        x0, y0, x1, y1 = self.box
+        if not all(math.isfinite(v) for v in self.box) or x1 < x0 or y1 < y0:
+            raise ValueError(f"Detection.box: expected finite x0<=x1, y0<=y1, got {self.box}")
+        if not math.isfinite(self.score):
+            raise ValueError(f"Detection.score: expected a finite number, got {self.score}")
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "box": [round(float(v), 2) for v in self.box],
+            "score": round(float(self.score), 4),
+            "label": self.label,
+            "track_id": self.track_id,
+        }
+
+    @classmethod
+    def from_json(cls, d: Any) -> "Detection":
+        if not isinstance(d, dict):
+            raise ProtocolError("bad_detection", f"expected an object, got {type(d).__name__}")
+        try:
+            box = d["box"]
+            if not isinstance(box, list) or not all(isinstance(v, (int, float)) for v in box):
+                raise ValueError(f"box must be 4 numbers, got {box!r}")
+            tid = d.get("track_id")
+            if tid is not None and not isinstance(tid, int):
+                raise ValueError(f"track_id must be an integer or null, got {tid!r}")
+            label = d["label"]
+            if not isinstance(label, str):
+                raise ValueError(f"label must be a string, got {label!r}")
+            score = d["score"]
+            if not isinstance(score, (int, float)):
+                raise ValueError(f"score must be a number, got {score!r}")
+            return cls(tuple(float(v) for v in box), float(score), label, tid)  # type: ignore[arg-type]
+        except KeyError as exc:
+            raise ProtocolError("bad_detection", f"missing key {exc.args[0]!r}") from None
+        except ValueError as exc:
+            raise ProtocolError("bad_detection", str(exc)) from None
+
+
+def detections_record(
+    stream: str, seq: int, t_capture_ns: int, width: int, height: int, detections: Sequence[Detection]
+) -> dict[str, Any]:
+    """The detections object of the ``detections`` topic, also one line of ``streamcam detect``."""
+    return {
+        "seq": seq,
+        "t_capture_ns": t_capture_ns,
+        "stream": stream,
+        "width": width,
+        "height": height,
+        "detections": [d.to_json() for d in detections],
+    }
+
+
+@dataclass
+class Message:
+    """A decoded message: the header (validated) and its payloads as arrays or bytes."""
+
+    topic: str
+    header: dict[str, Any]
+    payloads: list[Any] = field(default_factory=list)
+
+    @property
+    def kind(self) -> str:
+        return self.header["kind"]
+
+    @property
+    def stream(self) -> str:
+        return self.header["stream"]
+
+    @property
+    def seq(self) -> int:
+        return self.header["seq"]
+
+    @property
+    def t_capture_ns(self) -> int:
+        return self.header["t_capture_ns"]
+
+    def part(self, name: str) -> Any:
+        for desc, payload in zip(self.header["parts"], self.payloads):
+            if desc["name"] == name:
+                return payload
+        raise KeyError(name)
+
+    def has_part(self, name: str) -> bool:
+        return any(d["name"] == name for d in self.header["parts"])
+
+    def detections(self) -> list[Detection]:
+        return [Detection.from_json(d) for d in self.header.get("detections", [])]
+
+
+def raw_part(name: str, array: np.ndarray, pixel_format: str) -> tuple[dict[str, Any], np.ndarray]:
+    """Describe a raw array payload; the array itself is sent without a copy when contiguous."""
+    if pixel_format not in PIXEL_FORMATS:
+        raise ValueError(f"pixel_format: expected one of {PIXEL_FORMATS}, got {pixel_format!r}")
+    a = np.ascontiguousarray(array)
+    dtype, channels = _PIXEL_DTYPE[pixel_format]
+    if a.dtype.name != dtype:
+        raise ValueError(f"{name}: pixel_format {pixel_format} expects dtype {dtype}, got {a.dtype.name}")
+    if channels is not None and (a.ndim != 3 or a.shape[2] != channels):
+        raise ValueError(f"{name}: pixel_format {pixel_format} expects shape [H, W, {channels}], got {list(a.shape)}")
+    if channels is None and a.ndim != 2:
+        raise ValueError(f"{name}: pixel_format {pixel_format} expects shape [H, W], got {list(a.shape)}")
+    return {"name": name, "encoding": "raw", "shape": list(a.shape), "dtype": dtype, "pixel_format": pixel_format}, a
+
+
+def jpeg_part(name: str, data: bytes, width: int, height: int) -> tuple[dict[str, Any], bytes]:
+    return {"name": name, "encoding": "jpeg", "pixel_format": "BGR8", "shape": [height, width, 3]}, data
+
+
+def encode(
+    kind: str,
+    stream: str,
+    seq: int,
+    t_capture_ns: int,
+    parts: Iterable[tuple[dict[str, Any], Any]] = (),
+    **fields: Any,
+) -> list[Any]:
+    """Build the multipart list for ``socket.send_multipart(..., copy=False)``."""
+    if kind not in KINDS:
+        raise ValueError(f"kind: expected one of {KINDS}, got {kind!r}")
+    descs, payloads = [], []
+    for desc, payload in parts:
+        descs.append(desc)
+        payloads.append(payload)
+    header = {"v": PROTOCOL_VERSION, "kind": kind, "stream": stream, "seq": int(seq),
+              "t_capture_ns": int(t_capture_ns), "parts": descs, **fields}
+    return [f"{kind}/{stream}".encode(), json.dumps(header, separators=(",", ":")).encode(), *payloads]
+
+
+def _require(header: dict[str, Any], key: str, types: type | tuple[type, ...], what: str) -> Any:
+    if key not in header:
+        raise ProtocolError("missing_field", f"header lacks {key!r}")
+    value = header[key]
+    if isinstance(value, bool) or not isinstance(value, types):
+        raise ProtocolError("bad_field", f"{key!r}: expected {what}, got {value!r:.60}")
+    return value
+
+
+def _buffer(frame: Any) -> memoryview:
+    # zmq.Frame exposes .buffer; bytes/memoryview/ndarray work with memoryview directly.
+    buf = getattr(frame, "buffer", frame)
+    return memoryview(buf)
+
+
+def _decode_raw(desc: dict[str, Any], frame: Any, index: int) -> np.ndarray:
+    shape = desc.get("shape")
+    dtype = desc.get("dtype")
+    pf = desc.get("pixel_format")
+    if dtype not in DTYPES:
+        raise ProtocolError("bad_dtype", f"part {index}: expected dtype in {DTYPES}, got {dtype!r:.40}")
+    if pf not in PIXEL_FORMATS:
+        raise ProtocolError("bad_pixel_format", f"part {index}: expected pixel_format in {PIXEL_FORMATS}, got {pf!r:.40}")
+    if (
+        not isinstance(shape, list)
+        or not 2 <= len(shape) <= 3
+        or not all(isinstance(s, int) and not isinstance(s, bool) and 0 < s <= MAX_DIM for s in shape)
+    ):
+        raise ProtocolError("bad_shape", f"part {index}: expected [H, W] or [H, W, C] with 0 < dims <= {MAX_DIM}, got {shape!r:.60}")
+    want_dtype, channels = _PIXEL_DTYPE[pf]
+    if dtype != want_dtype or (channels is not None and (len(shape) != 3 or shape[2] != channels)) or (
+        channels is None and len(shape) != 2
+    ):
+        raise ProtocolError("bad_shape", f"part {index}: shape {shape} / dtype {dtype} do not fit pixel_format {pf}")
+    buf = _buffer(frame)
+    itemsize = np.dtype(dtype).itemsize
+    expected = int(np.prod(shape)) * itemsize
+    if expected > MAX_PAYLOAD_BYTES:
+        raise ProtocolError("too_large", f"part {index}: {expected} bytes exceeds {MAX_PAYLOAD_BYTES}")
+    if buf.nbytes != expected:
+        raise ProtocolError("size_mismatch", f"part {index}: header says {expected} bytes, payload has {buf.nbytes}")
+    return np.frombuffer(buf, dtype=dtype).reshape(shape)
+
+
+def decode(parts: Sequence[Any]) -> Message:
+    """Validate and decode one multipart message; raw payloads become read-only arrays (no copy)."""
+    if len(parts) < 2:
+        raise ProtocolError("too_few_parts", f"expected at least [topic, header], got {len(parts)} part(s)")
+    if len(parts) > 2 + MAX_PARTS:
+        raise ProtocolError("too_many_parts", f"expected at most {2 + MAX_PARTS} parts, got {len(parts)}")
+    try:
+        topic = bytes(_buffer(parts[0])).decode("utf-8")
+    except UnicodeDecodeError:
+        raise ProtocolError("bad_topic", "topic is not UTF-8") from None
+    hbuf = _buffer(parts[1])
+    if hbuf.nbytes > MAX_HEADER_BYTES:
+        raise ProtocolError("too_large", f"header of {hbuf.nbytes} bytes exceeds {MAX_HEADER_BYTES}")
+    try:
+        header = json.loads(bytes(hbuf).decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ProtocolError("bad_header", "header is not UTF-8") from None
+    except (ValueError, RecursionError) as exc:
+        raise ProtocolError("bad_header", f"header is not JSON: {str(exc)[:80]}") from None
+    if not isinstance(header, dict):
+        raise ProtocolError("bad_header", f"expected a JSON object, got {type(header).__name__}")
+    version = header.get("v")
+    if version != PROTOCOL_VERSION:
+        raise ProtocolError("bad_version", f"expected v={PROTOCOL_VERSION}, got {version!r:.20}")
+    kind = _require(header, "kind", str, "a string")
+    if kind not in KINDS:
+        raise ProtocolError("bad_kind", f"expected kind in {KINDS}, got {kind!r:.40}")
+    stream = _require(header, "stream", str, "a string")
+    if not stream or len(stream) > 128 or "/" in stream:
+        raise ProtocolError("bad_field", f"'stream': expected 1-128 characters without '/', got {stream!r:.40}")
+    if topic != f"{kind}/{stream}":
+        raise ProtocolError("bad_topic", f"topic {topic!r:.60} does not match header {kind}/{stream}")
+    seq = _require(header, "seq", int, "an integer")
+    t_ns = _require(header, "t_capture_ns", int, "an integer")
+    if seq < 0 or t_ns < 0:
+        raise ProtocolError("bad_field", "'seq' and 't_capture_ns' must be >= 0")
+    descs = _require(header, "parts", list, "a list of part descriptors")
+    if len(descs) != len(parts) - 2:
+        raise ProtocolError("part_count", f"header describes {len(descs)} payload(s), message has {len(parts) - 2}")
+    payloads: list[Any] = []
+    for i, (desc, frame) in enumerate(zip(descs, parts[2:])):
+        if not isinstance(desc, dict) or not isinstance(desc.get("name"), str):
+            raise ProtocolError("bad_part", f"part {i}: expected an object with a 'name'")
+        enc = desc.get("encoding")
+        if enc == "raw":
+            payloads.append(_decode_raw(desc, frame, i))
+        elif enc == "jpeg":
+            buf = _buffer(frame)
+            if buf.nbytes > MAX_PAYLOAD_BYTES or buf.nbytes < 4:
+                raise ProtocolError("bad_jpeg", f"part {i}: implausible JPEG size {buf.nbytes}")
+            payloads.append(bytes(buf))
+        else:
+            raise ProtocolError("bad_encoding", f"part {i}: expected encoding in {ENCODINGS}, got {enc!r:.40}")
+    if "detections" in header:
+        dets = header["detections"]
+        if not isinstance(dets, list):
+            raise ProtocolError("bad_detection", "'detections' must be a list")
+        for d in dets:
+            Detection.from_json(d)
+    return Message(topic, header, payloads)
+
+
+class RejectCounter:
+    """Counts rejected messages by reason, and logs the first few of each kind (never all)."""
+
+    def __init__(self, log_first: int = 3) -> None:
+        self.counts: Counter[str] = Counter()
+        self._log_first = log_first
+
+    def reject(self, exc: ProtocolError, logger: Any = None) -> None:
+        self.counts[exc.reason] += 1
+        if logger is not None and self.counts[exc.reason] <= self._log_first:
+            logger.warning("rejected message (%s): %s", exc.reason, exc.detail)
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())

@@ -1,0 +1,139 @@
+"""The one socket factory: every ZeroMQ socket in streamcam is made here, with one policy.
+
+Policy (why):
+* ``LINGER 0`` — a stopping stage never hangs on unsent frames.
+* small high-water marks — a live pipeline wants the newest frame, not a backlog;
+  a full queue means *drop and count*, never block (sends use ``NOBLOCK``).
+* receive timeouts — loops wake up regularly to see the stop event.
+* no ``CONFLATE``: it silently breaks multipart messages. Latest-frame behaviour
+  comes from :func:`recv_latest`, which drains the socket and keeps the newest.
+* tcp binds default to loopback; binding elsewhere must be explicit in the config.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlparse
+
+import zmq
+
+from .errors import ConfigError
+
+_TYPES = {"PUSH": zmq.PUSH, "PULL": zmq.PULL, "PUB": zmq.PUB, "SUB": zmq.SUB}
+
+
+def check_endpoint(endpoint: str, key: str = "endpoint") -> str:
+    """Validate a ZeroMQ endpoint string, naming the config key when it is wrong."""
+    if not isinstance(endpoint, str):
+        raise ConfigError(f"{key}: expected an endpoint string, got {endpoint!r}")
+    scheme, sep, rest = endpoint.partition("://")
+    if not sep or scheme not in ("tcp", "ipc", "inproc"):
+        raise ConfigError(f"{key}: expected tcp://HOST:PORT, ipc://PATH or inproc://NAME, got {endpoint!r}")
+    if scheme == "tcp":
+        parsed = urlparse(endpoint)
+        try:
+            port = parsed.port
+        except ValueError:
+            port = None
+        if not parsed.hostname or port is None or not 0 < port < 65536:
+            raise ConfigError(f"{key}: expected tcp://HOST:PORT with a port in 1-65535, got {endpoint!r}")
+    elif not rest:
+        raise ConfigError(f"{key}: {scheme} endpoint needs a path/name, got {endpoint!r}")
+    elif scheme == "ipc" and len(rest.encode()) > 100:
+        raise ConfigError(f"{key}: ipc path longer than the OS limit (~107 bytes): {endpoint!r}")
+    return endpoint
+
+
+@dataclass(frozen=True)
+class SocketPolicy:
+    sndhwm: int = 4
+    rcvhwm: int = 4
+    rcvtimeo_ms: int = 100
+    linger_ms: int = 0
+
+
+def make_socket(
+    ctx: zmq.Context,
+    kind: str,
+    endpoint: str,
+    *,
+    bind: bool,
+    policy: SocketPolicy = SocketPolicy(),
+    subscribe: str | bytes | None = None,
+    curve: Any = None,
+) -> zmq.Socket:
+    """Create, configure and bind/connect a socket of ``kind`` (PUSH, PULL, PUB or SUB)."""
+    check_endpoint(endpoint)
+    sock = ctx.socket(_TYPES[kind])
+    sock.setsockopt(zmq.LINGER, policy.linger_ms)
+    sock.setsockopt(zmq.SNDHWM, policy.sndhwm)
+    sock.setsockopt(zmq.RCVHWM, policy.rcvhwm)
+    sock.setsockopt(zmq.RCVTIMEO, policy.rcvtimeo_ms)
+    if kind == "PUSH":
+        # Don't queue for peers that are not connected yet: a frame nobody can take is dropped.
+        sock.setsockopt(zmq.IMMEDIATE, 1)
+    if kind == "SUB":
+        sock.setsockopt(zmq.SUBSCRIBE, subscribe.encode() if isinstance(subscribe, str) else (subscribe or b""))
+    if curve is not None:
+        curve(sock)
+    try:
+        if bind:
+            if endpoint.startswith("ipc://"):
+                path = endpoint[len("ipc://"):]
+                os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+                if os.path.exists(path):
+                    # A stale socket file left by a killed stage: binding over it is safe
+                    # because ipc endpoints are owned by exactly one binding stage.
+                    os.unlink(path)
+            sock.bind(endpoint)
+        else:
+            sock.connect(endpoint)
+    except zmq.ZMQError as exc:
+        sock.close(0)
+        raise ConfigError(f"cannot {'bind' if bind else 'connect'} {kind} socket to {endpoint}: {exc}") from exc
+    return sock
+
+
+def send_nowait(sock: zmq.Socket, parts: list[Any]) -> bool:
+    """Send a multipart message without blocking or copying; False when it had to be dropped."""
+    try:
+        sock.send_multipart(parts, flags=zmq.NOBLOCK, copy=False)
+        return True
+    except zmq.Again:
+        return False
+
+
+def recv_latest(sock: zmq.Socket, timeout_ms: int = 100) -> tuple[list[zmq.Frame] | None, int]:
+    """Wait up to ``timeout_ms`` for a message, then drain the socket and keep the newest.
+
+    Returns ``(parts, skipped)`` where ``skipped`` counts older messages thrown away:
+    this is how a stage always works on the newest frame with bounded latency.
+    """
+    if not sock.poll(timeout_ms, zmq.POLLIN):
+        return None, 0
+    latest = sock.recv_multipart(copy=False)
+    skipped = 0
+    while True:
+        try:
+            nxt = sock.recv_multipart(flags=zmq.NOBLOCK, copy=False)
+        except zmq.Again:
+            return latest, skipped
+        latest = nxt
+        skipped += 1
+
+
+def drain(sock: zmq.Socket, limit: int = 64) -> list[list[zmq.Frame]]:
+    """Take every message waiting on ``sock`` (at most ``limit``), without blocking."""
+    out = []
+    for _ in range(limit):
+        try:
+            out.append(sock.recv_multipart(flags=zmq.NOBLOCK, copy=False))
+        except zmq.Again:
+            break
+    return out
+
+
+def ipc_path(endpoint: str) -> str | None:
+    return endpoint[len("ipc://"):] if endpoint.startswith("ipc://") else None
