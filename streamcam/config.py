@@ -304,8 +304,14 @@ def _repo_root_for(path: Path) -> Path:
     return parent.parent if parent.name == "configs" else parent
 
 
-def load_config(path: str | os.PathLike[str], overrides: dict[str, Any] | None = None) -> PipelineConfig:
-    """Load a YAML config file; ``overrides`` (dotted keys) replace values before validation."""
+def load_config(
+    path: str | os.PathLike[str], overrides: dict[str, Any] | None = None, base_dir: str | None = None
+) -> PipelineConfig:
+    """Load a YAML config file; ``overrides`` (dotted keys) replace values before validation.
+
+    Relative paths resolve against ``base_dir``, by default the repository root when the
+    file is in a ``configs/`` folder, else the file's folder.
+    """
     import yaml
 
     p = Path(path)
@@ -320,8 +326,10 @@ def load_config(path: str | os.PathLike[str], overrides: dict[str, Any] | None =
         *parents, last = dotted.split(".")
         for k in parents:
             node = node.setdefault(k, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"{dotted}: cannot set a key below a non-mapping value")
         node[last] = value
-    return config_from_dict(data, base_dir=str(_repo_root_for(p)))
+    return config_from_dict(data, base_dir=base_dir or str(_repo_root_for(p)))
 
 
 def to_dict(cfg: PipelineConfig) -> dict[str, Any]:

@@ -1,0 +1,79 @@
+"""The capture stage: one source → frames on the ``frames`` endpoint, never blocking on consumers."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+import zmq
+
+from .. import protocol
+from ..config import PipelineConfig
+from ..errors import SourceError
+from ..stats import RateMeter, write_stats
+from ..transport import make_socket, send_nowait
+
+log = logging.getLogger("streamcam.capture")
+
+
+def frame_message(stream: str, seq: int, frame: "SourceFrame", send_raw: bool) -> list:  # noqa: F821
+    """Wire message for one captured frame: the 8-bit image, plus the 16-bit raw frame if asked."""
+    parts = [protocol.raw_part("image", frame.image, frame.pixel_format)]
+    if send_raw and frame.raw is not None:
+        parts.append(protocol.raw_part("raw", frame.raw, "GRAY16"))
+    fields = {}
+    if frame.truth is not None:
+        fields["truth"] = [
+            {"id": int(o.id), "label": o.label, "box": [round(float(v), 2) for v in o.box]} for o in frame.truth
+        ]
+    return protocol.encode("frame", stream, seq, frame.t_capture_ns, parts, **fields)
+
+
+def run_capture(cfg: PipelineConfig, stream_id: str, stop: threading.Event, ctx: zmq.Context | None = None) -> int:
+    """Read frames from the stream's source and push them to the processor until ``stop``."""
+    from .sources import Pacer, open_source
+
+    stream = cfg.stream(stream_id)
+    src_cfg = stream.source
+    ctx = ctx or zmq.Context.instance()
+    sock = make_socket(ctx, "PUSH", cfg.endpoint("frames"), bind=False)
+    source = open_source(src_cfg)
+    pacer = None
+    if src_cfg.pacing == "source":
+        pacer = Pacer(source.fps or src_cfg.fps)
+    seq = sent = dropped = 0
+    rate = RateMeter()
+    last_report = time.monotonic()
+    log.info("capture %s: %s source %s → %s", stream_id, src_cfg.kind, src_cfg.uri or "", cfg.endpoint("frames"))
+    try:
+        while not stop.is_set():
+            if pacer is not None:
+                pacer.wait()
+            try:
+                frame = source.read()
+            except SourceError as exc:
+                # Sources that can reconnect do so inside read(); this one cannot.
+                log.error("capture %s: %s", stream_id, exc)
+                return 3
+            if frame is None:
+                log.info("capture %s: end of source after %d frames", stream_id, seq)
+                break
+            if send_nowait(sock, frame_message(stream_id, seq, frame, src_cfg.send_raw)):
+                sent += 1
+                rate.tick()
+            else:
+                dropped += 1
+            seq += 1
+            now = time.monotonic()
+            if now - last_report >= 1.0:
+                last_report = now
+                write_stats(cfg.run_dir, f"capture-{stream_id}", {
+                    "stage": "capture", "stream": stream_id, "captured": seq, "sent": sent,
+                    "dropped": dropped, "fps": rate.rate,
+                    "reconnects": getattr(source, "reconnects", 0),
+                })
+    finally:
+        source.close()
+        sock.close(0)
+    return 0

@@ -1,0 +1,260 @@
+"""The ``streamcam`` command line: one entry point, one sub-command per job."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import threading
+from pathlib import Path
+from typing import Any, Sequence
+
+from . import __version__
+from .errors import StreamcamError
+
+log = logging.getLogger("streamcam")
+DEFAULT_PUBLISH = "tcp://127.0.0.1:5560"
+
+
+def _repo_default_config() -> Path:
+    """configs/default.yaml next to the package (source checkout) or shipped inside it."""
+    here = Path(__file__).resolve().parent
+    for cand in (here.parent / "configs" / "default.yaml", here / "configs" / "default.yaml"):
+        if cand.is_file():
+            return cand
+    raise StreamcamError("configs/default.yaml not found: pass a config file")
+
+
+def _parse_set(items: Sequence[str]) -> dict[str, Any]:
+    import yaml
+
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise StreamcamError(f"--set {item!r}: expected KEY=VALUE, e.g. --set processor.threads=2")
+        out[key] = yaml.safe_load(value)
+    return out
+
+
+def _load(args: argparse.Namespace):
+    from .config import load_config
+
+    return load_config(args.config, _parse_set(getattr(args, "set", []) or []), base_dir=getattr(args, "base_dir", None))
+
+
+def _stage_setup(args: argparse.Namespace, name: str) -> threading.Event:
+    from .lifecycle import install_stop_handlers, setup_logging
+
+    setup_logging(args.log_level, name)
+    stop = threading.Event()
+    install_stop_handlers(stop)
+    return stop
+
+
+# --- stage commands ----------------------------------------------------------------------
+
+
+def cmd_capture(args: argparse.Namespace) -> int:
+    from .capture.stage import run_capture
+
+    cfg = _load(args)
+    stream = args.stream or cfg.streams[0].id
+    return run_capture(cfg, stream, _stage_setup(args, f"capture-{stream}"))
+
+
+def cmd_process(args: argparse.Namespace) -> int:
+    from .processor.stage import run_processor
+
+    cfg = _load(args)
+    return run_processor(cfg, _stage_setup(args, "processor"))
+
+
+def cmd_publish(args: argparse.Namespace) -> int:
+    from .publisher.stage import run_publisher
+
+    cfg = _load(args)
+    return run_publisher(cfg, _stage_setup(args, "publisher"))
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .lifecycle import install_stop_handlers, setup_logging
+    from .supervisor import Supervisor, format_summary
+
+    cfg = _load(args)
+    setup_logging(cfg.run.log_level, "supervisor")
+    sup = Supervisor(cfg)
+    install_stop_handlers(sup.stop_event)
+    _print_plan(cfg)
+    summary = sup.run(args.duration)
+    print(format_summary(summary))
+    return 0
+
+
+def _print_plan(cfg) -> None:
+    print(f"streamcam {__version__}: pipeline {cfg.name!r}")
+    for s in cfg.streams:
+        print(f"  capture {s.id}: {s.source.kind} {s.source.uri or ''} ({s.source.width}x{s.source.height} @ {s.source.fps:g} fps)")
+    print(f"  processor: {cfg.model_path()} on {cfg.processor.backend}")
+    print(f"  publisher: {cfg.endpoint('publish')} (topics frames/<id>, detections/<id>)")
+    if cfg.serve.enabled:
+        print(f"  web page: http://{cfg.serve.host}:{cfg.serve.port}/")
+    print(f"  run dir: {cfg.run_dir}   (Ctrl-C stops everything)")
+    sys.stdout.flush()
+
+
+# --- consumers ------------------------------------------------------------------------------
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .publisher.mjpeg import serve_main
+
+    stop = _stage_setup(args, "serve")
+    return serve_main(args.endpoint, args.host, args.port, stop) or 0
+
+
+def cmd_view(args: argparse.Namespace) -> int:
+    from .publisher.viewer import view
+
+    stop = _stage_setup(args, "view")
+    n = view(args.endpoint, stream=args.stream, show=args.show, count=args.count, stop_event=stop)
+    return 0 if n or not args.count else 1
+
+
+def cmd_record(args: argparse.Namespace) -> int:
+    from .publisher.recorder import record
+
+    stop = _stage_setup(args, "record")
+    result = record(args.endpoint, args.stream, args.out, seconds=args.seconds, frames=args.frames, stop_event=stop)
+    print(json.dumps(result))
+    return 0
+
+
+# --- offline ----------------------------------------------------------------------------------
+
+
+def cmd_detect(args: argparse.Namespace) -> int:
+    from .detect import detect_file
+
+    cfg = _load(args)
+    stats = detect_file(cfg, args.video, args.out, limit=args.limit, progress=not args.quiet)
+    print(json.dumps(stats))
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from .evaluate import run_eval
+
+    cfg = _load(args)
+    result = run_eval(cfg, frames=args.frames, seed=args.seed, out=args.out)
+    print(json.dumps(result, indent=1))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    return run_demo(seconds=args.seconds, serve=not args.no_serve, record_s=args.record, port=args.port)
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from .processor.engines import BACKENDS, backend_status
+
+    print(f"streamcam {__version__} (python {sys.version.split()[0]})")
+    for name in BACKENDS:
+        ok, why = backend_status(name)
+        print(f"  backend {name:12s} {'usable' if ok else 'NOT usable'}: {why}")
+    return 0
+
+
+def cmd_train_default(args: argparse.Namespace) -> int:
+    from .training.train_default import train_default
+
+    metrics = train_default(args.config, args.out)
+    print(json.dumps(metrics, indent=1, default=str))
+    return 0
+
+
+# --- parser -------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="streamcam", description="Real-time CAM localization and tracking for live video.")
+    p.add_argument("--version", action="version", version=f"streamcam {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    def add(name: str, fn, help: str, config: bool = False) -> argparse.ArgumentParser:
+        sp = sub.add_parser(name, help=help, description=help)
+        sp.set_defaults(fn=fn)
+        sp.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+        if config:
+            sp.add_argument("config", help="pipeline YAML (see configs/)")
+            sp.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                            help="override a config value, e.g. --set processor.threads=2")
+            sp.add_argument("--base-dir", help=argparse.SUPPRESS)
+        return sp
+
+    sp = add("run", cmd_run, "run every stage of a config, supervised (Ctrl-C stops all)", config=True)
+    sp.add_argument("--duration", type=float, help="stop after this many seconds")
+    sp = add("capture", cmd_capture, "run one capture stage alone (multi-host use)", config=True)
+    sp.add_argument("--stream", help="stream id (default: the first)")
+    add("process", cmd_process, "run the processor stage alone", config=True)
+    add("publish", cmd_publish, "run the publisher stage alone", config=True)
+
+    sp = add("serve", cmd_serve, "bridge a published stream to MJPEG over HTTP with a minimal page")
+    sp.add_argument("endpoint", nargs="?", default=DEFAULT_PUBLISH)
+    sp.add_argument("--host", default="127.0.0.1")
+    sp.add_argument("--port", type=int, default=8080)
+    sp = add("view", cmd_view, "print (or show) a subscribed stream's detections")
+    sp.add_argument("endpoint", nargs="?", default=DEFAULT_PUBLISH)
+    sp.add_argument("--stream")
+    sp.add_argument("--show", action="store_true", help="show annotated frames in a window (needs a display)")
+    sp.add_argument("--count", type=int, help="stop after this many messages")
+    sp = add("record", cmd_record, "record a published stream's annotated frames to MP4")
+    sp.add_argument("endpoint", nargs="?", default=DEFAULT_PUBLISH)
+    sp.add_argument("--stream", required=True)
+    sp.add_argument("--out", required=True)
+    sp.add_argument("--seconds", type=float)
+    sp.add_argument("--frames", type=int)
+
+    sp = add("detect", cmd_detect, "run a recorded video through the processing code, one JSON line per frame")
+    sp.add_argument("video", help="video file, image folder, .npy/TIFF thermal sequence, or synthetic:N")
+    sp.add_argument("--config", required=True)
+    sp.add_argument("--out", required=True, help="output .jsonl")
+    sp.add_argument("--limit", type=int, help="stop after this many frames")
+    sp.add_argument("--quiet", action="store_true")
+    sp.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    sp = add("eval", cmd_eval, "localization accuracy of the config's model on the synthetic IR scene")
+    sp.add_argument("--config", default=None)
+    sp.add_argument("--frames", type=int, default=200)
+    sp.add_argument("--seed", type=int, default=1001, help="scene seed (held out from training)")
+    sp.add_argument("--out", help="write the result JSON here too")
+    sp.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    sp = add("demo", cmd_demo, "run the embedded default pipeline for a while: page, MP4 and a summary")
+    sp.add_argument("--seconds", type=float, default=20.0)
+    sp.add_argument("--record", type=float, default=5.0, help="seconds of annotated MP4 to write (0: none)")
+    sp.add_argument("--port", type=int, default=8080)
+    sp.add_argument("--no-serve", action="store_true")
+    add("info", cmd_info, "which engine backends can run here, and why not")
+    sp = add("train-default", cmd_train_default, "reproduce the default model from its recipe")
+    sp.add_argument("--config", default="configs/train-default.yaml")
+    sp.add_argument("--out", default="engines/person-ir.onnx")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "fn", None):
+        parser.print_help()
+        return 2
+    if getattr(args, "config", "x") is None:
+        args.config = str(_repo_default_config())
+    try:
+        return int(args.fn(args) or 0)
+    except StreamcamError as exc:
+        print(f"streamcam {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,84 @@
+"""The processing core shared by the live processor, `streamcam detect` and `streamcam eval`.
+
+Pure and synchronous: frame in, result out. preprocess → engine → CAM of the chosen
+classes → normalised map → boxes by the model's box rule. No sockets, no threads.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+
+from ..errors import ModelError
+from ..protocol import Detection
+from .boxes import boxes_from_cam
+from .cam import class_activation_map, normalize_minmax
+from .engines import Engine
+from .preprocess import crop_to_frame, preprocess
+
+
+@dataclass(frozen=True)
+class FrameResult:
+    """What the processor knows about one frame."""
+
+    detections: list[Detection]
+    cam: np.ndarray | None
+    """Low-resolution normalised CAM ``[h, w]`` in [0, 1] of the first chosen class (None when no class is present)."""
+    probs: np.ndarray
+    """Softmax class probabilities ``[C]``."""
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits - logits.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+class Detector:
+    """Turns frames into CAM boxes with one engine. ``detect(image, pixel_format) -> FrameResult``."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        classes: Sequence[str] = (),
+        cam_threshold: float | None = None,
+        min_score: float = 0.5,
+    ) -> None:
+        self.engine = engine
+        meta = engine.metadata
+        self.meta = meta
+        names = tuple(classes) or meta.positive_classes or meta.classes
+        self.class_names = tuple(names)
+        self.class_indices = [meta.class_index(n) for n in names]
+        self.threshold = cam_threshold if cam_threshold is not None else meta.cam_threshold
+        if not 0.0 < self.threshold < 1.0:
+            raise ModelError(f"cam_threshold: expected a fraction in (0, 1), got {self.threshold}")
+        self.min_score = min_score
+
+    def detect(self, image: np.ndarray, pixel_format: str = "GRAY8") -> FrameResult:
+        t0 = time.perf_counter()
+        x, geom = preprocess(image, pixel_format, self.meta)
+        t1 = time.perf_counter()
+        out = self.engine.infer(x)
+        t2 = time.perf_counter()
+        probs = softmax(out.logits[0].astype(np.float64))
+        cams = class_activation_map(out.features, self.meta.cam_weights, self.class_indices)[0]
+        cams = crop_to_frame(cams, geom, self.meta)
+        detections: list[Detection] = []
+        shown = None
+        for j, (name, c) in enumerate(zip(self.class_names, self.class_indices)):
+            cam = normalize_minmax(cams[j])
+            if j == 0:
+                shown = cam
+            p = float(probs[c])
+            if p < self.min_score:
+                continue
+            for box, peak in boxes_from_cam(cam, (geom.frame_width, geom.frame_height), self.threshold):
+                detections.append(Detection(tuple(float(v) for v in box), p * float(peak), name))  # type: ignore[arg-type]
+        t3 = time.perf_counter()
+        timings = {"preprocess": (t1 - t0) * 1e3, "engine": (t2 - t1) * 1e3, "cam": (t3 - t2) * 1e3}
+        return FrameResult(detections, None if shown is None else shown.astype(np.float32), probs.astype(np.float32), timings)

@@ -1,0 +1,114 @@
+"""The publisher stage: results → annotated JPEG frames and detections for any number of subscribers.
+
+Two topics per stream on one PUB socket: ``frames/<id>`` (header + JPEG) and
+``detections/<id>`` (header only). A slow subscriber only loses its own messages
+(PUB drops at its high-water mark); it never slows the pipeline.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+import numpy as np
+import zmq
+
+from .. import protocol
+from ..config import PipelineConfig
+from ..errors import ProtocolError
+from ..stats import LatencyWindow, RateMeter, write_stats
+from ..transport import drain, make_socket, send_nowait
+
+log = logging.getLogger("streamcam.publisher")
+
+
+class StreamState:
+    def __init__(self) -> None:
+        self.rate = RateMeter()
+        self.latency = LatencyWindow()
+        self.published = 0
+        self.first = 0.0
+        self.last = 0.0
+
+    @property
+    def fps_overall(self) -> float:
+        return (self.published - 1) / (self.last - self.first) if self.published > 1 and self.last > self.first else 0.0
+
+
+def publish_result(pub: zmq.Socket, msg: protocol.Message, cfg: PipelineConfig, state: StreamState) -> None:
+    """Annotate one processor result and publish it on both topics."""
+    from .annotate import annotate, encode_jpeg
+
+    image = msg.part("image")
+    cam = msg.part("cam") if msg.has_part("cam") else None
+    detections = msg.detections()
+    latency_ms = (time.time_ns() - msg.t_capture_ns) / 1e6
+    annotated = annotate(
+        image, cam, detections, heatmap=cfg.publisher.heatmap, alpha=cfg.publisher.alpha,
+        stream=msg.stream, fps=state.rate.rate, latency_ms=latency_ms,
+    )
+    jpeg = encode_jpeg(annotated, cfg.publisher.jpeg_quality)
+    h, w = image.shape[:2]
+    # Latency is measured when the frame is ready to leave: capture clock → publish clock.
+    latency_ms = (time.time_ns() - msg.t_capture_ns) / 1e6
+    state.latency.add(latency_ms)
+    state.rate.tick()
+    state.published += 1
+    state.last = time.monotonic()
+    if state.published == 1:
+        state.first = state.last
+    common = {
+        "width": w, "height": h, "detections": msg.header.get("detections", []),
+        "latency_ms": round(latency_ms, 2), "fps": round(state.rate.rate, 2),
+        "timings_ms": msg.header.get("timings_ms", {}),
+    }
+    send_nowait(pub, protocol.encode("frames", msg.stream, msg.seq, msg.t_capture_ns,
+                                     [protocol.jpeg_part("image", jpeg, w, h)], **common))
+    send_nowait(pub, protocol.encode("detections", msg.stream, msg.seq, msg.t_capture_ns, (), **common))
+
+
+def run_publisher(cfg: PipelineConfig, stop: threading.Event, ctx: zmq.Context | None = None) -> int:
+    ctx = ctx or zmq.Context.instance()
+    pull = make_socket(ctx, "PULL", cfg.endpoint("results"), bind=True)
+    pub = make_socket(ctx, "PUB", cfg.endpoint("publish"), bind=True)
+    rejects = protocol.RejectCounter()
+    streams: dict[str, StreamState] = {}
+    skipped = 0
+    last_report = time.monotonic()
+    log.info("publisher: %s → %s (topics frames/<id>, detections/<id>)", cfg.endpoint("results"), cfg.endpoint("publish"))
+    try:
+        while not stop.is_set():
+            if pull.poll(100, zmq.POLLIN):
+                newest: dict[str, protocol.Message] = {}
+                for parts in drain(pull):
+                    try:
+                        msg = protocol.decode(parts)
+                        if msg.kind != "result" or not isinstance(msg.part("image"), np.ndarray):
+                            raise ProtocolError("unexpected_kind", f"expected a result with a raw image, got {msg.kind}")
+                    except (ProtocolError, KeyError) as exc:
+                        rejects.reject(exc if isinstance(exc, ProtocolError) else ProtocolError("bad_part", str(exc)), log)
+                        continue
+                    if msg.stream in newest:
+                        skipped += 1
+                    newest[msg.stream] = msg
+                for msg in newest.values():
+                    publish_result(pub, msg, cfg, streams.setdefault(msg.stream, StreamState()))
+            now = time.monotonic()
+            if now - last_report >= 1.0:
+                last_report = now
+                write_stats(cfg.run_dir, "publisher", {
+                    "stage": "publisher", "skipped": skipped, "rejected": dict(rejects.counts),
+                    "streams": {
+                        sid: {
+                            "published": st.published, "fps": st.rate.rate, "fps_overall": st.fps_overall,
+                            "latency_ms_p50": st.latency.overall(50), "latency_ms_p99": st.latency.overall(99),
+                            "latency_ms_recent_p99": st.latency.recent(99),
+                        }
+                        for sid, st in streams.items()
+                    },
+                })
+    finally:
+        pull.close(0)
+        pub.close(0)
+    return 0

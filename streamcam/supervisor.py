@@ -1,0 +1,223 @@
+"""The supervisor: every stage of a config as its own process, restarted when it dies, stopped on demand.
+
+Stages are started as ``python -m streamcam <stage> ...`` subprocesses, i.e. exactly the
+commands a user runs by hand on several hosts. Children ask the kernel to SIGTERM them
+if the supervisor dies (no orphans). Ctrl-C and SIGTERM take the same path: children get
+SIGTERM, then SIGKILL after a grace period, all within ``stop_timeout_s``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .config import PipelineConfig, to_dict
+from .stats import read_stats
+from .transport import ipc_path
+
+log = logging.getLogger("streamcam.supervisor")
+
+
+@dataclass
+class Child:
+    """One supervised stage process."""
+
+    name: str
+    argv: list[str]
+    restart: bool = True
+    """False for stages that finish on their own (the recorder): exit 0 means done."""
+    proc: subprocess.Popen | None = None
+    restarts: int = 0
+    backoff_s: float = 0.5
+    next_start: float = 0.0
+    started_at: float = 0.0
+    done: bool = False
+    log_file: Any = field(default=None, repr=False)
+
+
+def _preexec() -> None:
+    from .lifecycle import die_with_parent
+
+    # Own process group: a terminal's Ctrl-C reaches the supervisor, which stops children in order.
+    os.setpgrp()
+    die_with_parent()
+
+
+class Supervisor:
+    """Runs the stages of ``cfg``; ``run()`` blocks until stopped or ``duration_s`` elapses."""
+
+    def __init__(self, cfg: PipelineConfig, stop_timeout_s: float = 2.0) -> None:
+        self.cfg = cfg
+        self.stop_timeout_s = stop_timeout_s
+        self.stop_event = threading.Event()
+        self.run_dir = cfg.run_dir
+        self.children: list[Child] = []
+        self.started_ns = 0
+
+    # -- planning ---------------------------------------------------------------------
+    def plan(self) -> list[Child]:
+        cfg = self.cfg
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        cfg_path = self.run_dir / "config.json"
+        cfg_path.write_text(json.dumps(to_dict(cfg), indent=1))
+        base = [sys.executable, "-m", "streamcam"]
+        common = ["--base-dir", cfg.base_dir, "--log-level", cfg.run.log_level]
+        children = [
+            Child("publisher", base + ["publish", str(cfg_path)] + common),
+            Child("processor", base + ["process", str(cfg_path)] + common),
+        ]
+        for s in cfg.streams:
+            children.append(Child(f"capture-{s.id}", base + ["capture", str(cfg_path), "--stream", s.id] + common))
+        if cfg.serve.enabled:
+            children.append(Child("serve", base + ["serve", cfg.endpoint("publish"), "--host", cfg.serve.host,
+                                                    "--port", str(cfg.serve.port)]))
+        if cfg.record.enabled:
+            argv = base + ["record", cfg.endpoint("publish"), "--stream", cfg.streams[0].id,
+                           "--out", cfg.resolve(cfg.record.path)]
+            if cfg.record.seconds > 0:
+                argv += ["--seconds", str(cfg.record.seconds)]
+            children.append(Child("record", argv, restart=False))
+        for c in children:
+            c.backoff_s = cfg.run.restart_backoff_s
+        return children
+
+    # -- process control ----------------------------------------------------------------
+    def _start(self, child: Child) -> None:
+        logs = self.run_dir / "logs"
+        logs.mkdir(exist_ok=True)
+        if child.log_file is None:
+            child.log_file = open(logs / f"{child.name}.log", "ab")
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        child.proc = subprocess.Popen(child.argv, stdout=child.log_file, stderr=subprocess.STDOUT,
+                                      stdin=subprocess.DEVNULL, preexec_fn=_preexec, env=env)
+        child.started_at = time.monotonic()
+        log.info("started %s (pid %d)", child.name, child.proc.pid)
+
+    def _check(self, child: Child, now: float) -> None:
+        if child.done:
+            return
+        if child.proc is None:
+            if now >= child.next_start:
+                self._start(child)
+            return
+        rc = child.proc.poll()
+        if rc is None:
+            if now - child.started_at > 30.0:
+                child.backoff_s = self.cfg.run.restart_backoff_s  # healthy for a while: forget old crashes
+            return
+        if rc == 0 and not child.restart:
+            log.info("%s finished", child.name)
+            child.done = True
+            return
+        child.restarts += 1
+        child.next_start = now + child.backoff_s
+        log.warning("%s exited with %s; restart #%d in %.1f s (log: %s)", child.name, rc, child.restarts,
+                    child.backoff_s, self.run_dir / "logs" / f"{child.name}.log")
+        child.backoff_s = min(child.backoff_s * 2.0, 10.0)
+        child.proc = None
+
+    def start(self) -> None:
+        self.children = self.plan()
+        self.started_ns = time.time_ns()
+        for child in self.children:
+            self._start(child)
+
+    def run(self, duration_s: float | None = None) -> dict[str, Any]:
+        """Start everything, supervise until stopped (signal, ``stop()`` or duration), return the summary."""
+        duration_s = duration_s if duration_s is not None else self.cfg.run.duration_s
+        self.start()
+        deadline = None if duration_s is None else time.monotonic() + duration_s
+        try:
+            while not self.stop_event.is_set():
+                now = time.monotonic()
+                if deadline is not None and now >= deadline:
+                    break
+                for child in self.children:
+                    self._check(child, now)
+                self.stop_event.wait(0.1)
+        finally:
+            self.shutdown()
+        return self.summary()
+
+    def stop(self) -> None:
+        self.stop_event.set()
+
+    def shutdown(self) -> None:
+        """SIGTERM every child (sources first), SIGKILL what is left at the deadline, clean ipc files."""
+        deadline = time.monotonic() + self.stop_timeout_s * 0.75
+        for child in reversed(self.children):
+            if child.proc is not None and child.proc.poll() is None:
+                child.proc.send_signal(signal.SIGTERM)
+        for child in self.children:
+            if child.proc is None:
+                continue
+            try:
+                child.proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                log.warning("%s did not stop in time; killing it", child.name)
+                child.proc.kill()
+                child.proc.wait(timeout=1.0)
+        for child in self.children:
+            if child.log_file is not None:
+                child.log_file.close()
+                child.log_file = None
+        for name in ("frames", "results", "publish"):
+            path = ipc_path(self.cfg.endpoint(name))
+            if path and os.path.exists(path):
+                try:
+                    os.unlink(path)
+                except OSError as exc:
+                    log.warning("cannot remove ipc socket %s: %s", path, exc)
+
+    # -- reporting ----------------------------------------------------------------------
+    def summary(self) -> dict[str, Any]:
+        stats = read_stats(self.run_dir)
+        elapsed = (time.time_ns() - self.started_ns) / 1e9 if self.started_ns else 0.0
+        out: dict[str, Any] = {
+            "config": self.cfg.name, "run_dir": str(self.run_dir), "seconds": round(elapsed, 2),
+            "restarts": {c.name: c.restarts for c in self.children if c.restarts},
+            "stages": stats,
+        }
+        pub = stats.get("publisher", {}).get("streams", {})
+        out["streams"] = {
+            sid: {
+                "fps": st.get("fps_overall"), "published": st.get("published"),
+                "latency_ms_p50": st.get("latency_ms_p50"), "latency_ms_p99": st.get("latency_ms_p99"),
+            }
+            for sid, st in pub.items()
+        }
+        (self.run_dir / "summary.json").write_text(json.dumps(out, indent=1, default=float))
+        return out
+
+
+def format_summary(summary: dict[str, Any]) -> str:
+    lines = [f"run {summary['config']}: {summary['seconds']} s, run dir {summary['run_dir']}"]
+    stages = summary.get("stages", {})
+    for sid, st in summary.get("streams", {}).items():
+        cap = stages.get(f"capture-{sid}", {})
+        lines.append(
+            f"  stream {sid}: {st['fps'] or 0:.1f} fps published ({st['published']} frames), "
+            f"capture→publish latency p50 {st['latency_ms_p50'] or float('nan'):.1f} ms, "
+            f"p99 {st['latency_ms_p99'] or float('nan'):.1f} ms; captured {cap.get('captured', '?')}, "
+            f"dropped at capture {cap.get('dropped', '?')}"
+        )
+    proc = stages.get("processor")
+    if proc:
+        lines.append(
+            f"  processor ({proc.get('backend')}): {proc.get('processed')} frames, skipped {proc.get('skipped')} "
+            f"(newest-frame policy), engine p50 {proc.get('engine_ms_p50') or float('nan'):.1f} ms"
+        )
+    if summary.get("restarts"):
+        lines.append(f"  restarts: {summary['restarts']}")
+    if not summary.get("streams"):
+        lines.append("  no frames were published: see the logs under the run dir")
+    return "\n".join(lines)
