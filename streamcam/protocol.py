@@ -219,7 +219,9 @@ def _decode_raw(desc: dict[str, Any], frame: Any, index: int) -> np.ndarray:
         raise ProtocolError("too_large", f"part {index}: {expected} bytes exceeds {MAX_PAYLOAD_BYTES}")
     if buf.nbytes != expected:
         raise ProtocolError("size_mismatch", f"part {index}: header says {expected} bytes, payload has {buf.nbytes}")
-    return np.frombuffer(buf, dtype=dtype).reshape(shape)
+    arr = np.frombuffer(buf, dtype=dtype).reshape(shape)
+    arr.flags.writeable = False  # a view of the wire buffer: stages must not draw on it
+    return arr
 
 
 def decode(parts: Sequence[Any]) -> Message:

@@ -38,7 +38,7 @@ def run_capture(cfg: PipelineConfig, stream_id: str, stop: threading.Event, ctx:
     src_cfg = stream.source
     ctx = ctx or zmq.Context.instance()
     sock = make_socket(ctx, "PUSH", cfg.endpoint("frames"), bind=False)
-    source = open_source(src_cfg)
+    source = open_source(src_cfg, base_dir=cfg.base_dir)
     pacer = None
     if src_cfg.pacing == "source":
         pacer = Pacer(source.fps or src_cfg.fps)

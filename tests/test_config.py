@@ -1,0 +1,64 @@
+import pytest
+
+from streamcam.config import PipelineConfig, config_from_dict, load_config
+from streamcam.errors import ConfigError
+
+
+def test_default_config_loads_and_resolves_paths():
+    from conftest import ROOT
+
+    cfg = load_config(ROOT / "configs" / "default.yaml")
+    assert isinstance(cfg, PipelineConfig)
+    assert cfg.streams[0].id == "ir0" and cfg.streams[0].source.kind == "synthetic"
+    assert cfg.model_path() == str(ROOT / "engines" / "person-ir.onnx")
+    assert cfg.endpoint("frames").startswith("ipc://") and "{run_dir}" not in cfg.endpoint("frames")
+
+
+def test_every_shipped_config_is_valid():
+    from conftest import ROOT
+
+    configs = [p for p in (ROOT / "configs").glob("*.yaml") if not p.name.startswith("train")]
+    assert configs
+    for p in configs:
+        load_config(p)
+
+
+@pytest.mark.parametrize(
+    "data, key",
+    [
+        ({"processor": {"treshold": 0.2}}, "processor.treshold: unknown key"),
+        ({"bogus": 1}, "bogus: unknown key"),
+        ({"processor": {"threads": "two"}}, "processor.threads: expected an integer"),
+        ({"processor": {"threads": True}}, "processor.threads: expected an integer"),
+        ({"processor": {"cam_threshold": 1.5}}, "processor.cam_threshold"),
+        ({"processor": {"backend": "cuda"}}, "processor.backend: expected one of"),
+        ({"endpoints": {"frames": "tcp://127.0.0.1"}}, "endpoints.frames"),
+        ({"endpoints": {"publish": "http://x:1"}}, "endpoints.publish"),
+        ({"endpoints": {"publish": "tcp://127.0.0.1:70000"}}, "endpoints.publish"),
+        ({"streams": [{"id": "a/b"}]}, "streams[0].id"),
+        ({"streams": [{"id": "a"}, {"id": "a"}]}, "streams[1].id: duplicate"),
+        ({"streams": [{"id": "a", "source": {"kind": "file"}}]}, "streams[0].source.uri: required"),
+        ({"streams": [{"id": "a", "source": {"kind": "url", "uri": "ftp://x"}}]}, "streams[0].source.uri"),
+        ({"streams": [{"id": "a", "source": {"fps": 0}}]}, "streams[0].source.fps"),
+        ({"streams": [{"id": "a", "source": {"colour": 1}}]}, "streams[0].source.colour: unknown key"),
+        ({"streams": []}, "streams: expected at least one"),
+        ({"publisher": {"jpeg_quality": 0}}, "publisher.jpeg_quality"),
+        ({"serve": "yes"}, "serve: expected a mapping"),
+    ],
+)
+def test_bad_config_is_rejected_naming_the_key(data, key):
+    with pytest.raises(ConfigError) as err:
+        config_from_dict(data)
+    assert key in str(err.value)
+
+
+def test_overrides_and_yaml_errors(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("processor:\n  threads: 1\n")
+    cfg = load_config(p, {"processor.threads": 2, "run.duration_s": 3})
+    assert cfg.processor.threads == 2 and cfg.run.duration_s == 3.0
+    p.write_text("processor: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(p)
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "missing.yaml")

@@ -1,0 +1,64 @@
+import time
+
+import numpy as np
+import pytest
+import zmq
+
+from streamcam import protocol
+from streamcam.errors import ConfigError
+from streamcam.transport import check_endpoint, drain, make_socket, recv_latest, send_nowait
+
+
+@pytest.mark.parametrize("ep", ["tcp://127.0.0.1:5555", "ipc:///tmp/x.sock", "inproc://a"])
+def test_good_endpoints(ep):
+    assert check_endpoint(ep) == ep
+
+
+@pytest.mark.parametrize("ep", ["tcp://127.0.0.1", "udp://x:1", "127.0.0.1:5", "ipc://", "tcp://:5"])
+def test_bad_endpoints_name_the_key(ep):
+    with pytest.raises(ConfigError, match="endpoints.frames"):
+        check_endpoint(ep, "endpoints.frames")
+
+
+def test_push_never_blocks_without_a_peer_and_counts_drops(short_tmp):
+    ctx = zmq.Context()
+    push = make_socket(ctx, "PUSH", f"ipc://{short_tmp}/nobody.sock", bind=False)
+    t0 = time.monotonic()
+    results = [send_nowait(push, [b"frame/x", b"{}"]) for _ in range(100)]
+    assert time.monotonic() - t0 < 1.0
+    assert not any(results)  # IMMEDIATE: nothing queues for a peer that is not there
+    push.close(); ctx.term()
+
+
+def test_recv_latest_keeps_the_newest_and_counts_skipped(short_tmp):
+    ctx = zmq.Context()
+    ep = f"ipc://{short_tmp}/l.sock"
+    pull = make_socket(ctx, "PULL", ep, bind=True)
+    push = make_socket(ctx, "PUSH", ep, bind=False)
+    time.sleep(0.1)
+    sent = sum(send_nowait(push, protocol.encode("frame", "s", i, i, [protocol.raw_part("image", np.full((4, 4), i, np.uint8), "GRAY8")]))
+               for i in range(6))
+    assert sent >= 2
+    time.sleep(0.2)
+    parts, skipped = recv_latest(pull, 1000)
+    msg = protocol.decode(parts)
+    assert skipped == sent - 1
+    assert msg.seq == sent - 1 and msg.part("image")[0, 0] == sent - 1
+    assert drain(pull) == []
+    push.close(); pull.close(); ctx.term()
+
+
+def test_stale_ipc_file_is_replaced(short_tmp):
+    path = short_tmp / "stale.sock"
+    path.write_text("left by a killed stage")
+    ctx = zmq.Context()
+    s = make_socket(ctx, "PULL", f"ipc://{path}", bind=True)
+    s.close(); ctx.term()
+
+
+def test_tcp_bind_conflict_is_a_clear_error(port):
+    ctx = zmq.Context()
+    a = make_socket(ctx, "PUB", f"tcp://127.0.0.1:{port}", bind=True)
+    with pytest.raises(ConfigError, match="cannot bind PUB"):
+        make_socket(ctx, "PUB", f"tcp://127.0.0.1:{port}", bind=True)
+    a.close(); ctx.term()
