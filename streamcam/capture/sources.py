@@ -525,7 +525,7 @@ class ReconnectingSource:
     """Keeps a live source going: on a failure it closes, waits, reopens and carries on.
 
     ``open_fn`` builds the inner source (and raises SourceError when it cannot). Nothing
-    is opened before the first ``read()``. On a SourceError from opening or reading, the
+    is opened before the first ``read()`` unless ``open_now``. On a SourceError from opening or reading, the
     wait before the next attempt starts at ``initial_s`` and doubles up to ``max_s``; it
     resets after a good frame. It never gives up: only :meth:`close` (from any thread,
     also during a wait, which it interrupts at once) ends it, and ``read()`` then
@@ -541,6 +541,7 @@ class ReconnectingSource:
         on_event: Optional[Callable[[SourceEvent], None]] = None,
         sleep: Optional[Callable[[float], None]] = None,
         name: str = "source",
+        open_now: bool = False,
     ) -> None:
         if not 0 < initial_s <= max_s:
             raise ValueError(f"ReconnectingSource: expected 0 < initial_s <= max_s, got {initial_s}, {max_s}")
@@ -561,6 +562,15 @@ class ReconnectingSource:
         """Successful reopens after a failure (the first open is not counted)."""
         self.failures = 0
         """Failed opens and reads."""
+        if open_now:
+            # One eager, non-fatal attempt (so ``fps`` is known early); failures are retried by read().
+            try:
+                self._inner = open_fn()
+                self._emit("opened", repr(self._inner))
+            except SourceError as exc:
+                self.failures += 1
+                self._failed = True
+                self._emit("open_failed", str(exc), level=logging.WARNING)
 
     def __repr__(self) -> str:
         return f"ReconnectingSource({self.name!r})"
@@ -721,4 +731,7 @@ def open_source(cfg: "SourceConfig", base_dir: Optional[str] = None, on_event: O
         fn = lambda: OpenCVSource(uri, loop=cfg.loop)  # noqa: E731
     else:
         raise SourceError(f"source: unknown kind {kind!r}")
-    return ReconnectingSource(fn, cfg.reconnect_initial_s, cfg.reconnect_max_s, on_event=on_event, name=f"{kind}:{uri}")
+    # A local file opens fast: open it now so its frame rate is known before the first read.
+    return ReconnectingSource(
+        fn, cfg.reconnect_initial_s, cfg.reconnect_max_s, on_event=on_event, name=f"{kind}:{uri}", open_now=kind == "file"
+    )
