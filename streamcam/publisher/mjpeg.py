@@ -1,0 +1,395 @@
+"""HTTP bridge: subscribes to the publisher and serves MJPEG streams, snapshots, JSON and a page.
+
+Routes::
+
+    /                       minimal HTML page: one live <img> and a detections table per stream
+    /stream/<id>.mjpg       multipart/x-mixed-replace MJPEG, one part per new frame
+    /snapshot/<id>.jpg      the latest annotated frame
+    /api/streams            {"streams": [{id, seq, fps, latency_ms, width, height, frames, age_s}], "rejected": {...}}
+    /api/detections/<id>    the latest detections record (as published on ``detections/<id>``)
+    /healthz                {"ok": true, ...}
+
+Threads: one ZeroMQ receive thread (owns the SUB socket) and the HTTP server thread,
+which starts one daemon thread per connection. Shutdown is designed: :meth:`MjpegServer.stop`
+sets an Event, stops the HTTP loop, wakes every MJPEG writer, and joins with timeouts.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+import re
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib import resources
+from typing import Any, Optional
+from urllib.parse import quote, unquote, urlsplit
+
+import zmq
+
+from ..errors import ProtocolError
+from ..protocol import RejectCounter, decode
+from ..transport import make_socket
+
+log = logging.getLogger(__name__)
+
+BOUNDARY = "frame"
+MAX_STREAMS = 64
+"""Streams the bridge keeps; messages for more stream ids are rejected (bounded memory)."""
+_HEADER_ONLY = ("v", "kind", "parts")
+_MJPEG_WAKE_S = 0.25
+_DISCONNECT = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, TimeoutError, socket.timeout)
+
+
+@dataclass
+class _StreamState:
+    """What the bridge knows about one stream; guarded by the server's condition lock."""
+
+    id: str
+    jpeg: Optional[bytes] = None
+    version: int = 0
+    """Incremented on every new frame: MJPEG writers send when it changes."""
+    seq: Optional[int] = None
+    width: Optional[int] = None
+    height: Optional[int] = None
+    header_fps: Optional[float] = None
+    measured_fps: Optional[float] = None
+    latency_ms: Optional[float] = None
+    frames: int = 0
+    last_frame_t: Optional[float] = None
+    last_update_t: float = field(default_factory=time.monotonic)
+    detections: Optional[dict[str, Any]] = None
+
+    def summary(self, now: float) -> dict[str, Any]:
+        fps = self.header_fps if self.header_fps is not None else self.measured_fps
+        return {
+            "id": self.id,
+            "seq": self.seq,
+            "fps": None if fps is None else round(fps, 2),
+            "latency_ms": self.latency_ms,
+            "width": self.width,
+            "height": self.height,
+            "frames": self.frames,
+            "age_s": round(now - self.last_update_t, 3),
+        }
+
+
+def _number(value: Any) -> Optional[float]:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _record(header: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in header.items() if k not in _HEADER_ONLY}
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False
+    bridge: "MjpegServer"
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        import sys
+
+        exc = sys.exc_info()[1]
+        if isinstance(exc, _DISCONNECT):
+            log.debug("client %s went away: %s", client_address, exc)
+        else:
+            log.exception("error serving %s", client_address)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _HTTPServer
+    server_version = "streamcam"
+    protocol_version = "HTTP/1.0"
+    timeout = 10  # a stalled client times out of a write instead of holding a thread forever
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (stdlib signature)
+        log.debug("%s %s", self.address_string(), format % args)
+
+    def do_GET(self) -> None:  # noqa: N802 (stdlib name)
+        bridge = self.server.bridge
+        path = urlsplit(self.path).path
+        try:
+            if path in ("/", "/index.html"):
+                self._send(200, "text/html; charset=utf-8", bridge.page().encode())
+            elif path == "/healthz":
+                self._json(bridge.health())
+            elif path == "/api/streams":
+                self._json(bridge.streams())
+            elif m := re.fullmatch(r"/api/detections/([^/]+)", path):
+                rec = bridge.detections(unquote(m.group(1)))
+                self._json(rec) if rec is not None else self._not_found()
+            elif m := re.fullmatch(r"/snapshot/([^/]+)\.jpg", path):
+                jpeg = bridge.snapshot(unquote(m.group(1)))
+                self._send(200, "image/jpeg", jpeg) if jpeg is not None else self._not_found()
+            elif m := re.fullmatch(r"/stream/([^/]+)\.mjpg", path):
+                self._mjpeg(unquote(m.group(1)))
+            else:
+                self._not_found()
+        except _DISCONNECT as exc:
+            log.debug("client %s went away: %s", self.client_address, exc)
+
+    def _send(self, code: int, ctype: str, body: bytes) -> None:
+        self.send_response(code)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _json(self, obj: Any) -> None:
+        self._send(200, "application/json", json.dumps(obj).encode())
+
+    def _not_found(self) -> None:
+        self._send(404, "text/plain; charset=utf-8", b"not found\n")
+
+    def _mjpeg(self, sid: str) -> None:
+        bridge = self.server.bridge
+        if not bridge.has_stream(sid):
+            self._not_found()
+            return
+        self.close_connection = True
+        self.send_response(200)
+        self.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={BOUNDARY}")
+        self.send_header("Cache-Control", "no-store")
+        self.send_header("Pragma", "no-cache")
+        self.end_headers()
+        seen = -1
+        while True:
+            jpeg, seen = bridge.wait_frame(sid, seen, _MJPEG_WAKE_S)
+            if bridge.stopping:
+                return
+            if jpeg is None:
+                continue
+            head = f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n".encode()
+            self.wfile.write(head + jpeg + b"\r\n")
+
+
+class MjpegServer:
+    """Subscribes to a publisher's ``frames/`` and ``detections/`` topics and serves them over HTTP.
+
+    ``port=0`` picks a free port; :attr:`url` reports the real one after :meth:`start`.
+    Malformed messages are counted in :attr:`rejects` and skipped.
+    """
+
+    def __init__(self, endpoint: str, host: str = "127.0.0.1", port: int = 8080) -> None:
+        self.endpoint = endpoint
+        self.host = host
+        self.port = port
+        self.rejects = RejectCounter()
+        self._cond = threading.Condition()
+        self._streams: dict[str, _StreamState] = {}
+        self._stop = threading.Event()
+        self._ctx: Optional[zmq.Context] = None
+        self._sock: Optional[zmq.Socket] = None
+        self._httpd: Optional[_HTTPServer] = None
+        self._threads: list[threading.Thread] = []
+        self._started_t = time.monotonic()
+        self._page_template = resources.files(__package__).joinpath("page.html").read_text(encoding="utf-8")
+
+    # --- lifecycle -------------------------------------------------------------------
+    def start(self) -> "MjpegServer":
+        if self._threads:
+            raise RuntimeError("MjpegServer already started")
+        self._stop.clear()
+        self._ctx = zmq.Context()
+        try:
+            self._sock = make_socket(self._ctx, "SUB", self.endpoint, bind=False, subscribe="frames/")
+            self._sock.setsockopt(zmq.SUBSCRIBE, b"detections/")
+            self._httpd = _HTTPServer((self.host, self.port), _Handler)
+        except BaseException:
+            if self._sock is not None:
+                self._sock.close(0)
+            self._ctx.term()
+            self._sock = self._ctx = None
+            raise
+        self._httpd.bridge = self
+        self.port = self._httpd.server_address[1]
+        self._started_t = time.monotonic()
+        self._threads = [
+            threading.Thread(target=self._receive_loop, name="mjpeg-zmq", daemon=True),
+            threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.1},
+                             name="mjpeg-http", daemon=True),
+        ]
+        for t in self._threads:
+            t.start()
+        log.info("serving %s at %s", self.endpoint, self.url)
+        return self
+
+    def stop(self, timeout: float = 0.9) -> None:
+        """Stop receiving and serving; returns within ``timeout`` seconds (plus a little)."""
+        deadline = time.monotonic() + timeout
+        self._stop.set()
+        with self._cond:
+            self._cond.notify_all()  # wake MJPEG writers: they see the stop and return
+        if self._httpd is not None and self._threads:
+            self._httpd.shutdown()  # returns once serve_forever's loop (polling every 0.1 s) ends
+        for t in self._threads:
+            t.join(max(0.0, deadline - time.monotonic()))
+            if t.is_alive():
+                log.warning("thread %s did not stop within %.1f s", t.name, timeout)
+        if self._httpd is not None:
+            self._httpd.server_close()
+            self._httpd = None
+        receiver_alive = any(t.is_alive() and t.name == "mjpeg-zmq" for t in self._threads)
+        if self._ctx is not None and not receiver_alive:
+            self._ctx.term()  # the receive thread closed its socket on the way out
+            self._ctx = None
+        self._threads = []
+
+    def __enter__(self) -> "MjpegServer":
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}/"
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    # --- receiving -------------------------------------------------------------------
+    def _receive_loop(self) -> None:
+        sock = self._sock
+        assert sock is not None
+        try:
+            while not self._stop.is_set():
+                if not sock.poll(100, zmq.POLLIN):
+                    continue
+                # Take everything waiting (several streams share the socket: never keep only one).
+                for _ in range(256):
+                    try:
+                        parts = sock.recv_multipart(flags=zmq.NOBLOCK, copy=False)
+                    except zmq.Again:
+                        break
+                    self._handle(parts)
+        except zmq.ZMQError as exc:
+            if not self._stop.is_set():
+                log.error("receive loop stopped: %s", exc)
+        finally:
+            sock.close(0)
+            self._sock = None
+
+    def _handle(self, parts: list[Any]) -> None:
+        try:
+            msg = decode(parts)
+            if msg.kind == "frames":
+                if not msg.has_part("image") or not isinstance(msg.part("image"), bytes):
+                    raise ProtocolError("missing_part", "frames message without a JPEG 'image' part")
+            elif msg.kind != "detections":
+                raise ProtocolError("bad_kind", f"expected frames or detections, got {msg.kind!r}")
+        except ProtocolError as exc:
+            self.rejects.reject(exc, log)
+            return
+        now = time.monotonic()
+        h = msg.header
+        with self._cond:
+            st = self._streams.get(msg.stream)
+            if st is None:
+                if len(self._streams) >= MAX_STREAMS:
+                    self.rejects.reject(ProtocolError("too_many_streams", f"more than {MAX_STREAMS} stream ids"), log)
+                    return
+                st = self._streams[msg.stream] = _StreamState(msg.stream)
+            st.last_update_t = now
+            st.seq = msg.seq if st.seq is None else max(st.seq, msg.seq)
+            latency = _number(h.get("latency_ms"))
+            if latency is not None:
+                st.latency_ms = latency
+            if isinstance(h.get("width"), int) and isinstance(h.get("height"), int):
+                st.width, st.height = h["width"], h["height"]
+            have = st.detections.get("seq", -1) if st.detections else -1
+            if msg.kind == "detections":
+                if msg.seq >= have or msg.seq < have - 1000:  # newer, or the publisher restarted
+                    st.detections = _record(h)
+            else:
+                if "detections" in h and (st.detections is None or msg.seq > have):
+                    st.detections = _record(h)
+                st.jpeg = msg.part("image")
+                st.version += 1
+                st.frames += 1
+                st.header_fps = _number(h.get("fps"))
+                if st.last_frame_t is not None and now > st.last_frame_t:
+                    inst = 1.0 / (now - st.last_frame_t)
+                    st.measured_fps = inst if st.measured_fps is None else 0.9 * st.measured_fps + 0.1 * inst
+                st.last_frame_t = now
+                self._cond.notify_all()
+
+    # --- queries (used by the HTTP handlers; thread-safe) ------------------------------
+    def has_stream(self, sid: str) -> bool:
+        with self._cond:
+            return sid in self._streams
+
+    def wait_frame(self, sid: str, seen_version: int, timeout: float) -> tuple[Optional[bytes], int]:
+        """The stream's latest JPEG once its version differs from ``seen_version`` (or None on timeout)."""
+        with self._cond:
+            st = self._streams.get(sid)
+            if st is None:
+                return None, seen_version
+            self._cond.wait_for(lambda: self._stop.is_set() or (st.jpeg is not None and st.version != seen_version),
+                                timeout)
+            if st.jpeg is None or st.version == seen_version:
+                return None, seen_version
+            return st.jpeg, st.version
+
+    def snapshot(self, sid: str) -> Optional[bytes]:
+        with self._cond:
+            st = self._streams.get(sid)
+            return None if st is None else st.jpeg
+
+    def detections(self, sid: str) -> Optional[dict[str, Any]]:
+        with self._cond:
+            st = self._streams.get(sid)
+            return None if st is None or st.detections is None else dict(st.detections)
+
+    def streams(self) -> dict[str, Any]:
+        now = time.monotonic()
+        with self._cond:
+            listing = [self._streams[k].summary(now) for k in sorted(self._streams)]
+        return {"streams": listing, "rejected": dict(self.rejects.counts)}
+
+    def health(self) -> dict[str, Any]:
+        with self._cond:
+            n = len(self._streams)
+        return {
+            "ok": not self._stop.is_set() and all(t.is_alive() for t in self._threads),
+            "endpoint": self.endpoint,
+            "streams": n,
+            "rejected": self.rejects.total,
+            "uptime_s": round(time.monotonic() - self._started_t, 3),
+        }
+
+    def page(self) -> str:
+        with self._cond:
+            ids = sorted(self._streams)
+        cards = []
+        for sid in ids:
+            q, e = quote(sid, safe=""), html.escape(sid)
+            cards.append(
+                f'<div class="stream" data-id="{e}"><h2>{e}</h2>'
+                f'<img src="/stream/{q}.mjpg" alt="{e}">'
+                f'<div class="meta"></div>'
+                f"<table><thead><tr><th>track</th><th>label</th><th>score</th><th>box</th></tr></thead>"
+                f"<tbody></tbody></table></div>"
+            )
+        body = "\n".join(cards) or '<p class="empty">no streams yet (waiting for the publisher)</p>'
+        return (self._page_template.replace("<!--STREAMS-->", body)
+                .replace("__STREAM_IDS__", html.escape(json.dumps(ids), quote=True)))
+
+
+def serve_main(endpoint: str, host: str = "127.0.0.1", port: int = 8080,
+               stop_event: Optional[threading.Event] = None) -> dict[str, Any]:
+    """Run the bridge until ``stop_event`` is set (the CLI's ``streamcam serve``); returns reject counts."""
+    stop_event = stop_event or threading.Event()
+    with MjpegServer(endpoint, host, port) as server:
+        log.info("MJPEG bridge for %s: %s", endpoint, server.url)
+        while not stop_event.wait(0.5):
+            pass
+        return {"url": server.url, "rejected": dict(server.rejects.counts)}

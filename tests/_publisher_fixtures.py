@@ -1,0 +1,95 @@
+"""A fake publisher stage for the subscriber tests: real PUB socket, real wire messages."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from typing import Any, Callable, Iterator, Optional
+
+import numpy as np
+import pytest
+import zmq
+
+from streamcam.protocol import Detection, detections_record, encode, jpeg_part
+from streamcam.publisher.annotate import annotate, encode_jpeg
+from streamcam.transport import make_socket
+
+
+@pytest.fixture
+def pub_endpoint() -> Iterator[str]:
+    # ipc paths must stay short (OS limit ~107 bytes): not under pytest's long tmp_path.
+    d = tempfile.mkdtemp(prefix="sc-", dir="/tmp")
+    try:
+        yield f"ipc://{d}/pub.sock"
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def frame_image(seq: int, width: int = 160, height: int = 120) -> np.ndarray:
+    img = np.zeros((height, width), np.uint8)
+    img[:, (seq * 7) % width:] = 90
+    cam = np.zeros((6, 8), np.float32)
+    cam[seq % 6, seq % 8] = 1.0
+    dets = [Detection((10.0, 20.0, 60.0, 90.0), 0.9, "person", 1)]
+    return annotate(img, cam, dets, stream="s", fps=10.0, latency_ms=5.0)
+
+
+class FakePublisher:
+    """Publishes ``frames/<stream>`` + ``detections/<stream>`` like the publisher stage does."""
+
+    def __init__(self, endpoint: str, width: int = 160, height: int = 120) -> None:
+        self.ctx = zmq.Context()
+        self.sock = make_socket(self.ctx, "PUB", endpoint, bind=True)
+        self.width, self.height = width, height
+        self.seq = 0
+        self.sent: dict[tuple[str, int], dict[str, Any]] = {}
+
+    def detections_for(self, stream: str, seq: int) -> list[Detection]:
+        return [
+            Detection((10.0 + seq, 20.0, 60.0 + seq, 90.0), 0.9, "person", 1),
+            Detection((100.0, 30.0, 150.0, 110.0), 0.61, "person", None),
+        ]
+
+    def publish(self, stream: str, fps: Optional[float] = 10.0, jpeg: Optional[bytes] = None) -> int:
+        seq = self.seq
+        self.seq += 1
+        t_ns = time.time_ns()
+        dets = self.detections_for(stream, seq)
+        rec = detections_record(stream, seq, t_ns, self.width, self.height, dets)
+        rec["latency_ms"] = 12.5
+        if jpeg is None:
+            jpeg = encode_jpeg(frame_image(seq, self.width, self.height), 80)
+        frames_fields = {k: v for k, v in rec.items() if k not in ("seq", "t_capture_ns", "stream")}
+        if fps is not None:
+            frames_fields["fps"] = fps
+        self.sock.send_multipart(
+            encode("frames", stream, seq, t_ns, [jpeg_part("image", jpeg, self.width, self.height)], **frames_fields),
+            copy=False,
+        )
+        det_fields = {k: v for k, v in rec.items() if k not in ("seq", "t_capture_ns", "stream")}
+        self.sock.send_multipart(encode("detections", stream, seq, t_ns, **det_fields))
+        self.sent[(stream, seq)] = rec
+        return seq
+
+    def send_raw(self, parts: list[bytes]) -> None:
+        self.sock.send_multipart(parts)
+
+    def close(self) -> None:
+        self.sock.close(0)
+        self.ctx.term()
+
+
+def publish_until(pub: FakePublisher, done: Callable[[], bool], streams=("cam0",), timeout: float = 5.0,
+                  period: float = 0.02, **kw: Any) -> int:
+    """Publish repeatedly (PUB/SUB slow joiner) until ``done()``; returns the number published."""
+    deadline = time.monotonic() + timeout
+    n = 0
+    while time.monotonic() < deadline:
+        for s in streams:
+            pub.publish(s, **kw)
+            n += 1
+        time.sleep(period)
+        if done():
+            return n
+    raise AssertionError(f"condition not met within {timeout} s ({n} messages published)")

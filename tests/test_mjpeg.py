@@ -1,0 +1,202 @@
+"""The HTTP bridge against a real PUB socket and real HTTP requests."""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import threading
+import time
+import urllib.error
+import urllib.request
+
+import cv2
+import numpy as np
+import pytest
+
+from _publisher_fixtures import FakePublisher, publish_until, pub_endpoint  # noqa: F401 (fixture)
+from streamcam.publisher.mjpeg import BOUNDARY, MjpegServer, serve_main
+
+
+def get(url: str, timeout: float = 3.0) -> tuple[int, str, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as r:
+            return r.status, r.headers.get("Content-Type", ""), r.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.headers.get("Content-Type", ""), exc.read()
+
+
+def get_json(url: str):
+    status, ctype, body = get(url)
+    assert status == 200 and ctype == "application/json"
+    return json.loads(body)
+
+
+@pytest.fixture
+def setup(pub_endpoint):
+    pub = FakePublisher(pub_endpoint)
+    server = MjpegServer(pub_endpoint, port=0).start()
+    try:
+        yield pub, server
+    finally:
+        server.stop()
+        pub.close()
+
+
+def _has_stream(server, sid):
+    return lambda: any(s["id"] == sid for s in get_json(server.url + "api/streams")["streams"])
+
+
+def read_mjpeg_part(url: str, min_frames: int = 2, timeout: float = 5.0) -> tuple[str, list[bytes]]:
+    """Read the MJPEG response until ``min_frames`` complete JPEG parts have arrived."""
+    r = urllib.request.urlopen(url, timeout=timeout)
+    try:
+        ctype = r.headers["Content-Type"]
+        buf = b""
+        deadline = time.monotonic() + timeout
+        frames: list[bytes] = []
+        while len(frames) < min_frames and time.monotonic() < deadline:
+            buf += r.read1(65536) if hasattr(r, "read1") else r.read(4096)
+            frames = []
+            for chunk in buf.split(f"--{BOUNDARY}\r\n".encode())[1:]:
+                head, sep, rest = chunk.partition(b"\r\n\r\n")
+                if not sep:
+                    continue
+                length = int(dict(line.split(": ", 1) for line in head.decode().split("\r\n"))["Content-Length"])
+                if len(rest) >= length:
+                    frames.append(rest[:length])
+        return ctype, frames
+    finally:
+        r.close()
+
+
+def test_streams_mjpeg_snapshot_detections(setup):
+    pub, server = setup
+    assert server.url.startswith("http://127.0.0.1:") and not server.url.endswith(":0/")
+    publish_until(pub, _has_stream(server, "cam0"), streams=("cam0", "cam1"))
+
+    listing = get_json(server.url + "api/streams")
+    by_id = {s["id"]: s for s in listing["streams"]}
+    assert set(by_id) == {"cam0", "cam1"}
+    assert by_id["cam0"]["fps"] == 10.0 and by_id["cam0"]["latency_ms"] == 12.5
+    assert by_id["cam0"]["width"] == 160 and by_id["cam0"]["height"] == 120
+    assert by_id["cam0"]["seq"] >= 0 and by_id["cam0"]["frames"] >= 1
+
+    # MJPEG: keep publishing while reading, so new frames are pushed to the client
+    stop = threading.Event()
+
+    def keep_publishing():
+        while not stop.is_set():
+            pub.publish("cam0")
+            time.sleep(0.03)
+
+    t = threading.Thread(target=keep_publishing)
+    t.start()
+    try:
+        ctype, frames = read_mjpeg_part(server.url + "stream/cam0.mjpg", min_frames=3)
+    finally:
+        stop.set()
+        t.join(2)
+    assert ctype == f"multipart/x-mixed-replace; boundary={BOUNDARY}"
+    assert len(frames) >= 3
+    for jpeg in frames:
+        img = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+        assert img is not None and img.shape == (120, 160, 3)
+    assert len(set(frames)) >= 2  # new frames were pushed, not the same one repeated
+
+    status, ctype, jpeg = get(server.url + "snapshot/cam0.jpg")
+    assert status == 200 and ctype == "image/jpeg"
+    assert cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR).shape == (120, 160, 3)
+
+    # detections: exactly the record published for the latest sequence number
+    rec = get_json(server.url + "api/detections/cam0")
+    assert rec == pub.sent[("cam0", rec["seq"])]
+    assert rec["seq"] == max(seq for (s, seq) in pub.sent if s == "cam0")
+    assert rec["detections"][0]["track_id"] == 1 and rec["detections"][1]["track_id"] is None
+    assert rec["latency_ms"] == 12.5
+
+
+def test_page_health_and_not_found(setup):
+    pub, server = setup
+    status, ctype, body = get(server.url)
+    assert status == 200 and "text/html" in ctype and b"no streams yet" in body
+    publish_until(pub, _has_stream(server, "cam0"))
+    page = get(server.url)[2].decode()
+    assert '<img src="/stream/cam0.mjpg"' in page and "/api/detections/" in page
+    assert "http://" not in page and "https://" not in page  # no external resources
+    health = get_json(server.url + "healthz")
+    assert health["ok"] is True and health["streams"] == 1
+    for path in ("nope", "stream/other.mjpg", "snapshot/other.jpg", "api/detections/other"):
+        assert get(server.url + path)[0] == 404
+
+
+def test_malformed_messages_are_counted_and_skipped(setup):
+    pub, server = setup
+    publish_until(pub, _has_stream(server, "cam0"))
+    good_header = json.dumps({"v": 1, "kind": "frames", "stream": "cam0", "seq": 1, "t_capture_ns": 1,
+                              "parts": []}).encode()
+    bad = [
+        [b"frames/cam0", b"{not json"],
+        [b"frames/cam0", good_header],  # a frames message without its image
+        [b"detections/cam0", json.dumps({"v": 99}).encode()],
+    ]
+    deadline = time.monotonic() + 5
+    while server.rejects.total < 3 and time.monotonic() < deadline:
+        for parts in bad:
+            pub.send_raw(parts)
+        time.sleep(0.05)
+    assert {"bad_header", "missing_part", "bad_version"} <= set(server.rejects.counts)
+    assert get_json(server.url + "healthz")["rejected"] == server.rejects.total
+    assert get_json(server.url + "api/streams")["rejected"]["bad_header"] >= 1
+    # still serving new frames
+    before = get_json(server.url + "api/detections/cam0")["seq"]
+    publish_until(pub, lambda: get_json(server.url + "api/detections/cam0")["seq"] > before)
+    assert get(server.url + "snapshot/cam0.jpg")[0] == 200
+
+
+def test_client_disconnect_and_stop_are_quick_and_quiet(pub_endpoint, caplog, capfd):
+    caplog.set_level(logging.DEBUG, logger="streamcam.publisher.mjpeg")
+    pub = FakePublisher(pub_endpoint)
+    server = MjpegServer(pub_endpoint, port=0).start()
+    try:
+        publish_until(pub, _has_stream(server, "cam0"))
+        # clients that read the headers and a frame, then hang up mid-stream
+        host, port = server.url[len("http://"):].rstrip("/").split(":")
+        for _ in range(3):
+            with socket.create_connection((host, int(port)), timeout=3) as c:
+                c.sendall(b"GET /stream/cam0.mjpg HTTP/1.0\r\n\r\n")
+                got = b""
+                while b"image/jpeg" not in got:
+                    pub.publish("cam0")
+                    got += c.recv(65536)
+                assert got.startswith(b"HTTP/1.0 200")
+        for _ in range(10):  # writes to the gone clients fail inside the server
+            pub.publish("cam0")
+            time.sleep(0.02)
+        assert any("went away" in rec.getMessage() for rec in caplog.records)
+        # an MJPEG client still connected while stopping must not hold stop() up
+        r = urllib.request.urlopen(server.url + "stream/cam0.mjpg", timeout=3)
+        pub.publish("cam0")
+        t0 = time.monotonic()
+        server.stop()
+        assert time.monotonic() - t0 < 1.0
+        r.close()
+        assert not [rec for rec in caplog.records if rec.levelno >= logging.WARNING]
+        assert "Traceback" not in capfd.readouterr().err
+    finally:
+        server.stop()
+        pub.close()
+    with pytest.raises(OSError):
+        urllib.request.urlopen(server.url + "healthz", timeout=1)
+
+
+def test_serve_main_runs_until_stop_event(pub_endpoint):
+    stop = threading.Event()
+    result = {}
+    t = threading.Thread(target=lambda: result.update(serve_main(pub_endpoint, "127.0.0.1", 0, stop)))
+    t.start()
+    time.sleep(0.3)
+    stop.set()
+    t.join(3)
+    assert not t.is_alive()
+    assert result["url"].startswith("http://127.0.0.1:") and result["rejected"] == {}
