@@ -529,7 +529,9 @@ class ReconnectingSource:
     wait before the next attempt starts at ``initial_s`` and doubles up to ``max_s``; it
     resets after a good frame. It never gives up: only :meth:`close` (from any thread,
     also during a wait, which it interrupts at once) ends it, and ``read()`` then
-    returns None. The end of a finite inner stream (None) is passed through.
+    returns None. The end of a finite inner stream (None) is passed through. A read
+    blocked inside the device returns first (URLs: ``read_timeout_s``); the inner source
+    is then closed by the reading thread, never under it.
     ``sleep`` replaces the interruptible wait (tests pass a recorder).
     """
 
