@@ -65,8 +65,20 @@ def run_processor(cfg: PipelineConfig, stop: threading.Event, ctx: zmq.Context |
         "processor: %s on %s (%s), classes %s → %s",
         cfg.model_path(), detector.engine.name, cfg.endpoint("frames"), list(detector.class_names), cfg.endpoint("results"),
     )
+    def report() -> None:
+        write_stats(cfg.run_dir, "processor", {
+            "stage": "processor", "backend": detector.engine.name, "processed": processed,
+            "skipped": skipped, "dropped": dropped, "fps": rate.rate,
+            "engine_ms_p50": engine_ms.recent(50), "engine_ms_p99": engine_ms.recent(99),
+            "rejected": dict(rejects.counts),
+        })
+
     try:
         while not stop.is_set():
+            now = time.monotonic()
+            if now - last_report >= 1.0:
+                last_report = now
+                report()
             if not pull.poll(100, zmq.POLLIN):
                 continue
             newest: dict[str, protocol.Message] = {}
@@ -96,15 +108,7 @@ def run_processor(cfg: PipelineConfig, stop: threading.Event, ctx: zmq.Context |
                     rate.tick()
                 else:
                     dropped += 1
-            now = time.monotonic()
-            if now - last_report >= 1.0:
-                last_report = now
-                write_stats(cfg.run_dir, "processor", {
-                    "stage": "processor", "backend": detector.engine.name, "processed": processed,
-                    "skipped": skipped, "dropped": dropped, "fps": rate.rate,
-                    "engine_ms_p50": engine_ms.recent(50), "engine_ms_p99": engine_ms.recent(99),
-                    "rejected": dict(rejects.counts),
-                })
+        report()
     finally:
         pull.close(0)
         push.close(0)

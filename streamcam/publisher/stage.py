@@ -77,8 +77,26 @@ def run_publisher(cfg: PipelineConfig, stop: threading.Event, ctx: zmq.Context |
     skipped = 0
     last_report = time.monotonic()
     log.info("publisher: %s → %s (topics frames/<id>, detections/<id>)", cfg.endpoint("results"), cfg.endpoint("publish"))
+
+    def report() -> None:
+        write_stats(cfg.run_dir, "publisher", {
+            "stage": "publisher", "skipped": skipped, "rejected": dict(rejects.counts),
+            "streams": {
+                sid: {
+                    "published": st.published, "fps": st.rate.rate, "fps_overall": st.fps_overall,
+                    "latency_ms_p50": st.latency.overall(50), "latency_ms_p99": st.latency.overall(99),
+                    "latency_ms_recent_p99": st.latency.recent(99),
+                }
+                for sid, st in streams.items()
+            },
+        })
+
     try:
         while not stop.is_set():
+            now = time.monotonic()
+            if now - last_report >= 1.0:
+                last_report = now
+                report()
             if pull.poll(100, zmq.POLLIN):
                 newest: dict[str, protocol.Message] = {}
                 for parts in drain(pull):
@@ -94,20 +112,7 @@ def run_publisher(cfg: PipelineConfig, stop: threading.Event, ctx: zmq.Context |
                     newest[msg.stream] = msg
                 for msg in newest.values():
                     publish_result(pub, msg, cfg, streams.setdefault(msg.stream, StreamState()))
-            now = time.monotonic()
-            if now - last_report >= 1.0:
-                last_report = now
-                write_stats(cfg.run_dir, "publisher", {
-                    "stage": "publisher", "skipped": skipped, "rejected": dict(rejects.counts),
-                    "streams": {
-                        sid: {
-                            "published": st.published, "fps": st.rate.rate, "fps_overall": st.fps_overall,
-                            "latency_ms_p50": st.latency.overall(50), "latency_ms_p99": st.latency.overall(99),
-                            "latency_ms_recent_p99": st.latency.recent(99),
-                        }
-                        for sid, st in streams.items()
-                    },
-                })
+        report()
     finally:
         pull.close(0)
         pub.close(0)

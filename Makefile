@@ -1,0 +1,41 @@
+# streamcam: `make demo` and `make test` work on a fresh machine (Python 3.10+).
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# torch is only needed for training/export tests; this pin installs from a local wheel
+# cache where one exists (see README) and is a CUDA build that also runs on the CPU.
+TORCH ?= torch==2.14.1 torchvision==0.29.1
+
+.PHONY: setup setup-train demo test test-fast bench eval train-default clean
+
+$(BIN)/streamcam: pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	@touch $@
+
+setup: $(BIN)/streamcam
+
+$(VENV)/.train: $(BIN)/streamcam
+	$(BIN)/pip install -q $(TORCH) onnx onnxscript
+	@touch $@
+
+setup-train: $(VENV)/.train
+
+demo: setup
+	$(BIN)/streamcam demo --seconds 20
+
+test: setup-train
+	$(BIN)/python -m pytest -q
+
+test-fast: setup
+	$(BIN)/python -m pytest -q -m "not torch and not slow"
+
+eval: setup
+	$(BIN)/streamcam eval --frames 200 --out docs/quality/eval-latest.json
+
+train-default: setup-train
+	$(BIN)/streamcam train-default --config configs/train-default.yaml --out engines/person-ir.onnx
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

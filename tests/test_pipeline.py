@@ -1,0 +1,201 @@
+"""The whole pipeline as a user runs it: real processes, real sockets, real signals."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import cv2
+import numpy as np
+import pytest
+import zmq
+
+from streamcam import protocol
+from streamcam.transport import make_socket
+
+
+def _config(tmp, model, port, **extra):
+    text = f"""
+name: t
+streams:
+  - id: cam0
+    source: {{kind: synthetic, width: 320, height: 240, fps: 20, people: 2, confusers: 1}}
+processor: {{model: {model}, min_score: 0.0}}
+serve: {{enabled: false}}
+endpoints:
+  publish: tcp://127.0.0.1:{port}
+run: {{run_dir: {tmp}/run, restart_backoff_s: 0.2}}
+"""
+    p = tmp / "c.yaml"
+    p.write_text(text + "".join(f"{k}: {v}\n" for k, v in extra.items()))
+    return p
+
+
+def _start(cfg_path, *args):
+    return subprocess.Popen([sys.executable, "-m", "streamcam", "run", str(cfg_path), *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _children(pid):
+    out = subprocess.run(["ps", "-eo", "pid,ppid,args"], capture_output=True, text=True).stdout
+    return [line for line in out.splitlines() if "streamcam" in line and f"{pid}" in line.split()[1:2]]
+
+
+def _receive(port, topic, n, timeout=20.0):
+    ctx = zmq.Context()
+    sub = make_socket(ctx, "SUB", f"tcp://127.0.0.1:{port}", bind=False, subscribe=topic)
+    got, deadline = [], time.monotonic() + timeout
+    try:
+        while len(got) < n and time.monotonic() < deadline:
+            if sub.poll(200):
+                got.append(protocol.decode(sub.recv_multipart()))
+    finally:
+        sub.close(0)
+        ctx.term()
+    return got
+
+
+def _stage_pids(run_dir):
+    out = subprocess.run(["pgrep", "-f", f"streamcam .* {run_dir}/config.json"], capture_output=True, text=True).stdout
+    return [int(p) for p in out.split()]
+
+
+@pytest.mark.slow
+def test_run_publishes_frames_and_detections_and_stops_cleanly(short_tmp, tiny_model, port):
+    cfg = _config(short_tmp, tiny_model, port)
+    sup = _start(cfg)
+    try:
+        dets = _receive(port, "detections/cam0", 10)
+        frames = _receive(port, "frames/cam0", 3)
+        assert len(dets) == 10 and len(frames) == 3
+        for m in dets:
+            assert m.kind == "detections" and m.stream == "cam0" and m.header["width"] == 320
+            assert m.header["latency_ms"] >= 0 and isinstance(m.detections(), list)
+        seqs = [m.seq for m in dets]
+        assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
+        img = cv2.imdecode(np.frombuffer(frames[-1].part("image"), np.uint8), cv2.IMREAD_COLOR)
+        assert img.shape == (240, 320, 3)
+        pids = _stage_pids(short_tmp / "run")
+        assert len(pids) == 3, pids  # publisher, processor, one capture
+    finally:
+        t0 = time.monotonic()
+        sup.send_signal(signal.SIGTERM)
+        out, _ = sup.communicate(timeout=10)
+        stop_s = time.monotonic() - t0
+    assert sup.returncode == 0, out
+    assert stop_s < 2.5, f"stopping took {stop_s:.2f} s"
+    time.sleep(0.2)
+    assert _stage_pids(short_tmp / "run") == [], "orphaned stage processes"
+    assert not list((short_tmp / "run").glob("*.sock")), "stale ipc socket files"
+    summary = json.loads((short_tmp / "run" / "summary.json").read_text())
+    assert summary["streams"]["cam0"]["published"] > 0
+    assert "stream cam0" in out and "latency" in out
+
+
+@pytest.mark.slow
+def test_a_killed_stage_is_restarted_and_the_stream_resumes(short_tmp, tiny_model, port):
+    cfg = _config(short_tmp, tiny_model, port)
+    sup = _start(cfg)
+    try:
+        assert _receive(port, "detections/cam0", 3)
+        victim = next(p for p in _stage_pids(short_tmp / "run")
+                      if "process" in open(f"/proc/{p}/cmdline").read().split("\0"))
+        os.kill(victim, signal.SIGKILL)
+        t0 = time.monotonic()
+        time.sleep(0.3)
+        resumed = _receive(port, "detections/cam0", 1, timeout=5.0)
+        assert resumed, "stream did not resume after the processor was killed"
+        assert time.monotonic() - t0 < 3.5
+        assert victim not in _stage_pids(short_tmp / "run")
+    finally:
+        sup.send_signal(signal.SIGINT)
+        out, _ = sup.communicate(timeout=10)
+    assert "restarts: {'processor': 1}" in out
+
+
+def test_bad_config_is_rejected_before_anything_starts(short_tmp, tiny_model, port):
+    cfg = _config(short_tmp, tiny_model, port)
+    cfg.write_text(cfg.read_text().replace("min_score: 0.0", "min_scor: 0.0"))
+    r = subprocess.run([sys.executable, "-m", "streamcam", "run", str(cfg)], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 2
+    assert "processor.min_scor: unknown key" in r.stderr
+    assert not (short_tmp / "run").exists()
+
+
+def test_corrupt_model_gives_one_clear_error(short_tmp, port):
+    bad = short_tmp / "bad.onnx"
+    bad.write_bytes(b"this is not a model")
+    cfg = _config(short_tmp, bad, port)
+    r = subprocess.run([sys.executable, "-m", "streamcam", "process", str(cfg)], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 2
+    assert "cannot load model" in r.stderr and str(bad) in r.stderr
+
+
+def test_malformed_frames_are_counted_and_the_processor_keeps_going(short_tmp, tiny_model, port):
+    """Garbage pushed into the processor's frames socket is rejected, counted, and skipped."""
+    import threading
+
+    from streamcam.config import load_config
+    from streamcam.processor.stage import run_processor
+
+    cfg = load_config(_config(short_tmp, tiny_model, port))
+    stop = threading.Event()
+    th = threading.Thread(target=run_processor, args=(cfg, stop))
+    th.start()
+    ctx = zmq.Context()
+    push = make_socket(ctx, "PUSH", cfg.endpoint("frames"), bind=False)
+    pull = make_socket(ctx, "PULL", cfg.endpoint("results"), bind=True)
+    try:
+        time.sleep(0.5)
+        push.send_multipart([b"frame/cam0", b"{broken"])
+        push.send_multipart([b"frame/cam0"])
+        img = np.zeros((240, 320), np.uint8)
+        good = protocol.encode("frame", "cam0", 1, time.time_ns(), [protocol.raw_part("image", img, "GRAY8")])
+        got = None
+        deadline = time.monotonic() + 10
+        while got is None and time.monotonic() < deadline:
+            push.send_multipart(good)
+            if pull.poll(300):
+                got = protocol.decode(pull.recv_multipart())
+        assert got is not None and got.kind == "result" and got.seq == 1
+        assert got.part("cam").dtype == np.float32
+        time.sleep(1.2)
+        stats = json.loads((cfg.run_dir / "stats" / "processor.json").read_text())
+        assert stats["rejected"] == {"bad_header": 1, "too_few_parts": 1}
+    finally:
+        stop.set()
+        th.join(timeout=3)
+        push.close(0); pull.close(0); ctx.term()
+    assert not th.is_alive()
+
+
+def test_detect_writes_one_json_line_per_frame(short_tmp, tiny_model, port):
+    cfg = _config(short_tmp, tiny_model, port)
+    out = short_tmp / "d.jsonl"
+    r = subprocess.run([sys.executable, "-m", "streamcam", "detect", "synthetic:12", "--config", str(cfg), "--out", str(out),
+                        "--quiet"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    lines = [json.loads(x) for x in out.read_text().splitlines()]
+    assert len(lines) == 12 and [x["seq"] for x in lines] == list(range(12))
+    for rec in lines:
+        assert set(rec) == {"seq", "t_capture_ns", "stream", "width", "height", "detections"}
+        assert (rec["width"], rec["height"]) == (320, 240)
+        for d in rec["detections"]:
+            assert set(d) == {"box", "score", "label", "track_id"} and len(d["box"]) == 4
+
+
+def test_help_lists_every_command():
+    r = subprocess.run([sys.executable, "-m", "streamcam", "--help"], capture_output=True, text=True)
+    for cmd in ("run", "capture", "process", "publish", "view", "serve", "record", "detect", "demo", "eval", "info"):
+        assert f"    {cmd}" in r.stdout
+    r = subprocess.run([sys.executable, "-m", "streamcam", "info"], capture_output=True, text=True)
+    assert "onnxruntime  usable" in r.stdout and "tensorrt" in r.stdout
+
+
+def test_import_is_light():
+    code = "import sys, streamcam, streamcam.config, streamcam.protocol; " \
+           "print(sorted(m for m in ('torch', 'tensorrt', 'pycuda', 'onnxruntime', 'cv2') if m in sys.modules))"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.stdout.strip() == "[]", r.stdout + r.stderr
