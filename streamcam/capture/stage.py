@@ -40,23 +40,31 @@ def run_capture(cfg: PipelineConfig, stream_id: str, stop: threading.Event, ctx:
     sock = make_socket(ctx, "PUSH", cfg.endpoint("frames"), bind=False)
     source = open_source(src_cfg, base_dir=cfg.base_dir)
     pacer = None
-    if src_cfg.pacing == "source":
+    # Cameras and live URLs set their own pace; files, sequences and the synthetic scene need one.
+    if src_cfg.pacing == "source" and src_cfg.kind not in ("camera", "url"):
         pacer = Pacer(source.fps or src_cfg.fps)
+    # A source waiting out a reconnect backoff must still see the stop request promptly.
+    watcher = threading.Thread(target=lambda: (stop.wait(), source.close()), name="capture-stop", daemon=True)
+    watcher.start()
     seq = sent = dropped = 0
     rate = RateMeter()
     last_report = time.monotonic()
     log.info("capture %s: %s source %s → %s", stream_id, src_cfg.kind, src_cfg.uri or "", cfg.endpoint("frames"))
     try:
         while not stop.is_set():
-            if pacer is not None:
-                pacer.wait()
+            if pacer is not None and not pacer.wait(stop):
+                break
             try:
                 frame = source.read()
             except SourceError as exc:
+                if stop.is_set():
+                    break
                 # Sources that can reconnect do so inside read(); this one cannot.
                 log.error("capture %s: %s", stream_id, exc)
                 return 3
             if frame is None:
+                if stop.is_set():
+                    break
                 log.info("capture %s: end of source after %d frames", stream_id, seq)
                 break
             if send_nowait(sock, frame_message(stream_id, seq, frame, src_cfg.send_raw)):
