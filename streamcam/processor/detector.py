@@ -77,8 +77,13 @@ class Detector:
             p = float(probs[c])
             if p < self.min_score:
                 continue
-            for box, peak in boxes_from_cam(cam, (geom.frame_width, geom.frame_height), self.threshold):
-                detections.append(Detection(tuple(float(v) for v in box), p * float(peak), name))  # type: ignore[arg-type]
+            # The box rule runs on the raw (ReLU'd) map, as the CAM paper thresholds it;
+            # a box's score is the class probability times its peak relative to the frame's.
+            top = float(cams[j].max())
+            if top <= 0.0:
+                continue
+            for box, peak in boxes_from_cam(cams[j], (geom.frame_width, geom.frame_height), self.threshold):
+                detections.append(Detection(tuple(float(v) for v in box), p * float(peak) / top, name))  # type: ignore[arg-type]
         t3 = time.perf_counter()
         timings = {"preprocess": (t1 - t0) * 1e3, "engine": (t2 - t1) * 1e3, "cam": (t3 - t2) * 1e3}
         return FrameResult(detections, None if shown is None else shown.astype(np.float32), probs.astype(np.float32), timings)
