@@ -200,3 +200,24 @@ def test_serve_main_runs_until_stop_event(pub_endpoint):
     t.join(3)
     assert not t.is_alive()
     assert result["url"].startswith("http://127.0.0.1:") and result["rejected"] == {}
+
+
+def test_two_mjpeg_clients_get_frames_at_once(setup):
+    pub, server = setup
+    publish_until(pub, _has_stream(server, "cam0"))
+    results: list = [None, None]
+
+    def client(i):
+        results[i] = read_mjpeg_part(server.url + "stream/cam0.mjpg", min_frames=2)[1]
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + 5
+    while any(t.is_alive() for t in threads) and time.monotonic() < deadline:
+        pub.publish("cam0")
+        time.sleep(0.03)
+    for t in threads:
+        t.join(2)
+    assert all(r is not None and len(r) >= 2 for r in results)
+    assert all(cv2.imdecode(np.frombuffer(f, np.uint8), cv2.IMREAD_COLOR) is not None for r in results for f in r)
