@@ -1,0 +1,93 @@
+"""From a Class Activation Map to boxes: one box per connected component of the hot region.
+
+The CAM paper's rule (Zhou et al. 2016, Sec. 3): keep the pixels above ``threshold`` ×
+the map's maximum and take the bounding box of the largest connected component. Here:
+
+1. The map is bilinearly upsampled to the frame size (if it is smaller) and negative
+   values are clipped to 0 (a raw CAM is negative where the evidence is *against* the
+   class; those pixels never belong to an object).
+2. **Seeds**: pixels ``>= seed_threshold * max`` (global max; ``seed_threshold``
+   defaults to ``threshold``), 8-connected components. Every component gives a box
+   (not only the largest): several people give several boxes.
+3. **Per-component threshold** (``relative="component"``, the default): from each
+   seed's peak, the box is the connected region of pixels ``>= threshold * that
+   peak``. A cooler person far away has a weaker CAM peak; relative to *its own*
+   peak it gets as tight a box as the hottest person (the global rule would cut
+   its flanks, or miss it). Seeds that grow into the same region give one box.
+   ``relative="global"`` is the plain paper rule: one box per seed component.
+4. Components smaller than ``min_area_frac`` of the frame are dropped (noise); the
+   score of a box is the peak CAM value inside it.
+
+The threshold is tuned on a validation scene (a MaxBoxAcc-style sweep, Choe et al.
+CVPR 2020) and stored in the model metadata as ``cam_threshold``: CAM blobs are wider
+than the objects, so the tuned value is higher than the paper's 0.2.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from .cam import upsample
+
+Box = tuple[float, float, float, float]
+
+
+def _components(mask: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    return n, labels, stats
+
+
+def boxes_from_cam(
+    cam: np.ndarray,
+    frame_size: tuple[int, int],
+    threshold: float = 0.2,
+    min_area_frac: float = 0.0002,
+    relative: str = "component",
+    seed_threshold: float | None = None,
+    max_boxes: int | None = None,
+) -> list[tuple[Box, float]]:
+    """Boxes ``[((x0, y0, x1, y1), score), ...]`` in frame pixels (x1/y1 exclusive), best score first.
+
+    ``cam`` is one map ``[h, w]`` (low-res or already at frame size, raw or normalised);
+    ``frame_size`` is ``(W, H)`` of the frame the boxes are for.
+    """
+    cam = np.asarray(cam, dtype=np.float32)
+    if cam.ndim != 2:
+        raise ValueError(f"boxes_from_cam: expected a 2-D map [h, w], got shape {list(cam.shape)}")
+    if not 0.0 < threshold < 1.0:
+        raise ValueError(f"boxes_from_cam: expected 0 < threshold < 1, got {threshold}")
+    if relative not in ("component", "global"):
+        raise ValueError(f"boxes_from_cam: expected relative 'component' or 'global', got {relative!r}")
+    fw, fh = int(frame_size[0]), int(frame_size[1])
+    if cam.shape != (fh, fw):
+        cam = upsample(cam, (fh, fw))
+    cam = np.maximum(cam, 0.0)
+    peak = float(cam.max()) if cam.size else 0.0
+    if not np.isfinite(peak) or peak <= 0.0:
+        return []
+    min_area = max(1.0, min_area_frac * fw * fh)
+    out: list[tuple[Box, float]] = []
+    n, labels, stats = _components(cam >= (threshold if seed_threshold is None else seed_threshold) * peak)
+    seen: set[tuple[int, int, int, int]] = set()
+    for c in range(1, n):
+        x, y, w, h, area = (int(v) for v in stats[c])
+        if area < min_area:
+            continue
+        sub = np.where(labels[y:y + h, x:x + w] == c, cam[y:y + h, x:x + w], -1.0)
+        cpeak = float(sub.max())
+        if relative == "global":
+            out.append(((float(x), float(y), float(x + w), float(y + h)), cpeak))
+            continue
+        # Grow from this component's peak down to threshold x its own peak.
+        py, px = np.unravel_index(int(np.argmax(sub)), sub.shape)
+        m, sl, sstats = _components(cam >= threshold * cpeak)
+        s = int(sl[y + py, x + px])
+        sx, sy, sw, sh, sarea = (int(v) for v in sstats[s])
+        key = (sx, sy, sw, sh)
+        if sarea < min_area or key in seen:
+            continue
+        seen.add(key)
+        out.append(((float(sx), float(sy), float(sx + sw), float(sy + sh)), cpeak))
+    out.sort(key=lambda bs: -bs[1])
+    return out[:max_boxes] if max_boxes is not None else out

@@ -1,0 +1,72 @@
+import numpy as np
+import pytest
+
+from streamcam.processor.boxes import boxes_from_cam
+
+
+def _blob(shape, cx, cy, sx, sy, peak):
+    yy, xx = np.mgrid[:shape[0], :shape[1]]
+    return peak * np.exp(-((xx - cx) ** 2 / (2 * sx ** 2) + (yy - cy) ** 2 / (2 * sy ** 2)))
+
+
+def test_two_rectangles_give_two_exact_boxes():
+    cam = np.zeros((48, 64), np.float32)
+    cam[10:20, 5:9] = 1.0  # x 5..9, y 10..20
+    cam[30:45, 40:50] = 0.6
+    out = boxes_from_cam(cam, frame_size=(64, 48), threshold=0.2, min_area_frac=0)
+    assert [b for b, _ in out] == [(5.0, 10.0, 9.0, 20.0), (40.0, 30.0, 50.0, 45.0)]
+    assert [s for _, s in out] == pytest.approx([1.0, 0.6])
+
+
+def test_boxes_scale_from_low_res_map_to_frame():
+    cam = np.zeros((6, 8), np.float32)
+    cam[2:4, 2:4] = 1.0
+    ((box, score),) = boxes_from_cam(cam, frame_size=(80, 60), threshold=0.5, min_area_frac=0)
+    # Bilinear (align_corners=False) upsampling by 10: cell i covers pixels 10i..10i+9
+    # and its value sits at 10i+4.5; the ramps cross 0.5 exactly at the cell edges.
+    assert box == (20.0, 20.0, 40.0, 40.0)
+    ((box, _),) = boxes_from_cam(cam, frame_size=(80, 60), threshold=0.25, min_area_frac=0)
+    assert box == (17.0, 17.0, 43.0, 43.0)  # 0.25 is crossed 2.5 px outside the edges
+    assert score == pytest.approx(1.0)
+
+
+def test_per_component_threshold_keeps_a_weak_person_tight():
+    shape = (120, 160)
+    cam = _blob(shape, 40, 60, 4, 10, 1.0) + _blob(shape, 120, 60, 4, 10, 0.3)
+    glob = boxes_from_cam(cam, (160, 120), threshold=0.2, relative="global", min_area_frac=0)
+    comp = boxes_from_cam(cam, (160, 120), threshold=0.2, relative="component", min_area_frac=0)
+    assert len(comp) == 2
+    # Relative to its own peak, the weak blob's box has the same size as the strong one's.
+    (b0, s0), (b1, s1) = comp
+    assert s0 > s1
+    assert (b0[2] - b0[0], b0[3] - b0[1]) == (b1[2] - b1[0], b1[3] - b1[1])
+    # The global rule makes the weak blob's box smaller (its flanks fall under 0.2 x max).
+    gw = [b for b, _ in glob if b[0] > 80][0]
+    assert gw[2] - gw[0] < b1[2] - b1[0]
+
+
+def test_component_rule_splits_touching_people():
+    shape = (100, 100)
+    cam = _blob(shape, 40, 50, 5, 12, 1.0) + _blob(shape, 60, 50, 5, 12, 1.0)
+    assert len(boxes_from_cam(cam, (100, 100), threshold=0.2, relative="global", min_area_frac=0)) == 1
+    assert len(boxes_from_cam(cam, (100, 100), threshold=0.2, relative="component", min_area_frac=0)) == 1
+    assert len(boxes_from_cam(cam, (100, 100), threshold=0.8, relative="component", min_area_frac=0)) == 2
+
+
+def test_negative_or_flat_maps_give_no_boxes():
+    assert boxes_from_cam(-np.ones((8, 8)), (8, 8)) == []
+    assert boxes_from_cam(np.zeros((8, 8)), (8, 8)) == []
+
+
+def test_small_components_are_dropped():
+    cam = np.zeros((100, 100), np.float32)
+    cam[10, 10] = 1.0
+    cam[50:60, 50:60] = 0.9
+    out = boxes_from_cam(cam, (100, 100), threshold=0.5, min_area_frac=0.001)
+    assert [b for b, _ in out] == [(50.0, 50.0, 60.0, 60.0)]
+
+
+@pytest.mark.parametrize("kwargs", [dict(threshold=0), dict(threshold=1.0), dict(relative="largest")])
+def test_bad_arguments(kwargs):
+    with pytest.raises(ValueError):
+        boxes_from_cam(np.ones((4, 4)), (4, 4), **kwargs)
