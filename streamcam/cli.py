@@ -107,18 +107,27 @@ def _print_plan(cfg) -> None:
 # --- consumers ------------------------------------------------------------------------------
 
 
+def _curve(args: argparse.Namespace):
+    if not getattr(args, "keys", None):
+        return None
+    from .security import Curve
+
+    return Curve(args.keys, args.client_name)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from .publisher.mjpeg import serve_main
 
     stop = _stage_setup(args, "serve")
-    return serve_main(args.endpoint, args.host, args.port, stop) or 0
+    serve_main(args.endpoint, args.host, args.port, stop, curve=_curve(args))
+    return 0
 
 
 def cmd_view(args: argparse.Namespace) -> int:
     from .publisher.viewer import view
 
     stop = _stage_setup(args, "view")
-    n = view(args.endpoint, stream=args.stream, show=args.show, count=args.count, stop_event=stop)
+    n = view(args.endpoint, stream=args.stream, show=args.show, count=args.count, stop_event=stop, curve=_curve(args))
     return 0 if n or not args.count else 1
 
 
@@ -126,7 +135,8 @@ def cmd_record(args: argparse.Namespace) -> int:
     from .publisher.recorder import record
 
     stop = _stage_setup(args, "record")
-    result = record(args.endpoint, args.stream, args.out, seconds=args.seconds, frames=args.frames, stop_event=stop)
+    result = record(args.endpoint, args.stream, args.out, seconds=args.seconds, frames=args.frames, stop_event=stop,
+                    curve=_curve(args))
     print(json.dumps(result))
     return 0
 
@@ -168,6 +178,17 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_keys(args: argparse.Namespace) -> int:
+    from .security import generate_keys
+
+    paths = generate_keys(args.dir, args.client_name)
+    for k, v in paths.items():
+        print(f"{k:14s} {v}")
+    print(f"set security.curve: true and security.keys_dir: {args.dir} in the config; copy {args.client_name}.key_secret"
+          f" and server.key to client hosts; their public keys go in {args.dir}/allowed/")
+    return 0
+
+
 def cmd_train_default(args: argparse.Namespace) -> int:
     from .training.train_default import train_default
 
@@ -202,17 +223,22 @@ def build_parser() -> argparse.ArgumentParser:
     add("process", cmd_process, "run the processor stage alone", config=True)
     add("publish", cmd_publish, "run the publisher stage alone", config=True)
 
+    def consumer(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("endpoint", nargs="?", default=DEFAULT_PUBLISH, help=f"publisher endpoint (default {DEFAULT_PUBLISH})")
+        sp.add_argument("--keys", help="CURVE keys dir (when the publisher uses security.curve)")
+        sp.add_argument("--client-name", default="client", help="which key pair in --keys to use")
+
     sp = add("serve", cmd_serve, "bridge a published stream to MJPEG over HTTP with a minimal page")
-    sp.add_argument("endpoint", nargs="?", default=DEFAULT_PUBLISH)
+    consumer(sp)
     sp.add_argument("--host", default="127.0.0.1")
     sp.add_argument("--port", type=int, default=8080)
     sp = add("view", cmd_view, "print (or show) a subscribed stream's detections")
-    sp.add_argument("endpoint", nargs="?", default=DEFAULT_PUBLISH)
+    consumer(sp)
     sp.add_argument("--stream")
     sp.add_argument("--show", action="store_true", help="show annotated frames in a window (needs a display)")
     sp.add_argument("--count", type=int, help="stop after this many messages")
     sp = add("record", cmd_record, "record a published stream's annotated frames to MP4")
-    sp.add_argument("endpoint", nargs="?", default=DEFAULT_PUBLISH)
+    consumer(sp)
     sp.add_argument("--stream", required=True)
     sp.add_argument("--out", required=True)
     sp.add_argument("--seconds", type=float)
@@ -237,6 +263,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--port", type=int, default=8080)
     sp.add_argument("--no-serve", action="store_true")
     add("info", cmd_info, "which engine backends can run here, and why not")
+    sp = add("keys", cmd_keys, "generate CURVE key pairs for authenticated, encrypted tcp endpoints")
+    sp.add_argument("dir", help="keys directory (created)")
+    sp.add_argument("--client-name", default="client")
     sp = add("train-default", cmd_train_default, "reproduce the default model from its recipe")
     sp.add_argument("--config", default="configs/train-default.yaml")
     sp.add_argument("--out", default="engines/person-ir.onnx")

@@ -124,6 +124,20 @@ class RecordConfig:
 
 
 @dataclass(frozen=True)
+class SecurityConfig:
+    """Who may connect: CURVE keys for tcp endpoints, and where binding is allowed."""
+
+    curve: bool = False
+    """Authenticate and encrypt every tcp endpoint with ZeroMQ CURVE (keys from `streamcam keys`)."""
+    keys_dir: str = "keys"
+    """Holds server.key(_secret), <client_name>.key_secret and allowed/*.key (allowed client public keys)."""
+    client_name: str = "client"
+    """Which key pair in keys_dir this host's connecting sockets use."""
+    allow_remote_bind: bool = False
+    """tcp endpoints bind to loopback unless this is true: exposing a stage is an explicit decision."""
+
+
+@dataclass(frozen=True)
 class RunConfig:
     """How the supervisor runs the pipeline."""
 
@@ -148,6 +162,7 @@ class PipelineConfig:
     serve: ServeConfig = field(default_factory=ServeConfig)
     record: RecordConfig = field(default_factory=RecordConfig)
     run: RunConfig = field(default_factory=RunConfig)
+    security: SecurityConfig = field(default_factory=SecurityConfig)
     base_dir: str = "."
     """Directory relative paths are resolved against (set by the loader, not in YAML)."""
 
@@ -175,6 +190,14 @@ class PipelineConfig:
 
     def model_path(self) -> str:
         return self.resolve(self.processor.model)
+
+    def curve(self):
+        """The CURVE policy for this process's sockets, or None when security.curve is off."""
+        if not self.security.curve:
+            return None
+        from .security import Curve
+
+        return Curve(self.resolve(self.security.keys_dir), self.security.client_name)
 
 
 # --- loading and validation --------------------------------------------------------
@@ -283,7 +306,15 @@ def _validate(cfg: PipelineConfig) -> None:
     if not 0.0 <= cfg.publisher.alpha <= 1.0:
         raise ConfigError(f"publisher.alpha: expected 0-1, got {cfg.publisher.alpha}")
     for name in ("frames", "results", "publish"):
-        check_endpoint(cfg.endpoint(name), f"endpoints.{name}")
+        ep = check_endpoint(cfg.endpoint(name), f"endpoints.{name}")
+        host = ep[len("tcp://"):].rsplit(":", 1)[0] if ep.startswith("tcp://") else None
+        if host is not None and host not in ("127.0.0.1", "localhost", "[::1]", "::1") and not cfg.security.allow_remote_bind:
+            raise ConfigError(
+                f"endpoints.{name}: {ep} binds beyond loopback; set security.allow_remote_bind: true "
+                f"(and preferably security.curve: true) to expose it"
+            )
+    if cfg.serve.host not in ("127.0.0.1", "localhost", "::1") and not cfg.security.allow_remote_bind:
+        raise ConfigError(f"serve.host: {cfg.serve.host} is beyond loopback; set security.allow_remote_bind: true to expose it")
     if not 0 <= cfg.serve.port < 65536:
         raise ConfigError(f"serve.port: expected 0-65535, got {cfg.serve.port}")
     if cfg.run.duration_s is not None and cfg.run.duration_s <= 0:

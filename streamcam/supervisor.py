@@ -77,12 +77,14 @@ class Supervisor:
         ]
         for s in cfg.streams:
             children.append(Child(f"capture-{s.id}", base + ["capture", str(cfg_path), "--stream", s.id] + common))
+        keys = (["--keys", cfg.resolve(cfg.security.keys_dir), "--client-name", cfg.security.client_name]
+                if cfg.security.curve else [])
         if cfg.serve.enabled:
             children.append(Child("serve", base + ["serve", cfg.endpoint("publish"), "--host", cfg.serve.host,
-                                                    "--port", str(cfg.serve.port)]))
+                                                    "--port", str(cfg.serve.port)] + keys))
         if cfg.record.enabled:
             argv = base + ["record", cfg.endpoint("publish"), "--stream", cfg.streams[0].id,
-                           "--out", cfg.resolve(cfg.record.path)]
+                           "--out", cfg.resolve(cfg.record.path)] + keys
             if cfg.record.seconds > 0:
                 argv += ["--seconds", str(cfg.record.seconds)]
             children.append(Child("record", argv, restart=False))

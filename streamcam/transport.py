@@ -61,10 +61,13 @@ def make_socket(
     *,
     bind: bool,
     policy: SocketPolicy = SocketPolicy(),
-    subscribe: str | bytes | None = None,
+    subscribe: str | bytes | tuple[str, ...] | None = None,
     curve: Any = None,
 ) -> zmq.Socket:
-    """Create, configure and bind/connect a socket of ``kind`` (PUSH, PULL, PUB or SUB)."""
+    """Create, configure and bind/connect a socket of ``kind`` (PUSH, PULL, PUB or SUB).
+
+    ``curve``: a :class:`streamcam.security.Curve` to authenticate and encrypt tcp endpoints.
+    """
     check_endpoint(endpoint)
     sock = ctx.socket(_TYPES[kind])
     sock.setsockopt(zmq.LINGER, policy.linger_ms)
@@ -75,9 +78,11 @@ def make_socket(
         # Don't queue for peers that are not connected yet: a frame nobody can take is dropped.
         sock.setsockopt(zmq.IMMEDIATE, 1)
     if kind == "SUB":
-        sock.setsockopt(zmq.SUBSCRIBE, subscribe.encode() if isinstance(subscribe, str) else (subscribe or b""))
+        for prefix in subscribe if isinstance(subscribe, tuple) else (subscribe or b"",):
+            sock.setsockopt(zmq.SUBSCRIBE, prefix.encode() if isinstance(prefix, str) else prefix)
     if curve is not None:
-        curve(sock)
+        # CURVE options must be set before bind/connect (see streamcam.security).
+        curve.apply(sock, bind, endpoint)
     try:
         if bind:
             if endpoint.startswith("ipc://"):

@@ -44,6 +44,9 @@ def test_every_shipped_config_is_valid():
         ({"streams": []}, "streams: expected at least one"),
         ({"publisher": {"jpeg_quality": 0}}, "publisher.jpeg_quality"),
         ({"serve": "yes"}, "serve: expected a mapping"),
+        ({"endpoints": {"publish": "tcp://0.0.0.0:5560"}}, "endpoints.publish: tcp://0.0.0.0:5560 binds beyond loopback"),
+        ({"serve": {"host": "0.0.0.0"}}, "serve.host: 0.0.0.0 is beyond loopback"),
+        ({"security": {"curve": "yes"}}, "security.curve: expected true or false"),
     ],
 )
 def test_bad_config_is_rejected_naming_the_key(data, key):
@@ -62,3 +65,8 @@ def test_overrides_and_yaml_errors(tmp_path):
         load_config(p)
     with pytest.raises(ConfigError, match="not found"):
         load_config(tmp_path / "missing.yaml")
+
+
+def test_remote_bind_needs_an_explicit_decision():
+    cfg = config_from_dict({"endpoints": {"publish": "tcp://0.0.0.0:5560"}, "security": {"allow_remote_bind": True}})
+    assert cfg.endpoint("publish") == "tcp://0.0.0.0:5560"

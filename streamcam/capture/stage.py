@@ -37,7 +37,7 @@ def run_capture(cfg: PipelineConfig, stream_id: str, stop: threading.Event, ctx:
     stream = cfg.stream(stream_id)
     src_cfg = stream.source
     ctx = ctx or zmq.Context.instance()
-    sock = make_socket(ctx, "PUSH", cfg.endpoint("frames"), bind=False)
+    sock = make_socket(ctx, "PUSH", cfg.endpoint("frames"), bind=False, curve=cfg.curve())
     source = open_source(src_cfg, base_dir=cfg.base_dir)
     pacer = None
     # Cameras and live URLs set their own pace; files, sequences and the synthetic scene need one.

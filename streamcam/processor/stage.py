@@ -54,8 +54,8 @@ def run_processor(cfg: PipelineConfig, stop: threading.Event, ctx: zmq.Context |
     """Serve the ``frames`` endpoint until ``stop``; push results to the publisher."""
     detector = build_detector(cfg)
     ctx = ctx or zmq.Context.instance()
-    pull = make_socket(ctx, "PULL", cfg.endpoint("frames"), bind=True)
-    push = make_socket(ctx, "PUSH", cfg.endpoint("results"), bind=False)
+    pull = make_socket(ctx, "PULL", cfg.endpoint("frames"), bind=True, curve=cfg.curve())
+    push = make_socket(ctx, "PUSH", cfg.endpoint("results"), bind=False, curve=cfg.curve())
     rejects = protocol.RejectCounter()
     processed = skipped = dropped = 0
     rate = RateMeter()

@@ -176,8 +176,9 @@ class MjpegServer:
     Malformed messages are counted in :attr:`rejects` and skipped.
     """
 
-    def __init__(self, endpoint: str, host: str = "127.0.0.1", port: int = 8080) -> None:
+    def __init__(self, endpoint: str, host: str = "127.0.0.1", port: int = 8080, curve: Any = None) -> None:
         self.endpoint = endpoint
+        self.curve = curve
         self.host = host
         self.port = port
         self.rejects = RejectCounter()
@@ -198,8 +199,8 @@ class MjpegServer:
         self._stop.clear()
         self._ctx = zmq.Context()
         try:
-            self._sock = make_socket(self._ctx, "SUB", self.endpoint, bind=False, subscribe="frames/")
-            self._sock.setsockopt(zmq.SUBSCRIBE, b"detections/")
+            self._sock = make_socket(self._ctx, "SUB", self.endpoint, bind=False,
+                                     subscribe=("frames/", "detections/"), curve=self.curve)
             self._httpd = _HTTPServer((self.host, self.port), _Handler)
         except BaseException:
             if self._sock is not None:
@@ -385,10 +386,10 @@ class MjpegServer:
 
 
 def serve_main(endpoint: str, host: str = "127.0.0.1", port: int = 8080,
-               stop_event: Optional[threading.Event] = None) -> dict[str, Any]:
+               stop_event: Optional[threading.Event] = None, curve: Any = None) -> dict[str, Any]:
     """Run the bridge until ``stop_event`` is set (the CLI's ``streamcam serve``); returns reject counts."""
     stop_event = stop_event or threading.Event()
-    with MjpegServer(endpoint, host, port) as server:
+    with MjpegServer(endpoint, host, port, curve=curve) as server:
         log.info("MJPEG bridge for %s: %s", endpoint, server.url)
         while not stop_event.wait(0.5):
             pass

@@ -94,6 +94,7 @@ def record(
     seconds: Optional[float] = None,
     frames: Optional[int] = None,
     stop_event: Optional[threading.Event] = None,
+    curve: Any = None,
 ) -> dict[str, Any]:
     """Record ``frames/<stream>`` from a publisher to an MP4 file until a limit is reached.
 
@@ -135,7 +136,7 @@ def record(
         pending.clear()
 
     ctx = zmq.Context()
-    sock = make_socket(ctx, "SUB", endpoint, bind=False, subscribe=f"frames/{stream}")
+    sock = make_socket(ctx, "SUB", endpoint, bind=False, subscribe=f"frames/{stream}", curve=curve)
     try:
         while not done():
             if not sock.poll(100, zmq.POLLIN):

@@ -70,8 +70,8 @@ def publish_result(pub: zmq.Socket, msg: protocol.Message, cfg: PipelineConfig, 
 
 def run_publisher(cfg: PipelineConfig, stop: threading.Event, ctx: zmq.Context | None = None) -> int:
     ctx = ctx or zmq.Context.instance()
-    pull = make_socket(ctx, "PULL", cfg.endpoint("results"), bind=True)
-    pub = make_socket(ctx, "PUB", cfg.endpoint("publish"), bind=True)
+    pull = make_socket(ctx, "PULL", cfg.endpoint("results"), bind=True, curve=cfg.curve())
+    pub = make_socket(ctx, "PUB", cfg.endpoint("publish"), bind=True, curve=cfg.curve())
     rejects = protocol.RejectCounter()
     streams: dict[str, StreamState] = {}
     skipped = 0

@@ -62,6 +62,7 @@ def view(
     count: Optional[int] = None,
     stop_event: Optional[threading.Event] = None,
     out: TextIO = sys.stdout,
+    curve: Any = None,
 ) -> int:
     """Print detections from a publisher (all streams, or ``stream``) until ``count`` or ``stop_event``.
 
@@ -74,7 +75,7 @@ def view(
     rejects = RejectCounter()
     suffix = stream or ""
     ctx = zmq.Context()
-    sock = make_socket(ctx, "SUB", endpoint, bind=False, subscribe=f"detections/{suffix}")
+    sock = make_socket(ctx, "SUB", endpoint, bind=False, subscribe=f"detections/{suffix}", curve=curve)
     if show:
         sock.setsockopt(zmq.SUBSCRIBE, f"frames/{suffix}".encode())
     seen = 0
