@@ -1,0 +1,90 @@
+"""Small, fast GAP classification networks whose CAM localizes (Zhou et al., CVPR 2016).
+
+Shape: a conv trunk ending in ``features`` ``[N, K, h, w]`` -> global average pooling ->
+one linear ``classifier`` (``K -> C``). Because the head is linear after GAP,
+``logit_c = mean_{x,y}(sum_k w[c, k] f_k(x, y)) + b_c`` and the Class Activation Map
+``M_c = sum_k w[c, k] f_k`` is the per-location contribution to the logit.
+
+:class:`TinyGapNet` is the default CPU model: stride 4 (an 80x60 map for a 320x240
+input, i.e. 8 px cells in a 640x480 frame, fine enough for tight boxes around
+25 px people), and dilated depthwise-separable blocks for a ~60 px receptive field
+(enough context to tell a person from a car or a lamp) at ~0.1 GMAC per frame.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def _conv_bn(cin: int, cout: int, k: int = 3, stride: int = 1, dilation: int = 1, groups: int = 1) -> nn.Sequential:
+    pad = dilation * (k - 1) // 2
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, k, stride=stride, padding=pad, dilation=dilation, groups=groups, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(inplace=True),
+    )
+
+
+def _sep(cin: int, cout: int, dilation: int) -> nn.Sequential:
+    """Depthwise 3x3 (dilated) + pointwise 1x1: wide receptive field for few MACs."""
+    return nn.Sequential(_conv_bn(cin, cin, 3, dilation=dilation, groups=cin), _conv_bn(cin, cout, 1))
+
+
+class TinyGapNet(nn.Module):
+    """conv trunk (stride 4) -> GAP -> linear. ``forward`` returns ``(logits, features)``."""
+
+    def __init__(self, in_channels: int = 1, num_classes: int = 2, width: int = 32, feature_channels: int = 64):
+        super().__init__()
+        w = width
+        self.trunk = nn.Sequential(
+            _conv_bn(in_channels, w // 2, 3, stride=2),
+            _conv_bn(w // 2, w, 3, stride=2),
+            _conv_bn(w, w, 3),
+            _sep(w, feature_channels, dilation=2),
+            _sep(feature_channels, feature_channels, dilation=4),
+            _sep(feature_channels, feature_channels, dilation=8),
+        )
+        self.classifier = nn.Linear(feature_channels, num_classes)
+        self.stride = 4
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The last conv feature maps ``[N, K, h, w]`` (non-negative, after ReLU)."""
+        return self.trunk(x)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        f = self.features(x)
+        logits = self.classifier(f.mean(dim=(2, 3)))
+        return logits, f
+
+
+class MicroGapNet(nn.Module):
+    """A 3-layer GAP net for tests: conv -> conv -> conv -> GAP -> linear."""
+
+    def __init__(self, in_channels: int = 1, num_classes: int = 2, channels: int = 8):
+        super().__init__()
+        self.trunk = nn.Sequential(
+            nn.Conv2d(in_channels, channels, 3, stride=2, padding=1), nn.ReLU(),
+            nn.Conv2d(channels, channels, 3, padding=1), nn.ReLU(),
+            nn.Conv2d(channels, channels, 3, padding=1), nn.ReLU(),
+        )
+        self.classifier = nn.Linear(channels, num_classes)
+        self.stride = 2
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.trunk(x)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        f = self.features(x)
+        return self.classifier(f.mean(dim=(2, 3))), f
+
+
+NETS = {"tiny_gap": TinyGapNet, "micro_gap": MicroGapNet}
+
+
+def build_net(name: str, **kwargs) -> nn.Module:
+    try:
+        cls = NETS[name]
+    except KeyError:
+        raise ValueError(f"unknown net {name!r}; expected one of {sorted(NETS)}") from None
+    return cls(**kwargs)

@@ -1,0 +1,59 @@
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.torch
+
+
+def test_tiny_training_exports_a_model_onnxruntime_agrees_with(tmp_path):
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("onnx")
+    import onnxruntime as ort
+
+    from streamcam.processor.model_meta import ModelMetadata, read_metadata
+    from streamcam.training.export import export_onnx
+    from streamcam.training.nets import TinyGapNet
+    from streamcam.training.synthetic_data import CropSampler, render_pool
+
+    torch.manual_seed(0)
+    pool = render_pool([11, 12], frames_per_scene=4, negative_frames_per_scene=2, input_size=(96, 72),
+                       scene_kwargs={"width": 192, "height": 144}, seed=0)
+    assert pool.images.shape == (12, 72, 96) and pool.has_person.any() and (~pool.has_person).any()
+    sampler = CropSampler(pool, (48, 36), seed=0)
+    net = TinyGapNet(width=8, feature_channels=16)
+    opt = torch.optim.SGD(net.parameters(), lr=0.01)
+    for _ in range(3):  # one tiny epoch
+        imgs, y = sampler.sample(8)
+        assert set(np.unique(y)) <= {0, 1}
+        x = torch.from_numpy(imgs[:, None].astype(np.float32) / 255.0)
+        logits, feats = net(x)
+        loss = torch.nn.functional.cross_entropy(logits, torch.from_numpy(y))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert feats.shape == (8, 16, 9, 12)
+    meta = ModelMetadata(classes=("no_person", "person"), input_width=96, input_height=72, input_channels=1,
+                         color_order="GRAY", mean=(0.5,), std=(0.25,), cam_weights=np.zeros((2, 16), np.float32),
+                         cam_bias=np.zeros(2, np.float32), positive_classes=("person",), cam_threshold=0.4)
+    path = export_onnx(net, tmp_path / "tiny.onnx", meta)
+    back = read_metadata(str(path))
+    assert back.classes == ("no_person", "person") and back.cam_threshold == 0.4
+    np.testing.assert_array_equal(back.cam_weights, net.classifier.weight.detach().numpy())
+    x = torch.from_numpy(pool.images[:5, None].astype(np.float32) / 255.0)
+    net.eval()
+    with torch.no_grad():
+        t_logits, t_feats = net(x)
+    o_logits, o_feats = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(
+        ["logits", "features"], {"input": x.numpy()})
+    np.testing.assert_allclose(o_logits, t_logits.numpy(), atol=1e-4)
+    np.testing.assert_allclose(o_feats, t_feats.numpy(), atol=1e-4)
+
+
+def test_crop_labels_follow_person_boxes():
+    from streamcam.training.synthetic_data import FramePool, CropSampler, _inside_frac
+
+    boxes = np.array([[10, 10, 20, 30]], np.float32)
+    assert _inside_frac(boxes, 0, 0, 40, 40)[0] == 1.0
+    assert _inside_frac(boxes, 15, 0, 40, 40)[0] == pytest.approx(0.5)
+    pool = FramePool(np.zeros((2, 40, 60), np.uint8), [boxes, np.zeros((0, 4), np.float32)])
+    imgs, y = CropSampler(pool, (30, 30), seed=1).sample(16)
+    assert imgs.shape == (16, 30, 30) and 0 < y.sum() < 16
