@@ -124,6 +124,16 @@ class RecordConfig:
 
 
 @dataclass(frozen=True)
+class MetricsConfig:
+    """Prometheus endpoints, one per stage process."""
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    base_port: int = 9100
+    """publisher: base_port, processor: +1, capture of stream i: +2+i."""
+
+
+@dataclass(frozen=True)
 class SecurityConfig:
     """Who may connect: CURVE keys for tcp endpoints, and where binding is allowed."""
 
@@ -163,6 +173,7 @@ class PipelineConfig:
     record: RecordConfig = field(default_factory=RecordConfig)
     run: RunConfig = field(default_factory=RunConfig)
     security: SecurityConfig = field(default_factory=SecurityConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
     base_dir: str = "."
     """Directory relative paths are resolved against (set by the loader, not in YAML)."""
 
@@ -317,6 +328,8 @@ def _validate(cfg: PipelineConfig) -> None:
         raise ConfigError(f"serve.host: {cfg.serve.host} is beyond loopback; set security.allow_remote_bind: true to expose it")
     if not 0 <= cfg.serve.port < 65536:
         raise ConfigError(f"serve.port: expected 0-65535, got {cfg.serve.port}")
+    if not 1024 <= cfg.metrics.base_port <= 65535 - 2 - len(cfg.streams):
+        raise ConfigError(f"metrics.base_port: expected 1024-{65533 - len(cfg.streams)}, got {cfg.metrics.base_port}")
     if cfg.run.duration_s is not None and cfg.run.duration_s <= 0:
         raise ConfigError(f"run.duration_s: expected a positive number of seconds, got {cfg.run.duration_s}")
 

@@ -16,7 +16,7 @@ from streamcam import protocol
 from streamcam.transport import make_socket
 
 
-def _config(tmp, model, port, **extra):
+def _config(tmp, model, port, metrics_port=None, **extra):
     text = f"""
 name: t
 streams:
@@ -28,6 +28,8 @@ endpoints:
   publish: tcp://127.0.0.1:{port}
 run: {{run_dir: {tmp}/run, restart_backoff_s: 0.2}}
 """
+    if metrics_port:
+        text += f"metrics: {{enabled: true, base_port: {metrics_port}}}\n"
     p = tmp / "c.yaml"
     p.write_text(text + "".join(f"{k}: {v}\n" for k, v in extra.items()))
     return p
@@ -64,7 +66,12 @@ def _stage_pids(run_dir):
 
 @pytest.mark.slow
 def test_run_publishes_frames_and_detections_and_stops_cleanly(short_tmp, tiny_model, port):
-    cfg = _config(short_tmp, tiny_model, port)
+    from conftest import free_port
+
+    mport = free_port()
+    while any(free_port() == mport + k for k in range(1, 3)):
+        mport = free_port()
+    cfg = _config(short_tmp, tiny_model, port, metrics_port=mport)
     sup = _start(cfg)
     try:
         dets = _receive(port, "detections/cam0", 10)
@@ -79,6 +86,17 @@ def test_run_publishes_frames_and_detections_and_stops_cleanly(short_tmp, tiny_m
         assert img.shape == (240, 320, 3)
         pids = _stage_pids(short_tmp / "run")
         assert len(pids) == 3, pids  # publisher, processor, one capture
+        stats = _receive(port, "stats/", 1)
+        assert stats and stats[0].header["streams"]["cam0"]["published"] > 0
+        import urllib.request
+
+        pub_metrics = urllib.request.urlopen(f"http://127.0.0.1:{mport}/metrics", timeout=5).read().decode()
+        proc_metrics = urllib.request.urlopen(f"http://127.0.0.1:{mport + 1}/metrics", timeout=5).read().decode()
+        cap_metrics = urllib.request.urlopen(f"http://127.0.0.1:{mport + 2}/metrics", timeout=5).read().decode()
+        assert 'streamcam_latency_ms_bucket{le="100.0",stage="publisher",stream="cam0"}' in pub_metrics
+        assert 'streamcam_frames_out_total{stage="processor",stream="cam0"}' in proc_metrics
+        assert 'streamcam_engine_ms_count{backend="onnxruntime",stage="processor"}' in proc_metrics
+        assert 'streamcam_frames_in_total{stage="capture",stream="cam0"}' in cap_metrics
     finally:
         t0 = time.monotonic()
         sup.send_signal(signal.SIGTERM)

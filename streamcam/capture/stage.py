@@ -11,6 +11,7 @@ import zmq
 from .. import protocol
 from ..config import PipelineConfig
 from ..errors import SourceError
+from ..metrics import StageMetrics, stage_port
 from ..stats import RateMeter, write_stats
 from ..transport import make_socket, send_nowait
 
@@ -35,6 +36,8 @@ def run_capture(cfg: PipelineConfig, stream_id: str, stop: threading.Event, ctx:
     from .sources import Pacer, open_source
 
     stream = cfg.stream(stream_id)
+    index = [s.id for s in cfg.streams].index(stream_id)
+    metrics = StageMetrics("capture", stage_port(cfg, "capture", index), cfg.metrics.host)
     src_cfg = stream.source
     ctx = ctx or zmq.Context.instance()
     sock = make_socket(ctx, "PUSH", cfg.endpoint("frames"), bind=False, curve=cfg.curve())
@@ -67,11 +70,14 @@ def run_capture(cfg: PipelineConfig, stream_id: str, stop: threading.Event, ctx:
                     break
                 log.info("capture %s: end of source after %d frames", stream_id, seq)
                 break
+            metrics.frames_in.labels("capture", stream_id).inc()
             if send_nowait(sock, frame_message(stream_id, seq, frame, src_cfg.send_raw)):
                 sent += 1
                 rate.tick()
+                metrics.frames_out.labels("capture", stream_id).inc()
             else:
                 dropped += 1
+                metrics.frames_dropped.labels("capture", stream_id, "queue_full").inc()
             seq += 1
             now = time.monotonic()
             if now - last_report >= 1.0:

@@ -17,6 +17,7 @@ import zmq
 from .. import protocol
 from ..config import PipelineConfig
 from ..errors import ProtocolError
+from ..metrics import StageMetrics, stage_port
 from ..stats import LatencyWindow, RateMeter, write_stats
 from ..transport import drain, make_socket, send_nowait
 
@@ -57,6 +58,7 @@ def run_processor(cfg: PipelineConfig, stop: threading.Event, ctx: zmq.Context |
     pull = make_socket(ctx, "PULL", cfg.endpoint("frames"), bind=True, curve=cfg.curve())
     push = make_socket(ctx, "PUSH", cfg.endpoint("results"), bind=False, curve=cfg.curve())
     rejects = protocol.RejectCounter()
+    metrics = StageMetrics("processor", stage_port(cfg, "processor"), cfg.metrics.host)
     processed = skipped = dropped = 0
     rate = RateMeter()
     engine_ms = LatencyWindow()
@@ -91,14 +93,18 @@ def run_processor(cfg: PipelineConfig, stop: threading.Event, ctx: zmq.Context |
                         raise ProtocolError("bad_part", "expected a raw image part, got an encoded one")
                 except ProtocolError as exc:
                     rejects.reject(exc, log)
+                    metrics.rejected.labels("processor", exc.reason).inc()
                     continue
+                metrics.frames_in.labels("processor", msg.stream).inc()
                 if msg.stream in newest:
                     skipped += 1
+                    metrics.frames_dropped.labels("processor", msg.stream, "skipped").inc()
                 newest[msg.stream] = msg
             for msg in newest.values():
                 desc = next(d for d in msg.header["parts"] if d["name"] == "image")
                 result = detector.detect(msg.part("image"), desc["pixel_format"])
                 engine_ms.add(result.timings_ms["engine"])
+                metrics.engine_ms.labels("processor", detector.engine.name).observe(result.timings_ms["engine"])
                 extra = {"t_processed_ns": time.time_ns()}
                 if "truth" in msg.header:
                     extra["truth"] = msg.header["truth"]
@@ -106,8 +112,10 @@ def run_processor(cfg: PipelineConfig, stop: threading.Event, ctx: zmq.Context |
                 if send_nowait(push, out):
                     processed += 1
                     rate.tick()
+                    metrics.frames_out.labels("processor", msg.stream).inc()
                 else:
                     dropped += 1
+                    metrics.frames_dropped.labels("processor", msg.stream, "queue_full").inc()
         report()
     finally:
         pull.close(0)

@@ -17,6 +17,7 @@ import zmq
 from .. import protocol
 from ..config import PipelineConfig
 from ..errors import ProtocolError
+from ..metrics import StageMetrics, stage_port
 from ..stats import LatencyWindow, RateMeter, write_stats
 from ..transport import drain, make_socket, send_nowait
 
@@ -36,7 +37,8 @@ class StreamState:
         return (self.published - 1) / (self.last - self.first) if self.published > 1 and self.last > self.first else 0.0
 
 
-def publish_result(pub: zmq.Socket, msg: protocol.Message, cfg: PipelineConfig, state: StreamState) -> None:
+def publish_result(pub: zmq.Socket, msg: protocol.Message, cfg: PipelineConfig, state: StreamState,
+                   metrics: StageMetrics | None = None) -> None:
     """Annotate one processor result and publish it on both topics."""
     from .annotate import annotate, encode_jpeg
 
@@ -53,6 +55,10 @@ def publish_result(pub: zmq.Socket, msg: protocol.Message, cfg: PipelineConfig, 
     # Latency is measured when the frame is ready to leave: capture clock → publish clock.
     latency_ms = (time.time_ns() - msg.t_capture_ns) / 1e6
     state.latency.add(latency_ms)
+    if metrics is not None:
+        metrics.latency_ms.labels("publisher", msg.stream).observe(latency_ms)
+        metrics.frames_out.labels("publisher", msg.stream).inc()
+        metrics.fps.labels("publisher", msg.stream).set(state.rate.rate)
     state.rate.tick()
     state.published += 1
     state.last = time.monotonic()
@@ -73,13 +79,17 @@ def run_publisher(cfg: PipelineConfig, stop: threading.Event, ctx: zmq.Context |
     pull = make_socket(ctx, "PULL", cfg.endpoint("results"), bind=True, curve=cfg.curve())
     pub = make_socket(ctx, "PUB", cfg.endpoint("publish"), bind=True, curve=cfg.curve())
     rejects = protocol.RejectCounter()
+    metrics = StageMetrics("publisher", stage_port(cfg, "publisher"), cfg.metrics.host)
     streams: dict[str, StreamState] = {}
     skipped = 0
     last_report = time.monotonic()
     log.info("publisher: %s → %s (topics frames/<id>, detections/<id>)", cfg.endpoint("results"), cfg.endpoint("publish"))
 
+    reports = 0
+
     def report() -> None:
-        write_stats(cfg.run_dir, "publisher", {
+        nonlocal reports
+        stats = {
             "stage": "publisher", "skipped": skipped, "rejected": dict(rejects.counts),
             "streams": {
                 sid: {
@@ -89,7 +99,11 @@ def run_publisher(cfg: PipelineConfig, stop: threading.Event, ctx: zmq.Context |
                 }
                 for sid, st in streams.items()
             },
-        })
+        }
+        write_stats(cfg.run_dir, "publisher", stats)
+        # The same figures on the bus, for subscribers that monitor the pipeline.
+        send_nowait(pub, protocol.encode("stats", "publisher", reports, time.time_ns(), (), **stats))
+        reports += 1
 
     try:
         while not stop.is_set():
@@ -105,13 +119,17 @@ def run_publisher(cfg: PipelineConfig, stop: threading.Event, ctx: zmq.Context |
                         if msg.kind != "result" or not isinstance(msg.part("image"), np.ndarray):
                             raise ProtocolError("unexpected_kind", f"expected a result with a raw image, got {msg.kind}")
                     except (ProtocolError, KeyError) as exc:
-                        rejects.reject(exc if isinstance(exc, ProtocolError) else ProtocolError("bad_part", str(exc)), log)
+                        err = exc if isinstance(exc, ProtocolError) else ProtocolError("bad_part", str(exc))
+                        rejects.reject(err, log)
+                        metrics.rejected.labels("publisher", err.reason).inc()
                         continue
+                    metrics.frames_in.labels("publisher", msg.stream).inc()
                     if msg.stream in newest:
                         skipped += 1
+                        metrics.frames_dropped.labels("publisher", msg.stream, "skipped").inc()
                     newest[msg.stream] = msg
                 for msg in newest.values():
-                    publish_result(pub, msg, cfg, streams.setdefault(msg.stream, StreamState()))
+                    publish_result(pub, msg, cfg, streams.setdefault(msg.stream, StreamState()), metrics)
         report()
     finally:
         pull.close(0)
