@@ -53,6 +53,18 @@ def run_capture(cfg: PipelineConfig, stream_id: str, stop: threading.Event, ctx:
     rate = RateMeter()
     last_report = time.monotonic()
     log.info("capture %s: %s source %s → %s", stream_id, src_cfg.kind, src_cfg.uri or "", cfg.endpoint("frames"))
+    reconnects = 0
+
+    def report(counted: int) -> int:
+        now_reconnects = getattr(source, "reconnects", 0)
+        if now_reconnects > counted:
+            metrics.reconnects.labels("capture", stream_id).inc(now_reconnects - counted)
+        write_stats(cfg.run_dir, f"capture-{stream_id}", {
+            "stage": "capture", "stream": stream_id, "captured": seq, "sent": sent,
+            "dropped": dropped, "fps": rate.rate, "reconnects": now_reconnects,
+        })
+        return now_reconnects
+
     try:
         while not stop.is_set():
             if pacer is not None and not pacer.wait(stop):
@@ -82,11 +94,8 @@ def run_capture(cfg: PipelineConfig, stream_id: str, stop: threading.Event, ctx:
             now = time.monotonic()
             if now - last_report >= 1.0:
                 last_report = now
-                write_stats(cfg.run_dir, f"capture-{stream_id}", {
-                    "stage": "capture", "stream": stream_id, "captured": seq, "sent": sent,
-                    "dropped": dropped, "fps": rate.rate,
-                    "reconnects": getattr(source, "reconnects", 0),
-                })
+                reconnects = report(reconnects)
+        report(reconnects)
     finally:
         source.close()
         sock.close(0)
