@@ -1,0 +1,229 @@
+"""``FusedCam``: the CAM overlay of :mod:`.reference` in one CUDA launch (``kernels/cam_fused.cu``).
+
+::
+
+    with FusedCam() as fused:
+        blended, lowres = fused(features, weights, classes, frames)
+
+* ``features`` float32 ``[N, K, h, w]`` (``h * w <= 1024``): a numpy array (uploaded), or
+  already on the GPU — a pycuda ``GPUArray``, a torch CUDA tensor, anything with
+  ``__cuda_array_interface__`` (e.g. TensorRT's output buffer via
+  :meth:`TensorRTEngine.infer_gpu <streamcam.processor.engines.tensorrt.TensorRTEngine.infer_gpu>`).
+* ``weights`` float32 ``[C, K]`` (the model's ``cam_weights``); uploaded once per array object.
+* ``classes``: an int, ``[S]`` (for every frame) or ``[N, S]`` (per frame, e.g. the top class).
+* ``frames`` uint8 ``[N, H, W, 3]`` BGR or ``[N, H, W]`` grey, on the host or on the GPU.
+
+Returns ``blended`` uint8 ``[N, S, H, W, 3]`` and ``lowres`` float32 ``[N, S, h, w]`` (the
+min-max normalised low-res maps the stabilizer takes its peaks from, on the CPU: they are
+at most 4 KiB each and peak finding on them is cheaper than another launch). With
+``to_host=False`` both stay on the GPU (pycuda ``GPUArray``s owned by this object,
+overwritten by the next call).
+
+The primary CUDA context is shared with TensorRT and torch (:class:`.context.PrimaryContext`).
+Buffers grow to the largest call and are freed by :meth:`close`.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+
+from ..errors import BackendUnavailable
+from . import kernel_source
+from .reference import class_table, jet_lut
+
+log = logging.getLogger(__name__)
+
+THREADS = 256
+MAX_LOWRES = 1024
+BLOCKS_PER_SM = 4
+"""Blocks per SM the row bands aim at: each block recomputes the low-res map, so fewer is cheaper,
+but at least a few per SM keep the memory-bound phase 2 saturated."""
+
+
+def _device_array(obj: Any) -> tuple[int, tuple[int, ...], np.dtype] | None:
+    """``(pointer, shape, dtype)`` of a contiguous GPU array, ``None`` for host arrays."""
+    iface = getattr(obj, "__cuda_array_interface__", None)
+    if iface is not None:
+        shape = tuple(int(s) for s in iface["shape"])
+        dtype = np.dtype(iface["typestr"])
+        strides = iface.get("strides")
+        if strides is not None:
+            expect, step = [], dtype.itemsize
+            for dim in reversed(shape):
+                expect.insert(0, step)
+                step *= dim
+            if tuple(int(x) for x in strides) != tuple(expect):
+                raise ValueError(f"expected a contiguous GPU array, got strides {tuple(strides)} for shape {shape}")
+        return int(iface["data"][0]), shape, dtype
+    if hasattr(obj, "gpudata") and hasattr(obj, "shape"):  # older pycuda GPUArray
+        return int(obj.gpudata), tuple(obj.shape), np.dtype(obj.dtype)
+    return None
+
+
+def band_rows(height: int, pairs: int, multiprocessors: int, blocks_per_sm: int = BLOCKS_PER_SM) -> int:
+    """Rows of output per block so that the whole launch has about ``blocks_per_sm`` blocks per SM."""
+    bands = max(1, -(-multiprocessors * blocks_per_sm // max(1, pairs)))
+    return max(1, -(-height // min(bands, height)))
+
+
+class FusedCam:
+    """Owns the compiled kernel, a stream and the buffers; call it per batch. See the module docstring."""
+
+    def __init__(self, alpha: float = 0.4, lut: np.ndarray | None = None, context=None) -> None:
+        if not 0.0 <= alpha <= 1.0:
+            raise ValueError(f"alpha: expected 0 <= alpha <= 1, got {alpha}")
+        try:
+            import pycuda.driver as cuda
+            import pycuda.gpuarray as gpuarray
+            from pycuda.compiler import SourceModule
+        except ImportError as exc:
+            raise BackendUnavailable(f"pycuda is not installed ({exc}); pip install 'streamcam[gpu]'") from exc
+        from .context import PrimaryContext
+
+        self._cuda, self._gpuarray = cuda, gpuarray
+        self._owns_ctx = context is None
+        self.context = context or PrimaryContext()
+        self.alpha = float(alpha)
+        lut = jet_lut() if lut is None else np.ascontiguousarray(lut, np.uint8).reshape(256, 3)
+        self._buffers: dict[str, Any] = {}
+        self._weights_key: tuple[int, tuple[int, ...]] | None = None
+        with self.context:
+            self._module = SourceModule(kernel_source("cam_fused.cu"), no_extern_c=True)
+            self._kernel = self._module.get_function("cam_fused_overlay")
+            self._kernel.prepare("PPPPPPPiiiiiiiiif")
+            self._stream = cuda.Stream()
+            self._lut = gpuarray.to_gpu(lut)
+            self._sms = self.context.multiprocessors
+
+    # -- buffers ---------------------------------------------------------------------------
+
+    def _buffer(self, name: str, shape: tuple[int, ...], dtype) -> Any:
+        """An owned GPUArray of exactly ``shape`` (a view of a buffer grown to the largest size seen)."""
+        dtype = np.dtype(dtype)
+        need = int(np.prod(shape)) if shape else 1
+        buf = self._buffers.get(name)
+        if buf is None or buf.size < need or buf.dtype != dtype:
+            buf = self._gpuarray.empty((need,), dtype)
+            self._buffers[name] = buf
+        return buf[:need].reshape(shape)
+
+    def _pinned(self, name: str, shape: tuple[int, ...], dtype) -> np.ndarray:
+        dtype = np.dtype(dtype)
+        need = int(np.prod(shape))
+        buf = self._buffers.get(name)
+        if buf is None or buf.size < need or buf.dtype != dtype:
+            buf = self._cuda.pagelocked_empty((need,), dtype)
+            self._buffers[name] = buf
+        return buf[:need].reshape(shape)
+
+    def _on_device(self, name: str, obj: Any, dtype) -> tuple[int, tuple[int, ...]]:
+        dev = _device_array(obj)
+        if dev is not None:
+            ptr, shape, got = dev
+            if got != np.dtype(dtype):
+                raise ValueError(f"{name}: expected a {np.dtype(dtype)} GPU array, got {got}")
+            return ptr, shape
+        host = np.ascontiguousarray(obj, dtype=dtype)
+        buf = self._buffer(name, host.shape, dtype)
+        buf.set_async(host, stream=self._stream)
+        return int(buf.gpudata), host.shape
+
+    # -- the call ---------------------------------------------------------------------------
+
+    def __call__(self, features: Any, weights: Any, classes: Any, frames: Any, to_host: bool = True):
+        if self._kernel is None:
+            raise RuntimeError("FusedCam used after close()")
+        with self.context:
+            f_ptr, f_shape = self._on_device("features", features, np.float32)
+            if len(f_shape) != 4:
+                raise ValueError(f"features: expected [N, K, h, w], got shape {list(f_shape)}")
+            n, k, h, w = f_shape
+            if h * w > MAX_LOWRES or h * w == 0:
+                raise ValueError(f"features: expected 0 < h * w <= {MAX_LOWRES}, got {h} x {w}")
+            w_ptr, w_shape = self._weights(weights)
+            if len(w_shape) != 2 or w_shape[1] != k:
+                raise ValueError(f"weights: expected [C, {k}], got shape {list(w_shape)}")
+            table = class_table(classes, n, w_shape[0])
+            s = table.shape[1]
+            c_ptr, _ = self._on_device("classes", table, np.int32)
+            fr_ptr, fr_shape = self._on_device("frames", frames, np.uint8)
+            if len(fr_shape) == 3:
+                fr_shape = fr_shape + (1,)
+            if len(fr_shape) != 4 or fr_shape[0] != n or fr_shape[3] not in (1, 3):
+                raise ValueError(f"frames: expected uint8 [{n}, H, W, 3] or [{n}, H, W], got shape {list(fr_shape)}")
+            height, width, channels = fr_shape[1:]
+            out = self._buffer("out", (n, s, height, width, 3), np.uint8)
+            lowres = self._buffer("lowres", (n, s, h, w), np.float32)
+            rows = band_rows(height, n * s, self._sms)
+            grid = (-(-height // rows), n * s, 1)
+            self._kernel.prepared_async_call(
+                grid, (THREADS, 1, 1), self._stream,
+                f_ptr, w_ptr, c_ptr, fr_ptr, self._lut.gpudata, out.gpudata, lowres.gpudata,
+                np.int32(k), np.int32(h), np.int32(w), np.int32(s), np.int32(height), np.int32(width),
+                np.int32(channels), np.int32(rows), np.float32(self.alpha))
+            if not to_host:
+                self._stream.synchronize()
+                return out, lowres
+            host_out = self._pinned("host_out", out.shape, np.uint8)
+            host_low = self._pinned("host_lowres", lowres.shape, np.float32)
+            out.get_async(self._stream, host_out)
+            lowres.get_async(self._stream, host_low)
+            self._stream.synchronize()
+            return host_out.copy(), host_low.copy()
+
+    def _weights(self, weights: Any) -> tuple[int, tuple[int, ...]]:
+        dev = _device_array(weights)
+        if dev is not None:
+            return dev[0], dev[1]
+        key = (id(weights), tuple(np.shape(weights)))
+        if key != self._weights_key or "weights" not in self._buffers:
+            self._weights_ref = weights  # keeps id() stable while cached
+            self._on_device("weights", weights, np.float32)
+            self._weights_key = key
+        buf = self._buffers["weights"]
+        return int(buf.gpudata), tuple(np.shape(weights))
+
+    # -- lifetime ---------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Free the buffers and the module, then release the context (if this object retained it)."""
+        if self._kernel is None:
+            return
+        try:
+            with self.context:
+                self._stream.synchronize()
+                for buf in self._buffers.values():
+                    if hasattr(buf, "gpudata"):
+                        buf.gpudata.free()
+                    elif hasattr(getattr(buf, "base", None), "free"):
+                        buf.base.free()  # pinned host memory
+                self._lut.gpudata.free()
+                self._buffers.clear()
+                self._module = None
+                self._stream = None
+        except Exception as exc:
+            log.warning("FusedCam.close: freeing GPU buffers failed: %s", exc)
+        self._kernel = None
+        self._weights_ref = None
+        if self._owns_ctx:
+            self.context.close()
+
+    def __enter__(self) -> "FusedCam":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:  # fallback only: call close()
+        if getattr(self, "_kernel", None) is not None:
+            log.debug("FusedCam was not closed; closing in __del__")
+            try:
+                self.close()
+            except Exception as exc:
+                log.debug("FusedCam.__del__: %s", exc)
+
+
+__all__ = ["FusedCam", "band_rows"]
