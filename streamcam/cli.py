@@ -168,6 +168,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(seconds=args.seconds, serve=not args.no_serve, record_s=args.record, port=args.port)
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from .report import make_report
+
+    for path in make_report(args.run_dir, args.out):
+        print(path)
+    return 0
+
+
 def cmd_info(args: argparse.Namespace) -> int:
     from .processor.engines import BACKENDS, backend_status
 
@@ -263,6 +271,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--port", type=int, default=8080)
     sp.add_argument("--no-serve", action="store_true")
     add("info", cmd_info, "which engine backends can run here, and why not")
+    sp = add("report", cmd_report, "plots of a run (latency, fps, tracks, CAM threshold curve) as PNGs")
+    sp.add_argument("run_dir")
+    sp.add_argument("--out", help="output folder (default RUN_DIR/report)")
     sp = add("keys", cmd_keys, "generate CURVE key pairs for authenticated, encrypted tcp endpoints")
     sp.add_argument("dir", help="keys directory (created)")
     sp.add_argument("--client-name", default="client")

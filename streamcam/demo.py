@@ -67,4 +67,13 @@ def run_demo(seconds: float = 20.0, serve: bool = True, record_s: float = 5.0, p
     if record_s > 0:
         print(f"  annotated MP4: {cfg.resolve(cfg.record.path)}")
     print(f"  summary: {cfg.run_dir / 'summary.json'}")
+    # A short localization check of the same model, then the plots of this run.
+    from .evaluate import run_eval
+    from .report import make_report
+
+    ev = run_eval(cfg, frames=40, out=str(cfg.run_dir / "eval.json"), progress=False)
+    print(f"  localization (40 held-out frames, IoU >= 0.5): {ev['localization_accuracy']} "
+          f"(MaxBoxAcc {ev.get('max_box_acc')} at threshold {ev.get('best_threshold')})")
+    for path in make_report(cfg.run_dir):
+        print(f"  plot: {path}")
     return 0 if ok else 1

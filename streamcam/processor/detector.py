@@ -59,7 +59,8 @@ class Detector:
             raise ModelError(f"cam_threshold: expected a fraction in (0, 1), got {self.threshold}")
         self.min_score = min_score
 
-    def detect(self, image: np.ndarray, pixel_format: str = "GRAY8") -> FrameResult:
+    def maps(self, image: np.ndarray, pixel_format: str = "GRAY8") -> tuple[np.ndarray, np.ndarray, tuple[int, int], dict]:
+        """Raw CAMs ``[len(classes), h, w]`` of the chosen classes (cropped to the frame), probabilities, frame size."""
         t0 = time.perf_counter()
         x, geom = preprocess(image, pixel_format, self.meta)
         t1 = time.perf_counter()
@@ -68,22 +69,30 @@ class Detector:
         probs = softmax(out.logits[0].astype(np.float64))
         cams = class_activation_map(out.features, self.meta.cam_weights, self.class_indices)[0]
         cams = crop_to_frame(cams, geom, self.meta)
+        timings = {"preprocess": (t1 - t0) * 1e3, "engine": (t2 - t1) * 1e3}
+        return cams, probs, (geom.frame_width, geom.frame_height), timings
+
+    def boxes(self, cam: np.ndarray, prob: float, label: str, frame_size: tuple[int, int],
+              threshold: float | None = None) -> list[Detection]:
+        """Boxes of one raw class map by the model's box rule; score = probability × relative peak."""
+        # The rule runs on the raw (ReLU'd) map, as the CAM paper thresholds it.
+        top = float(cam.max())
+        if top <= 0.0:
+            return []
+        found = boxes_from_cam(cam, frame_size, self.threshold if threshold is None else threshold)
+        return [Detection(tuple(float(v) for v in box), prob * float(peak) / top, label)  # type: ignore[arg-type]
+                for box, peak in found]
+
+    def detect(self, image: np.ndarray, pixel_format: str = "GRAY8") -> FrameResult:
+        t0 = time.perf_counter()
+        cams, probs, frame_size, timings = self.maps(image, pixel_format)
+        t2 = time.perf_counter()
         detections: list[Detection] = []
-        shown = None
         for j, (name, c) in enumerate(zip(self.class_names, self.class_indices)):
-            cam = normalize_minmax(cams[j])
-            if j == 0:
-                shown = cam
             p = float(probs[c])
-            if p < self.min_score:
-                continue
-            # The box rule runs on the raw (ReLU'd) map, as the CAM paper thresholds it;
-            # a box's score is the class probability times its peak relative to the frame's.
-            top = float(cams[j].max())
-            if top <= 0.0:
-                continue
-            for box, peak in boxes_from_cam(cams[j], (geom.frame_width, geom.frame_height), self.threshold):
-                detections.append(Detection(tuple(float(v) for v in box), p * float(peak) / top, name))  # type: ignore[arg-type]
-        t3 = time.perf_counter()
-        timings = {"preprocess": (t1 - t0) * 1e3, "engine": (t2 - t1) * 1e3, "cam": (t3 - t2) * 1e3}
-        return FrameResult(detections, None if shown is None else shown.astype(np.float32), probs.astype(np.float32), timings)
+            if p >= self.min_score:
+                detections += self.boxes(cams[j], p, name, frame_size)
+        shown = normalize_minmax(cams[0]).astype(np.float32) if len(cams) else None
+        timings["cam"] = (time.perf_counter() - t2) * 1e3
+        timings["total"] = (time.perf_counter() - t0) * 1e3
+        return FrameResult(detections, shown, probs.astype(np.float32), timings)

@@ -7,6 +7,7 @@ Two topics per stream on one PUB socket: ``frames/<id>`` (header + JPEG) and
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -25,7 +26,9 @@ log = logging.getLogger("streamcam.publisher")
 
 
 class StreamState:
-    def __init__(self) -> None:
+    def __init__(self, log_path=None) -> None:
+        # One line per published frame: what `streamcam report` plots (latency, fps, track timeline).
+        self.log = open(log_path, "a", buffering=1 << 16) if log_path is not None else None
         self.rate = RateMeter()
         self.latency = LatencyWindow()
         self.published = 0
@@ -72,6 +75,19 @@ def publish_result(pub: zmq.Socket, msg: protocol.Message, cfg: PipelineConfig, 
     send_nowait(pub, protocol.encode("frames", msg.stream, msg.seq, msg.t_capture_ns,
                                      [protocol.jpeg_part("image", jpeg, w, h)], **common))
     send_nowait(pub, protocol.encode("detections", msg.stream, msg.seq, msg.t_capture_ns, (), **common))
+    if state.log is not None:
+        dets = common["detections"]
+        state.log.write(json.dumps({
+            "seq": msg.seq, "t_capture_ns": msg.t_capture_ns, "latency_ms": round(latency_ms, 3),
+            "n": len(dets), "tracks": [d.get("track_id") for d in dets if d.get("track_id") is not None],
+            "engine_ms": msg.header.get("timings_ms", {}).get("engine"),
+        }, separators=(",", ":")) + "\n")
+
+
+def frame_log(cfg: PipelineConfig, stream: str):
+    d = cfg.run_dir / "stats"
+    d.mkdir(parents=True, exist_ok=True)
+    return d / f"frames-{stream}.jsonl"
 
 
 def run_publisher(cfg: PipelineConfig, stop: threading.Event, ctx: zmq.Context | None = None) -> int:
@@ -129,9 +145,14 @@ def run_publisher(cfg: PipelineConfig, stop: threading.Event, ctx: zmq.Context |
                         metrics.frames_dropped.labels("publisher", msg.stream, "skipped").inc()
                     newest[msg.stream] = msg
                 for msg in newest.values():
-                    publish_result(pub, msg, cfg, streams.setdefault(msg.stream, StreamState()), metrics)
+                    if msg.stream not in streams:
+                        streams[msg.stream] = StreamState(frame_log(cfg, msg.stream))
+                    publish_result(pub, msg, cfg, streams[msg.stream], metrics)
         report()
     finally:
+        for st in streams.values():
+            if st.log is not None:
+                st.log.close()
         pull.close(0)
         pub.close(0)
     return 0
