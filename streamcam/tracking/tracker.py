@@ -1,0 +1,333 @@
+"""The stabilizer: steady, tracked detections from per-frame boxes or heatmap peaks.
+
+``Stabilizer.update(detections, t) -> list[Detection]`` (norfair-style, pure and
+synchronous). Per call:
+
+1. **Predict** every track to time ``t`` with its constant-velocity Kalman filter
+   (:mod:`.kalman`, all tracks in one vectorised call).
+2. **Associate** candidates (``score >= score_leave``) to tracks optimally
+   (``scipy.optimize.linear_sum_assignment``) on the cost
+   ``d + iou_weight * (1 - IoU)``, where ``d`` is the centre distance normalised by the
+   mean box size per axis (``sqrt((dx / w)^2 + (dy / h)^2)``). Pairs with
+   ``d > max_distance``, ``IoU < min_iou`` or different labels are gated out.
+3. **Lifecycle**: a candidate with ``score >= score_enter`` that matches no track starts a
+   *tentative* track; ``hits_to_confirm`` strong hits confirm it; a tentative track that
+   misses more than ``max_tentative_misses`` frames is deleted (a one-frame false positive
+   is never published). A *confirmed* track is sustained by candidates down to
+   ``score_leave`` (hysteresis); when unmatched it *coasts* on its prediction and is still
+   published for ``max_misses`` frames, then deleted.
+4. **Publish** confirmed and coasting tracks with their id; the box is the Kalman
+   estimate smoothed once more by a one-euro filter (:mod:`.one_euro`) on
+   ``(cx, cy, w, h)``; the score is an exponential average of the matched scores
+   (decayed by ``coast_score_decay`` per missed frame).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from ..protocol import Detection
+from . import kalman
+from .kalman import KalmanNoise
+from .one_euro import one_euro_step
+
+TENTATIVE, CONFIRMED, COASTING = "tentative", "confirmed", "coasting"
+_GATED = 1e6
+
+
+@dataclass(frozen=True)
+class TrackerConfig:
+    """Knobs of the stabilizer (units: pixels, seconds, frames)."""
+
+    max_distance: float = 1.0
+    """Gate: centre distance / box size above which a candidate cannot be a track's."""
+    min_iou: float = 0.0
+    """Gate: IoU with the predicted box below which a pair is not considered (0 = distance gate only)."""
+    iou_weight: float = 1.0
+    """Weight of ``1 - IoU`` next to the normalised distance in the assignment cost."""
+    hits_to_confirm: int = 3
+    """n: strong hits before a track is published (a one-frame false positive never is)."""
+    max_tentative_misses: int = 1
+    """A tentative track missing more frames than this is deleted."""
+    max_misses: int = 10
+    """m: frames a confirmed track coasts on its prediction (published) before deletion."""
+    score_enter: float = 0.5
+    """High hysteresis threshold: score a candidate needs to start or confirm a track."""
+    score_leave: float = 0.25
+    """Low hysteresis threshold: score still sustaining a confirmed track; below, candidates are ignored."""
+    score_smoothing: float = 0.3
+    """Weight of a new score in the track score's exponential average."""
+    coast_score_decay: float = 0.85
+    """Published score factor per missed frame while coasting."""
+    one_euro_min_cutoff: float = 1.0
+    """One-euro cutoff (Hz) at rest: lower = steadier boxes when the object is still."""
+    one_euro_beta: float = 0.02
+    """One-euro speed coefficient (1/px): higher = less lag when the object moves fast."""
+    one_euro_d_cutoff: float = 1.0
+    """One-euro cutoff (Hz) of the speed estimate."""
+    kalman: KalmanNoise = field(default_factory=KalmanNoise)
+    """Noise model of the constant-velocity Kalman filter (see streamcam.tracking.kalman)."""
+    trail_length: int = 20
+    """Centres kept per track for drawing its trail."""
+    default_label: str = "person"
+    """Label given to inputs without one (heatmap peaks)."""
+    publish_outside: bool = False
+    """Publish coasting tracks whose predicted centre left the frame (needs frame_size in update)."""
+
+    def __post_init__(self) -> None:
+        def bad(name: str, why: str) -> ValueError:
+            return ValueError(f"TrackerConfig.{name}: expected {why}, got {getattr(self, name)!r}")
+
+        if not self.max_distance > 0:
+            raise bad("max_distance", "> 0")
+        if not 0.0 <= self.min_iou < 1.0:
+            raise bad("min_iou", "0 <= min_iou < 1")
+        if self.iou_weight < 0:
+            raise bad("iou_weight", ">= 0")
+        for name in ("hits_to_confirm", "trail_length"):
+            if int(getattr(self, name)) < 1:
+                raise bad(name, "an integer >= 1")
+        for name in ("max_misses", "max_tentative_misses"):
+            if int(getattr(self, name)) < 0:
+                raise bad(name, "an integer >= 0")
+        if not self.score_leave <= self.score_enter:
+            raise ValueError(f"TrackerConfig: expected score_leave <= score_enter, got "
+                             f"{self.score_leave} > {self.score_enter}")
+        if not 0.0 < self.score_smoothing <= 1.0:
+            raise bad("score_smoothing", "0 < x <= 1")
+        if not 0.0 <= self.coast_score_decay <= 1.0:
+            raise bad("coast_score_decay", "0 <= x <= 1")
+        if self.one_euro_min_cutoff <= 0 or self.one_euro_d_cutoff <= 0:
+            raise ValueError("TrackerConfig: expected one_euro_min_cutoff > 0 and one_euro_d_cutoff > 0, got "
+                             f"{self.one_euro_min_cutoff}, {self.one_euro_d_cutoff}")
+        if self.one_euro_beta < 0:
+            raise bad("one_euro_beta", ">= 0")
+
+
+@dataclass(frozen=True)
+class Track:
+    """A snapshot of one track (for drawing and inspection)."""
+
+    id: int
+    state: str
+    """``tentative``, ``confirmed`` or ``coasting``."""
+    label: str
+    age: int
+    """Frames since the track started."""
+    hits: int
+    misses: int
+    """Consecutive frames without a matching candidate."""
+    box: tuple[float, float, float, float]
+    """Published (smoothed) box, x0, y0, x1, y1 in frame pixels."""
+    score: float
+    velocity: tuple[float, float]
+    """Centre velocity (px/s) of the Kalman filter."""
+    trail: tuple[tuple[float, float], ...]
+    """Last published centres, oldest first."""
+
+
+def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU ``[N, M]`` of boxes ``a [N, 4]`` and ``b [M, 4]`` ``(x0, y0, x1, y1)``."""
+    ix = np.clip(np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0, None)
+    iy = np.clip(np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1]), 0, None)
+    inter = ix * iy
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    union = area_a[:, None] + area_b[None, :] - inter
+    return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
+
+
+def _as_candidates(items: Sequence[Any], default_label: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Boxes ``[M, 4]``, scores ``[M]`` and labels of Detections, Peaks or ``(box, score)`` pairs."""
+    boxes, scores, labels = [], [], []
+    for d in items:
+        if hasattr(d, "box"):
+            boxes.append(d.box)
+            scores.append(d.score if hasattr(d, "score") else d.value)
+            labels.append(getattr(d, "label", None) or default_label)
+        else:
+            box, score = d
+            boxes.append(box)
+            scores.append(score)
+            labels.append(default_label)
+    b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    s = np.asarray(scores, dtype=np.float64).reshape(-1)
+    if not (np.isfinite(b).all() and np.isfinite(s).all()):
+        raise ValueError("Stabilizer.update: expected finite boxes and scores")
+    return b, s, labels
+
+
+class Stabilizer:
+    """Multi-object tracker turning per-frame candidates into steady, tracked detections."""
+
+    def __init__(self, config: TrackerConfig | None = None) -> None:
+        self.config = config or TrackerConfig()
+        self.reset()
+
+    def reset(self) -> None:
+        self._t: float | None = None
+        self._next_id = 1
+        self._x = np.zeros((0, 8))  # Kalman states
+        self._p = np.zeros((0, 8, 8))
+        self._f = np.zeros((0, 4))  # one-euro state on (cx, cy, w, h): value, derivative
+        self._df = np.zeros((0, 4))
+        self._ids: list[int] = []
+        self._labels: list[str] = []
+        self._states: list[str] = []
+        self._hits: list[int] = []
+        self._misses: list[int] = []
+        self._ages: list[int] = []
+        self._scores: list[float] = []
+        self._trails: list[deque] = []
+        self.frames = 0
+
+    # ---------------------------------------------------------------- public API
+    def update(self, detections: Sequence[Any], t: float, frame_size: tuple[int, int] | None = None
+               ) -> list[Detection]:
+        """Feed one frame's candidates (Detections, Peaks or ``(box, score)``) at time ``t`` (s)."""
+        cfg = self.config
+        dt = 0.0 if self._t is None else float(t) - self._t
+        if dt < 0:
+            raise ValueError(f"Stabilizer.update: time went backwards ({self._t} -> {t})")
+        self._t = float(t)
+        self.frames += 1
+        boxes, scores, labels = _as_candidates(detections, cfg.default_label)
+        keep = scores >= cfg.score_leave
+        if not keep.all():
+            boxes, scores = boxes[keep], scores[keep]
+            labels = [lb for lb, k in zip(labels, keep) if k]
+        self._x, self._p = kalman.predict(self._x, self._p, dt, cfg.kalman)
+        n, m = len(self._ids), len(scores)
+        matched_t, matched_d = self._associate(boxes, labels) if n and m else (np.zeros(0, int), np.zeros(0, int))
+        # Kalman correction of the matched tracks, all at once.
+        if matched_t.size:
+            z = kalman.box_to_z(boxes[matched_d])
+            xs, ps = kalman.update(self._x[matched_t], self._p[matched_t], z, cfg.kalman)
+            self._x[matched_t], self._p[matched_t] = xs, ps
+        hit = np.zeros(n, bool)
+        hit[matched_t] = True
+        det_of = dict(zip(matched_t.tolist(), matched_d.tolist()))
+        dead = []
+        for i in range(n):
+            self._ages[i] += 1
+            state = self._states[i]
+            if hit[i]:
+                s = float(scores[det_of[i]])
+                a = cfg.score_smoothing
+                self._scores[i] = a * s + (1 - a) * self._scores[i]
+                if state == TENTATIVE and s < cfg.score_enter:
+                    self._misses[i] += 1  # weak evidence cannot build a new track
+                    if self._misses[i] > cfg.max_tentative_misses:
+                        dead.append(i)
+                    continue
+                self._hits[i] += 1
+                self._misses[i] = 0
+                if state == COASTING or (state == TENTATIVE and self._hits[i] >= cfg.hits_to_confirm):
+                    self._states[i] = CONFIRMED
+            else:
+                self._misses[i] += 1
+                if state == TENTATIVE:
+                    if self._misses[i] > cfg.max_tentative_misses:
+                        dead.append(i)
+                else:
+                    self._states[i] = COASTING
+                    if self._misses[i] > cfg.max_misses:
+                        dead.append(i)
+        # Smooth the published box of every surviving track (one vectorised one-euro step).
+        if n and dt > 0:
+            self._f, self._df = one_euro_step(self._x[:, :4], self._f, self._df, dt, cfg.one_euro_min_cutoff,
+                                              cfg.one_euro_beta, cfg.one_euro_d_cutoff)
+        if dead:
+            self._remove(dead)
+        # New tentative tracks from strong unmatched candidates.
+        new = np.ones(m, bool)
+        new[matched_d] = False
+        new &= scores >= cfg.score_enter
+        if new.any():
+            self._add(boxes[new], scores[new], [lb for lb, k in zip(labels, new) if k])
+        return self._publish(frame_size)
+
+    @property
+    def tracks(self) -> list[Track]:
+        """All live tracks (tentative included), by id."""
+        out = []
+        for i, tid in enumerate(self._ids):
+            out.append(Track(tid, self._states[i], self._labels[i], self._ages[i], self._hits[i], self._misses[i],
+                             tuple(float(v) for v in kalman.z_to_box(self._f[i])), self._published_score(i),
+                             (float(self._x[i, 4]), float(self._x[i, 5])), tuple(self._trails[i])))
+        return out
+
+    # ---------------------------------------------------------------- internals
+    def _associate(self, boxes: np.ndarray, labels: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        cfg = self.config
+        pz = self._x[:, :4]
+        dz = kalman.box_to_z(boxes)
+        w = np.maximum((pz[:, None, 2] + dz[None, :, 2]) / 2, 1.0)
+        h = np.maximum((pz[:, None, 3] + dz[None, :, 3]) / 2, 1.0)
+        d = np.hypot((pz[:, None, 0] - dz[None, :, 0]) / w, (pz[:, None, 1] - dz[None, :, 1]) / h)
+        iou = iou_matrix(kalman.z_to_box(pz), boxes)
+        cost = d + cfg.iou_weight * (1.0 - iou)
+        gated = (d > cfg.max_distance) | (iou < cfg.min_iou)
+        if len(set(labels)) > 1 or len(set(self._labels)) > 1 or (labels and labels[0] != self._labels[0]):
+            gated |= np.asarray(self._labels, dtype=object)[:, None] != np.asarray(labels, dtype=object)[None, :]
+        cost = np.where(gated, _GATED, cost)
+        rows, cols = linear_sum_assignment(cost)
+        ok = cost[rows, cols] < _GATED
+        return rows[ok], cols[ok]
+
+    def _add(self, boxes: np.ndarray, scores: np.ndarray, labels: list[str]) -> None:
+        cfg = self.config
+        x, p = kalman.initiate(kalman.box_to_z(boxes), cfg.kalman)
+        self._x = np.concatenate([self._x, x])
+        self._p = np.concatenate([self._p, p])
+        self._f = np.concatenate([self._f, x[:, :4]])
+        self._df = np.concatenate([self._df, np.zeros((len(scores), 4))])
+        confirmed = cfg.hits_to_confirm <= 1
+        for s, lb in zip(scores.tolist(), labels):
+            self._ids.append(self._next_id)
+            self._next_id += 1
+            self._labels.append(lb)
+            self._states.append(CONFIRMED if confirmed else TENTATIVE)
+            self._hits.append(1)
+            self._misses.append(0)
+            self._ages.append(1)
+            self._scores.append(float(s))
+            self._trails.append(deque(maxlen=cfg.trail_length))
+
+    def _remove(self, dead: list[int]) -> None:
+        keep = np.ones(len(self._ids), bool)
+        keep[dead] = False
+        self._x, self._p, self._f, self._df = self._x[keep], self._p[keep], self._f[keep], self._df[keep]
+        for name in ("_ids", "_labels", "_states", "_hits", "_misses", "_ages", "_scores", "_trails"):
+            lst = getattr(self, name)
+            setattr(self, name, [v for v, k in zip(lst, keep) if k])
+
+    def _published_score(self, i: int) -> float:
+        return self._scores[i] * self.config.coast_score_decay ** self._misses[i]
+
+    def _publish(self, frame_size: tuple[int, int] | None) -> list[Detection]:
+        out = []
+        if not self._ids:
+            return out
+        boxes = kalman.z_to_box(self._f)
+        if frame_size is not None:
+            fw, fh = float(frame_size[0]), float(frame_size[1])
+            inside = ((self._f[:, 0] >= 0) & (self._f[:, 0] < fw) & (self._f[:, 1] >= 0) & (self._f[:, 1] < fh))
+            boxes = np.stack([np.clip(boxes[:, 0], 0, fw), np.clip(boxes[:, 1], 0, fh),
+                              np.clip(boxes[:, 2], 0, fw), np.clip(boxes[:, 3], 0, fh)], axis=1)
+        else:
+            inside = np.ones(len(self._ids), bool)
+        for i, tid in enumerate(self._ids):
+            state = self._states[i]
+            self._trails[i].append((float(self._f[i, 0]), float(self._f[i, 1])))
+            if state == TENTATIVE or (state == COASTING and not inside[i] and not self.config.publish_outside):
+                continue
+            b = boxes[i]
+            out.append(Detection((float(b[0]), float(b[1]), float(b[2]), float(b[3])), self._published_score(i),
+                                 self._labels[i], tid))
+        return out
