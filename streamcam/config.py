@@ -89,6 +89,8 @@ class PublisherConfig:
     """Blend the CAM heatmap into the published frame."""
     alpha: float = 0.4
     """Heatmap opacity in the blend."""
+    plain_frames: bool = True
+    """Also send each annotated frame without the heatmap (JPEG part ``image_plain``): the web page's heatmap toggle."""
 
 
 @dataclass(frozen=True)

@@ -48,32 +48,33 @@ def publish_result(pub: zmq.Socket, msg: protocol.Message, cfg: PipelineConfig, 
     image = msg.part("image")
     cam = msg.part("cam") if msg.has_part("cam") else None
     detections = msg.detections()
-    latency_ms = (time.time_ns() - msg.t_capture_ns) / 1e6
-    annotated = annotate(
-        image, cam, detections, heatmap=cfg.publisher.heatmap, alpha=cfg.publisher.alpha,
-        stream=msg.stream, fps=state.rate.rate, latency_ms=latency_ms,
-    )
-    jpeg = encode_jpeg(annotated, cfg.publisher.jpeg_quality)
     h, w = image.shape[:2]
-    # Latency is measured when the frame is ready to leave: capture clock → publish clock.
+    q = cfg.publisher.jpeg_quality
+    # The banner shows the latency so far; the published figure is measured when the frame leaves.
+    shown_latency = (time.time_ns() - msg.t_capture_ns) / 1e6
+    style = dict(stream=msg.stream, fps=state.rate.rate, latency_ms=shown_latency)
+    annotated = annotate(image, cam, detections, heatmap=cfg.publisher.heatmap, alpha=cfg.publisher.alpha, **style)
+    parts = [protocol.jpeg_part("image", encode_jpeg(annotated, q), w, h)]
+    if cfg.publisher.plain_frames and cfg.publisher.heatmap and cam is not None:
+        plain = annotate(image, None, detections, heatmap=False, **style)
+        parts.append(protocol.jpeg_part("image_plain", encode_jpeg(plain, q), w, h))
     latency_ms = (time.time_ns() - msg.t_capture_ns) / 1e6
     state.latency.add(latency_ms)
-    if metrics is not None:
-        metrics.latency_ms.labels("publisher", msg.stream).observe(latency_ms)
-        metrics.frames_out.labels("publisher", msg.stream).inc()
-        metrics.fps.labels("publisher", msg.stream).set(state.rate.rate)
     state.rate.tick()
     state.published += 1
     state.last = time.monotonic()
     if state.published == 1:
         state.first = state.last
+    if metrics is not None:
+        metrics.latency_ms.labels("publisher", msg.stream).observe(latency_ms)
+        metrics.frames_out.labels("publisher", msg.stream).inc()
+        metrics.fps.labels("publisher", msg.stream).set(state.rate.rate)
     common = {
         "width": w, "height": h, "detections": msg.header.get("detections", []),
         "latency_ms": round(latency_ms, 2), "fps": round(state.rate.rate, 2),
         "timings_ms": msg.header.get("timings_ms", {}),
     }
-    send_nowait(pub, protocol.encode("frames", msg.stream, msg.seq, msg.t_capture_ns,
-                                     [protocol.jpeg_part("image", jpeg, w, h)], **common))
+    send_nowait(pub, protocol.encode("frames", msg.stream, msg.seq, msg.t_capture_ns, parts, **common))
     send_nowait(pub, protocol.encode("detections", msg.stream, msg.seq, msg.t_capture_ns, (), **common))
     if state.log is not None:
         dets = common["detections"]
