@@ -1,0 +1,80 @@
+import numpy as np
+import pytest
+
+from streamcam.tracking import kalman
+from streamcam.tracking.kalman import KalmanBoxFilter, KalmanNoise
+
+
+def box_at(t, v=(60.0, -20.0), size=(30.0, 80.0), start=(100.0, 300.0)):
+    cx, cy = start[0] + v[0] * t, start[1] + v[1] * t
+    return np.array([cx - size[0] / 2, cy - size[1] / 2, cx + size[0] / 2, cy + size[1] / 2])
+
+
+def test_constant_velocity_prediction_error_goes_to_zero():
+    dt = 1 / 30
+    kf = KalmanBoxFilter(box_at(0))
+    errors, traces = [], []
+    for i in range(1, 90):
+        pred = kf.predict(dt)
+        errors.append(np.abs(pred - box_at(i * dt)).max())
+        kf.update(box_at(i * dt))
+        traces.append(np.trace(kf.P[0]))
+    assert errors[0] > 1.5  # starts with zero velocity: a 2 px lag
+    assert max(errors[-10:]) < 0.05
+    assert np.allclose(kf.velocity, (60, -20), atol=0.5)
+    assert traces[-1] < traces[0] / 3  # covariance shrinks
+    assert np.all(np.diff(traces[20:]) <= 1e-9)  # and settles monotonically
+
+
+def test_covariance_grows_while_coasting_and_stays_symmetric():
+    kf = KalmanBoxFilter(box_at(0))
+    for i in range(1, 30):
+        kf.predict(1 / 30)
+        kf.update(box_at(i / 30))
+    p0 = np.trace(kf.P[0])
+    for _ in range(5):
+        kf.predict(1 / 30)
+    assert np.trace(kf.P[0]) > p0
+    assert np.allclose(kf.P[0], kf.P[0].T)
+    assert np.all(np.linalg.eigvalsh(kf.P[0]) > 0)
+
+
+def test_noisy_measurements_are_smoothed():
+    rng = np.random.default_rng(1)
+    kf = KalmanBoxFilter(box_at(0))
+    err_in, err_out = [], []
+    for i in range(1, 200):
+        kf.predict(1 / 30)
+        truth = box_at(i / 30)
+        z = truth + rng.normal(0, 4, 4)
+        est = kf.update(z)
+        if i > 30:
+            err_in.append(np.abs(z - truth).mean())
+            err_out.append(np.abs(est - truth).mean())
+    assert np.mean(err_out) < 0.6 * np.mean(err_in)
+
+
+def test_batched_matches_single_filters():
+    noise = KalmanNoise()
+    boxes = np.array([box_at(0), box_at(0, size=(10, 20), start=(5, 5))])
+    x, p = kalman.initiate(kalman.box_to_z(boxes), noise)
+    singles = [KalmanBoxFilter(b, noise) for b in boxes]
+    for i in range(1, 5):
+        x, p = kalman.predict(x, p, 0.04, noise)
+        zs = np.array([box_at(i * 0.04), box_at(i * 0.04, size=(10, 20), start=(5, 5))])
+        x, p = kalman.update(x, p, kalman.box_to_z(zs), noise)
+        for f, z in zip(singles, zs):
+            f.predict(0.04)
+            f.update(z)
+    for k, f in enumerate(singles):
+        assert np.allclose(x[k], f.x[0]) and np.allclose(p[k], f.P[0])
+
+
+def test_box_conversions_round_trip():
+    b = np.array([[1.0, 2.0, 11.0, 42.0]])
+    assert np.allclose(kalman.z_to_box(kalman.box_to_z(b)), b)
+
+
+def test_noise_validation():
+    with pytest.raises(ValueError, match="meas_std"):
+        KalmanNoise(meas_std=0)
