@@ -1,0 +1,135 @@
+import numpy as np
+import pytest
+
+from streamcam.protocol import Detection
+from streamcam.tracking import Stabilizer, TrackerConfig
+
+DT = 1 / 30
+
+
+def det(cx, cy, w=30.0, h=80.0, score=0.9):
+    return Detection((cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2), score, "person")
+
+
+def centre(d):
+    return ((d.box[0] + d.box[2]) / 2, (d.box[1] + d.box[3]) / 2)
+
+
+def run(frames, config=None):
+    st = Stabilizer(config or TrackerConfig())
+    return st, [st.update(dets, i * DT) for i, dets in enumerate(frames)]
+
+
+def test_steady_object_keeps_one_id_and_is_confirmed_after_n_hits():
+    cfg = TrackerConfig(hits_to_confirm=3)
+    st, outs = run([[det(100 + i, 200)] for i in range(40)], cfg)
+    assert outs[0] == [] and outs[1] == [] and len(outs[2]) == 1
+    assert {d.track_id for o in outs[2:] for d in o} == {1}
+    assert all(len(o) == 1 for o in outs[2:])
+    (t,) = st.tracks
+    assert t.state == "confirmed" and t.hits == 40 and t.age == 40 and len(t.trail) == 20
+    assert t.velocity[0] == pytest.approx(30, abs=3)  # 1 px/frame
+
+
+def test_one_frame_miss_coasts_with_the_same_id():
+    frames = [[det(100 + 2 * i, 200)] for i in range(30)]
+    frames[15] = []
+    st, outs = run(frames)
+    assert len(outs[15]) == 1 and outs[15][0].track_id == 1
+    assert centre(outs[15][0])[0] == pytest.approx(130, abs=3)  # the predicted position
+    assert outs[15][0].score < outs[14][0].score  # coasting lowers the score
+    assert {d.track_id for o in outs[3:] for d in o} == {1}
+
+
+def test_coasting_track_is_deleted_after_m_misses():
+    cfg = TrackerConfig(max_misses=4)
+    frames = [[det(100, 200)] for _ in range(10)] + [[] for _ in range(8)]
+    st, outs = run(frames, cfg)
+    assert [len(o) for o in outs[10:]] == [1, 1, 1, 1, 0, 0, 0, 0]
+    assert st.tracks == []
+
+
+def test_crossing_objects_keep_their_ids():
+    frames = []
+    for i in range(60):
+        a = det(100 + 4 * i, 200 + 0.5 * i)  # left to right
+        b = det(340 - 4 * i, 210 - 0.5 * i)  # right to left, crossing at i = 30
+        frames.append([a, b] if i % 2 else [b, a])
+    st, outs = run(frames)
+    for o in outs[5:]:
+        assert len(o) == 2
+        by_id = {d.track_id: centre(d)[0] for d in o}
+        assert set(by_id) == {1, 2}
+    # After the crossing, the track of the object that started on the left is on the right.
+    left = min(outs[5], key=lambda d: centre(d)[0]).track_id
+    end = {d.track_id: centre(d)[0] for d in outs[-1]}
+    assert end[left] > 300 and end[3 - left] < 140
+
+
+def test_spurious_one_frame_detection_is_never_confirmed():
+    rng = np.random.default_rng(0)
+    frames = [[det(100, 200)] for _ in range(50)]
+    for i in range(5, 50, 3):  # a false positive somewhere else every third frame
+        frames[i] = frames[i] + [det(*rng.uniform([300, 100], [600, 400]))]
+    st, outs = run(frames)
+    assert {d.track_id for o in outs for d in o} == {1}
+    assert all(len(o) == 1 for o in outs[2:])
+
+
+def test_hysteresis_keeps_a_confirmed_track_between_leave_and_enter():
+    cfg = TrackerConfig(score_enter=0.6, score_leave=0.3)
+    scores = [0.9] * 10 + [0.4] * 20 + [0.2] * 20
+    st, outs = run([[det(100, 200, score=s)] for s in scores], cfg)
+    assert all(len(o) == 1 and o[0].track_id == 1 for o in outs[3:30])  # sustained by 0.4
+    assert all(o[0].score >= 0.35 for o in outs[25:30])
+    assert outs[-1] == []  # below score_leave it coasts, then goes
+    # A weak object never starts a track.
+    st, outs = run([[det(100, 200, score=0.4)] for _ in range(30)], cfg)
+    assert all(o == [] for o in outs) and st.tracks == []
+
+
+def test_published_boxes_jitter_less_than_the_input():
+    rng = np.random.default_rng(3)
+    truth = [np.array([100 + 1.5 * i, 200 + 0.5 * i, 30, 80]) for i in range(150)]
+    noisy = [t + np.r_[rng.normal(0, 4, 2), rng.normal(0, 4, 2)] for t in truth]
+    st, outs = run([[det(*z)] for z in noisy])
+    assert all(len(o) == 1 for o in outs[3:])
+    off_in = np.array([z[:2] - t[:2] for z, t in zip(noisy[20:], truth[20:])])
+    off_out = np.array([np.array(centre(o[0])) - t[:2] for o, t in zip(outs[20:], truth[20:])])
+    jit_in = np.linalg.norm(np.diff(off_in, axis=0), axis=1).mean()
+    jit_out = np.linalg.norm(np.diff(off_out, axis=0), axis=1).mean()
+    assert jit_out < jit_in / 3
+    w_in = np.abs(np.diff([z[2] for z in noisy[20:]])).mean()
+    w_out = np.abs(np.diff([o[0].box[2] - o[0].box[0] for o in outs[20:]])).mean()
+    assert w_out < w_in / 3
+    assert np.abs(off_out).mean() < 4  # smooth, not lagging behind
+
+
+def test_accepts_peaks_and_pairs_and_labels_are_kept_apart():
+    from streamcam.tracking import Peak
+
+    st = Stabilizer(TrackerConfig(hits_to_confirm=1))
+    out = st.update([Peak(100, 200, 0.9, (85, 160, 115, 240)), ((300, 100, 330, 180), 0.8)], 0.0)
+    assert sorted(d.track_id for d in out) == [1, 2] and {d.label for d in out} == {"person"}
+    out = st.update([Detection((85, 160, 115, 240), 0.9, "car")], DT)
+    assert 3 in {d.track_id for d in out}  # same place, other label: a new track
+
+
+def test_time_must_not_go_backwards_and_config_is_validated():
+    st = Stabilizer()
+    st.update([], 1.0)
+    with pytest.raises(ValueError, match="backwards"):
+        st.update([], 0.5)
+    with pytest.raises(ValueError, match="score_leave"):
+        TrackerConfig(score_enter=0.3, score_leave=0.5)
+    with pytest.raises(ValueError, match="hits_to_confirm"):
+        TrackerConfig(hits_to_confirm=0)
+
+
+def test_coasting_track_leaving_the_frame_is_not_published():
+    frames = [[det(600 + 5 * i, 200)] for i in range(8)] + [[] for _ in range(6)]
+    st = Stabilizer()
+    outs = [st.update(d, i * DT, frame_size=(640, 480)) for i, d in enumerate(frames)]
+    assert len(outs[7]) == 1
+    assert outs[-1] == []
+    assert all(0 <= v <= 640 for o in outs for d in o for v in d.box[::2])
