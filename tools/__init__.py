@@ -1,0 +1,1 @@
+"""Developer tools (benchmarks, evaluation, conversion); importable as ``tools.*`` from the repo root."""
