@@ -126,10 +126,14 @@ def test_class_table_rejects(classes, msg):
 def test_band_rows_covers_frame():
     from streamcam.gpu.fused_cam import band_rows
 
-    for height, pairs, sms in [(2160, 1, 132), (240, 8, 132), (1080, 1000, 108), (1, 1, 132)]:
-        rows = band_rows(height, pairs, sms)
+    for height, width, pairs, sms, cells, k in [(2160, 3840, 1, 132, 49, 512), (240, 320, 8, 132, 1024, 2048),
+                                                (1080, 1920, 1000, 108, 196, 2048), (1, 1, 1, 132, 1, 1)]:
+        rows = band_rows(height, width, pairs, sms, cells, k)
         bands = -(-height // rows)
         assert rows >= 1 and bands * rows >= height and (bands - 1) * rows < height
+    # Big feature maps: about one block per SM; small ones: up to BLOCKS_PER_SM per SM.
+    assert -(-1080 // band_rows(1080, 1920, 1, 132, 196, 2048)) <= 140
+    assert -(-1080 // band_rows(1080, 1920, 1, 132, 49, 64)) >= 300
 
 
 def test_preprocess_params_match_cpu_geometry():

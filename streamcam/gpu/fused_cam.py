@@ -39,8 +39,7 @@ log = logging.getLogger(__name__)
 THREADS = 256
 MAX_LOWRES = 1024
 BLOCKS_PER_SM = 4
-"""Blocks per SM the row bands aim at: each block recomputes the low-res map, so fewer is cheaper,
-but at least a few per SM keep the memory-bound phase 2 saturated."""
+"""At most this many blocks per SM: every block recomputes the low-res map (see band_rows)."""
 
 
 def _device_array(obj: Any) -> tuple[int, tuple[int, ...], np.dtype] | None:
@@ -63,10 +62,20 @@ def _device_array(obj: Any) -> tuple[int, tuple[int, ...], np.dtype] | None:
     return None
 
 
-def band_rows(height: int, pairs: int, multiprocessors: int, blocks_per_sm: int = BLOCKS_PER_SM) -> int:
-    """Rows of output per block so that the whole launch has about ``blocks_per_sm`` blocks per SM."""
-    bands = max(1, -(-multiprocessors * blocks_per_sm // max(1, pairs)))
-    return max(1, -(-height // min(bands, height)))
+def band_rows(height: int, width: int, pairs: int, multiprocessors: int, lowres_cells: int, k: int) -> int:
+    """Rows of output per block (the launch's band size).
+
+    Each block re-reads the ``h*w*K`` features to recompute the low-res map, so the number of
+    bands per (frame, class) pair is chosen so that this redundant traffic stays about the size
+    of the frame traffic (``H*W*6`` bytes read + written), but within one to ``BLOCKS_PER_SM``
+    blocks per SM for the whole launch: never fewer blocks than SMs, never many more.
+    """
+    pairs = max(1, pairs)
+    lo = -(-multiprocessors // pairs)
+    hi = max(lo, -(-multiprocessors * BLOCKS_PER_SM // pairs))
+    by_traffic = (height * width * 6) // max(1, lowres_cells * k * 4)
+    bands = min(max(by_traffic, lo), hi, height)
+    return max(1, -(-height // max(1, bands)))
 
 
 class FusedCam:
@@ -157,7 +166,7 @@ class FusedCam:
             height, width, channels = fr_shape[1:]
             out = self._buffer("out", (n, s, height, width, 3), np.uint8)
             lowres = self._buffer("lowres", (n, s, h, w), np.float32)
-            rows = band_rows(height, n * s, self._sms)
+            rows = band_rows(height, width, n * s, self._sms, h * w, k)
             grid = (-(-height // rows), n * s, 1)
             self._kernel.prepared_async_call(
                 grid, (THREADS, 1, 1), self._stream,
