@@ -271,6 +271,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--port", type=int, default=8080)
     sp.add_argument("--no-serve", action="store_true")
     add("info", cmd_info, "which engine backends can run here, and why not")
+    sub.add_parser("build-engine", help="compile an ONNX model to a cached TensorRT plan (GPU; see docs/gpu.md)",
+                   add_help=False)
     sp = add("report", cmd_report, "plots of a run (latency, fps, tracks, CAM threshold curve) as PNGs")
     sp.add_argument("run_dir")
     sp.add_argument("--out", help="output folder (default RUN_DIR/report)")
@@ -284,6 +286,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # build-engine has its own parser (TensorRT options); hand it the rest of the line.
+    if argv[:1] == ["build-engine"]:
+        from .gpu.plan import build_engine_main
+
+        return build_engine_main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "fn", None):
