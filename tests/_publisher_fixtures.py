@@ -7,6 +7,8 @@ import tempfile
 import time
 from typing import Any, Callable, Iterator, Optional
 
+import cv2
+
 import numpy as np
 import pytest
 import zmq
@@ -26,23 +28,34 @@ def pub_endpoint() -> Iterator[str]:
         shutil.rmtree(d, ignore_errors=True)
 
 
-def frame_image(seq: int, width: int = 160, height: int = 120) -> np.ndarray:
+def frame_image(seq: int, width: int = 160, height: int = 120, heatmap: bool = True,
+                stream: str = "s", detections: Optional[list[Detection]] = None) -> np.ndarray:
+    """An annotated frame that changes with ``seq``: a moving edge and the frame number in large digits."""
     img = np.zeros((height, width), np.uint8)
     img[:, (seq * 7) % width:] = 90
+    scale = height / 120
+    cv2.putText(img, f"{seq:05d}", (int(width * 0.3), int(height * 0.62)), cv2.FONT_HERSHEY_SIMPLEX,
+                scale, 230, max(1, int(2 * scale)), cv2.LINE_AA)
     cam = np.zeros((6, 8), np.float32)
     cam[seq % 6, seq % 8] = 1.0
-    dets = [Detection((10.0, 20.0, 60.0, 90.0), 0.9, "person", 1)]
-    return annotate(img, cam, dets, stream="s", fps=10.0, latency_ms=5.0)
+    dets = detections if detections is not None else [Detection((10.0, 20.0, 60.0, 90.0), 0.9, "person", 1)]
+    return annotate(img, cam, dets, heatmap=heatmap, stream=stream, fps=10.0, latency_ms=5.0)
 
 
 class FakePublisher:
-    """Publishes ``frames/<stream>`` + ``detections/<stream>`` like the publisher stage does."""
+    """Publishes ``frames/<stream>`` + ``detections/<stream>`` like the publisher stage does.
 
-    def __init__(self, endpoint: str, width: int = 160, height: int = 120) -> None:
+    With ``plain=True`` each frames message also carries ``image_plain``: the same frame
+    without the heatmap (``publisher.plain_frames``).
+    """
+
+    def __init__(self, endpoint: str, width: int = 160, height: int = 120, plain: bool = False,
+                 seq: int = 0) -> None:
         self.ctx = zmq.Context()
         self.sock = make_socket(self.ctx, "PUB", endpoint, bind=True)
         self.width, self.height = width, height
-        self.seq = 0
+        self.plain = plain
+        self.seq = seq
         self.sent: dict[tuple[str, int], dict[str, Any]] = {}
 
     def detections_for(self, stream: str, seq: int) -> list[Detection]:
@@ -51,7 +64,8 @@ class FakePublisher:
             Detection((100.0, 30.0, 150.0, 110.0), 0.61, "person", None),
         ]
 
-    def publish(self, stream: str, fps: Optional[float] = 10.0, jpeg: Optional[bytes] = None) -> int:
+    def publish(self, stream: str, fps: Optional[float] = 10.0, jpeg: Optional[bytes] = None,
+                plain_jpeg: Optional[bytes] = None) -> int:
         seq = self.seq
         self.seq += 1
         t_ns = time.time_ns()
@@ -59,12 +73,18 @@ class FakePublisher:
         rec = detections_record(stream, seq, t_ns, self.width, self.height, dets)
         rec["latency_ms"] = 12.5
         if jpeg is None:
-            jpeg = encode_jpeg(frame_image(seq, self.width, self.height), 80)
+            jpeg = encode_jpeg(frame_image(seq, self.width, self.height, stream=stream, detections=dets), 80)
+        parts = [jpeg_part("image", jpeg, self.width, self.height)]
+        if self.plain and plain_jpeg is None:
+            plain_jpeg = encode_jpeg(frame_image(seq, self.width, self.height, heatmap=False, stream=stream,
+                                                 detections=dets), 80)
+        if plain_jpeg is not None:
+            parts.append(jpeg_part("image_plain", plain_jpeg, self.width, self.height))
         frames_fields = {k: v for k, v in rec.items() if k not in ("seq", "t_capture_ns", "stream")}
         if fps is not None:
             frames_fields["fps"] = fps
         self.sock.send_multipart(
-            encode("frames", stream, seq, t_ns, [jpeg_part("image", jpeg, self.width, self.height)], **frames_fields),
+            encode("frames", stream, seq, t_ns, parts, **frames_fields),
             copy=False,
         )
         det_fields = {k: v for k, v in rec.items() if k not in ("seq", "t_capture_ns", "stream")}

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from _publisher_fixtures import FakePublisher, publish_until, pub_endpoint  # noqa: F401 (fixture)
+from streamcam.protocol import encode, jpeg_part
 from streamcam.publisher.mjpeg import BOUNDARY, MjpegServer, serve_main
 
 
@@ -119,11 +120,13 @@ def test_streams_mjpeg_snapshot_detections(setup):
 def test_page_health_and_not_found(setup):
     pub, server = setup
     status, ctype, body = get(server.url)
-    assert status == 200 and "text/html" in ctype and b"no streams yet" in body
+    assert status == 200 and "text/html" in ctype and b"No streams yet" in body
+    # the page finds streams itself and uses only the bridge's own routes
+    for route in (b'"/api/streams"', b'"/api/detections/"', b'"/stream/"', b'"/snapshot/"', b"?heatmap="):
+        assert route in body
+    # no external resources: everything is inline
+    assert b"http://" not in body and b"https://" not in body and b"//cdn" not in body
     publish_until(pub, _has_stream(server, "cam0"))
-    page = get(server.url)[2].decode()
-    assert '<img src="/stream/cam0.mjpg"' in page and "/api/detections/" in page
-    assert "http://" not in page and "https://" not in page  # no external resources
     health = get_json(server.url + "healthz")
     assert health["ok"] is True and health["streams"] == 1
     for path in ("nope", "stream/other.mjpg", "snapshot/other.jpg", "api/detections/other"):
@@ -221,3 +224,63 @@ def test_two_mjpeg_clients_get_frames_at_once(setup):
         t.join(2)
     assert all(r is not None and len(r) >= 2 for r in results)
     assert all(cv2.imdecode(np.frombuffer(f, np.uint8), cv2.IMREAD_COLOR) is not None for r in results for f in r)
+
+
+def test_heatmap_off_serves_image_plain(pub_endpoint):
+    pub = FakePublisher(pub_endpoint, plain=True)
+    server = MjpegServer(pub_endpoint, port=0).start()
+    try:
+        publish_until(pub, _has_stream(server, "cam0"))
+        assert get_json(server.url + "api/streams")["streams"][0]["plain"] is True
+        heat, plain = b"H" * 64 + b"\xff\xd9", b"P" * 64 + b"\xff\xd9"
+        publish_until(pub, lambda: get(server.url + "snapshot/cam0.jpg")[2] == heat, jpeg=heat, plain_jpeg=plain)
+        assert get(server.url + "snapshot/cam0.jpg?heatmap=1")[2] == heat
+        for off in ("0", "false", "off"):
+            assert get(server.url + "snapshot/cam0.jpg?heatmap=" + off) == (200, "image/jpeg", plain)
+        assert get(server.url + "snapshot/cam0.jpg?heatmap=maybe")[0] == 400
+
+        stop = threading.Event()
+
+        def keep_publishing():
+            while not stop.is_set():
+                pub.publish("cam0", jpeg=heat, plain_jpeg=plain)
+                time.sleep(0.03)
+
+        t = threading.Thread(target=keep_publishing)
+        t.start()
+        try:
+            ctype, frames = read_mjpeg_part(server.url + "stream/cam0.mjpg?heatmap=0", min_frames=2)
+            _, heat_frames = read_mjpeg_part(server.url + "stream/cam0.mjpg", min_frames=2)
+        finally:
+            stop.set()
+            t.join(2)
+        assert ctype.startswith("multipart/x-mixed-replace") and len(frames) >= 2 and set(frames) == {plain}
+        assert set(heat_frames) == {heat}
+    finally:
+        server.stop()
+        pub.close()
+
+
+def test_heatmap_off_without_image_plain_is_404_with_reason(setup):
+    pub, server = setup  # a publisher that does not send image_plain
+    publish_until(pub, _has_stream(server, "cam0"))
+    assert get_json(server.url + "api/streams")["streams"][0]["plain"] is False
+    for path in ("snapshot/cam0.jpg?heatmap=0", "stream/cam0.mjpg?heatmap=0"):
+        status, _, body = get(server.url + path)
+        assert status == 404 and b"image_plain" in body and b"plain_frames" in body
+    assert get(server.url + "snapshot/cam0.jpg")[0] == 200
+    assert get(server.url + "stream/cam0.jpg")[0] == 404 and get(server.url + "snapshot/cam0.mjpg")[0] == 404
+
+
+def test_header_heatmap_false_means_the_image_is_plain(setup):
+    pub, server = setup
+    jpeg = b"N" * 64 + b"\xff\xd9"
+    t_ns = time.time_ns()
+
+    def send():
+        pub.send_raw(encode("frames", "cam9", 7, t_ns, [jpeg_part("image", jpeg, 160, 120)], heatmap=False))
+        return True
+
+    publish_until(pub, lambda: send() and _has_stream(server, "cam9")())
+    assert {s["id"]: s["plain"] for s in get_json(server.url + "api/streams")["streams"]}["cam9"] is True
+    assert get(server.url + "snapshot/cam9.jpg?heatmap=0")[2] == jpeg

@@ -2,12 +2,22 @@
 
 Routes::
 
-    /                       minimal HTML page: one live <img> and a detections table per stream
+    /                       the viewer page (page.html): a card per stream, discovered from /api/streams
     /stream/<id>.mjpg       multipart/x-mixed-replace MJPEG, one part per new frame
     /snapshot/<id>.jpg      the latest annotated frame
-    /api/streams            {"streams": [{id, seq, fps, latency_ms, width, height, frames, age_s}], "rejected": {...}}
+    /api/streams            {"streams": [{id, seq, fps, latency_ms, width, height, frames, age_s, plain}],
+                             "rejected": {...}}
     /api/detections/<id>    the latest detections record (as published on ``detections/<id>``)
     /healthz                {"ok": true, ...}
+
+Heatmap off: ``?heatmap=0`` on ``/stream`` and ``/snapshot`` serves the frames without the
+heatmap. The publisher bakes the heatmap into the ``image`` part; it can send the same frame
+without it as a second JPEG part named ``image_plain`` (``publisher.plain_frames``), or say
+``"heatmap": false`` in the header when ``image`` has none. ``plain`` in ``/api/streams``
+says whether the stream offers that variant (a plain frame within the last
+:data:`PLAIN_FRESH_S` seconds); without it ``?heatmap=0`` answers 404 with the reason. A frame
+that arrives without ``image_plain`` while the variant is offered had no heatmap to remove
+(the publisher omits the part then), so its ``image`` is served as is.
 
 Threads: one ZeroMQ receive thread (owns the SUB socket) and the HTTP server thread,
 which starts one daemon thread per connection. Shutdown is designed: :meth:`MjpegServer.stop`
@@ -16,7 +26,6 @@ sets an Event, stops the HTTP loop, wakes every MJPEG writer, and joins with tim
 
 from __future__ import annotations
 
-import html
 import json
 import logging
 import re
@@ -27,7 +36,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from typing import Any, Optional
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import zmq
 
@@ -40,6 +49,10 @@ log = logging.getLogger(__name__)
 BOUNDARY = "frame"
 MAX_STREAMS = 64
 """Streams the bridge keeps; messages for more stream ids are rejected (bounded memory)."""
+PLAIN_FRESH_S = 3.0
+"""A stream offers ``?heatmap=0`` while its last heatmap-free frame is at most this old."""
+NO_PLAIN = ("no frames without the heatmap for this stream: the publisher bakes the heatmap into the JPEG"
+            " and sends a heatmap-free copy (JPEG part 'image_plain') only with publisher.plain_frames: true")
 _HEADER_ONLY = ("v", "kind", "parts")
 _MJPEG_WAKE_S = 0.25
 _DISCONNECT = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, TimeoutError, socket.timeout)
@@ -51,6 +64,9 @@ class _StreamState:
 
     id: str
     jpeg: Optional[bytes] = None
+    plain: Optional[bytes] = None
+    """The latest frame without the heatmap (its ``image_plain`` part, or ``image`` when it has none)."""
+    last_plain_t: Optional[float] = None
     version: int = 0
     """Incremented on every new frame: MJPEG writers send when it changes."""
     seq: Optional[int] = None
@@ -75,7 +91,19 @@ class _StreamState:
             "height": self.height,
             "frames": self.frames,
             "age_s": round(now - self.last_update_t, 3),
+            "plain": self.offers_plain(now),
         }
+
+    def offers_plain(self, now: float) -> bool:
+        return self.last_plain_t is not None and now - self.last_plain_t <= PLAIN_FRESH_S
+
+    def frame(self, heatmap: bool, now: float) -> Optional[bytes]:
+        """The latest JPEG with or without the heatmap; None when there is none (yet)."""
+        if heatmap:
+            return self.jpeg
+        if not self.offers_plain(now):
+            return None
+        return self.plain if self.plain is not None else self.jpeg
 
 
 def _number(value: Any) -> Optional[float]:
@@ -112,7 +140,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:  # noqa: N802 (stdlib name)
         bridge = self.server.bridge
-        path = urlsplit(self.path).path
+        url = urlsplit(self.path)
+        path = url.path
         try:
             if path in ("/", "/index.html"):
                 self._send(200, "text/html; charset=utf-8", bridge.page().encode())
@@ -123,11 +152,23 @@ class _Handler(BaseHTTPRequestHandler):
             elif m := re.fullmatch(r"/api/detections/([^/]+)", path):
                 rec = bridge.detections(unquote(m.group(1)))
                 self._json(rec) if rec is not None else self._not_found()
-            elif m := re.fullmatch(r"/snapshot/([^/]+)\.jpg", path):
-                jpeg = bridge.snapshot(unquote(m.group(1)))
-                self._send(200, "image/jpeg", jpeg) if jpeg is not None else self._not_found()
-            elif m := re.fullmatch(r"/stream/([^/]+)\.mjpg", path):
-                self._mjpeg(unquote(m.group(1)))
+            elif m := re.fullmatch(r"/(snapshot|stream)/([^/]+)\.(jpg|mjpg)", path):
+                route, sid, ext = m.group(1), unquote(m.group(2)), m.group(3)
+                if (route, ext) not in (("snapshot", "jpg"), ("stream", "mjpg")):
+                    self._not_found()
+                    return
+                heatmap = _heatmap_param(url.query)
+                if heatmap is None:
+                    self._send(400, "text/plain; charset=utf-8", b"heatmap: expected 0 or 1\n")
+                elif not bridge.has_stream(sid):
+                    self._not_found()
+                elif not heatmap and not bridge.offers_plain(sid):
+                    self._not_found(NO_PLAIN)
+                elif route == "stream":
+                    self._mjpeg(sid, heatmap)
+                else:
+                    jpeg = bridge.snapshot(sid, heatmap)
+                    self._send(200, "image/jpeg", jpeg) if jpeg is not None else self._not_found()
             else:
                 self._not_found()
         except _DISCONNECT as exc:
@@ -144,14 +185,11 @@ class _Handler(BaseHTTPRequestHandler):
     def _json(self, obj: Any) -> None:
         self._send(200, "application/json", json.dumps(obj).encode())
 
-    def _not_found(self) -> None:
-        self._send(404, "text/plain; charset=utf-8", b"not found\n")
+    def _not_found(self, why: str = "not found") -> None:
+        self._send(404, "text/plain; charset=utf-8", why.encode() + b"\n")
 
-    def _mjpeg(self, sid: str) -> None:
+    def _mjpeg(self, sid: str, heatmap: bool) -> None:
         bridge = self.server.bridge
-        if not bridge.has_stream(sid):
-            self._not_found()
-            return
         self.close_connection = True
         self.send_response(200)
         self.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={BOUNDARY}")
@@ -160,13 +198,21 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         seen = -1
         while True:
-            jpeg, seen = bridge.wait_frame(sid, seen, _MJPEG_WAKE_S)
+            jpeg, seen = bridge.wait_frame(sid, seen, _MJPEG_WAKE_S, heatmap)
             if bridge.stopping:
                 return
             if jpeg is None:
                 continue
             head = f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n".encode()
             self.wfile.write(head + jpeg + b"\r\n")
+
+
+def _heatmap_param(query: str) -> Optional[bool]:
+    """``heatmap`` from the query string: True when absent, None when not understood."""
+    values = parse_qs(query).get("heatmap")
+    if not values:
+        return True
+    return {"1": True, "true": True, "on": True, "0": False, "false": False, "off": False}.get(values[-1].lower())
 
 
 class MjpegServer:
@@ -285,6 +331,8 @@ class MjpegServer:
             if msg.kind == "frames":
                 if not msg.has_part("image") or not isinstance(msg.part("image"), bytes):
                     raise ProtocolError("missing_part", "frames message without a JPEG 'image' part")
+                if msg.has_part("image_plain") and not isinstance(msg.part("image_plain"), bytes):
+                    raise ProtocolError("bad_part", "frames message with a non-JPEG 'image_plain' part")
             elif msg.kind != "detections":
                 raise ProtocolError("bad_kind", f"expected frames or detections, got {msg.kind!r}")
         except ProtocolError as exc:
@@ -300,7 +348,8 @@ class MjpegServer:
                     return
                 st = self._streams[msg.stream] = _StreamState(msg.stream)
             st.last_update_t = now
-            st.seq = msg.seq if st.seq is None else max(st.seq, msg.seq)
+            if st.seq is None or msg.kind == "frames":
+                st.seq = msg.seq  # the latest frame's: it goes back to 0 when the publisher restarts
             latency = _number(h.get("latency_ms"))
             if latency is not None:
                 st.latency_ms = latency
@@ -314,6 +363,9 @@ class MjpegServer:
                 if "detections" in h and (st.detections is None or msg.seq > have):
                     st.detections = _record(h)
                 st.jpeg = msg.part("image")
+                st.plain = msg.part("image_plain") if msg.has_part("image_plain") else None
+                if st.plain is not None or h.get("heatmap") is False:
+                    st.last_plain_t = now
                 st.version += 1
                 st.frames += 1
                 st.header_fps = _number(h.get("fps"))
@@ -328,8 +380,17 @@ class MjpegServer:
         with self._cond:
             return sid in self._streams
 
-    def wait_frame(self, sid: str, seen_version: int, timeout: float) -> tuple[Optional[bytes], int]:
-        """The stream's latest JPEG once its version differs from ``seen_version`` (or None on timeout)."""
+    def offers_plain(self, sid: str) -> bool:
+        with self._cond:
+            st = self._streams.get(sid)
+            return st is not None and st.offers_plain(time.monotonic())
+
+    def wait_frame(self, sid: str, seen_version: int, timeout: float,
+                   heatmap: bool = True) -> tuple[Optional[bytes], int]:
+        """The stream's latest JPEG once its version differs from ``seen_version`` (or None on timeout).
+
+        With ``heatmap=False`` the frame without the heatmap; a new frame that has none is skipped.
+        """
         with self._cond:
             st = self._streams.get(sid)
             if st is None:
@@ -338,12 +399,12 @@ class MjpegServer:
                                 timeout)
             if st.jpeg is None or st.version == seen_version:
                 return None, seen_version
-            return st.jpeg, st.version
+            return st.frame(heatmap, time.monotonic()), st.version
 
-    def snapshot(self, sid: str) -> Optional[bytes]:
+    def snapshot(self, sid: str, heatmap: bool = True) -> Optional[bytes]:
         with self._cond:
             st = self._streams.get(sid)
-            return None if st is None else st.jpeg
+            return None if st is None else st.frame(heatmap, time.monotonic())
 
     def detections(self, sid: str) -> Optional[dict[str, Any]]:
         with self._cond:
@@ -368,21 +429,8 @@ class MjpegServer:
         }
 
     def page(self) -> str:
-        with self._cond:
-            ids = sorted(self._streams)
-        cards = []
-        for sid in ids:
-            q, e = quote(sid, safe=""), html.escape(sid)
-            cards.append(
-                f'<div class="stream" data-id="{e}"><h2>{e}</h2>'
-                f'<img src="/stream/{q}.mjpg" alt="{e}">'
-                f'<div class="meta"></div>'
-                f"<table><thead><tr><th>track</th><th>label</th><th>score</th><th>box</th></tr></thead>"
-                f"<tbody></tbody></table></div>"
-            )
-        body = "\n".join(cards) or '<p class="empty">no streams yet (waiting for the publisher)</p>'
-        return (self._page_template.replace("<!--STREAMS-->", body)
-                .replace("__STREAM_IDS__", html.escape(json.dumps(ids), quote=True)))
+        """The viewer page; it finds the streams itself (``/api/streams``), so it is static."""
+        return self._page_template
 
 
 def serve_main(endpoint: str, host: str = "127.0.0.1", port: int = 8080,
