@@ -154,9 +154,18 @@ def cmd_detect(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    cfg = _load(args)
+    if args.tracking:
+        from .evaluation.tracking import evaluate_tracking
+
+        result = evaluate_tracking(cfg.model_path(), seeds=[args.seed + k for k in range(args.clips)],
+                                   frames=args.frames, config=cfg.stabilizer.tracker)
+        if args.out:
+            Path(args.out).write_text(json.dumps(result, indent=1, default=float) + "\n")
+        print(json.dumps(result, indent=1, default=float))
+        return 0
     from .evaluate import run_eval
 
-    cfg = _load(args)
     result = run_eval(cfg, frames=args.frames, seed=args.seed, out=args.out)
     print(json.dumps(result, indent=1))
     return 0
@@ -264,6 +273,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--frames", type=int, default=200)
     sp.add_argument("--seed", type=int, default=1001, help="scene seed (held out from training)")
     sp.add_argument("--out", help="write the result JSON here too")
+    sp.add_argument("--tracking", action="store_true",
+                    help="tracking metrics (MOTA, IDF1, ID switches, jitter, flicker): raw vs stabilized vs norfair")
+    sp.add_argument("--clips", type=int, default=4, help="--tracking: clips (scene seeds) of --frames frames each")
     sp.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     sp = add("demo", cmd_demo, "run the embedded default pipeline for a while: page, MP4 and a summary")
     sp.add_argument("--seconds", type=float, default=20.0)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Literal, Optional
 
 from .errors import ConfigError
+from .tracking.tracker import TrackerConfig
 from .transport import check_endpoint
 
 SourceKind = Literal["synthetic", "camera", "file", "url", "thermal", "images"]
@@ -78,6 +79,18 @@ class ProcessorConfig:
     """Box threshold as a fraction of the CAM maximum; None = the model's calibrated value."""
     min_score: float = 0.5
     """Frame-level class probability below which no boxes are reported."""
+
+
+@dataclass(frozen=True)
+class StabilizerConfig:
+    """Steady, tracked detections from per-frame CAM candidates (streamcam.tracking)."""
+
+    enabled: bool = True
+    """Track detections across frames: stable track_ids, no flicker, no jitter."""
+    input: Literal["boxes", "peaks"] = "boxes"
+    """Candidates per frame: the CAM box rule's boxes, or heatmap peaks (one box per peak basin)."""
+    tracker: TrackerConfig = field(default_factory=TrackerConfig)
+    """Association, Kalman, lifecycle, hysteresis and smoothing knobs (see streamcam/tracking/tracker.py)."""
 
 
 @dataclass(frozen=True)
@@ -169,6 +182,7 @@ class PipelineConfig:
     name: str = "default"
     streams: tuple[StreamConfig, ...] = (StreamConfig(id="ir0"),)
     processor: ProcessorConfig = field(default_factory=ProcessorConfig)
+    stabilizer: StabilizerConfig = field(default_factory=StabilizerConfig)
     publisher: PublisherConfig = field(default_factory=PublisherConfig)
     endpoints: EndpointsConfig = field(default_factory=EndpointsConfig)
     serve: ServeConfig = field(default_factory=ServeConfig)
@@ -275,7 +289,8 @@ def _build(cls: type, data: Any, prefix: str) -> Any:
         kwargs[name] = _convert(value, hints[name], f"{prefix}.{name}" if prefix else name)
     try:
         return cls(**kwargs)
-    except TypeError as exc:
+    except (TypeError, ValueError) as exc:
+        # Dataclasses that validate themselves (TrackerConfig) raise ValueError naming the field.
         raise ConfigError(f"{where}: {exc}") from None
 
 

@@ -48,9 +48,10 @@ def _limit_of(spec: str, limit: int | None) -> int | None:
 
 
 def detect_file(cfg: PipelineConfig, spec: str, out_path: str, limit: int | None = None, progress: bool = True) -> dict[str, Any]:
-    from .processor.stage import build_detector
+    from .processor.stage import build_tracked_detector
 
-    detector = build_detector(cfg)
+    tracked = build_tracked_detector(cfg)
+    detector = tracked.detector
     source = open_offline_source(spec, cfg)
     limit = _limit_of(spec, limit)
     frames: queue.Queue = queue.Queue(maxsize=8)
@@ -79,6 +80,7 @@ def detect_file(cfg: PipelineConfig, spec: str, out_path: str, limit: int | None
     t = threading.Thread(target=reader, name="detect-reader", daemon=True)
     t0 = time.perf_counter()
     t.start()
+    fps = getattr(source, "fps", None) or cfg.streams[0].source.fps
     stream = os.path.splitext(os.path.basename(spec.rstrip("/")))[0] or "file"
     stream = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in stream)[:64]
     n = n_det = 0
@@ -88,9 +90,12 @@ def detect_file(cfg: PipelineConfig, spec: str, out_path: str, limit: int | None
                 f = frames.get()
                 if f is None:
                     break
-                r = detector.detect(f.image, f.pixel_format)
+                # Offline, time is the media's: frames arrive faster than real time, and the
+                # stabilizer's motion model works in seconds of the scene, not of the decoder.
+                t_ns = int(f.index * 1e9 / fps)
+                r, _ = tracked.process(stream, f.image, f.pixel_format, t_ns)
                 h, w = f.image.shape[:2]
-                rec = detections_record(stream, n, f.t_capture_ns, w, h, r.detections)
+                rec = detections_record(stream, n, t_ns, w, h, r.detections)
                 out.write(json.dumps(rec, separators=(",", ":")) + "\n")
                 n += 1
                 n_det += len(r.detections)

@@ -174,3 +174,14 @@ def test_annotate_is_fast_enough():
         times.append(time.perf_counter() - t0)
     best = min(times)
     assert best < 0.004, f"annotate took {best * 1e3:.2f} ms (median {np.median(times) * 1e3:.2f} ms)"
+
+
+def test_trails_are_drawn_in_the_track_colour():
+    from streamcam.publisher.annotate import annotate, track_color
+
+    img = np.zeros((120, 160), np.uint8)
+    out = annotate(img, None, [], heatmap=False, tracks=[{"id": 4, "trail": [[20, 100], [60, 100], [100, 100]]}])
+    colour = np.array(track_color(4))
+    row = out[100, 30:90].astype(int)
+    assert (np.abs(row - colour).sum(axis=1) < 60).mean() > 0.8
+    assert out[20, 30:90].max() == 0  # nothing drawn away from the trail

@@ -34,6 +34,13 @@ def build_detector(cfg: PipelineConfig):
     return Detector(engine, classes=p.classes, cam_threshold=p.cam_threshold, min_score=p.min_score)
 
 
+def build_tracked_detector(cfg: PipelineConfig):
+    """The detector plus the stabilizer, as the live processor runs them."""
+    from .stabilized import TrackedDetector
+
+    return TrackedDetector(build_detector(cfg), cfg.stabilizer)
+
+
 def result_message(msg: protocol.Message, result, extra: dict) -> list:
     image = msg.part("image")
     desc = next(d for d in msg.header["parts"] if d["name"] == "image")
@@ -53,7 +60,8 @@ def result_message(msg: protocol.Message, result, extra: dict) -> list:
 
 def run_processor(cfg: PipelineConfig, stop: threading.Event, ctx: zmq.Context | None = None) -> int:
     """Serve the ``frames`` endpoint until ``stop``; push results to the publisher."""
-    detector = build_detector(cfg)
+    tracked = build_tracked_detector(cfg)
+    detector = tracked.detector
     ctx = ctx or zmq.Context.instance()
     pull = make_socket(ctx, "PULL", cfg.endpoint("frames"), bind=True, curve=cfg.curve())
     push = make_socket(ctx, "PUSH", cfg.endpoint("results"), bind=False, curve=cfg.curve())
@@ -102,10 +110,12 @@ def run_processor(cfg: PipelineConfig, stop: threading.Event, ctx: zmq.Context |
                 newest[msg.stream] = msg
             for msg in newest.values():
                 desc = next(d for d in msg.header["parts"] if d["name"] == "image")
-                result = detector.detect(msg.part("image"), desc["pixel_format"])
+                result, tracks = tracked.process(msg.stream, msg.part("image"), desc["pixel_format"], msg.t_capture_ns)
                 engine_ms.add(result.timings_ms["engine"])
                 metrics.engine_ms.labels("processor", detector.engine.name).observe(result.timings_ms["engine"])
-                extra = {"t_processed_ns": time.time_ns()}
+                extra: dict = {"t_processed_ns": time.time_ns()}
+                if cfg.stabilizer.enabled:
+                    extra["tracks"] = tracks
                 if "truth" in msg.header:
                     extra["truth"] = msg.header["truth"]
                 out = result_message(msg, result, extra)

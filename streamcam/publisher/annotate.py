@@ -220,18 +220,32 @@ def annotate(
     stream: str = "",
     fps: Optional[float] = None,
     latency_ms: Optional[float] = None,
+    tracks: Sequence[dict] = (),
 ) -> np.ndarray:
-    """The published frame: heatmap blend (when ``heatmap`` and a CAM are given), boxes, banner.
+    """The published frame: heatmap blend (when ``heatmap`` and a CAM are given), trails, boxes, banner.
 
     ``image`` is uint8 grey or BGR and is never modified; returns a new BGR uint8 array.
+    ``tracks``: ``[{"id": int, "trail": [[x, y], ...]}]`` as the processor sends them.
     """
     if heatmap and cam is not None:
         out = heatmap_overlay(image, cam, alpha=alpha)
     else:
         out = to_bgr(image)
+    draw_trails(out, tracks)
     draw_detections(out, detections, copy=False)
     draw_status(out, stream, fps, latency_ms, copy=False)
     return out
+
+
+def draw_trails(image_bgr: np.ndarray, tracks: Sequence[dict]) -> np.ndarray:
+    """Draw each track's recent centres as a polyline in its colour (in place)."""
+    for t in tracks:
+        trail = t.get("trail") or []
+        if len(trail) < 2:
+            continue
+        pts = np.round(np.asarray(trail, np.float32)).astype(np.int32).reshape(-1, 1, 2)
+        cv2.polylines(image_bgr, [pts], False, track_color(t.get("id")), 2, cv2.LINE_AA)
+    return image_bgr
 
 
 def encode_jpeg(bgr: np.ndarray, quality: int = 80) -> bytes:

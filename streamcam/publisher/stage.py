@@ -52,7 +52,7 @@ def publish_result(pub: zmq.Socket, msg: protocol.Message, cfg: PipelineConfig, 
     q = cfg.publisher.jpeg_quality
     # The banner shows the latency so far; the published figure is measured when the frame leaves.
     shown_latency = (time.time_ns() - msg.t_capture_ns) / 1e6
-    style = dict(stream=msg.stream, fps=state.rate.rate, latency_ms=shown_latency)
+    style = dict(stream=msg.stream, fps=state.rate.rate, latency_ms=shown_latency, tracks=msg.header.get("tracks") or ())
     annotated = annotate(image, cam, detections, heatmap=cfg.publisher.heatmap, alpha=cfg.publisher.alpha, **style)
     parts = [protocol.jpeg_part("image", encode_jpeg(annotated, q), w, h)]
     if cfg.publisher.plain_frames and cfg.publisher.heatmap and cam is not None:

@@ -1,0 +1,66 @@
+"""Per-frame detections → tracked detections: the Detector plus one Stabilizer per stream.
+
+Shared by the live processor and `streamcam detect`, so a recorded file gets the
+same track ids the live pipeline would publish.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any
+
+import numpy as np
+
+from ..config import StabilizerConfig
+from ..protocol import Detection
+from .detector import Detector, FrameResult
+
+
+class TrackedDetector:
+    """``process(stream, image, pixel_format, t_capture_ns) -> (FrameResult, tracks)``."""
+
+    def __init__(self, detector: Detector, config: StabilizerConfig) -> None:
+        self.detector = detector
+        self.config = config
+        self.publish_min_score = detector.min_score
+        if config.enabled:
+            # Hysteresis needs the weak candidates too: a confirmed track is sustained by
+            # scores down to score_leave, so the detector must not cut them at min_score.
+            detector.min_score = min(detector.min_score, config.tracker.score_leave)
+        self._stabilizers: dict[str, Any] = {}
+
+    def _stabilizer(self, stream: str):
+        if stream not in self._stabilizers:
+            from ..tracking.tracker import Stabilizer
+
+            self._stabilizers[stream] = Stabilizer(self.config.tracker)
+        return self._stabilizers[stream]
+
+    def _peaks(self, result: FrameResult, frame_size: tuple[int, int]) -> list[Detection]:
+        from ..tracking.peaks import find_peaks
+
+        if result.cam is None:
+            return []
+        c = self.detector.class_indices[0]
+        p = float(result.probs[c])
+        if p < self.detector.min_score:
+            return []
+        label = self.detector.class_names[0]
+        return [Detection(tuple(pk.box), p * float(pk.value), label)  # type: ignore[arg-type]
+                for pk in find_peaks(result.cam, frame_size)]
+
+    def process(self, stream: str, image: np.ndarray, pixel_format: str, t_capture_ns: int
+                ) -> tuple[FrameResult, list[dict[str, Any]]]:
+        result = self.detector.detect(image, pixel_format)
+        if not self.config.enabled:
+            return result, []
+        t0 = time.perf_counter()
+        h, w = image.shape[:2]
+        candidates = self._peaks(result, (w, h)) if self.config.input == "peaks" else result.detections
+        stab = self._stabilizer(stream)
+        tracked = stab.update(candidates, t_capture_ns / 1e9, (w, h))
+        tracks = [{"id": t.id, "state": t.state, "trail": [[round(x, 1), round(y, 1)] for x, y in t.trail]}
+                  for t in stab.tracks if t.state != "tentative"]
+        timings = dict(result.timings_ms, track=(time.perf_counter() - t0) * 1e3)
+        return dataclasses.replace(result, detections=tracked, timings_ms=timings), tracks
