@@ -69,15 +69,16 @@ class FaceDetector:
         cascade: str | Path | None = None,
         scale_factor: float = 1.2,
         min_neighbors: int = 4,
-        min_face_frac: float = 0.12,
-        detect_side: int = 320,
+        min_face_frac: float = 0.1,
+        window_px: int = 30,
     ) -> None:
         """
         cascade: OpenCV Haar XML (default: :func:`find_cascade`).
         scale_factor: pyramid step; 1.1 finds a few more faces at about twice the cost.
         min_neighbors: raw hits a face needs (higher = fewer false faces).
         min_face_frac: smallest face, as a fraction of the frame's shorter side.
-        detect_side: the frame is shrunk so its longer side is at most this for detection.
+        window_px: detection runs on a copy shrunk so that the smallest face is this many pixels
+            (the cascade's window is 24): the cost is then the same for any camera resolution.
         """
         if scale_factor <= 1.0:
             raise ValueError(f"scale_factor: expected > 1, got {scale_factor}")
@@ -85,7 +86,7 @@ class FaceDetector:
             raise ValueError(f"min_face_frac: expected a fraction in (0, 1], got {min_face_frac}")
         self.cascade_path = Path(cascade) if cascade is not None else find_cascade()
         self.scale_factor, self.min_neighbors = scale_factor, min_neighbors
-        self.min_face_frac, self.detect_side = min_face_frac, detect_side
+        self.min_face_frac, self.window_px = min_face_frac, window_px
         if hasattr(cv2, "CascadeClassifier"):  # OpenCV 4: the C++ implementation
             self._cv = cv2.CascadeClassifier(str(self.cascade_path))
             if self._cv.empty():
@@ -103,10 +104,10 @@ class FaceDetector:
         if gray.dtype != np.uint8 or gray.ndim != 2:
             raise ValueError(f"FaceDetector.detect: expected a uint8 [H, W] image, got {gray.dtype} {gray.shape}")
         h, w = gray.shape
-        s = min(1.0, self.detect_side / max(h, w))
+        s = min(1.0, self.window_px / (self.min_face_frac * min(h, w)))
         small = gray if s == 1.0 else cv2.resize(gray, (max(1, round(w * s)), max(1, round(h * s))),
                                                  interpolation=cv2.INTER_AREA)
-        side = max(24, int(round(self.min_face_frac * min(small.shape))))
+        side = max(24, int(self.min_face_frac * min(small.shape)))
         if self._cv is not None:
             found = self._cv.detectMultiScale(small, scaleFactor=self.scale_factor, minNeighbors=self.min_neighbors,
                                               minSize=(side, side))
