@@ -65,6 +65,8 @@ class StreamConfig:
 class ProcessorConfig:
     """The network, the CAM and the box rule."""
 
+    mode: Literal["cam", "faces"] = "cam"
+    """cam: CAM boxes over the whole frame; faces: find faces, then per-face class + CAM (e.g. emotions)."""
     model: str = "engines/person-ir.onnx"
     """ONNX model exported by streamcam (metadata inside); relative paths are from the config's repo root."""
     backend: Literal["onnxruntime", "tensorrt"] = "onnxruntime"

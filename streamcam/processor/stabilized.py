@@ -22,6 +22,9 @@ class TrackedDetector:
 
     def __init__(self, detector: Detector, config: StabilizerConfig) -> None:
         self.detector = detector
+        if not isinstance(detector, Detector) and config.input == "peaks":
+            # Face mode has no whole-frame class map to find peaks in; track its face boxes.
+            config = dataclasses.replace(config, input="boxes")
         self.config = config
         self.publish_min_score = detector.min_score
         if config.enabled:

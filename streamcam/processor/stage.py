@@ -31,6 +31,10 @@ def build_detector(cfg: PipelineConfig):
 
     p = cfg.processor
     engine = create_engine(cfg.model_path(), p.backend, p.threads, p.fallback)
+    if p.mode == "faces":
+        from .faces import FaceEmotionDetector
+
+        return FaceEmotionDetector(engine, classes=p.classes, min_score=p.min_score)
     return Detector(engine, classes=p.classes, cam_threshold=p.cam_threshold, min_score=p.min_score)
 
 
