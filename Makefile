@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # cache where one exists (see README) and is a CUDA build that also runs on the CPU.
 TORCH ?= torch==2.14.1 torchvision==0.29.1
 
-.PHONY: setup setup-train demo test test-fast bench eval train-default clean
+.PHONY: setup setup-train demo test test-fast bench eval soak train-default clean
 
 $(BIN)/streamcam: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -34,6 +34,9 @@ test: setup-train
 
 test-fast: setup
 	$(BIN)/python -m pytest -q -m "not torch and not slow"
+
+soak: setup
+	$(BIN)/python tools/soak.py --minutes $${SOAK_MINUTES:-5}
 
 eval: setup
 	$(BIN)/streamcam eval --frames 200 --out docs/quality/eval-latest.json
