@@ -1,0 +1,272 @@
+"""GAP classification backbones with one interface, for fine-tuning and CAM.
+
+``build_backbone(name, num_classes, weights)`` returns a :class:`GapNet`:
+
+    features(x) -> f [N, K, h, w]      the last conv feature maps (what CAM weights)
+    classifier                          nn.Linear(K, C), applied right after global average pooling
+    forward(x)  -> (logits, features)   what :func:`streamcam.training.export.export_onnx` exports
+
+so that ``logit_c = mean_{x,y} sum_k W[c, k] f_k(x, y) + b_c`` holds exactly and the CAM
+``M_c = sum_k W[c, k] f_k`` (Zhou et al. 2016) explains every logit.
+
+Backbones: torchvision ``resnet18``, ``resnet50``, ``mobilenet_v2``, ``mobilenet_v3_small`` and the
+small CPU net ``tiny_gap`` (:class:`streamcam.training.nets.TinyGapNet`, grey input).
+
+``weights``:
+* ``None`` (or ``"none"``): random initialisation (seed torch first for reproducibility);
+* a torchvision weights name: ``"DEFAULT"``, ``"IMAGENET1K_V1"``, ``"IMAGENET1K_V2"``, ... (downloads
+  from torchvision's hub on first use: needs internet);
+* a local file: a ``state_dict`` (or a checkpoint dict holding one under ``state_dict`` / ``model``),
+  either of the torchvision model (e.g. ``resnet18-f37072fd.pth``) or of a streamcam :class:`GapNet`.
+  A head whose shape does not match ``num_classes`` is skipped (that is fine-tuning); any other
+  missing, unexpected or mis-shaped key is a :class:`~streamcam.errors.ModelError` naming the keys.
+
+``num_classes=None`` keeps the pretrained ImageNet head (1000 classes) where it is a single linear
+layer after GAP (ResNet, MobileNetV2). MobileNetV3's ImageNet head is an MLP (576 -> 1024 ->
+Hardswish -> 1000) after GAP, which has no CAM; its head is always a new linear layer.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, replace
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..errors import ModelError
+
+log = logging.getLogger(__name__)
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    """What the pipeline must know about a backbone's input and feature maps."""
+
+    name: str
+    input_width: int
+    """Default input width (pixels): the size the pretrained weights were trained at."""
+    input_height: int
+    input_channels: int
+    """3 (RGB) for torchvision nets; 1 (grey/IR) for ``tiny_gap``."""
+    color_order: str
+    mean: tuple[float, ...]
+    """Per-channel mean after scaling pixels to [0, 1] (ImageNet's for torchvision nets)."""
+    std: tuple[float, ...]
+    feature_channels: int
+    """K: channels of ``features`` (= the classifier's input size)."""
+    stride: int
+    """Input pixels per feature cell (32 for the torchvision nets: a 7x7 map at 224x224)."""
+
+
+SPECS: dict[str, BackboneSpec] = {
+    "resnet18": BackboneSpec("resnet18", 224, 224, 3, "RGB", IMAGENET_MEAN, IMAGENET_STD, 512, 32),
+    "resnet50": BackboneSpec("resnet50", 224, 224, 3, "RGB", IMAGENET_MEAN, IMAGENET_STD, 2048, 32),
+    "mobilenet_v2": BackboneSpec("mobilenet_v2", 224, 224, 3, "RGB", IMAGENET_MEAN, IMAGENET_STD, 1280, 32),
+    "mobilenet_v3_small": BackboneSpec("mobilenet_v3_small", 224, 224, 3, "RGB", IMAGENET_MEAN, IMAGENET_STD, 576, 32),
+    # Grey thermal frames at 320x240: mean/std are placeholders, fine-tuning measures them on the data.
+    "tiny_gap": BackboneSpec("tiny_gap", 320, 240, 1, "GRAY", (0.5,), (0.25,), 64, 4),
+}
+
+BACKBONES = tuple(SPECS)
+
+
+class GapNet(nn.Module):
+    """``body`` (conv trunk) -> global average pooling -> ``classifier`` (nn.Linear).
+
+    ``forward(x) -> (logits, features)``; dropout (torchvision's MobileNet recipe) acts on the pooled
+    vector in training only, so the exported graph is exactly GAP + linear.
+    """
+
+    def __init__(self, body: nn.Module, classifier: nn.Linear, spec: BackboneSpec, dropout: float = 0.0,
+                 weights_source: str = "none") -> None:
+        super().__init__()
+        if not isinstance(classifier, nn.Linear):
+            raise ModelError(f"GapNet: expected an nn.Linear classifier, got {type(classifier).__name__}")
+        self.body = body
+        self.classifier = classifier
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.spec = spec
+        self.weights_source = weights_source
+
+    @property
+    def num_classes(self) -> int:
+        return int(self.classifier.out_features)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The last conv feature maps ``[N, K, h, w]``."""
+        return self.body(x)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        f = self.features(x)
+        logits = self.classifier(self.dropout(f.mean(dim=(2, 3))))
+        return logits, f
+
+
+def _resolve_torchvision_weights(name: str, weights: str):
+    import torchvision
+
+    try:
+        enum = torchvision.models.get_model_weights(name)
+    except Exception as exc:
+        raise ModelError(f"backbone {name!r}: torchvision has no weights table ({exc})") from exc
+    key = weights.upper()
+    try:
+        return enum.DEFAULT if key == "DEFAULT" else enum[key]
+    except KeyError:
+        raise ModelError(f"backbone {name!r}: unknown torchvision weights {weights!r}; expected DEFAULT, a name among "
+                         f"{[w.name for w in enum]}, a local .pth file, or none") from None
+
+
+def _load_state_dict_file(path: str) -> dict:
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise ModelError(f"cannot read weights file {path}: {exc}") from exc
+    if isinstance(obj, dict):
+        for key in ("state_dict", "model", "model_state_dict"):
+            if key in obj and isinstance(obj[key], dict):
+                obj = obj[key]
+                break
+    if not isinstance(obj, dict) or not all(hasattr(v, "shape") for v in obj.values()):
+        raise ModelError(f"weights file {path}: expected a state_dict (name -> tensor), got {type(obj).__name__}")
+    return {k.removeprefix("module."): v for k, v in obj.items()}
+
+
+def _is_weights_file(weights: Any) -> bool:
+    return isinstance(weights, (str, os.PathLike)) and (
+        os.path.sep in str(weights) or str(weights).endswith((".pth", ".pt", ".bin", ".ckpt")) or os.path.exists(weights))
+
+
+def load_weights_into(module, state: dict, head_prefixes: tuple[str, ...], source: str) -> list[str]:
+    """Load ``state`` into ``module``; head keys of a different shape are skipped (returned), anything else strict."""
+    own = module.state_dict()
+    skipped, bad_shape = [], []
+    filtered = {}
+    for k, v in state.items():
+        if k in own and tuple(own[k].shape) != tuple(v.shape):
+            if k.startswith(head_prefixes):
+                skipped.append(k)
+                continue
+            bad_shape.append(f"{k}: file {list(v.shape)} vs model {list(own[k].shape)}")
+            continue
+        filtered[k] = v
+    missing = [k for k in own if k not in filtered and k not in skipped]
+    missing_body = [k for k in missing if not k.startswith(head_prefixes) and not k.endswith("num_batches_tracked")]
+    unexpected = [k for k in filtered if k not in own]
+    if bad_shape or missing_body or unexpected:
+        parts = []
+        if bad_shape:
+            parts.append(f"{len(bad_shape)} shape mismatches (e.g. {bad_shape[:3]})")
+        if missing_body:
+            parts.append(f"{len(missing_body)} missing keys (e.g. {missing_body[:3]})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected keys (e.g. {unexpected[:3]})")
+        raise ModelError(f"weights {source} do not fit this backbone: " + "; ".join(parts)
+                         + " (is it a state_dict of the same architecture?)")
+    module.load_state_dict(filtered, strict=False)
+    return skipped + [k for k in missing if k.startswith(head_prefixes)]
+
+
+def _torchvision_parts(name: str, model, num_classes: int | None):
+    """(body, old_head_linear, dropout, head_key_prefixes) of a torchvision classifier."""
+    if name.startswith("resnet"):
+        body = nn.Sequential(model.conv1, model.bn1, model.relu, model.maxpool,
+                             model.layer1, model.layer2, model.layer3, model.layer4)
+        return body, model.fc, 0.0, ("fc.",)
+    if name == "mobilenet_v2":
+        return model.features, model.classifier[1], float(model.classifier[0].p), ("classifier.",)
+    if name == "mobilenet_v3_small":
+        if num_classes is None:
+            raise ModelError("mobilenet_v3_small: its ImageNet head is an MLP after GAP (no CAM); "
+                             "give num_classes to get a linear GAP head and fine-tune it")
+        return model.features, None, 0.2, ("classifier.",)
+    raise ModelError(f"unknown backbone {name!r}; expected one of {list(BACKBONES)}")
+
+
+def build_backbone(name: str, num_classes: int | None = 2, weights: Any = None, in_channels: int | None = None,
+                   **net_kwargs):
+    """A :class:`GapNet` for backbone ``name`` with a linear head of ``num_classes`` after GAP.
+
+    ``weights``: None / ``"none"``, a torchvision weights name (``"DEFAULT"``, ``"IMAGENET1K_V1"``...),
+    or a local state_dict file (torchvision's or a GapNet's). ``num_classes=None`` keeps the pretrained
+    ImageNet head. ``in_channels`` and ``net_kwargs`` apply to ``tiny_gap`` (default 1 channel).
+    """
+    if name not in SPECS:
+        raise ModelError(f"unknown backbone {name!r}; expected one of {list(BACKBONES)}")
+    if isinstance(weights, str) and weights.lower() in ("none", "null", "random", ""):
+        weights = None
+    spec = SPECS[name]
+    source = "none (random init)" if weights is None else str(weights)
+    file_state = _load_state_dict_file(str(weights)) if weights is not None and _is_weights_file(weights) else None
+    if weights is not None and file_state is None and isinstance(weights, str) and (
+            weights.endswith((".pth", ".pt")) or "/" in weights):
+        raise ModelError(f"weights file not found: {weights}")
+
+    if name == "tiny_gap":
+        from .nets import TinyGapNet
+
+        if weights is not None and file_state is None:
+            raise ModelError(f"tiny_gap has no published weights; expected None or a local file, got {weights!r}")
+        ch = 1 if in_channels is None else int(in_channels)
+        net = TinyGapNet(in_channels=ch, num_classes=num_classes or 2, **net_kwargs)
+        spec = replace(spec, input_channels=ch, color_order="GRAY" if ch == 1 else "RGB",
+                       mean=spec.mean * ch if ch != 1 else spec.mean, std=spec.std * ch if ch != 1 else spec.std,
+                       feature_channels=net.classifier.in_features)
+        model = GapNet(net.trunk, net.classifier, spec, weights_source=source)
+        if file_state is not None:
+            state = {("body." + k[len("trunk."):] if k.startswith("trunk.") else k): v for k, v in file_state.items()}
+            skipped = load_weights_into(model, state, ("classifier.",), str(weights))
+            if skipped:
+                log.info("tiny_gap: new head (%s not loaded)", ", ".join(skipped))
+        return model
+
+    if in_channels not in (None, 3):
+        raise ModelError(f"{name}: expected 3 input channels (grey frames are replicated), got {in_channels}")
+    import torchvision
+
+    tv_weights = None
+    if weights is not None and file_state is None:
+        tv_weights = _resolve_torchvision_weights(name, str(weights))
+    try:
+        tv = torchvision.models.get_model(name, weights=tv_weights)
+    except Exception as exc:  # download errors come as URLError, RuntimeError, ...
+        raise ModelError(f"{name}: cannot get torchvision weights {weights!r} ({type(exc).__name__}: {exc}); "
+                         f"without internet download the .pth elsewhere and pass its path, or use weights=None") from exc
+    head_prefixes: tuple[str, ...]
+    body, old_head, dropout, head_prefixes = _torchvision_parts(name, tv, num_classes)
+    gap_state = None
+    if file_state is not None:
+        if any(k.startswith("body.") for k in file_state):
+            gap_state = file_state  # a GapNet checkpoint: load after building
+        else:
+            skipped = load_weights_into(tv, file_state, head_prefixes, str(weights))
+            if skipped:
+                log.info("%s: head not loaded from %s (%s)", name, weights, ", ".join(skipped[:4]))
+    k = spec.feature_channels
+    if num_classes is None:
+        head = old_head
+    else:
+        head = nn.Linear(k, int(num_classes))
+        if old_head is not None and old_head.out_features == num_classes and (tv_weights is not None or file_state):
+            head = old_head  # the pretrained head fits: keep it
+    model = GapNet(body, head, spec, dropout=dropout, weights_source=source)
+    if gap_state is not None:
+        skipped = load_weights_into(model, gap_state, ("classifier.",), str(weights))
+        if skipped:
+            log.info("%s: new head (%s not loaded from %s)", name, ", ".join(skipped), weights)
+    return model
+
+
+def imagenet_categories(name: str, weights: str = "DEFAULT") -> tuple[str, ...]:
+    """The class names of torchvision's pretrained head (no download needed)."""
+    return tuple(_resolve_torchvision_weights(name, weights).meta["categories"])
+
+
+__all__ = ["BACKBONES", "BackboneSpec", "GapNet", "SPECS", "build_backbone", "imagenet_categories",
+           "load_weights_into"]
