@@ -238,7 +238,7 @@ class _FakeCapture:
 def fake_camera(monkeypatch):
     def use(*frames):
         cls = type("Cap", (_FakeCapture,), {"frames": list(frames)})
-        monkeypatch.setattr(sources.cv2, "VideoCapture", cls)
+        monkeypatch.setattr(cv2, "VideoCapture", cls)
         return OpenCVSource(0, width=8, height=6)
 
     return use
@@ -304,7 +304,7 @@ def test_live_source_without_a_frame_drops_and_reconnects(fake_camera):
         src.read()  # a live source does not "end"; it dropped
 
     cls = type("Cap", (_FakeCapture,), {"frames": [np.zeros((6, 8, 3), np.uint8)]})
-    sources.cv2.VideoCapture = cls  # restored by monkeypatch (fake_camera)
+    cv2.VideoCapture = cls  # restored by monkeypatch (fake_camera)
     rc = ReconnectingSource(lambda: OpenCVSource(0), initial_s=0.01, max_s=0.02)
     frames = [rc.read() for _ in range(3)]
     assert all(f is not None for f in frames) and rc.reconnects == 2
@@ -511,7 +511,7 @@ def test_open_source_file_thermal_images(tmp_path, video):
 
 def test_open_source_camera_and_url_are_reconnecting(monkeypatch):
     cls = type("Cap", (_FakeCapture,), {"frames": [np.zeros((6, 8, 3), np.uint8)]})
-    monkeypatch.setattr(sources.cv2, "VideoCapture", cls)
+    monkeypatch.setattr(cv2, "VideoCapture", cls)
     cam = open_source(SourceConfig(kind="camera", uri="0", width=320, height=240, reconnect_initial_s=0.01, reconnect_max_s=0.02))
     assert isinstance(cam, ReconnectingSource)
     f = cam.read()
