@@ -98,7 +98,7 @@ def test_pipeline_scaling_and_naive(tmp_path):
 
     path, desc = pipeline.ensure_model(str(tmp_path))
     assert os.path.isfile(path) and desc
-    rows = pipeline.scaling_by_size(path, threads=1, iters=1)
+    rows = pipeline.scaling_by_size(path, threads=1, iters=1, sizes=((320, 240), (640, 480)))
     assert [r["size"] for r in rows][0] == "320x240" and all(_positive(r["total_ms"]) for r in rows)
     assert _positive(pipeline.bare_engine_fps(path, 1, 0.05))
     for m in ("torchcam", "imagezmq"):

@@ -73,8 +73,11 @@ def ensure_model(work_dir: str) -> tuple[str, str]:
 
 
 def pipeline_config(model: str, run_dir: str, streams: int = 1, pacing: str = "fast", fps: float = 30.0,
-                    threads: int = 1):
-    """configs/default.yaml with the bench's changes (model, run dir, ports, pacing, stream count)."""
+                    threads: int = 1, min_score: float | None = None):
+    """configs/default.yaml with the bench's changes (model, run dir, ports, pacing, stream count).
+
+    ``min_score=1.0`` switches the box rule off (no class reaches it): isolates its cost.
+    """
     import yaml
 
     from streamcam.config import config_from_dict
@@ -91,6 +94,8 @@ def pipeline_config(model: str, run_dir: str, streams: int = 1, pacing: str = "f
         data["streams"].append(s)
     data["processor"]["model"] = model
     data["processor"]["threads"] = threads
+    if min_score is not None:
+        data["processor"]["min_score"] = min_score
     data["serve"] = {"enabled": False}
     data["endpoints"]["publish"] = f"tcp://127.0.0.1:{_free_port()}"
     data["run"] = {"run_dir": run_dir, "log_level": "WARNING"}
@@ -233,37 +238,51 @@ def naive_loop(seconds: float, threads: int, jpeg_quality: int = 80, alpha: floa
     return {"fps": n / elapsed, "p50_ms": percentile(lat, 50), "p99_ms": percentile(lat, 99)}
 
 
-def scaling_by_size(model: str, threads: int, iters: int) -> list[dict[str, Any]]:
-    """Per-frame ms of detect (preprocess + engine + CAM + boxes) and annotate + JPEG, one process."""
+def _processor_detector(model: str, threads: int):
+    """What the live processor runs (detector + stabilizer when this checkout has it), and a detect() call."""
+    from streamcam.processor import stage
+
+    cfg = pipeline_config(model, os.path.join(REPO_ROOT, "runs", "bench", "scaling"), threads=threads)
+    if hasattr(stage, "build_tracked_detector"):
+        tracked = stage.build_tracked_detector(cfg)
+        return tracked.detector.engine, lambda img, t: tracked.process("ir0", img, "GRAY8", t)[0]
+    det = stage.build_detector(cfg)
+    return det.engine, lambda img, t: det.detect(img, "GRAY8")
+
+
+def scaling_by_size(model: str, threads: int, iters: int,
+                    sizes: tuple[tuple[int, int], ...] = SCALING_SIZES) -> list[dict[str, Any]]:
+    """Per-frame ms of the processor's work (preprocess + engine + CAM + boxes + tracks) and of the
+    publisher's (annotate + JPEG), in one process, over a sequence of synthetic frames resized to each size."""
     import cv2
 
-    from streamcam.processor.detector import Detector
-    from streamcam.processor.engines import create_engine
     from streamcam.publisher.annotate import annotate, encode_jpeg
 
-    engine = create_engine(model, "onnxruntime", threads)
-    det = Detector(engine)
-    base = synthetic_frames(1)[0]
-    frames = {s: cv2.resize(base, s, interpolation=cv2.INTER_LINEAR) for s in SCALING_SIZES}
-    times: dict[tuple[int, int], dict[str, list[float]]] = {s: {"detect": [], "annotate": []} for s in SCALING_SIZES}
+    engine, detect = _processor_detector(model, threads)
+    seq = synthetic_frames(max(iters, 1))
+    times: dict[tuple[int, int], dict[str, list[float]]] = {s: {"detect": [], "annotate": [], "boxes": []}
+                                                            for s in sizes}
     try:
-        for s in SCALING_SIZES:  # warm up each size once
-            det.detect(frames[s], "GRAY8")
-        for _ in range(iters):  # sizes interleaved per iteration
-            for s in SCALING_SIZES:
+        for s in sizes:  # warm up each size once
+            detect(cv2.resize(seq[0], s), 0)
+        for i, base in enumerate(seq):  # sizes interleaved per frame
+            for s in sizes:
+                frame = cv2.resize(base, s, interpolation=cv2.INTER_LINEAR)
                 t0 = time.perf_counter()
-                r = det.detect(frames[s], "GRAY8")
+                r = detect(frame, int((i + 1) * 1e9 / 30))
                 t1 = time.perf_counter()
-                encode_jpeg(annotate(frames[s], r.cam, r.detections, stream="ir0"), 80)
+                encode_jpeg(annotate(frame, r.cam, r.detections, stream="ir0"), 80)
                 t2 = time.perf_counter()
                 times[s]["detect"].append((t1 - t0) * 1e3)
                 times[s]["annotate"].append((t2 - t1) * 1e3)
+                times[s]["boxes"].append(float(r.timings_ms.get("cam", float("nan"))))
     finally:
         engine.close()
     rows = []
     for (w, h), t in times.items():
         d, a = median(t["detect"]), median(t["annotate"])
-        rows.append({"size": f"{w}x{h}", "detect_ms": d, "annotate_jpeg_ms": a, "total_ms": d + a,
+        rows.append({"size": f"{w}x{h}", "detect_ms": d, "cam_boxes_ms": median(t["boxes"]),
+                     "detect_p90_ms": percentile(t["detect"], 90), "annotate_jpeg_ms": a, "total_ms": d + a,
                      "fps_one_process": 1e3 / (d + a)})
     return rows
 
@@ -274,7 +293,7 @@ def run(quick: bool = False, seconds: float | None = None, rounds: int | None = 
     seconds = seconds or (2.0 if quick else 6.0)
     rounds = rounds or (1 if quick else 2)
     streams = streams or ((1, 2) if quick else (1, 2, 4))
-    scaling_iters = scaling_iters or (3 if quick else 15)
+    scaling_iters = scaling_iters or (2 if quick else 5)
     work_dir = work_dir or os.path.join(REPO_ROOT, "runs", "bench")
     os.makedirs(work_dir, exist_ok=True)
     model, model_desc = ensure_model(work_dir)
@@ -286,10 +305,12 @@ def run(quick: bool = False, seconds: float | None = None, rounds: int | None = 
     if not naive_ok:
         out["skipped"]["naive loop"] = "; ".join(peer_available(m)[1] for m in ("torchcam", "imagezmq") if not peer_available(m)[0])
     # Interleaved: engine, pipeline, naive, engine, pipeline, naive ... (then a final engine run).
-    eng, pipe, naive = [], [], []
+    eng, pipe, naive, nobox = [], [], [], []
     for r in range(rounds):
         eng.append(bare_engine_fps(model, threads, min(seconds, 3.0)))
         pipe.append(run_pipeline(pipeline_config(model, os.path.join(work_dir, f"run-{tag}-{r}"), threads=threads), seconds))
+        nobox.append(run_pipeline(pipeline_config(model, os.path.join(work_dir, f"nobox-{tag}-{r}"), threads=threads,
+                                                  min_score=1.0), seconds))
         if naive_ok:
             naive.append(naive_loop(seconds, threads))
     eng.append(bare_engine_fps(model, threads, min(seconds, 3.0)))
@@ -299,7 +320,10 @@ def run(quick: bool = False, seconds: float | None = None, rounds: int | None = 
     e2e = {"engine_fps": engine_fps, "pipeline_fps": pipe_fps,
            "pipeline_p50_ms": median([p["p50_ms"] for p in pipe]), "pipeline_p99_ms": median([p["p99_ms"] for p in pipe]),
            "efficiency": eff, "efficiency_target": TARGET_EFFICIENCY, "efficiency_verdict": verdict(eff >= TARGET_EFFICIENCY),
-           "dropped_capture": sum(p["dropped_capture"] for p in pipe), "skipped_processor": sum(p["skipped_processor"] for p in pipe)}
+           "dropped_capture": sum(p["dropped_capture"] for p in pipe), "skipped_processor": sum(p["skipped_processor"] for p in pipe),
+           "nobox_fps": median([p["fps"] for p in nobox]), "nobox_p50_ms": median([p["p50_ms"] for p in nobox]),
+           "nobox_p99_ms": median([p["p99_ms"] for p in nobox])}
+    e2e["nobox_efficiency"] = e2e["nobox_fps"] / engine_fps
     if naive:
         naive_fps = median([n["fps"] for n in naive])
         speed = median([p["fps"] / n["fps"] for p, n in zip(pipe, naive)])
