@@ -124,6 +124,8 @@ def _resolve_torchvision_weights(name: str, weights: str):
 
 
 def _load_state_dict_file(path: str) -> dict:
+    if not os.path.isfile(path):
+        raise ModelError(f"weights file not found: {path}")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
