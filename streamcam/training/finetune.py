@@ -400,7 +400,7 @@ def finetune(config: FinetuneConfig | dict) -> dict:
     check_image = (val if len(val) else train).images[0]
     check = verify_export(model, str(out), check_image, threads=int(cfg.threads), tolerance=cfg.check_tolerance)
     result = {"out": str(out), "backbone": cfg.backbone, "weights": provenance["weights"], "classes": list(classes),
-              "data": provenance["data"], "metrics": metrics, "export_check": check,
+              "data": provenance["data"], "metrics": metrics, "history": history, "export_check": check,
               "total_seconds": round(time.time() - t_start, 1)}
     if cfg.progress:
         sys.stderr.write(f"wrote {out}: val accuracy {val_acc:.3f}, ONNX check max abs diff logits "

@@ -1,0 +1,161 @@
+"""Fine-tuning from a few generated images: data sources, split, augmentation, recipe, export check."""
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from streamcam.errors import ConfigError
+from streamcam.training.data import Augment, load_data, stratified_split
+
+
+def make_square_folder(root, per_class=20, size=(128, 96), seed=0, colour=False):
+    """Class ``square``: a bright square somewhere on noise; class ``empty``: noise only."""
+    rng = np.random.default_rng(seed)
+    w, h = size
+    boxes = {}
+    for c in ("empty", "square"):
+        (root / c).mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            im = rng.normal(80, 20, (h, w)).clip(0, 255).astype(np.uint8)
+            if c == "square":
+                s = int(rng.integers(18, 30))
+                x, y = int(rng.integers(0, w - s)), int(rng.integers(0, h - s))
+                im[y:y + s, x:x + s] = 220
+                boxes[f"{i:02d}"] = (x, y, x + s, y + s)
+            if colour:
+                im = cv2.merge([im, (im * 0.8).astype(np.uint8), im])
+            cv2.imwrite(str(root / c / f"{i:02d}.png"), im)
+    return boxes
+
+
+def test_folder_loading_and_stratified_split(tmp_path):
+    make_square_folder(tmp_path, per_class=10)
+    data = load_data(tmp_path)
+    assert data.classes == ("empty", "square") and data.counts() == {"empty": 10, "square": 10} and data.is_grey
+    tr, va = stratified_split(data.labels, 0.2, seed=3)
+    assert len(va) == 4 and np.bincount(data.labels[va]).tolist() == [2, 2]
+    assert set(tr).isdisjoint(va) and len(tr) + len(va) == 20
+    tr2, va2 = stratified_split(data.labels, 0.2, seed=3)
+    assert np.array_equal(va, va2)
+    _, va_small = stratified_split([0, 0, 1, 1], 0.1, seed=0)  # at least one per class
+    assert len(va_small) == 2
+
+
+def test_folder_errors(tmp_path):
+    with pytest.raises(ConfigError, match="expected a folder"):
+        load_data(tmp_path / "missing")
+    (tmp_path / "only").mkdir()
+    with pytest.raises(ConfigError, match="at least two class"):
+        load_data(tmp_path)
+
+
+@pytest.mark.parametrize("shape", [(96, 128), (96, 128, 3)])
+def test_augment_grey_and_colour(shape):
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 255, shape, dtype=np.uint8)
+    aug = Augment((64, 48))
+    outs = [aug(img, rng) for _ in range(5)]
+    assert all(o.shape == (48, 64) + shape[2:] and o.dtype == np.uint8 for o in outs)
+    assert not all(np.array_equal(outs[0], o) for o in outs[1:])
+    plain = Augment((128, 96), scale=(1, 1), ratio=(1, 1), flip=False, brightness=0, contrast=0)
+    assert np.array_equal(plain(img, rng), img)
+
+
+def test_labelled_video_yaml_and_csv(tmp_path):
+    video = tmp_path / "clip.avi"
+    vw = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
+    if not vw.isOpened():
+        pytest.skip("no MJPG writer in this OpenCV build")
+    for i in range(20):
+        frame = np.full((48, 64, 3), 30 if i < 10 else 200, np.uint8)
+        vw.write(frame)
+    vw.release()
+    (tmp_path / "labels.yaml").write_text(
+        "video: clip.avi\nstep: 2\nsegments:\n  - {start: 0, end: 10, class: dark}\n"
+        "  - {start: 10, end: 20, class: bright}\n")
+    d = load_data(tmp_path / "labels.yaml")
+    assert d.classes == ("bright", "dark") and d.counts() == {"bright": 5, "dark": 5}
+    means = [float(im.mean()) for im in d.images]
+    assert all((m > 120) == (lab == 0) for m, lab in zip(means, d.labels))
+    (tmp_path / "labels.csv").write_text("video,start,end,class\nclip.avi,0,10,dark\nclip.avi,10,20,bright\n")
+    assert len(load_data(tmp_path / "labels.csv")) == 20
+    (tmp_path / "bad.yaml").write_text("video: clip.avi\nsegments:\n  - {start: 5, end: 40, class: x}\n")
+    with pytest.raises(ConfigError, match="ended at frame|at least two"):
+        load_data(tmp_path / "bad.yaml")
+
+
+def test_config_validation_names_the_key():
+    from streamcam.training.finetune import FinetuneConfig
+
+    with pytest.raises(ConfigError, match="unknown keys \\['epoch'\\]"):
+        FinetuneConfig.from_dict({"data": "x", "epoch": 3})
+    with pytest.raises(ConfigError, match="backbone"):
+        FinetuneConfig.from_dict({"data": "x", "backbone": "vgg"})
+    with pytest.raises(ConfigError, match="missing key 'data'"):
+        FinetuneConfig.from_dict({})
+    assert FinetuneConfig.from_dict({"data": "x", "weights": "none"}).weights is None
+
+
+@pytest.mark.torch
+def test_tiny_finetune_reaches_80_percent_and_exports_a_reproducible_model(tmp_path):
+    pytest.importorskip("torch")
+    from streamcam.processor.cam import class_activation_map
+    from streamcam.processor.engines import create_engine
+    from streamcam.processor.model_meta import read_metadata
+    from streamcam.training.finetune import main
+
+    make_square_folder(tmp_path / "data", per_class=20)
+    out = tmp_path / "m.onnx"
+    summary = tmp_path / "summary.json"
+    rc = main([str(tmp_path / "data"), "--backbone", "tiny_gap", "--weights", "none", "--epochs", "2",
+               "--samples-per-epoch", "384", "--input-size", "64x48", "--out", str(out), "--quiet",
+               "--positive-classes", "square", "--json", str(summary)])
+    assert rc == 0
+    r = json.loads(summary.read_text())
+    assert r["metrics"]["val_accuracy"] > 0.8, r["metrics"]
+    assert r["export_check"]["passed"] and r["export_check"]["cam_max_abs_diff"] < 1e-3
+    meta = read_metadata(str(out))
+    prov = meta.provenance
+    assert prov["backbone"] == "tiny_gap" and prov["weights"].startswith("none") and prov["seed"] == 0
+    assert prov["data"]["per_class"] == {"empty": 20, "square": 20} and "date" in prov and "metrics" in prov
+    assert meta.classes == ("empty", "square") and meta.positive_classes == ("square",)
+    assert (meta.input_width, meta.input_height, meta.input_channels) == (64, 48, 1)
+    # The CAM of "square" peaks on the square for a square image.
+    img = cv2.imread(str(tmp_path / "data" / "square" / "00.png"), cv2.IMREAD_GRAYSCALE)
+    from streamcam.processor.preprocess import preprocess
+
+    eng = create_engine(str(out), "onnxruntime", 1)
+    try:
+        o = eng.infer(preprocess(img, "GRAY8", meta)[0])
+    finally:
+        eng.close()
+    cam = class_activation_map(o.features, meta.cam_weights, [1])[0, 0]
+    np.testing.assert_allclose(cam.mean() + meta.cam_bias[1], o.logits[0, 1], rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.torch
+def test_pretrained_path_freezes_the_backbone(tmp_path):
+    torch = pytest.importorskip("torch")
+    import torchvision
+
+    from streamcam.training.finetune import finetune
+
+    make_square_folder(tmp_path / "data", per_class=6, size=(64, 64), colour=True)
+    torch.manual_seed(0)
+    wfile = tmp_path / "mnv3.pth"
+    torch.save(torchvision.models.mobilenet_v3_small(weights=None).state_dict(), wfile)
+    common = {"data": str(tmp_path / "data"), "backbone": "mobilenet_v3_small", "weights": str(wfile), "epochs": 1,
+              "samples_per_epoch": 8, "batch_size": 8, "input_size": (64, 64), "out": str(tmp_path / "m.onnx"),
+              "progress": False, "patience": 5}
+    r = finetune(common)
+    ref = torchvision.models.mobilenet_v3_small(weights=None)
+    ref.load_state_dict(torch.load(wfile))
+    body = r["model"].body.state_dict()
+    for k, v in ref.features.state_dict().items():  # frozen: weights and BatchNorm statistics untouched
+        assert torch.equal(body[k], v), k
+    assert r["export_check"]["passed"] and r["weights"] == str(wfile)
+    r2 = finetune({**common, "unfreeze": True, "unfreeze_epochs": 1})
+    assert [h["phase"] for h in r2["history"]] == ["head", "unfrozen"]
+    # (the unfrozen epoch's weights are kept only if its validation loss improved: early stopping)
