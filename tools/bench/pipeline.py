@@ -19,6 +19,7 @@ a naive single-process loop built from the peers, an overload run, and scaling t
 from __future__ import annotations
 
 import copy
+import dataclasses
 import os
 import socket
 import time
@@ -60,15 +61,30 @@ def ensure_model(work_dir: str) -> tuple[str, str]:
     from streamcam.processor.model_meta import ModelMetadata
     from streamcam.training.export import export_onnx
 
-    path = os.path.join(work_dir, "tiny-gap-random.onnx")
+    path = os.path.join(work_dir, "tiny-gap-random-v2.onnx")
     if not os.path.isfile(path):
+        import torch
+
+        model = tiny_gap_torch()
+        # Random weights give huge logits (softmax saturates at exactly 1.0). Scale the classifier so
+        # p(person) ~ 0.73 on every frame: like a trained model on the default scene (people always
+        # present) the box rule runs on every frame, and processor.min_score 1.0 really switches it off.
+        # The CAM is linear in W, so its shape (and the box rule's work) is unchanged by the scale.
+        x = torch.from_numpy((synthetic_frames(1)[0][None, None].astype(np.float32) / 255.0 - 0.3) / 0.2)
+        x = torch.nn.functional.interpolate(x, size=(240, 320), mode="area")
+        with torch.no_grad():
+            gap = model.features(x).mean(dim=(2, 3))
+            w = model.classifier.weight
+            w.mul_(0.05 / max(float((gap @ w.T).abs().max()), 1e-12))
+            model.classifier.bias.copy_(torch.tensor([0.0, 1.0]))
         meta = ModelMetadata(
             classes=("no_person", "person"), input_width=320, input_height=240, input_channels=1, color_order="GRAY",
             mean=(0.3,), std=(0.2,), cam_weights=np.zeros((2, 64), np.float32), cam_bias=np.zeros(2, np.float32),
             positive_classes=("person",), provenance={"recipe": "tools/bench/pipeline.py", "weights": "random, seed 0"},
         )
-        export_onnx(tiny_gap_torch(), path, meta)
-    return path, ("TinyGapNet with random weights (seed 0), exported by tools/bench/pipeline.py: "
+        export_onnx(model, path, meta)
+    return path, ("TinyGapNet (the default recipe's architecture) with random weights (seed 0; classifier scaled so "
+                  "p(person) ~ 0.73, the box rule runs on every frame), exported by tools/bench/pipeline.py: "
                   "engines/person-ir.onnx was not present")
 
 
@@ -76,7 +92,8 @@ def pipeline_config(model: str, run_dir: str, streams: int = 1, pacing: str = "f
                     threads: int = 1, min_score: float | None = None):
     """configs/default.yaml with the bench's changes (model, run dir, ports, pacing, stream count).
 
-    ``min_score=1.0`` switches the box rule off (no class reaches it): isolates its cost.
+    ``min_score=1.0`` switches the box rule off (no class reaches it; the stabilizer is disabled
+    too, since it lowers min_score): a diagnostic that isolates the box rule's cost.
     """
     import yaml
 
@@ -96,6 +113,12 @@ def pipeline_config(model: str, run_dir: str, streams: int = 1, pacing: str = "f
     data["processor"]["threads"] = threads
     if min_score is not None:
         data["processor"]["min_score"] = min_score
+        from streamcam.config import PipelineConfig
+
+        if "stabilizer" in {f.name for f in dataclasses.fields(PipelineConfig)}:
+            # The stabilizer lowers the detector's min_score to its tracker.score_leave (hysteresis):
+            # switch it off too, or the box rule still runs on every frame.
+            data.setdefault("stabilizer", {})["enabled"] = False
     data["serve"] = {"enabled": False}
     data["endpoints"]["publish"] = f"tcp://127.0.0.1:{_free_port()}"
     data["run"] = {"run_dir": run_dir, "log_level": "WARNING"}

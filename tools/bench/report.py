@@ -60,7 +60,7 @@ def pipeline_section(res: dict[str, Any]) -> str:
             ("streamcam pipeline (Supervisor, default.yaml)", e["pipeline_fps"], e["pipeline_p50_ms"], e["pipeline_p99_ms"],
              f"efficiency {e['efficiency']:.2f} (target ≥ {e['efficiency_target']}) {e['efficiency_verdict']}")]
     if "nobox_fps" in e:
-        rows.append(("streamcam pipeline, box rule off (processor.min_score 1.0; diagnostic)", e["nobox_fps"],
+        rows.append(("streamcam pipeline, box rule off (processor.min_score 1.0, stabilizer off; diagnostic)", e["nobox_fps"],
                      e["nobox_p50_ms"], e["nobox_p99_ms"], f"efficiency {e['nobox_efficiency']:.2f} (not a target)"))
     if "naive_fps" in e:
         rows.append(("naive loop (torch + torchcam + cv2 + imagezmq)", e["naive_fps"], e["naive_p50_ms"], e["naive_p99_ms"],
