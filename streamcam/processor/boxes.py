@@ -46,11 +46,16 @@ def boxes_from_cam(
     relative: str = "component",
     seed_threshold: float | None = None,
     max_boxes: int | None = None,
+    max_side: int | None = 320,
 ) -> list[tuple[Box, float]]:
     """Boxes ``[((x0, y0, x1, y1), score), ...]`` in frame pixels (x1/y1 exclusive), best score first.
 
     ``cam`` is one map ``[h, w]`` (low-res or already at frame size, raw or normalised);
-    ``frame_size`` is ``(W, H)`` of the frame the boxes are for.
+    ``frame_size`` is ``(W, H)`` of the frame the boxes are for. A low-res map is
+    upsampled to at most ``max_side`` pixels on its long side rather than to the full
+    frame, and the boxes are scaled to the frame: the map carries no detail finer than
+    that, and the connected-component passes cost in proportion to the pixels
+    (``max_side=None``: work at frame size).
     """
     cam = np.asarray(cam, dtype=np.float32)
     if cam.ndim != 2:
@@ -60,13 +65,18 @@ def boxes_from_cam(
     if relative not in ("component", "global"):
         raise ValueError(f"boxes_from_cam: expected relative 'component' or 'global', got {relative!r}")
     fw, fh = int(frame_size[0]), int(frame_size[1])
-    if cam.shape != (fh, fw):
-        cam = upsample(cam, (fh, fw))
+    ww, wh = fw, fh
+    if max_side and max(fw, fh) > max_side and max(cam.shape) < max_side:
+        scale = max_side / max(fw, fh)
+        ww, wh = max(1, round(fw * scale)), max(1, round(fh * scale))
+    if cam.shape != (wh, ww):
+        cam = upsample(cam, (wh, ww))
+    sx_, sy_ = fw / ww, fh / wh
     cam = np.maximum(cam, 0.0)
     peak = float(cam.max()) if cam.size else 0.0
     if not np.isfinite(peak) or peak <= 0.0:
         return []
-    min_area = max(1.0, min_area_frac * fw * fh)
+    min_area = max(1.0, min_area_frac * ww * wh)
     out: list[tuple[Box, float]] = []
     n, labels, stats = _components(cam >= (threshold if seed_threshold is None else seed_threshold) * peak)
     seen: set[tuple[int, int, int, int]] = set()
@@ -77,7 +87,7 @@ def boxes_from_cam(
         sub = np.where(labels[y:y + h, x:x + w] == c, cam[y:y + h, x:x + w], -1.0)
         cpeak = float(sub.max())
         if relative == "global":
-            out.append(((float(x), float(y), float(x + w), float(y + h)), cpeak))
+            out.append(((x * sx_, y * sy_, (x + w) * sx_, (y + h) * sy_), cpeak))
             continue
         # Grow from this component's peak down to threshold x its own peak.
         py, px = np.unravel_index(int(np.argmax(sub)), sub.shape)
@@ -88,6 +98,6 @@ def boxes_from_cam(
         if sarea < min_area or key in seen:
             continue
         seen.add(key)
-        out.append(((float(sx), float(sy), float(sx + sw), float(sy + sh)), cpeak))
+        out.append(((sx * sx_, sy * sy_, (sx + sw) * sx_, (sy + sh) * sy_), cpeak))
     out.sort(key=lambda bs: -bs[1])
     return out[:max_boxes] if max_boxes is not None else out
