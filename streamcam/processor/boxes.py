@@ -47,6 +47,7 @@ def boxes_from_cam(
     seed_threshold: float | None = None,
     max_boxes: int | None = None,
     max_side: int | None = 320,
+    max_seeds: int = 24,
 ) -> list[tuple[Box, float]]:
     """Boxes ``[((x0, y0, x1, y1), score), ...]`` in frame pixels (x1/y1 exclusive), best score first.
 
@@ -55,7 +56,8 @@ def boxes_from_cam(
     upsampled to at most ``max_side`` pixels on its long side rather than to the full
     frame, and the boxes are scaled to the frame: the map carries no detail finer than
     that, and the connected-component passes cost in proportion to the pixels
-    (``max_side=None``: work at frame size).
+    (``max_side=None``: work at frame size). Only the ``max_seeds`` hottest seed
+    components are grown, which bounds the cost on a noisy map.
     """
     cam = np.asarray(cam, dtype=np.float32)
     if cam.ndim != 2:
@@ -80,21 +82,30 @@ def boxes_from_cam(
     out: list[tuple[Box, float]] = []
     n, labels, stats = _components(cam >= (threshold if seed_threshold is None else seed_threshold) * peak)
     seen: set[tuple[int, int, int, int]] = set()
+    seeds = []
     for c in range(1, n):
         x, y, w, h, area = (int(v) for v in stats[c])
         if area < min_area:
             continue
         sub = np.where(labels[y:y + h, x:x + w] == c, cam[y:y + h, x:x + w], -1.0)
         cpeak = float(sub.max())
+        py, px = np.unravel_index(int(np.argmax(sub)), sub.shape)
+        seeds.append((cpeak, x, y, w, h, x + int(px), y + int(py)))
+    grown: list[tuple[int, int, int, int]] = []
+    for cpeak, x, y, w, h, pkx, pky in sorted(seeds, reverse=True)[:max_seeds]:
         if relative == "global":
             out.append(((x * sx_, y * sy_, (x + w) * sx_, (y + h) * sy_), cpeak))
             continue
+        # A seed whose peak lies in a region grown from a hotter seed is part of that
+        # object: skip it without another full labelling pass (noisy maps have many).
+        if any(gx <= pkx < gx + gw and gy <= pky < gy + gh for gx, gy, gw, gh in grown):
+            continue
         # Grow from this component's peak down to threshold x its own peak.
-        py, px = np.unravel_index(int(np.argmax(sub)), sub.shape)
         m, sl, sstats = _components(cam >= threshold * cpeak)
-        s = int(sl[y + py, x + px])
-        sx, sy, sw, sh, sarea = (int(v) for v in sstats[s])
+        s_ = int(sl[pky, pkx])
+        sx, sy, sw, sh, sarea = (int(v) for v in sstats[s_])
         key = (sx, sy, sw, sh)
+        grown.append(key)
         if sarea < min_area or key in seen:
             continue
         seen.add(key)
