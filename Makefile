@@ -38,6 +38,10 @@ test-fast: setup
 soak: setup
 	$(BIN)/python tools/soak.py --minutes $${SOAK_MINUTES:-5}
 
+bench: setup-train
+	$(BIN)/pip install -q -e '.[bench]'
+	$(BIN)/python -m tools.bench --out docs/benchmarks-peers.md
+
 eval: setup
 	$(BIN)/streamcam eval --frames 200 --out docs/quality/eval-latest.json
 
