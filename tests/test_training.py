@@ -57,3 +57,20 @@ def test_crop_labels_follow_person_boxes():
     pool = FramePool(np.zeros((2, 40, 60), np.uint8), [boxes, np.zeros((0, 4), np.float32)])
     imgs, y = CropSampler(pool, (30, 30), seed=1).sample(16)
     assert imgs.shape == (16, 30, 30) and 0 < y.sum() < 16
+
+
+def test_context_crops_label_only_the_inner_region():
+    from streamcam.training.synthetic_data import CropSampler, FramePool
+
+    boxes = np.array([[30, 30, 40, 50]], np.float32)
+    img = np.zeros((100, 120), np.uint8)
+    img[30:50, 30:40] = 255  # the person
+    pool = FramePool(np.stack([img, np.zeros_like(img)]), [boxes, np.zeros((0, 4), np.float32)])
+    imgs, y = CropSampler(pool, (40, 32), seed=1, context=16).sample(64)
+    assert imgs.shape == (64, 64, 72)
+    inner = imgs[:, 16:-16, 16:-16]
+    # Positives hold most of the person inside; negatives may show it only in the margin.
+    assert all((inner[y == 1] == 255).reshape(int(y.sum()), -1).sum(1) >= 0.6 * 200)
+    neg = imgs[y == 0]
+    assert (inner[y == 0] == 255).reshape(len(neg), -1).sum(1).max() <= 0.05 * 200
+    assert (neg == 255).any()  # some negatives see the person in their context margin

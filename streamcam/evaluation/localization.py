@@ -66,8 +66,13 @@ def localization_accuracy(pred_boxes_per_frame: Sequence[Sequence[Box]], gt_boxe
 
 
 def preprocess(image: np.ndarray, meta: ModelMetadata) -> np.ndarray:
-    """uint8 grey frame -> network input ``[1, 1, H, W]`` float32: stretch-resize, /255, (x-mean)/std."""
-    x = cv2.resize(image, (meta.input_width, meta.input_height), interpolation=cv2.INTER_LINEAR)
+    """uint8 grey frame -> network input ``[1, 1, H, W]`` float32: stretch-resize, /255, (x-mean)/std.
+
+    Resizing as the pipeline's preprocessing does: INTER_AREA when shrinking, INTER_LINEAR
+    when enlarging (for the default 640x480 -> 320x240 both give the same 2x2 means).
+    """
+    interp = cv2.INTER_AREA if image.shape[1] > meta.input_width else cv2.INTER_LINEAR
+    x = cv2.resize(image, (meta.input_width, meta.input_height), interpolation=interp)
     x = (x.astype(np.float32) * np.float32(1 / 255.0) - np.float32(meta.mean[0])) / np.float32(meta.std[0])
     return x[None, None]
 

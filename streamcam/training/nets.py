@@ -34,16 +34,17 @@ def _sep(cin: int, cout: int, dilation: int) -> nn.Sequential:
 class TinyGapNet(nn.Module):
     """conv trunk (stride 4) -> GAP -> linear. ``forward`` returns ``(logits, features)``."""
 
-    def __init__(self, in_channels: int = 1, num_classes: int = 2, width: int = 32, feature_channels: int = 64):
+    def __init__(self, in_channels: int = 1, num_classes: int = 2, width: int = 32, feature_channels: int = 64,
+                 dilations: tuple[int, ...] = (2, 4, 8)):
         super().__init__()
         w = width
+        d = tuple(dilations)
         self.trunk = nn.Sequential(
             _conv_bn(in_channels, w // 2, 3, stride=2),
             _conv_bn(w // 2, w, 3, stride=2),
             _conv_bn(w, w, 3),
-            _sep(w, feature_channels, dilation=2),
-            _sep(feature_channels, feature_channels, dilation=4),
-            _sep(feature_channels, feature_channels, dilation=8),
+            _sep(w, feature_channels, dilation=d[0]),
+            *[_sep(feature_channels, feature_channels, dilation=x) for x in d[1:]],
         )
         self.classifier = nn.Linear(feature_channels, num_classes)
         self.stride = 4

@@ -54,7 +54,8 @@ def render_pool(seeds, frames_per_scene: int, negative_frames_per_scene: int, in
             idx = rng.integers(0, int(max_time_s * scene.fps), size=count)
             for i in idx:
                 fr = scene.frame(int(i))
-                images.append(cv2.resize(fr.image, (iw, ih), interpolation=cv2.INTER_LINEAR))
+                interp = cv2.INTER_AREA if scene.width > iw else cv2.INTER_LINEAR  # as the pipeline resizes
+                images.append(cv2.resize(fr.image, (iw, ih), interpolation=interp))
                 b = np.array([o.box for o in fr.persons], np.float32).reshape(-1, 4)
                 boxes.append(b * np.array([sx, sy, sx, sy], np.float32))
     return FramePool(np.stack(images), boxes)
@@ -70,11 +71,19 @@ def _inside_frac(boxes: np.ndarray, x0: int, y0: int, x1: int, y1: int) -> np.nd
 
 
 class CropSampler:
-    """Balanced batches of labelled crops (uint8 [B, ch, cw], int64 [B]) from a :class:`FramePool`."""
+    """Balanced batches of labelled crops (uint8 [B, ch + 2m, cw + 2m], int64 [B]) from a :class:`FramePool`.
+
+    ``context`` (m, pixels) adds a margin of surrounding image around each crop: the label
+    is about the inner ``crop`` only, and the trainer pools the features of the inner
+    region only. A person standing in the margin of a negative crop is then seen by the
+    inner cells' receptive fields but must not activate them: that teaches the CAM to
+    fire *on* people, not everywhere a person is within reach (the halo a wide
+    receptive field otherwise leaves around small objects).
+    """
 
     def __init__(self, pool: FramePool, crop: tuple[int, int], pos_frac: float = 0.6, neg_frac: float = 0.05,
-                 seed: int = 0) -> None:
-        self.pool, self.crop = pool, crop
+                 seed: int = 0, context: int = 0) -> None:
+        self.pool, self.crop, self.context = pool, crop, int(context)
         self.pos_frac, self.neg_frac = pos_frac, neg_frac
         self.rng = np.random.default_rng(seed)
         hp = pool.has_person
@@ -83,19 +92,21 @@ class CropSampler:
 
     def _crop_at(self, i: int):
         cw, ch = self.crop
+        c = self.context
         _, h, w = self.pool.images.shape
-        x0 = int(self.rng.integers(0, w - cw + 1))
-        y0 = int(self.rng.integers(0, h - ch + 1))
+        x0 = int(self.rng.integers(0, w - cw - 2 * c + 1)) + c
+        y0 = int(self.rng.integers(0, h - ch - 2 * c + 1)) + c
         frac = _inside_frac(self.pool.boxes[i], x0, y0, x0 + cw, y0 + ch)
         m = float(frac.max()) if len(frac) else 0.0
-        return self.pool.images[i, y0:y0 + ch, x0:x0 + cw], m
+        return self.pool.images[i, y0 - c:y0 + ch + c, x0 - c:x0 + cw + c], m
 
     def sample(self, batch: int) -> tuple[np.ndarray, np.ndarray]:
         cw, ch = self.crop
-        out = np.empty((batch, ch, cw), np.uint8)
+        c = self.context
+        out = np.empty((batch, ch + 2 * c, cw + 2 * c), np.uint8)
         labels = (self.rng.uniform(size=batch) < 0.5).astype(np.int64)
         for b in range(batch):
-            while True:
+            for _ in range(10000):
                 if labels[b] == 1 or self.rng.uniform() < 0.5:
                     i = int(self.rng.choice(self._busy))
                 else:
@@ -103,6 +114,9 @@ class CropSampler:
                 img, m = self._crop_at(i)
                 if (labels[b] == 1 and m >= self.pos_frac) or (labels[b] == 0 and m <= self.neg_frac):
                     break
+            else:
+                raise RuntimeError(f"CropSampler: no crop with label {labels[b]} found in 10000 tries "
+                                   f"(crop {self.crop}, context {self.context}): are the pool's people too big?")
             out[b] = img[:, ::-1] if self.rng.uniform() < 0.5 else img
         return out, labels
 

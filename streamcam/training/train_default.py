@@ -72,9 +72,12 @@ def train_default(config_path: str, out_path: str, quality_path: str | None = No
     std = float(pool.images.std() / 255.0)
     log(f"pool: {len(pool)} frames ({int(pool.has_person.sum())} with people), mean {mean:.3f} std {std:.3f}, "
         f"{time.time() - t_start:.0f}s")
-    sampler = CropSampler(pool, (int(cfg["crop"]["width"]), int(cfg["crop"]["height"])), seed=seed)
+    sampler = CropSampler(pool, (int(cfg["crop"]["width"]), int(cfg["crop"]["height"])), seed=seed,
+                          context=int(cfg.get("context", 0)))
     rng = np.random.default_rng(seed + 1)
     net_cfg = dict(cfg["net"])
+    if "dilations" in net_cfg:
+        net_cfg["dilations"] = tuple(net_cfg["dilations"])
     model = build_net(net_cfg.pop("name"), in_channels=1, num_classes=len(CLASSES), **net_cfg)
     epochs, steps = int(cfg["epochs"]), int(cfg["steps_per_epoch"])
     ff_steps = int(cfg.get("full_frame_steps", 0))
@@ -84,8 +87,15 @@ def train_default(config_path: str, out_path: str, quality_path: str | None = No
     bs = int(cfg.get("batch_size", 64))
     lossf = torch.nn.CrossEntropyLoss()
 
-    def step(x, y):
-        logits, _ = model(x)
+    ctx = int(cfg.get("context", 0))  # margin (input px) seen but not pooled; see CropSampler
+    cell = ctx // 4
+
+    def step(x, y, context: bool = False):
+        if context and cell:
+            f = model.features(x)[:, :, cell:-cell, cell:-cell]
+            logits = model.classifier(f.mean(dim=(2, 3)))
+        else:
+            logits, _ = model(x)
         loss = lossf(logits, y)
         opt.zero_grad()
         loss.backward()
@@ -98,10 +108,11 @@ def train_default(config_path: str, out_path: str, quality_path: str | None = No
         t0, losses, accs = time.time(), [], []
         for _ in range(steps):
             imgs, y = sampler.sample(bs)
-            loss, acc = step(_to_tensor(imgs, mean, std, rng), torch.from_numpy(y))
+            loss, acc = step(_to_tensor(imgs, mean, std, rng), torch.from_numpy(y), context=True)
             losses.append(loss)
             accs.append(acc)
         log(f"epoch {ep + 1}/{epochs}: loss {np.mean(losses):.4f} acc {np.mean(accs):.4f} ({time.time() - t0:.0f}s)")
+        torch.save(model.state_dict(), str(out_path) + ".pt")  # a checkpoint per epoch
     if ff_steps:
         t0, losses, accs = time.time(), [], []
         for _ in range(ff_steps):
