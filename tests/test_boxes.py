@@ -70,3 +70,12 @@ def test_small_components_are_dropped():
 def test_bad_arguments(kwargs):
     with pytest.raises(ValueError):
         boxes_from_cam(np.ones((4, 4)), (4, 4), **kwargs)
+
+
+def test_shrink_box_pulls_in_by_margin_and_fraction_but_keeps_a_core():
+    from streamcam.processor.boxes import shrink_box
+
+    assert shrink_box((10, 20, 50, 100), 5, 0.0) == (15, 25, 45, 95)
+    assert shrink_box((0, 0, 100, 200), 0, 0.1) == pytest.approx((10, 20, 90, 180))
+    x0, y0, x1, y1 = shrink_box((0, 0, 10, 10), 50, 0.0)  # never collapses: 10 % of the box is kept
+    assert x1 - x0 == pytest.approx(1.0) and y1 - y0 == pytest.approx(1.0)

@@ -64,6 +64,12 @@ class ModelMetadata:
     input_name: str = "input"
     cam_threshold: float = 0.2
     """Box threshold as a fraction of the CAM maximum (the CAM paper uses 20 %)."""
+    box_shrink_cells: float = 0.0
+    """Pulled in from each side of a CAM box, in feature-map cells: a CAM blob is the object
+    blurred by the receptive field and the upsampling, so it is wider than the object by
+    about a constant (calibrated on validation frames, see tools/calibrate_boxes.py)."""
+    box_shrink_rel: float = 0.0
+    """Also pulled in from each side, as a fraction of the box's own width/height."""
     positive_classes: tuple[str, ...] = ()
     """Classes that mean "an object is here" (their CAM gives boxes); empty means all."""
     provenance: dict[str, Any] = field(default_factory=dict)
@@ -92,6 +98,11 @@ class ModelMetadata:
             raise ModelError(f"model metadata: expected resize 'stretch' or 'letterbox', got {self.resize!r}")
         if not 0.0 < self.cam_threshold < 1.0:
             raise ModelError(f"model metadata: expected 0 < cam_threshold < 1, got {self.cam_threshold}")
+        if not (0.0 <= self.box_shrink_cells <= 8.0 and 0.0 <= self.box_shrink_rel < 0.5):
+            raise ModelError(
+                f"model metadata: expected 0 <= box_shrink_cells <= 8 and 0 <= box_shrink_rel < 0.5, "
+                f"got {self.box_shrink_cells}, {self.box_shrink_rel}"
+            )
         unknown = set(self.positive_classes) - set(self.classes)
         if unknown:
             raise ModelError(f"model metadata: positive_classes {sorted(unknown)} are not among classes {self.classes}")
