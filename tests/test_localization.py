@@ -54,4 +54,4 @@ def test_default_model_localizes_people_on_held_out_scenes():
     m = evaluate_synthetic(str(MODEL), frames=60, seed=9000, scenes=3)
     assert m["persons"] > 100
     assert m["localization_accuracy"] >= floor, m
-    assert m["classification_accuracy"] >= 0.9, m
+    assert m["classification_accuracy"] >= 0.8, m
