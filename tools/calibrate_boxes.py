@@ -1,4 +1,4 @@
-"""Calibrate a model's CAM box rule on validation frames and store it in the model.
+"""Calibrate a model's CAM box rule (and its whole-frame decision bias) on validation frames.
 
     python tools/calibrate_boxes.py engines/person-ir.onnx [--seeds 5000 5001 5002] [--frames 25] [--dry-run]
 
@@ -8,8 +8,13 @@ generalised, as in the MaxBoxAcc protocol of Choe et al., CVPR 2020) together wi
 constant margin pulled in from each side (in feature-map cells, plus a fraction of the
 box), on validation scenes the model was not trained on and which are not the test
 scenes of `streamcam eval`. The best setting is written into the model's metadata
-(``cam_threshold``, ``box_shrink_cells``, ``box_shrink_rel``) with the validation figures
-in its provenance.
+(``cam_threshold``, ``box_shrink_cells``, ``box_shrink_cells_y``, ``box_shrink_rel``) with
+the validation figures in its provenance.
+
+A model trained on crops sees a person fill more of its input than a whole frame does,
+so on whole frames GAP dilutes the evidence and the person logit comes out low. The
+person-vs-rest bias is refitted on whole validation frames (with and without people):
+this moves the decision threshold only; the CAM (which carries no bias) is unchanged.
 """
 
 from __future__ import annotations
@@ -19,11 +24,13 @@ import dataclasses
 import sys
 from pathlib import Path
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 THRESHOLDS = (0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.7)
-CELLS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0)
-RELS = (0.0, 0.025, 0.05, 0.1)
+CELLS = (0.0, 0.5, 1.0, 1.25, 1.5, 1.75, 2.0, 2.5, 3.0)
+RELS = (0.0, 0.05)
 
 
 def calibrate(model_path: str, seeds=(5000, 5001, 5002), frames: int = 25) -> dict:
@@ -34,43 +41,74 @@ def calibrate(model_path: str, seeds=(5000, 5001, 5002), frames: int = 25) -> di
     from streamcam.processor.engines import create_engine
 
     det = Detector(create_engine(model_path), min_score=0.0)
-    items = []
+    pos = det.class_indices[0]
+    items, margins, labels = [], [], []
     for s in seeds:
-        scene = SyntheticIRScene(seed=s)
-        for k in range(frames):
-            fr = scene.frame(k * 97)
-            cams, probs, size, _ = det.maps(fr.image)
-            items.append((cams[0], [o.box for o in fr.objects if o.label == "person"], size))
+        for people in (4, 0):
+            scene = SyntheticIRScene(seed=s, people=people)
+            for k in range(frames if people else frames // 2):
+                fr = scene.frame(k * 97)
+                cams, probs, size, _ = det.maps(fr.image)
+                logits = np.log(np.clip(probs, 1e-12, 1.0))
+                margins.append(float(logits[pos] - np.delete(logits, pos).max()))
+                gts = [o.box for o in fr.objects if o.label == "person"]
+                labels.append(bool(gts))
+                if people:
+                    items.append((cams[0], gts, size))
+    # Person-vs-rest logit margin: the shift that best separates frames with and without people.
+    margins_a, labels_a = np.array(margins), np.array(labels)
+    shifts = np.linspace(-10, 10, 401)
+    acc_by_shift = [float(((margins_a + d > 0) == labels_a).mean()) for d in shifts]
+    best_shift = float(shifts[int(np.argmax(acc_by_shift))])
+    presence_before = float(((margins_a > 0) == labels_a).mean())
     results = []
     for th in THRESHOLDS:
         found = [boxes_from_cam(c, size, th) for c, _, size in items]
-        for cells in CELLS:
-            for rel in RELS:
-                hits = total = 0
-                for boxes, (c, gts, size) in zip(found, items):
-                    px = cells * size[0] / c.shape[-1]
-                    hits += len(match_boxes([shrink_box(b, px, rel) for b, _ in boxes], gts, 0.5))
-                    total += len(gts)
-                results.append((hits / max(total, 1), th, cells, rel))
-    results.sort(key=lambda r: (-r[0], r[2], r[3]))
-    acc, th, cells, rel = results[0]
-    baseline = max(r for r in results if r[2] == 0 and r[3] == 0)
-    return {"val_localization_accuracy": round(acc, 4), "cam_threshold": th, "box_shrink_cells": cells,
-            "box_shrink_rel": rel, "val_without_shrink": round(baseline[0], 4), "val_threshold_without_shrink": baseline[1],
+        for cx in CELLS:
+            for cy in CELLS:
+                for rel in RELS:
+                    hits = total = 0
+                    for boxes, (c, gts, size) in zip(found, items):
+                        px, py = cx * size[0] / c.shape[-1], cy * size[1] / c.shape[-2]
+                        hits += len(match_boxes([shrink_box(b, px, rel, py) for b, _ in boxes], gts, 0.5))
+                        total += len(gts)
+                    results.append((hits / max(total, 1), th, cx, cy, rel))
+    results.sort(key=lambda r: (-r[0], r[2] + r[3], r[4]))
+    acc, th, cx, cy, rel = results[0]
+    baseline = max(r for r in results if r[2] == 0 and r[3] == 0 and r[4] == 0)
+    return {"val_localization_accuracy": round(acc, 4), "cam_threshold": th, "box_shrink_cells": cx,
+            "box_shrink_cells_y": cy, "box_shrink_rel": rel, "val_without_shrink": round(baseline[0], 4),
+            "val_threshold_without_shrink": baseline[1], "person_logit_shift": round(best_shift, 3),
+            "val_presence_accuracy_before": round(presence_before, 4),
+            "val_presence_accuracy_after": round(max(acc_by_shift), 4),
             "val_seeds": list(seeds), "val_frames_per_seed": frames, "persons": sum(len(g) for _, g, _ in items)}
 
 
 def write_metadata(model_path: str, updates: dict) -> None:
     import onnx
+    from onnx import numpy_helper
 
     from streamcam.processor.model_meta import METADATA_KEY, ModelMetadata
 
     model = onnx.load(model_path)
     entry = next(p for p in model.metadata_props if p.key == METADATA_KEY)
     meta = ModelMetadata.from_json(entry.value)
+    pos = meta.class_index(meta.positive_classes[0] if meta.positive_classes else meta.classes[-1])
+    bias = meta.cam_bias.copy()
+    shift = float(updates.get("person_logit_shift", 0.0))
+    if shift:
+        # The classifier's bias is the Gemm producing `logits`: shift the person entry there
+        # and in the metadata, so mean(CAM) + bias == logit still holds.
+        gemm = next(n for n in model.graph.node if meta.logits_output in n.output and n.op_type == "Gemm")
+        init = next(i for i in model.graph.initializer if i.name == gemm.input[2])
+        b = numpy_helper.to_array(init).copy()
+        b[pos] += shift
+        init.CopyFrom(numpy_helper.from_array(b.astype(np.float32), init.name))
+        bias[pos] += shift
     meta = dataclasses.replace(
         meta, cam_threshold=updates["cam_threshold"], box_shrink_cells=updates["box_shrink_cells"],
-        box_shrink_rel=updates["box_shrink_rel"], provenance={**meta.provenance, "box_calibration": updates})
+        box_shrink_cells_y=updates["box_shrink_cells_y"], box_shrink_rel=updates["box_shrink_rel"], cam_bias=bias,
+        provenance={**meta.provenance, "box_calibration": updates})
     entry.value = meta.to_json()
     onnx.save(model, model_path)
 

@@ -114,8 +114,8 @@ def boxes_from_cam(
     return out[:max_boxes] if max_boxes is not None else out
 
 
-def shrink_box(box: Box, px: float, rel: float) -> Box:
-    """Pull a box in by ``px + rel * side`` on each side (never below 10 % of its size).
+def shrink_box(box: Box, px: float, rel: float, py: float | None = None) -> Box:
+    """Pull a box in by ``px + rel * side`` on each side (``py`` vertically; never below 10 % of its size).
 
     CAM boxes come from a map blurred by the network's receptive field and by upsampling,
     so they are wider than the object by roughly a constant margin; the margin is a
@@ -124,5 +124,5 @@ def shrink_box(box: Box, px: float, rel: float) -> Box:
     x0, y0, x1, y1 = box
     w, h = x1 - x0, y1 - y0
     dx = min(px + rel * w, 0.45 * w)
-    dy = min(px + rel * h, 0.45 * h)
+    dy = min((px if py is None else py) + rel * h, 0.45 * h)
     return (x0 + dx, y0 + dy, x1 - dx, y1 - dy)

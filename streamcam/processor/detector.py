@@ -73,20 +73,23 @@ class Detector:
         return cams, probs, (geom.frame_width, geom.frame_height), timings
 
     def boxes(self, cam: np.ndarray, prob: float, label: str, frame_size: tuple[int, int],
-              threshold: float | None = None, shrink: tuple[float, float] | None = None) -> list[Detection]:
+              threshold: float | None = None, shrink: tuple[float, float, float] | None = None) -> list[Detection]:
         """Boxes of one raw class map by the model's box rule; score = probability × relative peak.
 
-        ``shrink``: ``(cells, rel)`` overriding the model's calibrated box margin.
+        ``shrink``: ``(x cells, y cells, rel)`` overriding the model's calibrated box margin.
         """
         # The rule runs on the raw (ReLU'd) map, as the CAM paper thresholds it.
         top = float(cam.max())
         if top <= 0.0:
             return []
         found = boxes_from_cam(cam, frame_size, self.threshold if threshold is None else threshold)
-        cells, rel = shrink if shrink is not None else (self.meta.box_shrink_cells, self.meta.box_shrink_rel)
-        px = cells * frame_size[0] / cam.shape[-1]
-        if px > 0 or rel > 0:
-            found = [(shrink_box(box, px, rel), peak) for box, peak in found]
+        m = self.meta
+        cx, cy, rel = shrink if shrink is not None else (
+            m.box_shrink_cells, m.box_shrink_cells if m.box_shrink_cells_y is None else m.box_shrink_cells_y,
+            m.box_shrink_rel)
+        px, py = cx * frame_size[0] / cam.shape[-1], cy * frame_size[1] / cam.shape[-2]
+        if px > 0 or py > 0 or rel > 0:
+            found = [(shrink_box(box, px, rel, py), peak) for box, peak in found]
         return [Detection(tuple(float(v) for v in box), prob * float(peak) / top, label)  # type: ignore[arg-type]
                 for box, peak in found]
 

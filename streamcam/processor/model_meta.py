@@ -65,9 +65,11 @@ class ModelMetadata:
     cam_threshold: float = 0.2
     """Box threshold as a fraction of the CAM maximum (the CAM paper uses 20 %)."""
     box_shrink_cells: float = 0.0
-    """Pulled in from each side of a CAM box, in feature-map cells: a CAM blob is the object
-    blurred by the receptive field and the upsampling, so it is wider than the object by
-    about a constant (calibrated on validation frames, see tools/calibrate_boxes.py)."""
+    """Pulled in from the left and right of a CAM box, in feature-map cells: a CAM blob is the
+    object blurred by the receptive field and the upsampling, so it is wider than the object
+    by about a constant (calibrated on validation frames, see tools/calibrate_boxes.py)."""
+    box_shrink_cells_y: float | None = None
+    """The same from the top and bottom (None: as box_shrink_cells); objects are not square."""
     box_shrink_rel: float = 0.0
     """Also pulled in from each side, as a fraction of the box's own width/height."""
     positive_classes: tuple[str, ...] = ()
@@ -98,7 +100,8 @@ class ModelMetadata:
             raise ModelError(f"model metadata: expected resize 'stretch' or 'letterbox', got {self.resize!r}")
         if not 0.0 < self.cam_threshold < 1.0:
             raise ModelError(f"model metadata: expected 0 < cam_threshold < 1, got {self.cam_threshold}")
-        if not (0.0 <= self.box_shrink_cells <= 8.0 and 0.0 <= self.box_shrink_rel < 0.5):
+        sy = self.box_shrink_cells if self.box_shrink_cells_y is None else self.box_shrink_cells_y
+        if not (0.0 <= self.box_shrink_cells <= 8.0 and 0.0 <= sy <= 8.0 and 0.0 <= self.box_shrink_rel < 0.5):
             raise ModelError(
                 f"model metadata: expected 0 <= box_shrink_cells <= 8 and 0 <= box_shrink_rel < 0.5, "
                 f"got {self.box_shrink_cells}, {self.box_shrink_rel}"
