@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import http.server
 import os
-import socket
 import socketserver
 import threading
 import time
@@ -13,7 +12,6 @@ import cv2
 import numpy as np
 import pytest
 
-from streamcam.capture import sources
 from streamcam.capture.sources import (
     ImageFolderSource,
     OpenCVSource,

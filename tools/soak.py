@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     for s in cfg.streams:
         cap = stats.get(f"capture-{s.id}", {})
         published = pub.get("streams", {}).get(s.id, {}).get("published", 0)
-        captured, sent, dropped_cap = cap.get("captured", 0), cap.get("sent", 0), cap.get("dropped", 0)
+        captured, dropped_cap = cap.get("captured", 0), cap.get("dropped", 0)
         skipped = proc.get("skipped", 0) + pub.get("skipped", 0)
         dropped_proc = proc.get("dropped", 0)
         rejected = sum(proc.get("rejected", {}).values()) + sum(pub.get("rejected", {}).values())

@@ -11,15 +11,14 @@ import logging
 import threading
 import time
 
-import numpy as np
 import zmq
 
 from .. import protocol
 from ..config import PipelineConfig
-from ..errors import ProtocolError
 from ..metrics import StageMetrics, stage_port
 from ..stats import LatencyWindow, RateMeter, write_stats
-from ..transport import drain, make_socket, send_nowait
+from ..intake import take_newest
+from ..transport import make_socket, send_nowait
 
 log = logging.getLogger("streamcam.processor")
 
@@ -95,23 +94,8 @@ def run_processor(cfg: PipelineConfig, stop: threading.Event, ctx: zmq.Context |
                 report()
             if not pull.poll(100, zmq.POLLIN):
                 continue
-            newest: dict[str, protocol.Message] = {}
-            for parts in drain(pull):
-                try:
-                    msg = protocol.decode(parts)
-                    if msg.kind != "frame" or not msg.has_part("image"):
-                        raise ProtocolError("unexpected_kind", f"expected a frame with an image, got {msg.kind}")
-                    if not isinstance(msg.part("image"), np.ndarray):
-                        raise ProtocolError("bad_part", "expected a raw image part, got an encoded one")
-                except ProtocolError as exc:
-                    rejects.reject(exc, log)
-                    metrics.rejected.labels("processor", exc.reason).inc()
-                    continue
-                metrics.frames_in.labels("processor", msg.stream).inc()
-                if msg.stream in newest:
-                    skipped += 1
-                    metrics.frames_dropped.labels("processor", msg.stream, "skipped").inc()
-                newest[msg.stream] = msg
+            newest, n_skipped = take_newest(pull, "frame", "processor", rejects, metrics, log)
+            skipped += n_skipped
             for msg in newest.values():
                 desc = next(d for d in msg.header["parts"] if d["name"] == "image")
                 result, tracks = tracked.process(msg.stream, msg.part("image"), desc["pixel_format"], msg.t_capture_ns)

@@ -12,15 +12,14 @@ import logging
 import threading
 import time
 
-import numpy as np
 import zmq
 
 from .. import protocol
 from ..config import PipelineConfig
-from ..errors import ProtocolError
 from ..metrics import StageMetrics, stage_port
 from ..stats import LatencyWindow, RateMeter, write_stats
-from ..transport import drain, make_socket, send_nowait
+from ..intake import take_newest
+from ..transport import make_socket, send_nowait
 
 log = logging.getLogger("streamcam.publisher")
 
@@ -129,22 +128,8 @@ def run_publisher(cfg: PipelineConfig, stop: threading.Event, ctx: zmq.Context |
                 last_report = now
                 report()
             if pull.poll(100, zmq.POLLIN):
-                newest: dict[str, protocol.Message] = {}
-                for parts in drain(pull):
-                    try:
-                        msg = protocol.decode(parts)
-                        if msg.kind != "result" or not isinstance(msg.part("image"), np.ndarray):
-                            raise ProtocolError("unexpected_kind", f"expected a result with a raw image, got {msg.kind}")
-                    except (ProtocolError, KeyError) as exc:
-                        err = exc if isinstance(exc, ProtocolError) else ProtocolError("bad_part", str(exc))
-                        rejects.reject(err, log)
-                        metrics.rejected.labels("publisher", err.reason).inc()
-                        continue
-                    metrics.frames_in.labels("publisher", msg.stream).inc()
-                    if msg.stream in newest:
-                        skipped += 1
-                        metrics.frames_dropped.labels("publisher", msg.stream, "skipped").inc()
-                    newest[msg.stream] = msg
+                newest, n_skipped = take_newest(pull, "result", "publisher", rejects, metrics, log)
+                skipped += n_skipped
                 for msg in newest.values():
                     if msg.stream not in streams:
                         streams[msg.stream] = StreamState(frame_log(cfg, msg.stream))

@@ -204,20 +204,10 @@ def synthetic_frames(n: int, width: int = 640, height: int = 480, seed: int = 7)
 
 
 def bare_engine_fps(model: str, threads: int, seconds: float) -> float:
-    from streamcam.processor.engines import create_engine
-    from streamcam.processor.preprocess import preprocess
+    """The engine alone on the same model (the efficiency denominator); input values don't change its time."""
+    from .limits import engine_fps
 
-    engine = create_engine(model, "onnxruntime", threads)
-    try:
-        x, _ = preprocess(synthetic_frames(1)[0], "GRAY8", engine.metadata)
-        engine.infer(x)
-        n, t0 = 0, time.perf_counter()
-        while time.perf_counter() - t0 < seconds:
-            engine.infer(x)
-            n += 1
-        return n / (time.perf_counter() - t0)
-    finally:
-        engine.close()
+    return engine_fps(model, threads, seconds)
 
 
 def naive_loop(seconds: float, threads: int, jpeg_quality: int = 80, alpha: float = 0.4) -> dict[str, Any]:

@@ -18,7 +18,6 @@ The ceiling is a plain ``memcpy`` (``np.copyto``) of the same bytes in one proce
 from __future__ import annotations
 
 import multiprocessing as mp
-import os
 import socket
 import tempfile
 import time

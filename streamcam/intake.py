@@ -1,0 +1,46 @@
+"""How a stage takes its input: drain the socket, validate, keep the newest message per stream.
+
+Shared by the processor and the publisher. Everything waiting is read at once; a
+malformed message is rejected (counted by reason, never fatal); of the valid ones,
+only the newest per stream is kept and the older ones are counted as skipped. This
+is the newest-frame policy that keeps latency bounded under overload.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+import zmq
+
+from . import protocol
+from .errors import ProtocolError
+from .transport import drain
+
+
+def take_newest(sock: zmq.Socket, kind: str, stage: str, rejects: protocol.RejectCounter, metrics: Any,
+                log: logging.Logger) -> tuple[dict[str, protocol.Message], int]:
+    """``({stream: newest message}, skipped)`` from everything waiting on ``sock``.
+
+    A message is accepted when it decodes, is of ``kind`` and carries a raw ``image`` part.
+    """
+    newest: dict[str, protocol.Message] = {}
+    skipped = 0
+    for parts in drain(sock):
+        try:
+            msg = protocol.decode(parts)
+            if msg.kind != kind or not msg.has_part("image"):
+                raise ProtocolError("unexpected_kind", f"expected a {kind} with an image, got {msg.kind}")
+            if not isinstance(msg.part("image"), np.ndarray):
+                raise ProtocolError("bad_part", "expected a raw image part, got an encoded one")
+        except ProtocolError as exc:
+            rejects.reject(exc, log)
+            metrics.rejected.labels(stage, exc.reason).inc()
+            continue
+        metrics.frames_in.labels(stage, msg.stream).inc()
+        if msg.stream in newest:
+            skipped += 1
+            metrics.frames_dropped.labels(stage, msg.stream, "skipped").inc()
+        newest[msg.stream] = msg
+    return newest, skipped
