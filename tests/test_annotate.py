@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 
 import cv2
 import numpy as np
@@ -154,27 +153,6 @@ def test_jpeg_roundtrip():
     assert back.shape == img.shape
     assert np.abs(back.astype(int) - img).mean() < 4
     assert an.decode_jpeg(b"not a jpeg") is None
-
-
-def test_annotate_is_fast_enough():
-    """Budget: 4 ms at 640x480 including the heatmap and 5 boxes.
-
-    The best of 30 runs after warm-up (as ``timeit`` advises): the code's own cost, not the
-    neighbours' load on a shared 2-core machine. Typical here: ~1.1 ms idle.
-    """
-    img = _frame(480, 640, 3)
-    cam = np.random.default_rng(3).random((15, 20), dtype=np.float32)
-    dets = [Detection((10.0 + 60 * i, 50, 60.0 + 60 * i, 200), 0.8, "person", i) for i in range(5)]
-    for _ in range(5):
-        an.annotate(img, cam, dets, stream="ir0", fps=30.0, latency_ms=20.0)
-    times = []
-    for _ in range(30):
-        t0 = time.perf_counter()
-        an.annotate(img, cam, dets, stream="ir0", fps=30.0, latency_ms=20.0)
-        times.append(time.perf_counter() - t0)
-    best = min(times)
-    assert best < 0.004, f"annotate took {best * 1e3:.2f} ms (median {np.median(times) * 1e3:.2f} ms)"
-
 
 def test_trails_are_drawn_in_the_track_colour():
     from streamcam.publisher.annotate import annotate, track_color
