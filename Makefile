@@ -50,6 +50,7 @@ eval: setup
 
 train-default: setup-train
 	$(BIN)/streamcam train-default --config configs/train-default.yaml --out engines/person-ir.onnx
+	$(BIN)/python tools/calibrate_boxes.py engines/person-ir.onnx
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
