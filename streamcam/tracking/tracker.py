@@ -50,7 +50,7 @@ class TrackerConfig:
     """Gate: IoU with the predicted box below which a pair is not considered (0 = distance gate only)."""
     iou_weight: float = 1.0
     """Weight of ``1 - IoU`` next to the normalised distance in the assignment cost."""
-    hits_to_confirm: int = 3
+    hits_to_confirm: int = 2
     """n: strong hits before a track is published (a one-frame false positive never is)."""
     max_tentative_misses: int = 1
     """A tentative track missing more frames than this is deleted."""
@@ -64,9 +64,9 @@ class TrackerConfig:
     """Weight of a new score in the track score's exponential average."""
     coast_score_decay: float = 0.85
     """Published score factor per missed frame while coasting."""
-    one_euro_min_cutoff: float = 1.0
+    one_euro_min_cutoff: float = 2.0
     """One-euro cutoff (Hz) at rest: lower = steadier boxes when the object is still."""
-    one_euro_beta: float = 0.02
+    one_euro_beta: float = 0.05
     """One-euro speed coefficient (1/px): higher = less lag when the object moves fast."""
     one_euro_d_cutoff: float = 1.0
     """One-euro cutoff (Hz) of the speed estimate."""
