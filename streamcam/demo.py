@@ -20,7 +20,7 @@ def _probe_page(url: str, stop: threading.Event, found: dict) -> None:
     while not stop.is_set() and time.monotonic() < deadline:
         try:
             with urllib.request.urlopen(url + "api/streams", timeout=1.0) as r:
-                found["streams"] = json.loads(r.read())
+                found["streams"] = json.loads(r.read()).get("streams", [])
                 if found["streams"]:
                     return
         except OSError:
