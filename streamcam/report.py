@@ -83,7 +83,9 @@ def make_report(run_dir: str | Path, out_dir: str | Path | None = None) -> list[
             starts = np.r_[seqs[0], seqs[breaks + 1]]
             ends = np.r_[seqs[breaks], seqs[-1]]
             ax.broken_barh([(s, max(e - s, 1)) for s, e in zip(starts, ends)], (row - 0.4, 0.8))
-        if not spans:
+        if spans:
+            ax.set_yticks(range(len(spans)), labels=[f"#{tid}" for tid in sorted(spans)])
+        else:
             seq = [r["seq"] for r in rows]
             ax.step(seq, [r["n"] for r in rows], where="post", label=f"{sid}: detections per frame (no track ids)")
     ax.set_xlabel("frame (seq)")
