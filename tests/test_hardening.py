@@ -106,9 +106,11 @@ def test_fuzzed_structured_messages_are_rejected_with_a_reason_or_decoded(header
 @given(st.lists(st.binary(max_size=300), min_size=0, max_size=12))
 def test_fuzzed_random_bytes_never_crash_the_decoder(parts):
     try:
-        protocol.decode(parts)
-    except ProtocolError:
-        pass
+        msg = protocol.decode(parts)
+    except ProtocolError as exc:
+        assert exc.reason
+    else:
+        assert len(msg.payloads) == len(msg.header["parts"])
 
 
 @pytest.mark.parametrize("shape", [[16384, 16384, 3], [10**6, 10**6], [16000, 16000]])

@@ -102,9 +102,11 @@ def test_reject_counter_counts_by_reason():
 @given(st.lists(st.binary(max_size=200), min_size=0, max_size=6))
 def test_decoder_never_crashes_on_random_parts(parts):
     try:
-        decode(parts)
-    except ProtocolError:
-        pass
+        msg = decode(parts)
+    except ProtocolError as exc:
+        assert exc.reason  # rejected with a reason, never another exception
+    else:
+        assert len(msg.payloads) == len(msg.header["parts"])
 
 
 @settings(max_examples=400, deadline=None)
@@ -116,6 +118,8 @@ def test_decoder_never_crashes_on_random_parts(parts):
 )
 def test_decoder_never_crashes_on_lying_headers(header, payloads):
     try:
-        decode([b"frame/x", json.dumps(header).encode(), *payloads])
-    except ProtocolError:
-        pass
+        msg = decode([b"frame/x", json.dumps(header).encode(), *payloads])
+    except ProtocolError as exc:
+        assert exc.reason
+    else:
+        assert msg.kind == "frame" and len(msg.payloads) == len(payloads)

@@ -53,7 +53,18 @@ def test_stale_ipc_file_is_replaced(short_tmp):
     path.write_text("left by a killed stage")
     ctx = zmq.Context()
     s = make_socket(ctx, "PULL", f"ipc://{path}", bind=True)
-    s.close(); ctx.term()
+    try:
+        import stat
+
+        assert stat.S_ISSOCK(path.stat().st_mode)  # the stale regular file became a live socket
+        push = make_socket(ctx, "PUSH", f"ipc://{path}", bind=False)
+        time.sleep(0.1)
+        assert send_nowait(push, [b"frame/x", b"{}"])
+        assert s.poll(2000)
+        push.close()
+    finally:
+        s.close()
+        ctx.term()
 
 
 def test_tcp_bind_conflict_is_a_clear_error(port):
