@@ -104,8 +104,12 @@ class PublisherConfig:
     """Blend the CAM heatmap into the published frame."""
     alpha: float = 0.4
     """Heatmap opacity in the blend."""
-    plain_frames: bool = True
-    """Also send each annotated frame without the heatmap (JPEG part ``image_plain``): the web page's heatmap toggle."""
+    plain_frames: Optional[bool] = None
+    """Also send each frame annotated without the heatmap (JPEG part ``image_plain``) for the web
+    page's heatmap toggle; None: only when serve.enabled (it costs one more annotate + JPEG per frame)."""
+
+    def wants_plain(self, serving: bool) -> bool:
+        return self.heatmap and (serving if self.plain_frames is None else self.plain_frames)
 
 
 @dataclass(frozen=True)

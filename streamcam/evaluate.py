@@ -29,7 +29,8 @@ def _score(detector, items, threshold: float) -> dict[str, Any]:
     hits = n_gt = n_pred = 0
     ious: list[float] = []
     for cam, prob, size, gts in items:
-        boxes = [d.box for d in detector.boxes(cam, prob, "person", size, threshold)] if prob >= detector.min_score else []
+        label = detector.class_names[0]
+        boxes = [d.box for d in detector.boxes(cam, prob, label, size, threshold)] if prob >= detector.min_score else []
         hits += len(match_boxes(boxes, gts, 0.5))
         n_gt += len(gts)
         n_pred += len(boxes)
@@ -62,7 +63,7 @@ def run_eval(cfg: PipelineConfig, frames: int = 200, seed: int = 1001, out: str 
                 fr = scene.frame(index)
                 cams, probs, fsize, _ = detector.maps(fr.image, "GRAY8")
                 prob = float(probs[detector.class_indices[0]])
-                gts = [o.box for o in fr.objects if o.label == "person"]
+                gts = [o.box for o in fr.objects if o.label == detector.class_names[0]]
                 correct += (prob >= detector.min_score) == bool(gts)
                 total += 1
                 if positive:

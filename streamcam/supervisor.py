@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -67,8 +68,6 @@ class Supervisor:
         cfg = self.cfg
         self.run_dir.mkdir(parents=True, exist_ok=True)
         # A run dir is reused by the next run of the same config: its stats start empty.
-        import shutil
-
         shutil.rmtree(self.run_dir / "stats", ignore_errors=True)
         cfg_path = self.run_dir / "config.json"
         cfg_path.write_text(json.dumps(to_dict(cfg), indent=1))

@@ -71,3 +71,11 @@ def test_overrides_and_yaml_errors(tmp_path):
 def test_remote_bind_needs_an_explicit_decision():
     cfg = config_from_dict({"endpoints": {"publish": "tcp://0.0.0.0:5560"}, "security": {"allow_remote_bind": True}})
     assert cfg.endpoint("publish") == "tcp://0.0.0.0:5560"
+
+
+def test_heatmap_free_copy_only_when_someone_can_view_it():
+    cfg = config_from_dict({})
+    assert cfg.publisher.wants_plain(serving=True) and not cfg.publisher.wants_plain(serving=False)
+    forced = config_from_dict({"publisher": {"plain_frames": True}})
+    assert forced.publisher.wants_plain(serving=False)
+    assert not config_from_dict({"publisher": {"heatmap": False, "plain_frames": True}}).publisher.wants_plain(True)

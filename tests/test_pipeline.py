@@ -84,6 +84,7 @@ def test_run_publishes_frames_and_detections_and_stops_cleanly(short_tmp, tiny_m
         assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
         img = cv2.imdecode(np.frombuffer(frames[-1].part("image"), np.uint8), cv2.IMREAD_COLOR)
         assert img.shape == (240, 320, 3)
+        assert not frames[-1].has_part("image_plain")  # serve is off: no heatmap-free copy is encoded
         pids = _stage_pids(short_tmp / "run")
         assert len(pids) == 3, pids  # publisher, processor, one capture
         stats = _receive(port, "stats/", 1)

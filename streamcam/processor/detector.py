@@ -93,14 +93,16 @@ class Detector:
         return [Detection(tuple(float(v) for v in box), prob * float(peak) / top, label)  # type: ignore[arg-type]
                 for box, peak in found]
 
-    def detect(self, image: np.ndarray, pixel_format: str = "GRAY8") -> FrameResult:
+    def detect(self, image: np.ndarray, pixel_format: str = "GRAY8", min_score: float | None = None) -> FrameResult:
+        """Boxes of every chosen class whose probability is at least ``min_score`` (default: the detector's)."""
+        gate = self.min_score if min_score is None else min_score
         t0 = time.perf_counter()
         cams, probs, frame_size, timings = self.maps(image, pixel_format)
         t2 = time.perf_counter()
         detections: list[Detection] = []
         for j, (name, c) in enumerate(zip(self.class_names, self.class_indices)):
             p = float(probs[c])
-            if p >= self.min_score:
+            if p >= gate:
                 detections += self.boxes(cams[j], p, name, frame_size)
         shown = normalize_minmax(cams[0]).astype(np.float32) if len(cams) else None
         timings["cam"] = (time.perf_counter() - t2) * 1e3

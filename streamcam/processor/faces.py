@@ -200,7 +200,7 @@ class FaceEmotionDetector:
         s = min(1.0, self.cam_max_side / max(w, h))
         return max(1, round(h * s)), max(1, round(w * s))
 
-    def detect(self, image: np.ndarray, pixel_format: str = "BGR8") -> FaceFrameResult:
+    def detect(self, image: np.ndarray, pixel_format: str = "BGR8", min_score: float | None = None) -> FaceFrameResult:
         if image.dtype != np.uint8 or image.ndim not in (2, 3) or image.size == 0:
             raise ValueError(f"detect: expected a non-empty uint8 [H, W] or [H, W, 3] image, got {image.dtype} {image.shape}")
         t0 = time.perf_counter()
@@ -244,7 +244,7 @@ class FaceEmotionDetector:
                 np.maximum(region, up[cy0 - my0:cy1 - my0, cx0 - mx0:cx1 - mx0], out=region)
             bx = tuple(float(v) for v in box)
             faces.append(FaceResult(bx, crop, p, label, score, cam))  # type: ignore[arg-type]
-            if label in self.class_names and score >= self.min_score:
+            if label in self.class_names and score >= (self.min_score if min_score is None else min_score):
                 detections.append(Detection(bx, score, label))  # type: ignore[arg-type]
         areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
         t4 = time.perf_counter()

@@ -26,11 +26,11 @@ class TrackedDetector:
             # Face mode has no whole-frame class map to find peaks in; track its face boxes.
             config = dataclasses.replace(config, input="boxes")
         self.config = config
-        self.publish_min_score = detector.min_score
-        if config.enabled:
-            # Hysteresis needs the weak candidates too: a confirmed track is sustained by
-            # scores down to score_leave, so the detector must not cut them at min_score.
-            detector.min_score = min(detector.min_score, config.tracker.score_leave)
+        # Hysteresis needs the weak candidates too: a confirmed track is sustained by scores
+        # down to score_leave, so candidates are gated there, not at processor.min_score
+        # (which still gates the detector when the stabilizer is off).
+        self.candidate_min_score = (min(detector.min_score, config.tracker.score_leave) if config.enabled
+                                    else detector.min_score)
         self._stabilizers: dict[str, Any] = {}
 
     def _stabilizer(self, stream: str):
@@ -47,7 +47,7 @@ class TrackedDetector:
             return []
         c = self.detector.class_indices[0]
         p = float(result.probs[c])
-        if p < self.detector.min_score:
+        if p < self.candidate_min_score:
             return []
         label = self.detector.class_names[0]
         return [Detection(tuple(pk.box), p * float(pk.value), label)  # type: ignore[arg-type]
@@ -55,7 +55,7 @@ class TrackedDetector:
 
     def process(self, stream: str, image: np.ndarray, pixel_format: str, t_capture_ns: int
                 ) -> tuple[FrameResult, list[dict[str, Any]]]:
-        result = self.detector.detect(image, pixel_format)
+        result = self.detector.detect(image, pixel_format, min_score=self.candidate_min_score)
         if not self.config.enabled:
             return result, []
         t0 = time.perf_counter()

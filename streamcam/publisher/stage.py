@@ -54,7 +54,7 @@ def publish_result(pub: zmq.Socket, msg: protocol.Message, cfg: PipelineConfig, 
     style = dict(stream=msg.stream, fps=state.rate.rate, latency_ms=shown_latency, tracks=msg.header.get("tracks") or ())
     annotated = annotate(image, cam, detections, heatmap=cfg.publisher.heatmap, alpha=cfg.publisher.alpha, **style)
     parts = [protocol.jpeg_part("image", encode_jpeg(annotated, q), w, h)]
-    if cfg.publisher.plain_frames and cfg.publisher.heatmap and cam is not None:
+    if cam is not None and cfg.publisher.wants_plain(cfg.serve.enabled):
         plain = annotate(image, None, detections, heatmap=False, **style)
         parts.append(protocol.jpeg_part("image_plain", encode_jpeg(plain, q), w, h))
     latency_ms = (time.time_ns() - msg.t_capture_ns) / 1e6
