@@ -126,7 +126,7 @@ def test_a_killed_stage_is_restarted_and_the_stream_resumes(short_tmp, tiny_mode
         time.sleep(0.3)
         resumed = _receive(port, "detections/cam0", 1, timeout=5.0)
         assert resumed, "stream did not resume after the processor was killed"
-        assert time.monotonic() - t0 < 3.5
+        assert time.monotonic() - t0 < 3.0  # the bound: the stream resumes within 3 s
         assert victim not in _stage_pids(short_tmp / "run")
     finally:
         sup.send_signal(signal.SIGINT)
