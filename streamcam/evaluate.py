@@ -41,7 +41,7 @@ def _score(detector, items, threshold: float) -> dict[str, Any]:
             "mean_best_iou": round(float(np.mean(ious)), 4) if ious else None}
 
 
-def run_eval(cfg: PipelineConfig, frames: int = 200, seed: int = 1001, out: str | None = None,
+def run_eval(cfg: PipelineConfig, frames: int = 200, seed: int = 9000, out: str | None = None,
              scenes: int = 4, progress: bool = True, sweep: bool = True) -> dict[str, Any]:
     from .capture.synthetic import SyntheticIRScene
     from .processor.stage import build_detector
