@@ -140,6 +140,24 @@ def _load_state_dict_file(path: str) -> dict:
     return {k.removeprefix("module."): v for k, v in obj.items()}
 
 
+def pretrained_info(weights: Any) -> dict:
+    """What a streamcam pretraining checkpoint says about its trunk (``{}`` for anything else).
+
+    :mod:`streamcam.training.pretrain` saves ``{"state_dict": ..., "streamcam": {"backbone", "net",
+    "input_size", "mean", "std", ...}}``: fine-tuning rebuilds the trunk with the same ``net``
+    arguments and normalises pixels as it was trained, since a frozen trunk fed differently
+    normalised pixels computes different features.
+    """
+    if weights is None or not _is_weights_file(weights):
+        return {}
+    try:
+        obj = torch.load(str(weights), map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise ModelError(f"cannot read weights file {weights}: {exc}") from exc
+    info = obj.get("streamcam") if isinstance(obj, dict) else None
+    return dict(info) if isinstance(info, dict) else {}
+
+
 def _is_weights_file(weights: Any) -> bool:
     return isinstance(weights, (str, os.PathLike)) and (
         os.path.sep in str(weights) or str(weights).endswith((".pth", ".pt", ".bin", ".ckpt")) or os.path.exists(weights))

@@ -277,7 +277,7 @@ def finetune(config: FinetuneConfig | dict) -> dict:
     """Run the recipe; returns a summary (paths, metrics, export check). See the module docstring."""
     import torch
 
-    from .backbones import build_backbone
+    from .backbones import build_backbone, pretrained_info
     from .export import export_onnx
 
     cfg = config if isinstance(config, FinetuneConfig) else FinetuneConfig.from_dict(config)
@@ -298,10 +298,16 @@ def finetune(config: FinetuneConfig | dict) -> dict:
     grey = data.is_grey
     in_ch = (1 if grey else 3) if cfg.backbone == "tiny_gap" else None
     pretrained = cfg.weights is not None
-    model = build_backbone(cfg.backbone, len(classes), cfg.weights, in_channels=in_ch, **dict(cfg.net))
+    info = pretrained_info(cfg.weights)
+    if info and info.get("backbone") not in (None, cfg.backbone):
+        raise ConfigError(f"weights {cfg.weights} hold a {info['backbone']} trunk, but backbone is {cfg.backbone!r}")
+    net_kwargs = dict(cfg.net) or {k: (tuple(v) if isinstance(v, list) else v) for k, v in info.get("net", {}).items()}
+    model = build_backbone(cfg.backbone, len(classes), cfg.weights, in_channels=in_ch, **net_kwargs)
     spec = model.spec
-    iw, ih = cfg.input_size or (spec.input_width, spec.input_height)
-    if spec.input_channels == 1:
+    iw, ih = cfg.input_size or tuple(info.get("input_size", ())) or (spec.input_width, spec.input_height)
+    if "mean" in info and len(info["mean"]) == spec.input_channels:
+        mean, std = tuple(info["mean"]), tuple(info["std"])  # the pretrained trunk's own normalisation
+    elif spec.input_channels == 1:
         m, s = _grey_stats(train.images)
         mean, std = (m,), (s,)
     else:
