@@ -5,9 +5,11 @@
 
 1. :class:`FaceDetector` finds faces (a Viola–Jones Haar cascade: OpenCV's
    ``CascadeClassifier`` where the installed OpenCV has it, else the same XML run by
-   :mod:`streamcam.processor.haar`), on a downscaled grey copy of the frame, with a
-   minimum face size relative to the frame (scale-aware: the same settings work for
-   a 640×480 webcam and a 1920×1080 camera).
+   :mod:`streamcam.processor.haar_fast`, checked against :mod:`streamcam.processor.haar`),
+   on a downscaled grey copy of the frame, with a minimum face size relative to the frame
+   (scale-aware: the same settings work for a 640×480 webcam and a 1920×1080 camera). Frames
+   of a video are tracked (:mod:`streamcam.processor.face_tracking`): a full scan spread over
+   a few frames plus a search near the faces already found.
 2. Each face box is made square around its centre and grown by ``margin`` on each
    side (the emotion net was trained on such crops; pixels outside the frame are
    replicated), and preprocessed by the model's metadata (64×64 grey for the fer
@@ -62,7 +64,8 @@ def find_cascade(name: str = FRONTAL_FACE) -> Path:
 
 
 class FaceDetector:
-    """Frontal faces in a frame: ``detect(gray) -> [n, 4]`` float boxes ``(x0, y0, x1, y1)`` in frame pixels."""
+    """Frontal faces in a frame: ``detect(gray)`` (one image) or ``track(gray, stream)`` (a video), each
+    ``-> [n, 4]`` float boxes ``(x0, y0, x1, y1)`` in frame pixels."""
 
     def __init__(
         self,
@@ -71,6 +74,8 @@ class FaceDetector:
         min_neighbors: int = 4,
         min_face_frac: float = 0.1,
         window_px: int = 30,
+        evaluator: str = "fast",
+        rolling: int = 4,
     ) -> None:
         """
         cascade: OpenCV Haar XML (default: :func:`find_cascade`).
@@ -79,14 +84,21 @@ class FaceDetector:
         min_face_frac: smallest face, as a fraction of the frame's shorter side.
         window_px: detection runs on a copy shrunk so that the smallest face is this many pixels
             (the cascade's window is 24): the cost is then the same for any camera resolution.
+        evaluator: without OpenCV's ``CascadeClassifier``: "fast" (:mod:`.haar_fast`) or "reference"
+            (:mod:`.haar`, the slow obvious one; same detections).
+        rolling: ``track`` spreads one full scan over this many frames and searches near the faces it
+            has on every frame (:class:`~streamcam.processor.face_tracking.FaceTracker`).
         """
         if scale_factor <= 1.0:
             raise ValueError(f"scale_factor: expected > 1, got {scale_factor}")
         if not 0.0 < min_face_frac <= 1.0:
             raise ValueError(f"min_face_frac: expected a fraction in (0, 1], got {min_face_frac}")
+        if evaluator not in ("fast", "reference"):
+            raise ValueError(f"evaluator: expected 'fast' or 'reference', got {evaluator!r}")
         self.cascade_path = Path(cascade) if cascade is not None else find_cascade()
         self.scale_factor, self.min_neighbors = scale_factor, min_neighbors
-        self.min_face_frac, self.window_px = min_face_frac, window_px
+        self.min_face_frac, self.window_px, self.rolling = min_face_frac, window_px, rolling
+        self._trackers: dict[str, object] = {}
         if hasattr(cv2, "CascadeClassifier"):  # OpenCV 4: the C++ implementation
             self._cv = cv2.CascadeClassifier(str(self.cascade_path))
             if self._cv.empty():
@@ -98,24 +110,54 @@ class FaceDetector:
 
             self._cv = None
             self._np = HaarCascade.from_xml(self.cascade_path)
-            self.backend = "numpy"
+            if evaluator == "fast":
+                from .haar_fast import FastCascade
 
-    def detect(self, gray: np.ndarray) -> np.ndarray:
+                self._np = FastCascade(self._np)
+            self.backend = f"numpy-{evaluator}"
+
+    def _small(self, gray: np.ndarray) -> tuple[np.ndarray, float, int]:
+        """The grey frame shrunk so the smallest face is ``window_px``; the factor; the smallest face there."""
         if gray.dtype != np.uint8 or gray.ndim != 2:
-            raise ValueError(f"FaceDetector.detect: expected a uint8 [H, W] image, got {gray.dtype} {gray.shape}")
+            raise ValueError(f"FaceDetector: expected a uint8 [H, W] image, got {gray.dtype} {gray.shape}")
         h, w = gray.shape
         s = min(1.0, self.window_px / (self.min_face_frac * min(h, w)))
         small = gray if s == 1.0 else cv2.resize(gray, (max(1, round(w * s)), max(1, round(h * s))),
                                                  interpolation=cv2.INTER_AREA)
-        side = max(24, int(self.min_face_frac * min(small.shape)))
+        return small, s, max(24, int(self.min_face_frac * min(small.shape)))
+
+    def _boxes(self, found, s: float, shape: tuple[int, int]) -> np.ndarray:
+        h, w = shape
+        rects = np.asarray(found, np.float64).reshape(-1, 4)
+        boxes = np.concatenate([rects[:, :2], rects[:, :2] + rects[:, 2:]], axis=1) / s
+        return np.clip(boxes, 0, [w, h, w, h])
+
+    def detect(self, gray: np.ndarray) -> np.ndarray:
+        """The faces of one image: a full scan."""
+        small, s, side = self._small(gray)
         if self._cv is not None:
             found = self._cv.detectMultiScale(small, scaleFactor=self.scale_factor, minNeighbors=self.min_neighbors,
                                               minSize=(side, side))
         else:
             found = self._np.detect_multi_scale(small, self.scale_factor, self.min_neighbors, (side, side))
-        rects = np.asarray(found, np.float64).reshape(-1, 4)
-        boxes = np.concatenate([rects[:, :2], rects[:, :2] + rects[:, 2:]], axis=1) / s
-        return np.clip(boxes, 0, [w, h, w, h])
+        return self._boxes(found, s, gray.shape)
+
+    def track(self, gray: np.ndarray, stream: str = "") -> np.ndarray:
+        """The faces of the next frame of video ``stream``: a rolling scan plus a search near its last faces
+        (bounded cost per frame; see :mod:`.face_tracking`). OpenCV's and the reference evaluator: ``detect``."""
+        from .haar_fast import FastCascade
+
+        if not isinstance(self._np, FastCascade):
+            return self.detect(gray)
+        small, s, side = self._small(gray)
+        if stream not in self._trackers:
+            from .face_tracking import FaceTracker
+
+            self._trackers[stream] = FaceTracker(self._np, self.scale_factor, self.min_neighbors, (side, side),
+                                                 rolling=self.rolling)
+        tracker = self._trackers[stream]
+        tracker.min_size = (side, side)
+        return self._boxes(tracker.update(small), s, gray.shape)
 
 
 @dataclass(frozen=True)
@@ -175,6 +217,7 @@ class FaceEmotionDetector:
         margin: float = 0.1,
         max_faces: int = 8,
         cam_max_side: int = 160,
+        track: bool = True,
     ) -> None:
         """
         classes: labels that are reported (empty = all of the model's classes).
@@ -183,6 +226,8 @@ class FaceEmotionDetector:
         margin: crop grows by this fraction of the face size on each side (fer uses ~10 %).
         max_faces: the largest faces kept per frame (bounds the engine batch).
         cam_max_side: long side of the frame-aspect CAM map sent to the publisher.
+        track: find faces as in a video (bounded cost per frame, new faces within a few frames) rather than
+            with a full scan of every frame.
         """
         self.engine = engine
         self.meta = engine.metadata
@@ -195,18 +240,23 @@ class FaceEmotionDetector:
             raise ModelError(f"margin: expected a fraction in [0, 1], got {margin}")
         self.min_score, self.margin, self.max_faces, self.cam_max_side = min_score, margin, max_faces, cam_max_side
         self.faces = face_detector or FaceDetector()
+        self.track = track
 
     def _map_shape(self, w: int, h: int) -> tuple[int, int]:
         s = min(1.0, self.cam_max_side / max(w, h))
         return max(1, round(h * s)), max(1, round(w * s))
 
-    def detect(self, image: np.ndarray, pixel_format: str = "BGR8", min_score: float | None = None) -> FaceFrameResult:
+    def detect(self, image: np.ndarray, pixel_format: str = "BGR8", min_score: float | None = None,
+               stream: str = "") -> FaceFrameResult:
+        """Faces, their classes and CAMs. With ``track`` (the default), consecutive calls are taken as the
+        frames of video ``stream`` (see :meth:`FaceDetector.track`): pass each stream's id when several share
+        this detector."""
         if image.dtype != np.uint8 or image.ndim not in (2, 3) or image.size == 0:
             raise ValueError(f"detect: expected a non-empty uint8 [H, W] or [H, W, 3] image, got {image.dtype} {image.shape}")
         t0 = time.perf_counter()
         h, w = image.shape[:2]
         gray = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
-        boxes = self.faces.detect(gray)
+        boxes = self.faces.track(gray, stream) if self.track else self.faces.detect(gray)
         if len(boxes) > self.max_faces:
             areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
             boxes = boxes[np.argsort(-areas)[: self.max_faces]]

@@ -19,7 +19,8 @@ the way OpenCV 4's ``detectMultiScale`` does:
   small clusters inside a bigger, better-supported one dropped.
 
 All windows of a scale are evaluated at once per stage (with compaction of the
-survivors), in float64. OpenCV's shortcut of skipping the next x after a first-stage
+survivors), in float64. This is the slow, obvious **reference**; face mode runs
+:class:`~streamcam.processor.haar_fast.FastCascade` (same windows, tested on real photographs). OpenCV's shortcut of skipping the next x after a first-stage
 rejection is not reproduced, so raw hit counts can differ slightly from OpenCV's.
 Stump (depth-1) cascades with upright features only.
 """
