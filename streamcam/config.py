@@ -73,6 +73,10 @@ class ProcessorConfig:
     """onnxruntime (CPU, everywhere) or tensorrt (NVIDIA GPU; see `streamcam info`)."""
     fallback: bool = False
     """If the chosen backend cannot run here, use onnxruntime instead of failing."""
+    frame_path: Literal["cpu", "gpu", "reference"] = "cpu"
+    """Where preprocessing, CAM and the heatmap blend run. cpu: on the CPU, the publisher blends;
+    gpu (backend tensorrt): the frame is uploaded once and blended by the fused CUDA kernel, the
+    processor sends the blended frame; reference: the gpu path's numpy twin (onnxruntime), for tests."""
     threads: int = 1
     """Engine intra-op threads; the other stages need the remaining cores."""
     classes: tuple[str, ...] = ()
@@ -335,6 +339,15 @@ def _validate(cfg: PipelineConfig) -> None:
         raise ConfigError(f"processor.min_score: expected a probability in [0, 1], got {p.min_score}")
     if not 1 <= p.threads <= 64:
         raise ConfigError(f"processor.threads: expected 1-64, got {p.threads}")
+    if p.frame_path != "cpu":
+        need = "tensorrt" if p.frame_path == "gpu" else "onnxruntime"
+        if p.backend != need:
+            raise ConfigError(f"processor.frame_path: {p.frame_path} runs on backend {need}, got processor.backend {p.backend!r}")
+        if p.mode != "cam":
+            raise ConfigError(f"processor.frame_path: {p.frame_path} blends whole-frame CAMs; mode {p.mode!r} needs frame_path cpu")
+        if not cfg.publisher.heatmap:
+            raise ConfigError(f"processor.frame_path: {p.frame_path} blends the heatmap, but publisher.heatmap is false; "
+                              "use frame_path cpu")
     if not 1 <= cfg.publisher.jpeg_quality <= 100:
         raise ConfigError(f"publisher.jpeg_quality: expected 1-100, got {cfg.publisher.jpeg_quality}")
     if not 0.0 <= cfg.publisher.alpha <= 1.0:

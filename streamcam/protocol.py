@@ -7,6 +7,9 @@
   (``name``, ``encoding`` ``raw``/``jpeg``, and for raw parts ``shape``, ``dtype``,
   ``pixel_format``). Stages add their fields (``detections``, ``timings``, ...).
 * payloads: raw C-contiguous pixel buffers (sent without copies) or JPEG bytes.
+* ``heatmap_blended`` (optional, ``result`` messages): ``true`` when the ``image`` part
+  already carries the CAM heatmap (``processor.frame_path`` gpu/reference); such a result
+  has no ``cam`` part, and ``image_plain`` is the frame as captured when sent.
 
 The decoder trusts nothing: every field is type-checked, raw sizes must equal
 shape × itemsize exactly, and sizes are bounded before anything is allocated.
@@ -277,6 +280,8 @@ def decode(parts: Sequence[Any]) -> Message:
             payloads.append(bytes(buf))
         else:
             raise ProtocolError("bad_encoding", f"part {i}: expected encoding in {ENCODINGS}, got {enc!r:.40}")
+    if "heatmap_blended" in header:
+        _check_blended(header, payloads)
     if "detections" in header:
         dets = header["detections"]
         if not isinstance(dets, list):
@@ -284,6 +289,26 @@ def decode(parts: Sequence[Any]) -> Message:
         for d in dets:
             Detection.from_json(d)
     return Message(topic, header, payloads)
+
+
+def _check_blended(header: dict[str, Any], payloads: list[Any]) -> None:
+    """``heatmap_blended``: a boolean; when true on a result, ``image`` is a raw BGR8 frame, there is no ``cam``
+    part (it is already in the pixels), and a raw ``image_plain`` has the frame's size."""
+    flag = header["heatmap_blended"]
+    if not isinstance(flag, bool):
+        raise ProtocolError("bad_field", f"'heatmap_blended': expected true or false, got {flag!r:.40}")
+    if not flag or header["kind"] != "result":
+        return
+    arrays = {d["name"]: (d, p) for d, p in zip(header["parts"], payloads)}
+    desc, image = arrays.get("image", (None, None))
+    if desc is None or desc.get("encoding") != "raw" or desc.get("pixel_format") != "BGR8":
+        raise ProtocolError("bad_part", "heatmap_blended: expected a raw BGR8 'image' part")
+    if "cam" in arrays:
+        raise ProtocolError("bad_part", "heatmap_blended: a blended frame comes without a 'cam' part")
+    plain = arrays.get("image_plain")
+    if plain is not None and (plain[0].get("encoding") != "raw" or plain[1].shape[:2] != image.shape[:2]):
+        raise ProtocolError("bad_part", f"heatmap_blended: expected a raw 'image_plain' of {list(image.shape[:2])}, "
+                                        f"got {plain[0].get('encoding')} {list(plain[0].get('shape') or [])}")
 
 
 class RejectCounter:

@@ -210,7 +210,7 @@ def test_cached_plan_loads_only_a_matching_plan(tmp_path):
 
 def test_imports_stay_light():
     code = ("import sys, streamcam, streamcam.processor.engines, streamcam.gpu, streamcam.gpu.plan, "
-            "streamcam.gpu.fused_cam, streamcam.gpu.preprocess, streamcam.gpu.reference, "
+            "streamcam.gpu.fused_cam, streamcam.gpu.preprocess, streamcam.gpu.reference, streamcam.gpu.pipeline, "
             "streamcam.processor.engines.tensorrt\n"
             "bad = [m for m in ('tensorrt', 'pycuda', 'torch') if m in sys.modules]\n"
             "assert not bad, bad")
@@ -289,6 +289,35 @@ def test_fused_kernel_matches_reference(fused, n, k, h, w, height, width, classe
     for i in range(want.shape[0]):
         for j in range(want.shape[1]):
             assert_blend_close(got[i, j], want[i, j], want_low[i, j], (height, width), lowres_err=max(err, 1e-6))
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("fh,fw,window", [(12, 16, (0, 2, 16, 10)), (16, 12, (3, 0, 9, 16)), (40, 40, (4, 4, 36, 36)),
+                                          (7, 7, (0, 0, 7, 7))])
+def test_fused_kernel_window_and_raw_maps(fused, fh, fw, window):
+    """A letterbox window (the map may exceed 1024 cells outside it) and the raw maps for the box rule."""
+    features, weights, frames = _case(2, 300, fh, fw, 270, 480, seed=fh * fw)
+    got, got_low, got_raw = fused(features, weights, [[1, 0], [2, 1]], frames, window=window, raw=True)
+    want, want_low, want_raw = fused_cam_reference(features, weights, [[1, 0], [2, 1]], frames, ALPHA, window=window, raw=True)
+    assert got_raw.shape == want_raw.shape == want_low.shape
+    assert np.abs(got_raw - want_raw).max() <= 1e-3 * max(1.0, float(np.abs(want_raw).max()))
+    err = float(np.abs(got_low - want_low).max())
+    assert err <= 1e-3
+    for i in range(2):
+        for j in range(2):
+            assert_blend_close(got[i, j], want[i, j], want_low[i, j], (270, 480), lowres_err=max(err, 1e-6))
+    plain, plain_low = fused(features, weights, [[1, 0], [2, 1]], frames, window=window)  # raw=False: two outputs
+    np.testing.assert_array_equal(plain, got)
+    np.testing.assert_array_equal(plain_low, got_low)
+
+
+def test_fused_window_is_checked():
+    from streamcam.gpu.fused_cam import check_window
+
+    assert check_window(None, 7, 9) == (0, 0, 9, 7)
+    for bad in [(0, 0, 10, 7), (3, 0, 3, 7), (-1, 0, 9, 7), (0, 0, 9)]:
+        with pytest.raises(ValueError, match="window"):
+            check_window(bad, 7, 9)
 
 
 @pytest.mark.gpu

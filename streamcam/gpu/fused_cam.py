@@ -13,6 +13,12 @@
 * ``classes``: an int, ``[S]`` (for every frame) or ``[N, S]`` (per frame, e.g. the top class).
 * ``frames`` uint8 ``[N, H, W, 3]`` BGR or ``[N, H, W]`` grey, on the host or on the GPU.
 
+* ``window``: ``(x0, y0, x1, y1)`` in feature cells, the part of the map that covers the frame
+  (a letterboxed input's map without its padding, see :func:`.reference.feature_window`);
+  default the whole map. The CAM, its min/max and the upsampling use only the window.
+* ``raw=True`` also returns the raw (un-normalised) window maps ``[N, S, h, w]``: the box
+  rule thresholds raw maps, as the CPU path does.
+
 Returns ``blended`` uint8 ``[N, S, H, W, 3]`` and ``lowres`` float32 ``[N, S, h, w]`` (the
 min-max normalised low-res maps the stabilizer takes its peaks from, on the CPU: they are
 at most 4 KiB each and peak finding on them is cheaper than another launch). With
@@ -78,6 +84,18 @@ def band_rows(height: int, width: int, pairs: int, multiprocessors: int, lowres_
     return max(1, -(-height // max(1, bands)))
 
 
+def check_window(window: tuple[int, int, int, int] | None, fh: int, fw: int) -> tuple[int, int, int, int]:
+    """``(x0, y0, x1, y1)`` checked against an ``fh x fw`` feature map (``None``: the whole map)."""
+    if window is None:
+        window = (0, 0, fw, fh)
+    if len(window) != 4:
+        raise ValueError(f"window: expected (x0, y0, x1, y1), got {window!r}")
+    x0, y0, x1, y1 = (int(v) for v in window)
+    if not (0 <= x0 < x1 <= fw and 0 <= y0 < y1 <= fh):
+        raise ValueError(f"window: expected 0 <= x0 < x1 <= {fw} and 0 <= y0 < y1 <= {fh}, got {window!r}")
+    return x0, y0, x1, y1
+
+
 class FusedCam:
     """Owns the compiled kernel, a stream and the buffers; call it per batch. See the module docstring."""
 
@@ -102,7 +120,7 @@ class FusedCam:
         with self.context:
             self._module = SourceModule(kernel_source("cam_fused.cu"), no_extern_c=True)
             self._kernel = self._module.get_function("cam_fused_overlay")
-            self._kernel.prepare("PPPPPPPiiiiiiiiif")
+            self._kernel.prepare("P" * 8 + "i" * 12 + "f")
             self._stream = cuda.Stream()
             self._lut = gpuarray.to_gpu(lut)
             self._sms = self.context.multiprocessors
@@ -142,16 +160,19 @@ class FusedCam:
 
     # -- the call ---------------------------------------------------------------------------
 
-    def __call__(self, features: Any, weights: Any, classes: Any, frames: Any, to_host: bool = True):
+    def __call__(self, features: Any, weights: Any, classes: Any, frames: Any, to_host: bool = True,
+                 window: tuple[int, int, int, int] | None = None, raw: bool = False):
         if self._kernel is None:
             raise RuntimeError("FusedCam used after close()")
         with self.context:
             f_ptr, f_shape = self._on_device("features", features, np.float32)
             if len(f_shape) != 4:
                 raise ValueError(f"features: expected [N, K, h, w], got shape {list(f_shape)}")
-            n, k, h, w = f_shape
-            if h * w > MAX_LOWRES or h * w == 0:
-                raise ValueError(f"features: expected 0 < h * w <= {MAX_LOWRES}, got {h} x {w}")
+            n, k, fh, fw = f_shape
+            x0, y0, x1, y1 = check_window(window, fh, fw)
+            h, w = y1 - y0, x1 - x0
+            if h * w > MAX_LOWRES:
+                raise ValueError(f"features: expected a window of at most {MAX_LOWRES} cells, got {h} x {w}")
             w_ptr, w_shape = self._weights(weights)
             if len(w_shape) != 2 or w_shape[1] != k:
                 raise ValueError(f"weights: expected [C, {k}], got shape {list(w_shape)}")
@@ -166,21 +187,29 @@ class FusedCam:
             height, width, channels = fr_shape[1:]
             out = self._buffer("out", (n, s, height, width, 3), np.uint8)
             lowres = self._buffer("lowres", (n, s, h, w), np.float32)
+            raw_maps = self._buffer("raw", (n, s, h, w), np.float32) if raw else None
             rows = band_rows(height, width, n * s, self._sms, h * w, k)
             grid = (-(-height // rows), n * s, 1)
             self._kernel.prepared_async_call(
                 grid, (THREADS, 1, 1), self._stream,
                 f_ptr, w_ptr, c_ptr, fr_ptr, self._lut.gpudata, out.gpudata, lowres.gpudata,
-                np.int32(k), np.int32(h), np.int32(w), np.int32(s), np.int32(height), np.int32(width),
+                raw_maps.gpudata if raw_maps is not None else 0,  # null: no raw maps
+                np.int32(k), np.int32(fh), np.int32(fw), np.int32(y0), np.int32(x0), np.int32(h), np.int32(w),
+                np.int32(s), np.int32(height), np.int32(width),
                 np.int32(channels), np.int32(rows), np.float32(self.alpha))
             if not to_host:
                 self._stream.synchronize()
-                return out, lowres
+                return (out, lowres, raw_maps) if raw else (out, lowres)
             host_out = self._pinned("host_out", out.shape, np.uint8)
             host_low = self._pinned("host_lowres", lowres.shape, np.float32)
             out.get_async(self._stream, host_out)
             lowres.get_async(self._stream, host_low)
+            if raw_maps is not None:
+                host_raw = self._pinned("host_raw", raw_maps.shape, np.float32)
+                raw_maps.get_async(self._stream, host_raw)
             self._stream.synchronize()
+            if raw:
+                return host_out.copy(), host_low.copy(), host_raw.copy()
             return host_out.copy(), host_low.copy()
 
     def _weights(self, weights: Any) -> tuple[int, tuple[int, ...]]:
@@ -235,4 +264,4 @@ class FusedCam:
                 log.debug("FusedCam.__del__: %s", exc)
 
 
-__all__ = ["FusedCam", "band_rows"]
+__all__ = ["FusedCam", "band_rows", "check_window"]

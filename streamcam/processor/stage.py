@@ -23,6 +23,19 @@ from ..transport import make_socket, send_nowait
 log = logging.getLogger("streamcam.processor")
 
 
+def check_backend(cfg: PipelineConfig) -> None:
+    """Raise :class:`BackendUnavailable` with the reason when ``processor.backend`` cannot run here
+    and ``processor.fallback`` is off, without loading the model (a check to run before starting stages)."""
+    from ..errors import BackendUnavailable
+    from .engines import backend_status
+
+    p = cfg.processor
+    ok, why = backend_status(p.backend)
+    if not ok and not p.fallback:
+        raise BackendUnavailable(f"processor.backend: {p.backend!r} cannot run here: {why} "
+                                 "(or set processor.fallback: true to use onnxruntime)")
+
+
 def build_detector(cfg: PipelineConfig):
     """The engine and detector a config asks for (errors name the key to fix)."""
     from .detector import Detector
@@ -34,6 +47,11 @@ def build_detector(cfg: PipelineConfig):
         from .faces import FaceEmotionDetector
 
         return FaceEmotionDetector(engine, classes=p.classes, min_score=p.min_score)
+    if p.frame_path != "cpu":
+        from ..gpu.pipeline import frame_path_detector
+
+        return frame_path_detector(engine, p.frame_path, cfg.publisher.alpha, classes=p.classes,
+                                   cam_threshold=p.cam_threshold, min_score=p.min_score)
     return Detector(engine, classes=p.classes, cam_threshold=p.cam_threshold, min_score=p.min_score)
 
 
@@ -44,12 +62,22 @@ def build_tracked_detector(cfg: PipelineConfig):
     return TrackedDetector(build_detector(cfg), cfg.stabilizer)
 
 
-def result_message(msg: protocol.Message, result, extra: dict) -> list:
+def result_message(msg: protocol.Message, result, extra: dict, plain: bool = False) -> list:
+    """The ``result`` message. A result with a ``blended`` frame (``processor.frame_path`` gpu or
+    reference) sends it as ``image`` with ``heatmap_blended: true`` and no ``cam`` part, plus the
+    frame as it came (``image_plain``) when ``plain`` (the publisher's heatmap-free copy)."""
     image = msg.part("image")
     desc = next(d for d in msg.header["parts"] if d["name"] == "image")
-    parts = [(desc, image)]
-    if result.cam is not None:
-        parts.append(protocol.raw_part("cam", result.cam, "CAM32"))
+    blended = getattr(result, "blended", None)
+    if blended is not None:
+        parts = [protocol.raw_part("image", blended, "BGR8")]
+        if plain:
+            parts.append((dict(desc, name="image_plain"), image))
+        extra = dict(extra, heatmap_blended=True)
+    else:
+        parts = [(desc, image)]
+        if result.cam is not None:
+            parts.append(protocol.raw_part("cam", result.cam, "CAM32"))
     h, w = image.shape[:2]
     return protocol.encode(
         "result", msg.stream, msg.seq, msg.t_capture_ns, parts,
@@ -73,6 +101,8 @@ def run_processor(cfg: PipelineConfig, stop: threading.Event, ctx: zmq.Context |
     processed = skipped = dropped = 0
     rate = RateMeter()
     engine_ms = LatencyWindow()
+    plain = cfg.publisher.wants_plain(cfg.serve.enabled)
+    frame_path = getattr(getattr(detector, "path", None), "name", "cpu")
     last_report = time.monotonic()
     log.info(
         "processor: %s on %s (%s), classes %s → %s",
@@ -80,7 +110,7 @@ def run_processor(cfg: PipelineConfig, stop: threading.Event, ctx: zmq.Context |
     )
     def report() -> None:
         write_stats(cfg.run_dir, "processor", {
-            "stage": "processor", "backend": detector.engine.name, "processed": processed,
+            "stage": "processor", "backend": detector.engine.name, "frame_path": frame_path, "processed": processed,
             "skipped": skipped, "dropped": dropped, "fps": rate.rate,
             "engine_ms_p50": engine_ms.recent(50), "engine_ms_p99": engine_ms.recent(99),
             "rejected": dict(rejects.counts),
@@ -106,7 +136,7 @@ def run_processor(cfg: PipelineConfig, stop: threading.Event, ctx: zmq.Context |
                     extra["tracks"] = tracks
                 if "truth" in msg.header:
                     extra["truth"] = msg.header["truth"]
-                out = result_message(msg, result, extra)
+                out = result_message(msg, result, extra, plain)
                 if send_nowait(push, out):
                     processed += 1
                     rate.tick()
@@ -118,5 +148,5 @@ def run_processor(cfg: PipelineConfig, stop: threading.Event, ctx: zmq.Context |
     finally:
         pull.close(0)
         push.close(0)
-        detector.engine.close()
+        getattr(detector, "close", detector.engine.close)()  # a frame path's detector closes its GPU buffers too
     return 0

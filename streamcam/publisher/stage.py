@@ -45,17 +45,22 @@ def publish_result(pub: zmq.Socket, msg: protocol.Message, cfg: PipelineConfig, 
     from .annotate import annotate, encode_jpeg
 
     image = msg.part("image")
-    cam = msg.part("cam") if msg.has_part("cam") else None
+    # heatmap_blended: the processor's frame path already blended the heatmap into `image`
+    # (and sends the frame as it came as `image_plain` when a heatmap-free copy is wanted).
+    blended = msg.header.get("heatmap_blended", False)
+    cam = msg.part("cam") if msg.has_part("cam") and not blended else None
+    plain_src = (msg.part("image_plain") if msg.has_part("image_plain") else None) if blended else image
     detections = msg.detections()
     h, w = image.shape[:2]
     q = cfg.publisher.jpeg_quality
     # The banner shows the latency so far; the published figure is measured when the frame leaves.
     shown_latency = (time.time_ns() - msg.t_capture_ns) / 1e6
     style = dict(stream=msg.stream, fps=state.rate.rate, latency_ms=shown_latency, tracks=msg.header.get("tracks") or ())
-    annotated = annotate(image, cam, detections, heatmap=cfg.publisher.heatmap, alpha=cfg.publisher.alpha, **style)
+    annotated = annotate(image, cam, detections, heatmap=cfg.publisher.heatmap and not blended,
+                         alpha=cfg.publisher.alpha, **style)
     parts = [protocol.jpeg_part("image", encode_jpeg(annotated, q), w, h)]
-    if cam is not None and cfg.publisher.wants_plain(cfg.serve.enabled):
-        plain = annotate(image, None, detections, heatmap=False, **style)
+    if (cam is not None or blended) and plain_src is not None and cfg.publisher.wants_plain(cfg.serve.enabled):
+        plain = annotate(plain_src, None, detections, heatmap=False, **style)
         parts.append(protocol.jpeg_part("image_plain", encode_jpeg(plain, q), w, h))
     latency_ms = (time.time_ns() - msg.t_capture_ns) / 1e6
     state.latency.add(latency_ms)

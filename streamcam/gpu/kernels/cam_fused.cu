@@ -2,8 +2,10 @@
 //
 // For every (frame n, selected class s) pair and every output pixel (x, y) of an H x W frame:
 //
-//     M[p]   = sum_k W[c, k] * F[n, k, p]                  p over the h x w low-res grid, c = classes[n, s]
-//     lo, hi = min M, max M                                 (over the h x w grid)
+//     M[p]   = sum_k W[c, k] * F[n, k, y0 + py, x0 + px]   p = (py, px) over the h x w window of the
+//                                                           fh x fw feature map, c = classes[n, s]
+//                                                           -> raw_out[n, s] unless it is null (boxes)
+//     lo, hi = min M, max M                                 (over the h x w window)
 //     m[p]   = (M[p] - lo) / (hi - lo)   (0 if hi == lo)    -> lowres_out[n, s]  (for the stabilizer's peaks)
 //     v      = clip(bilinear(m)(x, y), 0, 1)                align_corners=False: src = (dst + 0.5) * in / out - 0.5,
 //                                                           clamped to [0, in - 1]  (cv2 INTER_LINEAR)
@@ -17,10 +19,15 @@
 // (blocks per pair) x h*w*K multiply-adds; the host sizes the bands so a frame gets only a few
 // blocks per SM (see streamcam/gpu/fused_cam.py and docs/gpu.md for the cost model).
 //
+// The window (y0, x0, h, w) is the part of the feature map that covers the frame: the whole map
+// for a stretched input, the map without its letterbox padding otherwise (what
+// streamcam.processor.preprocess.crop_to_frame keeps on the CPU path).
+//
 // Layouts (all contiguous):
-//   features   float32 [N, K, h, w]       weights float32 [C, K]       classes int32 [N, S]
+//   features   float32 [N, K, fh, fw]     weights float32 [C, K]       classes int32 [N, S]
 //   frames     uint8   [N, H, W, ch]      ch = 3 (BGR) or 1 (grey, replicated to B = G = R)
 //   lut        uint8   [256, 3] BGR       out uint8 [N, S, H, W, 3]    lowres_out float32 [N, S, h, w]
+//   raw_out    float32 [N, S, h, w] or nullptr (0 from the host)
 //
 // Launch: block = (CAM_THREADS, 1, 1); grid = (ceil(H / rows_per_block), N * S, 1).
 // Compiled by pycuda's SourceModule(no_extern_c=True) and by `nvcc -ptx` in the tests.
@@ -54,7 +61,9 @@ cam_fused_overlay(const float* __restrict__ features,
                   const unsigned char* __restrict__ lut,
                   unsigned char* __restrict__ out,
                   float* __restrict__ lowres_out,
-                  int K, int h, int w, int S, int H, int W, int channels,
+                  float* __restrict__ raw_out,
+                  int K, int fh, int fw, int y0w, int x0w, int h, int w,
+                  int S, int H, int W, int channels,
                   int rows_per_block, float alpha)
 {
     __shared__ float s_map[CAM_MAX_LOWRES];
@@ -68,15 +77,21 @@ cam_fused_overlay(const float* __restrict__ features,
     const int n = pair / S;
     const int cls = classes[pair];
     const int hw = h * w;
-    const float* f = features + (size_t)n * (size_t)K * (size_t)hw;
+    const int fhw = fh * fw;
+    const float* f = features + (size_t)n * (size_t)K * (size_t)fhw;
     const float* wc = weights + (size_t)cls * (size_t)K;
 
     for (int i = tid; i < 256 * 3; i += CAM_THREADS) s_lut[i] = lut[i];
 
     // ---- phase 1: the low-res CAM, each thread owning up to CAM_PIX_PER_THREAD grid cells ----
     float acc[CAM_PIX_PER_THREAD];
+    int src[CAM_PIX_PER_THREAD];  // offset of window cell p inside one fh x fw feature plane
 #pragma unroll
-    for (int j = 0; j < CAM_PIX_PER_THREAD; ++j) acc[j] = 0.0f;
+    for (int j = 0; j < CAM_PIX_PER_THREAD; ++j) {
+        const int p = tid + j * CAM_THREADS;
+        acc[j] = 0.0f;
+        src[j] = p < hw ? (y0w + p / w) * fw + x0w + p % w : 0;
+    }
 
     for (int k0 = 0; k0 < K; k0 += CAM_K_CHUNK) {
         const int kn = min(CAM_K_CHUNK, K - k0);
@@ -87,10 +102,10 @@ cam_fused_overlay(const float* __restrict__ features,
         for (int j = 0; j < CAM_PIX_PER_THREAD; ++j) {
             const int p = tid + j * CAM_THREADS;
             if (p < hw) {
-                const float* fp = f + (size_t)k0 * (size_t)hw + p;  // consecutive threads: consecutive p
+                const float* fp = f + (size_t)k0 * (size_t)fhw + src[j];  // consecutive p: mostly consecutive cells
                 float a = acc[j];
 #pragma unroll 8
-                for (int k = 0; k < kn; ++k) a = fmaf(s_w[k], fp[(size_t)k * (size_t)hw], a);
+                for (int k = 0; k < kn; ++k) a = fmaf(s_w[k], fp[(size_t)k * (size_t)fhw], a);
                 acc[j] = a;
             }
         }
@@ -133,7 +148,10 @@ cam_fused_overlay(const float* __restrict__ features,
         if (p < hw) {
             const float v = span > 0.0f ? (acc[j] - lo) / span : 0.0f;
             s_map[p] = v;
-            if (blockIdx.x == 0) lowres_out[(size_t)pair * (size_t)hw + p] = v;
+            if (blockIdx.x == 0) {
+                lowres_out[(size_t)pair * (size_t)hw + p] = v;
+                if (raw_out != nullptr) raw_out[(size_t)pair * (size_t)hw + p] = acc[j];
+            }
         }
     }
     __syncthreads();
