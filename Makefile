@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # cache where one exists (see README) and is a CUDA build that also runs on the CPU.
 TORCH ?= torch==2.14.1 torchvision==0.29.1
 
-.PHONY: setup setup-train demo test test-fast bench eval soak train-default clean
+.PHONY: setup setup-train demo test test-fast bench eval soak train-default pretrain-ir finetune-check clean
 
 $(BIN)/streamcam: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -51,6 +51,14 @@ eval: setup
 train-default: setup-train
 	$(BIN)/streamcam train-default --config configs/train-default.yaml --out engines/person-ir.onnx
 	$(BIN)/python tools/calibrate_boxes.py engines/person-ir.onnx
+
+# The thermal trunk few-shot models start from (problem P: IR objects other than people).
+pretrain-ir: setup-train
+	$(BIN)/python -m streamcam.training.pretrain configs/pretrain-ir-objects.yaml engines/ir-objects-tiny_gap.pt
+
+# Few-shot check: 20 frames per class from that trunk, evaluated on held-out scenes.
+finetune-check: setup-train
+	$(BIN)/python tools/finetune_synthetic.py --write docs/quality/finetune.json
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
