@@ -82,7 +82,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .lifecycle import install_stop_handlers, setup_logging
     from .supervisor import Supervisor, format_summary
 
+    from .processor.stage import check_backend
+
     cfg = _load(args)
+    check_backend(cfg)  # a backend that cannot run here stops the run before any stage starts
     setup_logging(cfg.run.log_level, "supervisor")
     sup = Supervisor(cfg)
     install_stop_handlers(sup.stop_event)

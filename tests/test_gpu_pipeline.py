@@ -387,6 +387,19 @@ def test_gpu_frame_path_without_a_gpu_fails_before_start(models, short_tmp):
     assert not list((short_tmp / "run").glob("*.sock")), "sockets were opened before the engine was checked"
 
 
+def test_run_with_a_backend_that_cannot_run_stops_before_any_stage(models, short_tmp):
+    if _gpu_here():
+        pytest.skip("TensorRT runs here")
+    path = short_tmp / "c.yaml"
+    path.write_text(f"processor: {{model: {models['stretch', 1]}, backend: tensorrt}}\n"
+                    f"run: {{run_dir: {short_tmp}/run}}\n")
+    r = subprocess.run([sys.executable, "-m", "streamcam", "run", str(path), "--duration", "5"], capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "processor.backend: 'tensorrt' cannot run here" in r.stderr and "fallback: true" in r.stderr
+    assert not (short_tmp / "run" / "logs").exists(), "the supervisor started stages"
+
+
 def test_check_backend_says_why_before_anything_starts(models, short_tmp):
     from streamcam.errors import BackendUnavailable
     from streamcam.processor.stage import check_backend
