@@ -130,3 +130,25 @@ def test_tracker_validates():
         FaceTracker(FastCascade(ref)).update(np.zeros((10, 10), np.float32))
     with pytest.raises(ValueError, match="evaluator"):
         FaceDetector(evaluator="gpu")
+
+
+def test_fast_windows_with_int64_sums_are_the_reference_windows(cascades):
+    """Images whose integral could overflow int32 partial sums take int64 (forced here): same windows."""
+    ref, _ = cascades
+    wide = FastCascade(ref)
+    wide._coef_bound = 2**31  # any image: int64
+    g = _gray("astronaut")
+    for f in ref.scales((g.shape[1], g.shape[0]), 1.2, (24, 24), None)[:6]:
+        a, b = ref.windows_at(g, f), wide.windows_at(g, f)
+        assert sorted(map(tuple, a.tolist())) == sorted(map(tuple, b.tolist())), f"factor {f:.3f}"
+
+
+def test_tracker_searches_near_scales_around_a_known_face():
+    """near_scales=0 searches one scale near the face: cheaper, and the tracked face is still the full scan's."""
+    det = FaceDetector(near_scales=0)
+    for t in range(6):
+        frame = _scene(t)
+        tracked, full = det.track(frame), det.detect(frame)
+        assert len(tracked) == len(full) == 1 and _iou(tracked[0], full[0]) > 0.7, (t, tracked, full)
+    with pytest.raises(ValueError, match="near_scales"):
+        FaceDetector(near_scales=-1)

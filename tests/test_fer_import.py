@@ -266,3 +266,15 @@ def test_emotion_webcam_config():
     cfg = config_from_dict(data, base_dir=str(ROOT))
     assert cfg.processor.mode == "faces" and cfg.streams[0].source.kind == "camera"
     assert Path(cfg.model_path()).name == "emotion-fer.onnx"
+    if "faces" not in {f.name for f in dataclasses.fields(ProcessorConfig)}:
+        return
+    # processor.faces reaches the face detector (build_detector's faces branch).
+    from streamcam.processor.stage import build_detector
+
+    faces = dataclasses.replace(cfg.processor.faces, track=False, rolling=7, min_face_frac=0.2, scale_factor=1.15)
+    det = build_detector(dataclasses.replace(cfg, processor=dataclasses.replace(cfg.processor, faces=faces)))
+    try:
+        assert det.track is False and det.faces.rolling == 7
+        assert det.faces.min_face_frac == 0.2 and det.faces.scale_factor == 1.15
+    finally:
+        det.engine.close()

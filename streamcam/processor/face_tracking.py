@@ -9,9 +9,11 @@ frames and keeps the faces it already has exactly:
   their union *is* the full scan's raw hits, so a new face is found at the latest
   ``rolling`` frames after it appears (133 ms at 30 fps for ``rolling = 4``).
 * **near known faces**: around each face of the previous frame (``roi_margin`` of its size
-  on each side), every grid window of the scales within ``roi_scale`` of its size is
-  evaluated on the current frame. Stale rolling hits there are dropped: the fresh search is
+  on each side), every grid window of the pyramid scale nearest its size and of the
+  ``near_scales`` scales on either side is evaluated on the current frame (a face's size
+  changes little from one frame to the next). Stale rolling hits there are dropped: the fresh search is
   what says where that face is now (or that it has gone).
+* each pyramid level is resized once per frame, shared by the rolling scan and the searches.
 * the hits are grouped like ``detectMultiScale`` (:func:`~streamcam.processor.haar.group_rectangles`).
 
 ``update(gray) -> [n, 4] (x, y, w, h)``: pure numpy/OpenCV, synchronous; one tracker per stream.
@@ -32,19 +34,19 @@ class FaceTracker:
 
     def __init__(self, cascade: FastCascade, scale_factor: float = 1.2, min_neighbors: int = 4,
                  min_size: tuple[int, int] = (0, 0), rolling: int = 4, roi_margin: float = 0.5,
-                 roi_scale: float = 1.45, max_misses: int = 2) -> None:
+                 near_scales: int = 1, max_misses: int = 2) -> None:
         """
         rolling: frames one full scan is spread over (1 = a full scan every frame).
         roi_margin: the search around a known face extends this fraction of its size on each side.
-        roi_scale: and tries the window sizes within this factor of its size.
+        near_scales: and tries the pyramid scale nearest its size and this many on either side.
         max_misses: a face not found is still searched for in this many following frames.
         """
         if rolling < 1:
             raise ValueError(f"rolling: expected >= 1 frames, got {rolling}")
-        if roi_scale < 1.0 or roi_margin < 0.0:
-            raise ValueError(f"roi_scale >= 1 and roi_margin >= 0 expected, got {roi_scale}, {roi_margin}")
+        if near_scales < 0 or roi_margin < 0.0:
+            raise ValueError(f"near_scales >= 0 and roi_margin >= 0 expected, got {near_scales}, {roi_margin}")
         self.cascade, self.scale_factor, self.min_neighbors, self.min_size = cascade, scale_factor, min_neighbors, min_size
-        self.rolling, self.roi_margin, self.roi_scale, self.max_misses = rolling, roi_margin, roi_scale, max_misses
+        self.rolling, self.roi_margin, self.near_scales, self.max_misses = rolling, roi_margin, near_scales, max_misses
         self.reset()
 
     def reset(self) -> None:
@@ -68,15 +70,17 @@ class FaceTracker:
         # The first frame gets a full scan (a stream's first faces at once); then one row phase per frame.
         rows = (0, 1) if self.frame == 0 else ((self.frame - 1) % self.rolling, self.rolling)
         self.frame += 1
-        self.history.append(self.cascade.raw_hits(gray, factors, rows=rows))
+        pyramid: dict = {}
+        self.history.append(self.cascade.raw_hits(gray, factors, rows=rows, pyramid=pyramid))
         rolled = np.concatenate(list(self.history))
         near = []
         win = float(self.cascade.window[0])
         for box, _ in self.tracks:
             roi = self._roi(box)
-            size = float(box[2])
-            fs = [f for f in factors if size / self.roi_scale <= win * f <= size * self.roi_scale]
-            near.append(self.cascade.raw_hits(gray, fs, roi=roi))
+            if factors:
+                nearest = int(np.argmin([abs(np.log(win * f / float(box[2]))) for f in factors]))
+                fs = factors[max(0, nearest - self.near_scales):nearest + self.near_scales + 1]
+                near.append(self.cascade.raw_hits(gray, fs, roi=roi, pyramid=pyramid))
             # Old rolling hits inside this search region are superseded by the fresh search.
             cx, cy = rolled[:, 0] + rolled[:, 2] / 2, rolled[:, 1] + rolled[:, 3] / 2
             rolled = rolled[~((cx >= roi[0]) & (cx <= roi[2]) & (cy >= roi[1]) & (cy <= roi[3]))]

@@ -76,6 +76,7 @@ class FaceDetector:
         window_px: int = 30,
         evaluator: str = "fast",
         rolling: int = 4,
+        near_scales: int = 1,
     ) -> None:
         """
         cascade: OpenCV Haar XML (default: :func:`find_cascade`).
@@ -88,16 +89,21 @@ class FaceDetector:
             (:mod:`.haar`, the slow obvious one; same detections).
         rolling: ``track`` spreads one full scan over this many frames and searches near the faces it
             has on every frame (:class:`~streamcam.processor.face_tracking.FaceTracker`).
+        near_scales: ``track`` searches near a known face at the pyramid scale nearest its size and this
+            many on either side.
         """
         if scale_factor <= 1.0:
             raise ValueError(f"scale_factor: expected > 1, got {scale_factor}")
         if not 0.0 < min_face_frac <= 1.0:
             raise ValueError(f"min_face_frac: expected a fraction in (0, 1], got {min_face_frac}")
+        if rolling < 1 or near_scales < 0:
+            raise ValueError(f"rolling >= 1 and near_scales >= 0 expected, got {rolling}, {near_scales}")
         if evaluator not in ("fast", "reference"):
             raise ValueError(f"evaluator: expected 'fast' or 'reference', got {evaluator!r}")
         self.cascade_path = Path(cascade) if cascade is not None else find_cascade()
         self.scale_factor, self.min_neighbors = scale_factor, min_neighbors
         self.min_face_frac, self.window_px, self.rolling = min_face_frac, window_px, rolling
+        self.near_scales = near_scales
         self._trackers: dict[str, object] = {}
         if hasattr(cv2, "CascadeClassifier"):  # OpenCV 4: the C++ implementation
             self._cv = cv2.CascadeClassifier(str(self.cascade_path))
@@ -154,7 +160,7 @@ class FaceDetector:
             from .face_tracking import FaceTracker
 
             self._trackers[stream] = FaceTracker(self._np, self.scale_factor, self.min_neighbors, (side, side),
-                                                 rolling=self.rolling)
+                                                 rolling=self.rolling, near_scales=self.near_scales)
         tracker = self._trackers[stream]
         tracker.min_size = (side, side)
         return self._boxes(tracker.update(small), s, gray.shape)

@@ -9,7 +9,8 @@
 * the first stages, which see most windows, run densely over the grid of windows, on
   contiguous polyphase copies of the integral image (for step 2 the four ``ii[py::2, px::2]``),
   with preallocated buffers; once few windows survive, the remaining stages run on the
-  survivors only (one gather of the 12 corners of each feature);
+  survivors only: one gather of the stage's distinct corners, one sparse int32 matmul (int64
+  where an image's sums could overflow int32), the stump sums as one float32 product;
 * a region of interest restricts the grid (tracking searches only near known faces).
 
 Float32 thresholds can flip a window whose feature value lies within ~1e-6 of a stump
@@ -43,6 +44,13 @@ class FastCascade:
                 st.left.astype(np.float32), st.right.astype(np.float32), np.float32(st.threshold),
             ))
         self._corners: list = []
+        self._offsets: dict[int, list[np.ndarray]] = {}
+        # Per stage, for the sparse path: float64 stump thresholds [S, 1], left - right, Σ right, threshold.
+        self._sparse = [(t.astype(np.float64)[:, None], left - right, right.sum(dtype=np.float32), thr)
+                        for _, _, t, left, right, thr in self._stages]
+        # Largest Σ |weight| of a feature's corners: int32 sums are exact while it times the largest
+        # integral-image value stays below 2^31.
+        self._coef_bound = int(max(np.abs(w).sum(1).max() * 4 for _, w, *_ in self._stages))
         # Per stage, per stump: its distinct integral-image corners ``(dy, dx, ±1)``, grouped by |coefficient|.
         self._dense_terms = []
         for rects, w, *_ in self._stages:
@@ -60,9 +68,16 @@ class FastCascade:
                 stumps.append(sorted(groups.items()))
             self._dense_terms.append(stumps)
 
-    def _gather_tables(self) -> list[tuple[np.ndarray, np.ndarray, "object"]]:
-        """Per stage: the distinct integral-image corners ``(dy, dx)`` its stumps read (``[U]`` each) and the
-        sparse ``[S, U]`` signed weights that turn those corners into the ``S`` feature values."""
+    def _gather_tables(self, stride: int) -> list[tuple[np.ndarray, object]]:
+        """Per stage: the flat offsets ``[U]``, in an integral image of row ``stride``, of the distinct corners
+        its stumps read, and the sparse ``[S, U]`` int32 signed weights that turn them into the ``S`` feature
+        values (offsets cached per stride)."""
+        if stride not in self._offsets:
+            self._offsets[stride] = [cy * stride + cx for cy, cx, _ in self._corner_tables()]
+        return list(zip(self._offsets[stride], (m for *_, m in self._corner_tables())))
+
+    def _corner_tables(self) -> list[tuple[np.ndarray, np.ndarray, object]]:
+        """Per stage: the distinct corners ``(dy, dx)`` (``[U]`` each) and the ``[S, U]`` signed weights."""
         if not self._corners:
             import scipy.sparse as sp
 
@@ -75,18 +90,22 @@ class FastCascade:
                 used = coef != 0
                 key = cy[used] * 4096 + cx[used]
                 corners, col = np.unique(key, return_inverse=True)
-                matrix = sp.csr_matrix((coef[used], (np.nonzero(used)[0], col)), shape=(len(rects), len(corners)))
+                matrix = sp.csr_matrix((coef[used].astype(np.int32), (np.nonzero(used)[0], col)),
+                                       shape=(len(rects), len(corners)))
                 self._corners.append((corners // 4096, corners % 4096, matrix))
         return self._corners
 
     def windows_at(self, gray: np.ndarray, factor: float, step: int | None = None,
-                   roi: tuple[float, float, float, float] | None = None, rows: tuple[int, int] = (0, 1)) -> np.ndarray:
+                   roi: tuple[float, float, float, float] | None = None, rows: tuple[int, int] = (0, 1),
+                   pyramid: dict | None = None) -> np.ndarray:
         """Top-left corners ``[n, 2]`` (x, y), in the scaled image, of the windows that pass every stage.
 
         step: grid step in scaled pixels (default OpenCV's: 2, or 1 once ``factor > 2``).
         roi: ``(x0, y0, x1, y1)`` in the *unscaled* image: only the grid's windows lying inside it are tried.
         rows: ``(p, k)``: only grid rows whose index is ``p`` modulo ``k`` (a rolling scan covers the
             grid in ``k`` calls, ``p = 0 .. k-1``, whose results together are the whole grid's).
+        pyramid: a dict ``factor -> resized image`` for this ``gray``, filled and reused (the calls on
+            one frame resize it once per factor).
         """
         ih, iw = gray.shape
         sw, sh = round(iw / factor), round(ih / factor)
@@ -106,7 +125,11 @@ class FastCascade:
         nx, ny = len(range(gx0, gx1, sx)), len(range(gy0, gy1, sy))
         if nx <= 0 or ny <= 0:
             return np.zeros((0, 2), np.int64)
-        img = gray if (sw, sh) == (iw, ih) else cv2.resize(gray, (sw, sh), interpolation=cv2.INTER_LINEAR)
+        img = None if pyramid is None else pyramid.get(factor)
+        if img is None:
+            img = gray if (sw, sh) == (iw, ih) else cv2.resize(gray, (sw, sh), interpolation=cv2.INTER_LINEAR)
+            if pyramid is not None:
+                pyramid[factor] = img
         # Integral images of just the part of the scaled image the grid's windows cover (rectangle sums
         # are the same as over the whole image); grid coordinates below are relative to that part.
         ox, oy = gx0, gy0
@@ -167,23 +190,25 @@ class FastCascade:
         base = (gy0 + iy * sy) * stride + gx0 + ix * sx
         nf_alive = nf[iy, ix]
         flat = ii.ravel()
+        if int(ii[-1, -1]) * self._coef_bound >= 2**31:  # int32 partial sums could overflow: int64
+            flat = flat.astype(np.int64)
         # Sparse stages: the survivors only; each stage gathers its distinct corners once (int, exact).
-        for (_, _, sthr, left, right, stage_thr), (cy, cx, matrix) in zip(self._stages[k:], self._gather_tables()[k:]):
+        for (thr64, dl, rs, stage_thr), (offs, matrix) in zip(self._sparse[k:], self._gather_tables(stride)[k:]):
             if base.size == 0:
                 break
-            values = matrix @ flat.take((cy * stride + cx)[:, None] + base[None, :]).astype(np.int64)  # [S, N]
-            tot = np.where(values < sthr[:, None].astype(np.float64) * nf_alive, left[:, None], right[:, None])
-            keep = tot.sum(0, dtype=np.float32) >= stage_thr
+            values = matrix @ flat.take(offs[:, None] + base[None, :])  # [S, N]
+            keep = dl @ (values < thr64 * nf_alive).astype(np.float32) + rs >= stage_thr
             base, nf_alive = base[keep], nf_alive[keep]
         return np.stack([base % stride + ox, base // stride + oy], axis=1).astype(np.int64)
 
     def raw_hits(self, gray: np.ndarray, factors, step: int | None = None,
-                 roi: tuple[float, float, float, float] | None = None, rows: tuple[int, int] = (0, 1)) -> np.ndarray:
+                 roi: tuple[float, float, float, float] | None = None, rows: tuple[int, int] = (0, 1),
+                 pyramid: dict | None = None) -> np.ndarray:
         """Every window that passes, as ``[n, 4]`` ``(x, y, w, h)`` in image pixels (before grouping);
-        ``step``, ``roi``, ``rows`` as in :meth:`windows_at`."""
+        ``step``, ``roi``, ``rows``, ``pyramid`` as in :meth:`windows_at`."""
         found = []
         for factor in factors:
-            xy = self.windows_at(gray, factor, step, roi, rows)
+            xy = self.windows_at(gray, factor, step, roi, rows, pyramid)
             if xy.size:
                 win = np.array([round(self.window[0] * factor), round(self.window[1] * factor)])
                 pos = np.floor(xy * factor + 0.5).astype(np.int64)
