@@ -42,11 +42,25 @@ def test_one_frame_miss_coasts_with_the_same_id():
 
 
 def test_coasting_track_is_deleted_after_m_misses():
-    cfg = TrackerConfig(max_misses=4)
+    cfg = TrackerConfig(max_misses=4, coast_publish=4)
     frames = [[det(100, 200)] for _ in range(10)] + [[] for _ in range(8)]
     st, outs = run(frames, cfg)
     assert [len(o) for o in outs[10:]] == [1, 1, 1, 1, 0, 0, 0, 0]
     assert st.tracks == []
+
+
+def test_coasting_is_published_for_coast_publish_frames_and_the_id_survives_to_max_misses():
+    cfg = TrackerConfig(max_misses=4, coast_publish=1)
+    frames = [[det(100, 200)] for _ in range(10)] + [[] for _ in range(3)] + [[det(100, 200)] for _ in range(3)]
+    st, outs = run(frames, cfg)
+    # Published on the first missed frame only; alive (unpublished) for misses 2 and 3; then matched again.
+    assert [len(o) for o in outs[10:]] == [1, 0, 0, 1, 1, 1]
+    assert [t.state for t in st.tracks] == ["confirmed"]
+    assert {d.track_id for o in outs for d in o} == {1}
+    # With 5 missed frames (> max_misses) the track is gone and the object comes back under a new id.
+    frames = [[det(100, 200)] for _ in range(10)] + [[] for _ in range(5)] + [[det(100, 200)] for _ in range(4)]
+    st, outs = run(frames, cfg)
+    assert outs[14] == [] and st.tracks[0].id == 2 and outs[-1][0].track_id == 2
 
 
 def test_crossing_objects_keep_their_ids():
@@ -133,3 +147,65 @@ def test_coasting_track_leaving_the_frame_is_not_published():
     assert len(outs[7]) == 1
     assert outs[-1] == []
     assert all(0 <= v <= 640 for o in outs for d in o for v in d.box[::2])
+
+
+def test_box_correction_rescales_candidates_about_their_centre():
+    from streamcam.tracking.tracker import BoxCorrection
+
+    # log w' = log 0.5 + log w (half as wide); log h' = log h + 0 (unchanged).
+    bc = BoxCorrection(width=(float(np.log(0.5)), 1.0, 0.0), height=(0.0, 0.0, 1.0))
+    out = bc.apply(np.array([[10.0, 20.0, 50.0, 100.0]]))
+    np.testing.assert_allclose(out, [[20.0, 20.0, 40.0, 100.0]])
+    # Width from the height: w' = 0.4 h (c = 1 on log h), h' = 2 w (a = log 2, b = 1).
+    bc = BoxCorrection(width=(float(np.log(0.4)), 0.0, 1.0), height=(float(np.log(2.0)), 1.0, 0.0))
+    np.testing.assert_allclose(bc.apply(np.array([[0.0, 0.0, 30.0, 100.0]])), [[-5.0, 20.0, 35.0, 80.0]])
+    assert BoxCorrection().is_identity and not bc.is_identity
+    with pytest.raises(ValueError, match="width"):
+        BoxCorrection(width=(0.0, 1.0))
+    # In the tracker the published box is the corrected one.
+    st, outs = run([[det(100, 200, w=40, h=80)] for _ in range(5)],
+                   TrackerConfig(box_correction=BoxCorrection(width=(float(np.log(0.5)), 1.0, 0.0))))
+    b = outs[-1][0].box
+    assert b[2] - b[0] == pytest.approx(20, abs=0.01) and b[3] - b[1] == pytest.approx(80, abs=0.01)
+
+
+def two_walkers(i):
+    """Two people walking towards each other, crossing at frame 30 (centres 100 px apart at frame 20)."""
+    return (100 + 5 * i, 200.0), (400 - 5 * i, 200.0)
+
+
+def test_a_box_holding_two_tracks_hides_them_on_their_predictions():
+    frames = []
+    for i in range(60):
+        (ax, ay), (bx, by) = two_walkers(i)
+        if 24 <= i < 36:  # one blob box spanning both people
+            x0, x1 = min(ax, bx) - 15, max(ax, bx) + 15
+            frames.append([Detection((x0, 160, x1, 240), 0.9, "person")])
+        else:
+            frames.append([det(ax, ay), det(bx, by)])
+    st, outs = run(frames, TrackerConfig(merge_min_hits=10))
+    for i in range(24, 36):  # both stay published, at their predicted (not the blob's) positions
+        (ax, _), (bx, _) = two_walkers(i)
+        by_id = {d.track_id: (centre(d)[0], d.box[2] - d.box[0]) for d in outs[i]}
+        assert set(by_id) == {1, 2}
+        assert by_id[1][0] == pytest.approx(ax, abs=3) and by_id[2][0] == pytest.approx(bx, abs=3)
+        assert by_id[1][1] == pytest.approx(30, abs=2)  # the blob's width is not taken
+    assert {d.track_id for o in outs[5:] for d in o} == {1, 2}  # no track from the blob, ids kept
+    assert centre([d for d in outs[-1] if d.track_id == 1][0])[0] > 350
+    # Without merge handling the blob feeds one track and the other one coasts away.
+    st, outs = run(frames, TrackerConfig(max_merged=0))
+    widths = [d.box[2] - d.box[0] for d in outs[35]]
+    assert max(widths) > 45 or len(outs[35]) < 2
+
+
+def test_young_tracks_are_not_hidden_and_hiding_is_bounded():
+    # Tracks with fewer hits than merge_min_hits: the blob is an ordinary candidate.
+    frames = [[det(100, 200), det(140, 200)] for _ in range(5)] + [[Detection((85, 160, 155, 240), 0.9, "person")]] * 5
+    st, outs = run(frames, TrackerConfig(merge_min_hits=10))
+    assert any(t.hits > 5 for t in st.tracks)  # the blob was matched to a track
+    # Hidden for at most max_merged frames, then the frames count as misses and the tracks go.
+    frames = [[det(100, 200), det(140, 200)] for _ in range(20)] + [[Detection((85, 160, 155, 240), 0.9, "person")]] * 30
+    cfg = TrackerConfig(merge_min_hits=10, max_merged=5, max_misses=3)
+    st, outs = run(frames, cfg)
+    assert all(len(o) == 2 for o in outs[20:25])
+    assert all(t.id not in (1, 2) for t in st.tracks)

@@ -39,17 +39,34 @@ def test_stabilizer_beats_the_raw_baseline_on_a_simulated_detector():
 
 
 @pytest.mark.skipif(not (MODEL.exists() and QUALITY.exists()), reason="needs engines/person-ir.onnx and "
-                    "docs/quality/tracking.json (python -m streamcam.evaluation.tracking)")
+                    "docs/quality/tracking.json (streamcam eval --tracking)")
 def test_tracking_quality_does_not_regress():
+    from streamcam.config import load_config
+
     ref = json.loads(QUALITY.read_text())
     if ref.get("model") is None:
         pytest.skip("docs/quality/tracking.json was made with a simulated detector")
-    r = evaluate_tracking(str(MODEL), seeds=(ref["seeds"][0],), frames=90)
+    # The tracker config `streamcam eval --tracking` uses: configs/default.yaml (with the box calibration).
+    config = load_config(ROOT / "configs" / "default.yaml").stabilizer.tracker
+    assert not config.box_correction.is_identity
+    r = evaluate_tracking(str(MODEL), seeds=(ref["seeds"][0],), frames=90, config=config)
     clip_ref = ref["per_clip"][0]["stabilized"]
-    clip_ref_raw = ref["per_clip"][0]["raw"]
-    # The first 90 frames of the reference clip: the stabilizer must still beat raw detections and
-    # stay close to the recorded quality of the whole clip.
+    # The first 90 frames of the reference clip (measured: raw MOTA 0.34 / IDF1 0.67, stabilized
+    # 0.65 / 0.80): the stabilizer must beat raw detections on every figure and stay close to the
+    # recorded quality of the whole clip (0.78 / 0.68; the first seconds hold a crossing).
     st, raw = r["metrics"]["stabilized"], r["metrics"]["raw"]
-    assert st["jitter_px"] < raw["jitter_px"]
-    assert st["idf1"] >= raw["idf1"]
-    assert st["mota"] >= min(clip_ref["mota"], clip_ref_raw["mota"]) - 0.15
+    assert st["jitter_px"] < raw["jitter_px"] / 2
+    assert st["flicker_per_100"] <= raw["flicker_per_100"] / 3
+    assert st["mota"] >= raw["mota"] + 0.2 and st["idf1"] >= raw["idf1"] + 0.05
+    assert st["mota"] >= clip_ref["mota"] - 0.2 and st["mota"] >= 0.6
+
+
+def test_recorded_figures_meet_the_issue_targets():
+    ref = json.loads(QUALITY.read_text()) if QUALITY.exists() else pytest.skip("no docs/quality/tracking.json")
+    if ref.get("model") is None:
+        pytest.skip("docs/quality/tracking.json was made with a simulated detector")
+    st, raw = ref["metrics"]["stabilized"], ref["metrics"]["raw"]
+    assert ref["seeds"] == [9000, 9001, 9002, 9003] and ref["frames_per_clip"] == 300
+    assert st["mota"] >= 0.6 and st["idf1"] >= 0.7
+    assert st["mota"] > raw["mota"] and st["idf1"] > raw["idf1"]
+    assert ref["improvement"]["jitter_reduction"] >= 3 and ref["improvement"]["flicker_reduction"] >= 3

@@ -15,6 +15,12 @@ of ``frames`` frames at ``fps`` is rendered; the per-frame detector
   CAM (one box per peak), scored ``p(person) x peak value``.
 * ``norfair``: norfair's ``Tracker`` (IoU distance, its own Kalman filter) fed the same
   boxes as ``stabilized``, for a side-by-side.
+* ``norfair_corrected``: the same, fed the boxes after the stabilizer's size calibration
+  (``TrackerConfig.box_correction``): how much of the stabilizer's gain is that calibration.
+
+The size calibration is fitted with :func:`fit_box_correction` (``--fit-box-correction``)
+on scene seeds other than the evaluation's (5000.. for the default model; the evaluation
+uses 9000..), and stored in the config's ``stabilizer.tracker.box_correction``.
 
 Metrics (py-motmetrics, IoU distance, a match needs IoU >= 0.5): MOTA, IDF1, ID switches,
 misses, false positives. And, identity-free (each frame's boxes matched 1:1 to GT by
@@ -44,7 +50,7 @@ from scipy.optimize import linear_sum_assignment
 from ..capture.synthetic import SyntheticIRScene
 from ..protocol import Detection
 from ..tracking import Stabilizer, TrackerConfig, find_peaks
-from ..tracking.tracker import iou_matrix
+from ..tracking.tracker import BoxCorrection, iou_matrix
 
 Box = Sequence[float]
 Tracked = list[tuple[int, Box]]  # (id, box) of one frame
@@ -238,10 +244,11 @@ def _clip_inputs(scene: SyntheticIRScene, frames: int, detector=None, sim: Simul
 
 def _run_methods(inp: dict, fps: float, config: TrackerConfig, frame_size: tuple[int, int],
                  min_score: float) -> dict[str, list[Tracked]]:
-    out: dict[str, list[Tracked]] = {"raw": [], "stabilized": [], "stabilized_peaks": [], "norfair": []}
+    out: dict[str, list[Tracked]] = {"raw": [], "stabilized": [], "stabilized_peaks": [], "norfair": [],
+                                     "norfair_corrected": []}
     greedy = GreedyIoUIds()
     st, stp = Stabilizer(config), Stabilizer(config)
-    nf = NorfairBoxes()
+    nf, nfc = NorfairBoxes(), NorfairBoxes()
     ms = []
     for i in range(len(inp["gt"])):
         t = i / fps
@@ -252,6 +259,8 @@ def _run_methods(inp: dict, fps: float, config: TrackerConfig, frame_size: tuple
         out["stabilized_peaks"].append([(d.track_id, d.box) for d in stp.update(inp["peaks"][i], t, frame_size)])
         strong = [d for d in inp["cand"][i] if d.score >= min_score * 0.5]
         out["norfair"].append(nf.update([d.box for d in strong], [d.score for d in strong]))
+        fixed = config.box_correction.apply(np.array([d.box for d in strong], float).reshape(-1, 4))
+        out["norfair_corrected"].append(nfc.update([tuple(b) for b in fixed], [d.score for d in strong]))
     out["_stabilizer_ms"] = ms  # type: ignore[assignment]
     return out
 
@@ -274,7 +283,7 @@ def evaluate_tracking(model_path: str | None = None, seeds: Sequence[int] = (900
         detector = Detector(engine, min_score=ms)
     else:
         ms = min_score if min_score is not None else 0.5
-    methods = ("raw", "stabilized", "stabilized_peaks", "norfair")
+    methods = ("raw", "stabilized", "stabilized_peaks", "norfair", "norfair_corrected")
     per_method: dict[str, dict[str, list]] = {m: {"gt": [], "pred": []} for m in methods}
     per_clip = []
     det_ms: list[float] = []
@@ -317,6 +326,50 @@ def evaluate_tracking(model_path: str | None = None, seeds: Sequence[int] = (900
     }
 
 
+def fit_box_correction(model_path: str, seeds: Sequence[int] = (5000, 5001, 5002, 5003, 5004, 5005, 5006, 5007),
+                       frames: int = 300, fps: float = 30.0, width: int = 640, height: int = 480,
+                       min_iou: float = 0.2) -> BoxCorrection:
+    """Least-squares size calibration of the detector's boxes against ground truth (see BoxCorrection).
+
+    Every detector box (the stabilizer's candidates, probability >= 0.25) is paired with a
+    ground-truth person (Hungarian on IoU, pairs with IoU >= ``min_iou``); boxes holding the
+    centres of two or more persons (merged blobs, which the stabilizer treats apart) are left
+    out. Fits ``log(w_gt / w) = a + b' log w + c log h`` and the same for ``h``. Use seeds
+    that the evaluation does not (the evaluation uses 9000..).
+    """
+    from ..processor.detector import Detector
+    from ..processor.engines import create_engine
+
+    detector = Detector(create_engine(str(model_path)), min_score=0.25)
+    feats, targets = [], []
+    for seed in seeds:
+        scene = SyntheticIRScene(width, height, seed=seed, fps=fps)
+        for i in range(frames):
+            fr = scene.frame(i)
+            res = detector.detect(fr.image, "GRAY8")
+            gts = np.array([o.box for o in fr.persons], float).reshape(-1, 4)
+            cand = np.array([d.box for d in res.detections], float).reshape(-1, 4)
+            if not len(gts) or not len(cand):
+                continue
+            gc = np.stack([(gts[:, 0] + gts[:, 2]) / 2, (gts[:, 1] + gts[:, 3]) / 2], axis=1)
+            iou = iou_matrix(gts, cand)
+            for a, b in zip(*linear_sum_assignment(-iou)):
+                x0, y0, x1, y1 = cand[b]
+                holds = np.sum((gc[:, 0] >= x0) & (gc[:, 0] <= x1) & (gc[:, 1] >= y0) & (gc[:, 1] <= y1))
+                if iou[a, b] < min_iou or holds > 1:
+                    continue
+                w, h = x1 - x0, y1 - y0
+                gw, gh = gts[a, 2] - gts[a, 0], gts[a, 3] - gts[a, 1]
+                feats.append((1.0, math.log(w), math.log(h)))
+                targets.append((math.log(gw / w), math.log(gh / h)))
+    if len(feats) < 10:
+        raise ValueError(f"fit_box_correction: expected at least 10 matched boxes, got {len(feats)}")
+    coef = np.linalg.lstsq(np.array(feats), np.array(targets), rcond=None)[0]  # [3, 2]
+    width_c = coef[:, 0] + np.array([0.0, 1.0, 0.0])
+    height_c = coef[:, 1] + np.array([0.0, 0.0, 1.0])
+    return BoxCorrection(tuple(round(float(v), 4) for v in width_c), tuple(round(float(v), 4) for v in height_c))
+
+
 def _config_dict(config: TrackerConfig) -> dict[str, Any]:
     import dataclasses
 
@@ -342,9 +395,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--frames", type=int, default=300)
     ap.add_argument("--fps", type=float, default=30.0)
     ap.add_argument("--simulate", action="store_true", help="no model: noisy ground truth as the detector")
+    ap.add_argument("--config", default="configs/default.yaml", help="pipeline YAML whose stabilizer.tracker is used")
+    ap.add_argument("--fit-box-correction", action="store_true",
+                    help="fit stabilizer.tracker.box_correction on --seeds (not the evaluation's) and print it")
     ap.add_argument("--out", default=DEFAULT_OUT, help="JSON output ('-' for none)")
     a = ap.parse_args(argv)
-    r = evaluate_tracking(a.model, seeds=a.seeds, frames=a.frames, fps=a.fps, simulate=a.simulate)
+    if a.fit_box_correction:
+        bc = fit_box_correction(a.model, seeds=a.seeds, frames=a.frames, fps=a.fps)
+        print(f"box_correction: {{width: {list(bc.width)}, height: {list(bc.height)}}}  # seeds {a.seeds}")
+        return 0
+    from ..config import load_config
+
+    config = TrackerConfig() if a.simulate else load_config(a.config).stabilizer.tracker
+    r = evaluate_tracking(a.model, seeds=a.seeds, frames=a.frames, fps=a.fps, simulate=a.simulate, config=config)
     print(_fmt(r))
     if a.out != "-":
         Path(a.out).parent.mkdir(parents=True, exist_ok=True)

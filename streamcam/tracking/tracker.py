@@ -3,6 +3,9 @@
 ``Stabilizer.update(detections, t) -> list[Detection]`` (norfair-style, pure and
 synchronous). Per call:
 
+0. **Calibrate** the candidate boxes' size (:class:`BoxCorrection`, fitted per model
+   against ground truth; identity by default): CAM boxes are too wide for small, distant
+   people and too narrow for near ones.
 1. **Predict** every track to time ``t`` with its constant-velocity Kalman filter
    (:mod:`.kalman`, all tracks in one vectorised call).
 2. **Associate** candidates (``score >= score_leave``) to tracks optimally
@@ -10,12 +13,17 @@ synchronous). Per call:
    ``d + iou_weight * (1 - IoU)``, where ``d`` is the centre distance normalised by the
    mean box size per axis (``sqrt((dx / w)^2 + (dy / h)^2)``). Pairs with
    ``d > max_distance``, ``IoU < min_iou`` or different labels are gated out.
+   **Merged blobs**: a candidate whose (uncalibrated) box holds the predicted centres of
+   two or more established tracks (``merge_min_hits``) is one CAM blob of several people
+   (crossing, walking together); it updates none of them and starts no track, and they
+   ride on their predictions, published, for up to ``max_merged`` frames.
 3. **Lifecycle**: a candidate with ``score >= score_enter`` that matches no track starts a
    *tentative* track; ``hits_to_confirm`` strong hits confirm it; a tentative track that
    misses more than ``max_tentative_misses`` frames is deleted (a one-frame false positive
    is never published). A *confirmed* track is sustained by candidates down to
-   ``score_leave`` (hysteresis); when unmatched it *coasts* on its prediction and is still
-   published for ``max_misses`` frames, then deleted.
+   ``score_leave`` (hysteresis); when unmatched it *coasts* on its prediction, published
+   for ``coast_publish`` frames and kept (unpublished, still matchable, same id) for
+   ``max_misses`` frames, then deleted.
 4. **Publish** confirmed and coasting tracks with their id; the box is the Kalman
    estimate smoothed once more by a one-euro filter (:mod:`.one_euro`) on
    ``(cx, cy, w, h)``; the score is an exponential average of the matched scores
@@ -41,6 +49,44 @@ _GATED = 1e6
 
 
 @dataclass(frozen=True)
+class BoxCorrection:
+    """Size calibration of the detector's boxes: ``log w' = a + b log w + c log h`` (and so for ``h'``).
+
+    A CAM box's extent is not the object's: its width follows the blurred blob, not the
+    body, so its error depends on the box size (too wide for small, distant people, too
+    narrow for near ones with the default model). Fitted per model against ground truth
+    on scenes other than the evaluation's (``python -m streamcam.evaluation.tracking
+    --fit-box-correction``); the centre is kept. The default is the identity.
+    """
+
+    width: tuple[float, ...] = (0.0, 1.0, 0.0)
+    """``(a, b, c)`` of ``log w' = a + b log w + c log h``."""
+    height: tuple[float, ...] = (0.0, 0.0, 1.0)
+    """``(a, b, c)`` of ``log h' = a + b log w + c log h``."""
+
+    def __post_init__(self) -> None:
+        for name in ("width", "height"):
+            v = getattr(self, name)
+            if len(v) != 3 or not all(np.isfinite(float(c)) for c in v):
+                raise ValueError(f"BoxCorrection.{name}: expected 3 finite numbers (a, b, c), got {v!r}")
+
+    @property
+    def is_identity(self) -> bool:
+        return tuple(self.width) == (0.0, 1.0, 0.0) and tuple(self.height) == (0.0, 0.0, 1.0)
+
+    def apply(self, boxes: np.ndarray) -> np.ndarray:
+        """Corrected boxes ``[M, 4]`` (same centres; sides below 1 px are taken as 1 px)."""
+        if self.is_identity or not len(boxes):
+            return boxes
+        z = kalman.box_to_z(boxes)
+        lw, lh = np.log(np.maximum(z[:, 2], 1.0)), np.log(np.maximum(z[:, 3], 1.0))
+        (aw, bw, cw), (ah, bh, ch) = self.width, self.height
+        z[:, 2] = np.exp(aw + bw * lw + cw * lh)
+        z[:, 3] = np.exp(ah + bh * lw + ch * lh)
+        return kalman.z_to_box(z)
+
+
+@dataclass(frozen=True)
 class TrackerConfig:
     """Knobs of the stabilizer (units: pixels, seconds, frames)."""
 
@@ -50,12 +96,21 @@ class TrackerConfig:
     """Gate: IoU with the predicted box below which a pair is not considered (0 = distance gate only)."""
     iou_weight: float = 1.0
     """Weight of ``1 - IoU`` next to the normalised distance in the assignment cost."""
-    hits_to_confirm: int = 2
-    """n: strong hits before a track is published (a one-frame false positive never is)."""
+    hits_to_confirm: int = 3
+    """n: strong hits before a track is published (a one- or two-frame false positive never is)."""
     max_tentative_misses: int = 1
     """A tentative track missing more frames than this is deleted."""
     max_misses: int = 10
-    """m: frames a confirmed track coasts on its prediction (published) before deletion."""
+    """m: frames a confirmed track coasts on its prediction before deletion (it keeps its id if found again)."""
+    coast_publish: int = 1
+    """Frames a coasting track is still published (bridges one-frame dropouts); after that it lives on
+    unpublished until ``max_misses``: a prediction that long is more often a false box than a true one."""
+    max_merged: int = 60
+    """Frames a published track may ride on its prediction while hidden in one candidate box shared
+    with other tracks (people crossing), before such frames count as misses (0: no merge handling)."""
+    merge_min_hits: int = 15
+    """Hits a track needs before a shared candidate may hide it: a young track's motion is too uncertain
+    to ride on, and duplicates and false tracks are young."""
     score_enter: float = 0.5
     """High hysteresis threshold: score a candidate needs to start or confirm a track."""
     score_leave: float = 0.25
@@ -70,6 +125,8 @@ class TrackerConfig:
     """One-euro speed coefficient (1/px): higher = less lag when the object moves fast."""
     one_euro_d_cutoff: float = 1.0
     """One-euro cutoff (Hz) of the speed estimate."""
+    box_correction: BoxCorrection = field(default_factory=BoxCorrection)
+    """Size calibration applied to every candidate box before tracking (identity by default)."""
     kalman: KalmanNoise = field(default_factory=KalmanNoise)
     """Noise model of the constant-velocity Kalman filter (see streamcam.tracking.kalman)."""
     trail_length: int = 20
@@ -89,10 +146,10 @@ class TrackerConfig:
             raise bad("min_iou", "0 <= min_iou < 1")
         if self.iou_weight < 0:
             raise bad("iou_weight", ">= 0")
-        for name in ("hits_to_confirm", "trail_length"):
+        for name in ("hits_to_confirm", "trail_length", "merge_min_hits"):
             if int(getattr(self, name)) < 1:
                 raise bad(name, "an integer >= 1")
-        for name in ("max_misses", "max_tentative_misses"):
+        for name in ("max_misses", "max_tentative_misses", "max_merged", "coast_publish"):
             if int(getattr(self, name)) < 0:
                 raise bad(name, "an integer >= 0")
         if not self.score_leave <= self.score_enter:
@@ -181,6 +238,7 @@ class Stabilizer:
         self._states: list[str] = []
         self._hits: list[int] = []
         self._misses: list[int] = []
+        self._merged: list[int] = []  # consecutive frames spent inside a shared (merged) candidate
         self._ages: list[int] = []
         self._scores: list[float] = []
         self._trails: list[deque] = []
@@ -201,9 +259,17 @@ class Stabilizer:
         if not keep.all():
             boxes, scores = boxes[keep], scores[keep]
             labels = [lb for lb, k in zip(labels, keep) if k]
+        raw_boxes, boxes = boxes, cfg.box_correction.apply(boxes)
         self._x, self._p = kalman.predict(self._x, self._p, dt, cfg.kalman)
         n, m = len(self._ids), len(scores)
         matched_t, matched_d = self._associate(boxes, labels) if n and m else (np.zeros(0, int), np.zeros(0, int))
+        merged, consumed = self._merges(raw_boxes, labels) if n > 1 and m and cfg.max_merged > 0 else (None, None)
+        if merged is not None:
+            ok = ~merged[matched_t] & ~consumed[matched_d]
+            matched_t, matched_d = matched_t[ok], matched_d[ok]
+            merged_l = merged.tolist()
+        else:
+            merged_l = [False] * n
         # Kalman correction of the matched tracks, all at once.
         if matched_t.size:
             z = kalman.box_to_z(boxes[matched_d])
@@ -227,8 +293,13 @@ class Stabilizer:
                     continue
                 self._hits[i] += 1
                 self._misses[i] = 0
+                self._merged[i] = 0
                 if state == COASTING or (state == TENTATIVE and self._hits[i] >= cfg.hits_to_confirm):
                     self._states[i] = CONFIRMED
+            elif merged_l[i] and self._merged[i] < cfg.max_merged:
+                # Hidden in a blob shared with other tracks: ride on the prediction, not a miss.
+                self._merged[i] += 1
+                self._states[i] = COASTING
             else:
                 self._misses[i] += 1
                 if state == TENTATIVE:
@@ -245,7 +316,7 @@ class Stabilizer:
         if dead:
             self._remove(dead)
         # New tentative tracks from strong unmatched candidates.
-        new = np.ones(m, bool)
+        new = np.ones(m, bool) if consumed is None else ~consumed
         new[matched_d] = False
         new &= scores >= cfg.score_enter
         if new.any():
@@ -280,6 +351,33 @@ class Stabilizer:
         ok = cost[rows, cols] < _GATED
         return rows[ok], cols[ok]
 
+    def _merges(self, boxes: np.ndarray, labels: list[str]) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """Tracks hidden in a merged candidate, and the candidates that merge them (None: no merge).
+
+        A candidate (uncorrected box) that holds the predicted centres of two or more
+        published tracks of its label, each with at least ``merge_min_hits`` hits (or
+        already hidden), is one blob of several objects: its box fits none of them, so
+        none is updated with it and it starts no track.
+        """
+        cfg = self.config
+        pz = self._x[:, :2]
+        inside = ((pz[:, None, 0] >= boxes[None, :, 0]) & (pz[:, None, 0] <= boxes[None, :, 2])
+                  & (pz[:, None, 1] >= boxes[None, :, 1]) & (pz[:, None, 1] <= boxes[None, :, 3]))
+        counts = inside.sum(axis=0)
+        if counts.max() < 2:  # the common case: no box holds two centres
+            return None, None
+        rows = np.flatnonzero(inside[:, counts >= 2].any(axis=1)).tolist()
+        states, hits, hidden = self._states, self._hits, self._merged
+        dead = [i for i in rows if states[i] == TENTATIVE or (hits[i] < cfg.merge_min_hits and hidden[i] == 0)]
+        inside[dead] = False
+        if len(set(labels)) > 1 or len(set(self._labels)) > 1 or labels[0] != self._labels[0]:
+            inside &= np.asarray(self._labels, dtype=object)[:, None] == np.asarray(labels, dtype=object)[None, :]
+        consumed = inside.sum(axis=0) >= 2
+        if not consumed.any():
+            return None, None
+        merged = inside[:, consumed].any(axis=1)
+        return merged, consumed
+
     def _add(self, boxes: np.ndarray, scores: np.ndarray, labels: list[str]) -> None:
         cfg = self.config
         x, p = kalman.initiate(kalman.box_to_z(boxes), cfg.kalman)
@@ -295,6 +393,7 @@ class Stabilizer:
             self._states.append(CONFIRMED if confirmed else TENTATIVE)
             self._hits.append(1)
             self._misses.append(0)
+            self._merged.append(0)
             self._ages.append(1)
             self._scores.append(float(s))
             self._trails.append(deque(maxlen=cfg.trail_length))
@@ -303,7 +402,7 @@ class Stabilizer:
         keep = np.ones(len(self._ids), bool)
         keep[dead] = False
         self._x, self._p, self._f, self._df = self._x[keep], self._p[keep], self._f[keep], self._df[keep]
-        for name in ("_ids", "_labels", "_states", "_hits", "_misses", "_ages", "_scores", "_trails"):
+        for name in ("_ids", "_labels", "_states", "_hits", "_misses", "_merged", "_ages", "_scores", "_trails"):
             lst = getattr(self, name)
             setattr(self, name, [v for v, k in zip(lst, keep) if k])
 
@@ -311,23 +410,28 @@ class Stabilizer:
         return self._scores[i] * self.config.coast_score_decay ** self._misses[i]
 
     def _publish(self, frame_size: tuple[int, int] | None) -> list[Detection]:
-        out = []
+        out: list[Detection] = []
         if not self._ids:
             return out
+        cfg = self.config
         boxes = kalman.z_to_box(self._f)
         if frame_size is not None:
             fw, fh = float(frame_size[0]), float(frame_size[1])
             inside = ((self._f[:, 0] >= 0) & (self._f[:, 0] < fw) & (self._f[:, 1] >= 0) & (self._f[:, 1] < fh))
-            boxes = np.stack([np.clip(boxes[:, 0], 0, fw), np.clip(boxes[:, 1], 0, fh),
-                              np.clip(boxes[:, 2], 0, fw), np.clip(boxes[:, 3], 0, fh)], axis=1)
+            np.clip(boxes, 0.0, [fw, fh, fw, fh], out=boxes)
+            inside = inside.tolist()
         else:
-            inside = np.ones(len(self._ids), bool)
+            inside = [True] * len(self._ids)
+        # Plain Python lists from here on: per-element numpy indexing is slower than the work it does.
+        box_list = boxes.tolist()
+        centres = self._f[:, :2].tolist()
+        decay = cfg.coast_score_decay
         for i, tid in enumerate(self._ids):
             state = self._states[i]
-            self._trails[i].append((float(self._f[i, 0]), float(self._f[i, 1])))
-            if state == TENTATIVE or (state == COASTING and not inside[i] and not self.config.publish_outside):
+            self._trails[i].append(tuple(centres[i]))
+            if state == TENTATIVE or (state == COASTING and (self._misses[i] > cfg.coast_publish or (
+                    not inside[i] and not cfg.publish_outside))):
                 continue
-            b = boxes[i]
-            out.append(Detection((float(b[0]), float(b[1]), float(b[2]), float(b[3])), self._published_score(i),
+            out.append(Detection(tuple(box_list[i]), self._scores[i] * decay ** self._misses[i],  # type: ignore[arg-type]
                                  self._labels[i], tid))
         return out
