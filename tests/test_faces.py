@@ -152,3 +152,33 @@ def test_tracker_searches_near_scales_around_a_known_face():
         assert len(tracked) == len(full) == 1 and _iou(tracked[0], full[0]) > 0.7, (t, tracked, full)
     with pytest.raises(ValueError, match="near_scales"):
         FaceDetector(near_scales=-1)
+
+
+def test_two_face_streams_through_the_processor_keep_their_own_face_state():
+    """The processor's TrackedDetector passes each message's stream to the face tracker: one tracker state
+    per camera, and two cameras with faces in different places each keep theirs."""
+    from pathlib import Path
+
+    from streamcam.config import StabilizerConfig
+    from streamcam.processor.engines import create_engine
+    from streamcam.processor.faces import FaceEmotionDetector
+    from streamcam.processor.stabilized import TrackedDetector
+
+    model = Path(__file__).resolve().parent.parent / "engines" / "emotion-fer.onnx"
+    if not model.is_file():
+        pytest.skip("engines/emotion-fer.onnx not present")
+    engine = create_engine(str(model))
+    try:
+        tracked = TrackedDetector(FaceEmotionDetector(engine, min_score=0.0), StabilizerConfig(enabled=False))
+        left = _scene(0)
+        right = np.ascontiguousarray(left[:, ::-1])  # mirrored: the face ~250 px away
+        for k in range(6):
+            for stream, frame in (("a", left), ("b", right)):
+                result, _ = tracked.process(stream, frame, "GRAY8", k * 33_000_000)
+                boxes = [d.box for d in result.detections]
+                assert len(boxes) == 1, (stream, k, boxes)
+                ref = FaceDetector().detect(frame)[0]
+                assert abs(boxes[0][0] - ref[0]) < 8, (stream, k, boxes, ref)
+        assert set(tracked.detector.faces._trackers) == {"a", "b"}
+    finally:
+        engine.close()

@@ -248,7 +248,8 @@ class OverlayDetector(Detector):
         self._blended = r.blended
         return r.cams, r.probs, (r.geometry.frame_width, r.geometry.frame_height), dict(r.timings_ms)
 
-    def detect(self, image: np.ndarray, pixel_format: str = "GRAY8", min_score: float | None = None) -> OverlayResult:
+    def detect(self, image: np.ndarray, pixel_format: str = "GRAY8", min_score: float | None = None,
+               stream: str = "") -> OverlayResult:
         self._blended = None
         base = super().detect(image, pixel_format, min_score)
         blended, self._blended = self._blended, None

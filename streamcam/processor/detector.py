@@ -93,8 +93,12 @@ class Detector:
         return [Detection(tuple(float(v) for v in box), prob * float(peak) / top, label)  # type: ignore[arg-type]
                 for box, peak in found]
 
-    def detect(self, image: np.ndarray, pixel_format: str = "GRAY8", min_score: float | None = None) -> FrameResult:
-        """Boxes of every chosen class whose probability is at least ``min_score`` (default: the detector's)."""
+    def detect(self, image: np.ndarray, pixel_format: str = "GRAY8", min_score: float | None = None,
+               stream: str = "") -> FrameResult:
+        """Boxes of every chosen class whose probability is at least ``min_score`` (default: the detector's).
+
+        ``stream`` names the video the frame belongs to; a frame-by-frame detector ignores it, a
+        detector with per-video state (face tracking) keeps one state per stream."""
         gate = self.min_score if min_score is None else min_score
         t0 = time.perf_counter()
         cams, probs, frame_size, timings = self.maps(image, pixel_format)

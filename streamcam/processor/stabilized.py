@@ -55,7 +55,7 @@ class TrackedDetector:
 
     def process(self, stream: str, image: np.ndarray, pixel_format: str, t_capture_ns: int
                 ) -> tuple[FrameResult, list[dict[str, Any]]]:
-        result = self.detector.detect(image, pixel_format, min_score=self.candidate_min_score)
+        result = self.detector.detect(image, pixel_format, min_score=self.candidate_min_score, stream=stream)
         if not self.config.enabled:
             return result, []
         t0 = time.perf_counter()
