@@ -159,3 +159,66 @@ def test_pretrained_path_freezes_the_backbone(tmp_path):
     r2 = finetune({**common, "unfreeze": True, "unfreeze_epochs": 1})
     assert [h["phase"] for h in r2["history"]] == ["head", "unfrozen"]
     # (the unfrozen epoch's weights are kept only if its validation loss improved: early stopping)
+
+
+def test_window_sampler_centres_positives_and_roams_negatives():
+    from streamcam.training.data import WindowSampler
+
+    img = np.arange(100 * 120, dtype=np.uint32).reshape(100, 120).astype(np.uint8)
+    ws = WindowSampler((20, 10), context=4, image_scale=1.0, jitter=0, flip=False, brightness=0, contrast=0)
+    assert ws.size == (28, 18)
+    rng = np.random.default_rng(0)
+    centre = img[41:59, 46:74]
+    assert np.array_equal(ws(img, True, rng), centre)  # (120 - 28) // 2 = 46, (100 - 18) // 2 = 41
+    assert np.array_equal(ws(img, False, None), centre)  # validation: deterministic
+    negs = [ws(img, False, rng) for _ in range(20)]
+    assert all(n.shape == (18, 28) for n in negs)
+    assert len({n.tobytes() for n in negs}) > 10  # a negative image yields many different windows
+    half = WindowSampler((20, 10), context=4, image_scale=0.5, jitter=0, flip=False, brightness=0, contrast=0)
+    assert half(img, True, rng).shape == (18, 28) and half.scaled(img).shape == (50, 60)
+    small = np.full((5, 6), 7, np.uint8)  # smaller than a window: reflect-padded, never an error
+    assert ws(small, False, rng).shape == (18, 28) and (ws(small, True, rng) == 7).all()
+
+
+def _centred_square_folder(root, per_class=12, seed=0):
+    """``square``: a 16 px bright square centred in a 48x48 noise picture; ``empty``: 160x120 noise frames."""
+    rng = np.random.default_rng(seed)
+    for c in ("empty", "square"):
+        (root / c).mkdir(parents=True, exist_ok=True)
+    for i in range(per_class):
+        im = rng.normal(80, 20, (48, 48)).clip(0, 255).astype(np.uint8)
+        im[16:32, 16:32] = 220
+        cv2.imwrite(str(root / "square" / f"{i:02d}.png"), im)
+        cv2.imwrite(str(root / "empty" / f"{i:02d}.png"), rng.normal(80, 20, (120, 160)).clip(0, 255).astype(np.uint8))
+
+
+def test_window_training_localizes_from_centred_pictures_and_empty_frames(tmp_path):
+    """Windows mode: positives are pictures with the object centred, negatives whole frames; the CAM of
+    the exported model then finds a square placed anywhere in a new, larger frame."""
+    pytest.importorskip("torch")
+    from streamcam.processor.cam import class_activation_map
+    from streamcam.processor.engines import create_engine
+    from streamcam.processor.preprocess import preprocess
+    from streamcam.training.finetune import finetune
+
+    _centred_square_folder(tmp_path / "data")
+    r = finetune({"data": str(tmp_path / "data"), "backbone": "tiny_gap", "weights": "none", "epochs": 6,
+                  "samples_per_epoch": 96, "batch_size": 16, "progress": False, "out": str(tmp_path / "m.onnx"),
+                  "window": (16, 16), "context": 8, "image_scale": 1.0, "window_jitter": 2, "input_size": (160, 120),
+                  "positive_classes": ("square",), "net": {"width": 8, "feature_channels": 16, "dilations": (1, 1)},
+                  "seed": 0, "val_fraction": 0.0})
+    assert r["export_check"]["passed"]
+    frame = np.random.default_rng(5).normal(80, 20, (120, 160)).clip(0, 255).astype(np.uint8)
+    frame[70:86, 110:126] = 220
+    engine = create_engine(r["out"])
+    try:
+        x, _ = preprocess(frame, "GRAY8", engine.metadata)
+        out = engine.infer(x)
+        cam = class_activation_map(out.features, engine.metadata.cam_weights, [1])[0, 0]
+    finally:
+        engine.close()
+    y, x_ = np.unravel_index(cam.argmax(), cam.shape)
+    assert 70 <= (y + 0.5) * 4 <= 86 and 110 <= (x_ + 0.5) * 4 <= 126, (y, x_)
+    with pytest.raises(ConfigError, match="stride"):
+        finetune({"data": str(tmp_path / "data"), "backbone": "tiny_gap", "weights": "none", "window": (16, 16),
+                  "context": 6, "progress": False, "out": str(tmp_path / "x.onnx")})

@@ -279,6 +279,87 @@ class Augment:
         return np.ascontiguousarray(out)
 
 
+def _pad_to(image: np.ndarray, w: int, h: int) -> np.ndarray:
+    """Reflect-pad an image smaller than ``w x h`` (centred), so every window fits."""
+    ih, iw = image.shape[:2]
+    if iw >= w and ih >= h:
+        return image
+    px, py = max(0, w - iw), max(0, h - ih)
+    return cv2.copyMakeBorder(image, py // 2, py - py // 2, px // 2, px - px // 2, cv2.BORDER_REFLECT_101)
+
+
+@dataclass
+class WindowSampler:
+    """Training windows cut at the live frames' scale, each labelled by the image it came from.
+
+    Whole-image training stretches a picture to the network input, so an object fills more of it
+    than it will of a live frame, and the net may learn a frame-level cue instead of the object:
+    its CAM then says *that*, not *where*. Windows keep the scale (images are resized by
+    ``image_scale`` once, e.g. 0.5 when 640x480 frames feed a 320x240 input) and the label stays
+    true by construction, with image-level labels only:
+
+    * an image of a **positive** class shows its object roughly centred: the window is centred on
+      the image (+- ``jitter`` px), and the label speaks for its inner ``window``;
+    * an image of a **negative** class has the object nowhere: *any* window of it is negative, so
+      each one yields many different negatives (multiple-instance reasoning, Dietterich et al. 1997).
+
+    Each window carries ``context`` px of margin on every side: seen by the network, not pooled by
+    the trainer (the default model's recipe): a person standing in the margin of a negative window
+    must not light up its inner cells, which keeps CAM blobs tight.
+    Returned windows are ``[H + 2c, W + 2c]`` (+ channels) uint8, flipped and jittered in
+    brightness/contrast like :class:`Augment`.
+    """
+
+    window: tuple[int, int]
+    context: int = 0
+    image_scale: float = 1.0
+    jitter: int = 8
+    flip: bool = True
+    brightness: float = 0.2
+    contrast: float = 0.2
+
+    def __post_init__(self) -> None:
+        self._cache: dict[int, np.ndarray] = {}
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.window[0] + 2 * self.context, self.window[1] + 2 * self.context
+
+    def scaled(self, image: np.ndarray) -> np.ndarray:
+        key = id(image)
+        if key not in self._cache:
+            if self.image_scale != 1.0:
+                interp = cv2.INTER_AREA if self.image_scale < 1 else cv2.INTER_LINEAR
+                image = cv2.resize(image, None, fx=self.image_scale, fy=self.image_scale, interpolation=interp)
+            self._cache[key] = _pad_to(image, *self.size)
+        return self._cache[key]
+
+    def __call__(self, image: np.ndarray, positive: bool, rng: np.random.Generator | None) -> np.ndarray:
+        """One window of ``image``; ``rng=None``: the deterministic validation window (centred)."""
+        img = self.scaled(image)
+        ih, iw = img.shape[:2]
+        ww, wh = self.size
+        if positive or rng is None:
+            cx, cy = (iw - ww) // 2, (ih - wh) // 2
+            j = self.jitter if rng is not None else 0
+            x0 = int(np.clip(cx + (rng.integers(-j, j + 1) if j else 0), 0, iw - ww))
+            y0 = int(np.clip(cy + (rng.integers(-j, j + 1) if j else 0), 0, ih - wh))
+        else:
+            x0, y0 = int(rng.integers(0, iw - ww + 1)), int(rng.integers(0, ih - wh + 1))
+        out = img[y0:y0 + wh, x0:x0 + ww]
+        if rng is None:
+            return np.ascontiguousarray(out)
+        if self.flip and rng.uniform() < 0.5:
+            out = out[:, ::-1]
+        if self.brightness or self.contrast:
+            g = rng.uniform(1 - self.contrast, 1 + self.contrast)
+            b = rng.uniform(-self.brightness, self.brightness) * 255.0
+            f = out.astype(np.float32)
+            m = float(f.mean())
+            out = np.clip((f - m) * g + m + b, 0, 255).astype(np.uint8)
+        return np.ascontiguousarray(out)
+
+
 def resize_to(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Plain stretch resize to ``size=(W, H)``, as the pipeline's preprocessing does (validation images)."""
     ow, oh = size
@@ -287,4 +368,4 @@ def resize_to(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 __all__ = ["Augment", "IMAGE_EXTENSIONS", "LabelledImages", "load_data", "load_image_folder", "load_labelled_video",
-           "resize_to", "stratified_split", "to_uint8"]
+           "resize_to", "stratified_split", "to_uint8", "WindowSampler"]

@@ -43,7 +43,7 @@ import numpy as np
 
 from ..errors import ConfigError, ModelError
 from ..processor.model_meta import ModelMetadata
-from .data import Augment, LabelledImages, load_data, resize_to, stratified_split
+from .data import Augment, LabelledImages, WindowSampler, load_data, resize_to, stratified_split
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +99,17 @@ class FinetuneConfig:
     """Labelled videos: keep every n-th frame of each range (default: the label file's ``step``)."""
     max_minutes: float | None = None
     """Stop training (keeping the best weights) after this long."""
+    window: tuple[int, int] | None = None
+    """(W, H) network-input pixels a label speaks for: train on windows cut at the live frames' scale
+    (:class:`~streamcam.training.data.WindowSampler`) instead of whole images stretched to the input.
+    Positive-class images are taken as showing their object roughly centred, negative-class images
+    give a window anywhere. None: whole images (classification-style fine-tuning)."""
+    context: int = 0
+    """Margin (input px, a multiple of the backbone's stride) around each window: seen, not pooled."""
+    image_scale: float = 1.0
+    """Training-image pixels -> network-input pixels for windows (0.5: 640x480 frames, 320x240 input)."""
+    window_jitter: int = 8
+    """Random shift (input px) of the centred window of a positive image."""
     progress: bool = True
     net: dict = field(default_factory=dict)
     """Extra constructor arguments for tiny_gap (width, feature_channels)."""
@@ -118,6 +129,12 @@ class FinetuneConfig:
             raise ConfigError(f"val_fraction: expected 0 <= value < 1, got {self.val_fraction!r}")
         if not 0.0 < self.cam_threshold < 1.0:
             raise ConfigError(f"cam_threshold: expected 0 < value < 1, got {self.cam_threshold!r}")
+        if self.window is not None and (len(self.window) != 2 or min(self.window) < 8):
+            raise ConfigError(f"window: expected [W, H] with both >= 8, got {self.window!r}")
+        if self.context < 0 or self.window_jitter < 0:
+            raise ConfigError(f"context, window_jitter: expected >= 0, got {self.context!r}, {self.window_jitter!r}")
+        if not 0.05 <= self.image_scale <= 4:
+            raise ConfigError(f"image_scale: expected 0.05..4, got {self.image_scale!r}")
         if self.input_size is not None and (len(self.input_size) != 2 or min(self.input_size) < 32):
             raise ConfigError(f"input_size: expected [W, H] with both >= 32, got {self.input_size!r}")
 
@@ -130,7 +147,7 @@ class FinetuneConfig:
         if "data" not in d:
             raise ConfigError("finetune config: missing key 'data' (a class folder or a labelled-video file)")
         d = dict(d)
-        for key in ("classes", "positive_classes", "augment_scale", "input_size"):
+        for key in ("classes", "positive_classes", "augment_scale", "input_size", "window"):
             if d.get(key) is not None:
                 d[key] = tuple(d[key])
         w = d.get("weights", "DEFAULT")
@@ -195,7 +212,16 @@ def _batch(images: Sequence[np.ndarray], meta: ModelMetadata):
     return torch.from_numpy(np.stack(xs))
 
 
-def _evaluate(model, data: LabelledImages, meta: ModelMetadata, size: tuple[int, int], bs: int) -> tuple[float, float]:
+def _window_logits(model, x, cells: int):
+    """Logits pooled over the inner cells only (the label speaks for the window, not its margin)."""
+    f = model.features(x)
+    if cells:
+        f = f[:, :, cells:-cells, cells:-cells]
+    return model.classifier(f.mean(dim=(2, 3)))
+
+
+def _evaluate(model, data: LabelledImages, meta: ModelMetadata, size: tuple[int, int], bs: int,
+              windows=None, positive=(), cells: int = 0) -> tuple[float, float]:
     import torch
 
     if len(data) == 0:
@@ -204,12 +230,23 @@ def _evaluate(model, data: LabelledImages, meta: ModelMetadata, size: tuple[int,
     losses, correct = 0.0, 0
     with torch.no_grad():
         for i in range(0, len(data), bs):
-            x = _batch([resize_to(im, size) for im in data.images[i:i + bs]], meta)
             y = torch.from_numpy(data.labels[i:i + bs])
-            logits, _ = model(x)
+            if windows is not None:
+                x = _batch([windows(im, int(c) in positive, None) for im, c in zip(data.images[i:i + bs], y)],
+                           _window_meta(meta, windows))
+                logits = _window_logits(model, x, cells)
+            else:
+                x = _batch([resize_to(im, size) for im in data.images[i:i + bs]], meta)
+                logits, _ = model(x)
             losses += float(torch.nn.functional.cross_entropy(logits, y, reduction="sum"))
             correct += int((logits.argmax(1) == y).sum())
     return losses / len(data), correct / len(data)
+
+
+def _window_meta(meta: ModelMetadata, windows) -> ModelMetadata:
+    """The model's preprocessing at the window's size (the resize is then the identity)."""
+    w, h = windows.size
+    return dataclasses.replace(meta, input_width=int(w), input_height=int(h), resize="stretch")
 
 
 def _set_train_mode(model, body_trainable: bool, freeze_bn: bool) -> None:
@@ -321,6 +358,14 @@ def finetune(config: FinetuneConfig | dict) -> dict:
     )
     aug = Augment((int(iw), int(ih)), scale=tuple(cfg.augment_scale), flip=cfg.flip, brightness=cfg.brightness,
                   contrast=cfg.contrast)
+    windows, cells, wmeta = None, 0, None
+    positive = {classes.index(c) for c in (cfg.positive_classes or classes)}
+    if cfg.window is not None:
+        if cfg.context % spec.stride:
+            raise ConfigError(f"context: expected a multiple of {cfg.backbone}'s stride {spec.stride}, got {cfg.context}")
+        windows = WindowSampler(tuple(int(v) for v in cfg.window), int(cfg.context), float(cfg.image_scale),
+                                int(cfg.window_jitter), cfg.flip, cfg.brightness, cfg.contrast)
+        cells, wmeta = cfg.context // spec.stride, _window_meta(meta, windows)
     rng = np.random.default_rng(cfg.seed + 1)
     bs = int(cfg.batch_size)
     steps = max(1, math.ceil(cfg.samples_per_epoch / bs))
@@ -355,9 +400,13 @@ def finetune(config: FinetuneConfig | dict) -> dict:
             tl, ta = [], []
             for _ in range(steps):
                 idx = rng.choice(len(train), size=bs, replace=len(train) < bs)
-                x = _batch([aug(train.images[i], rng) for i in idx], meta)
                 y = torch.from_numpy(train.labels[idx])
-                logits, _ = model(x)
+                if windows is not None:
+                    x = _batch([windows(train.images[i], int(train.labels[i]) in positive, rng) for i in idx], wmeta)
+                    logits = _window_logits(model, x, cells)
+                else:
+                    x = _batch([aug(train.images[i], rng) for i in idx], meta)
+                    logits, _ = model(x)
                 loss = lossf(logits, y)
                 opt.zero_grad()
                 loss.backward()
@@ -366,7 +415,7 @@ def finetune(config: FinetuneConfig | dict) -> dict:
                 tl.append(float(loss.detach()))
                 ta.append(float((logits.detach().argmax(1) == y).float().mean()))
                 bar.update(loss=float(np.mean(tl)), acc=float(np.mean(ta)))
-            vl, va = _evaluate(model, val, meta, (int(iw), int(ih)), bs)
+            vl, va = _evaluate(model, val, meta, (int(iw), int(ih)), bs, windows, positive, cells)
             monitor = vl if len(val) else float(np.mean(tl))
             history.append({"epoch": epoch, "phase": phase, "train_loss": float(np.mean(tl)),
                             "train_acc": float(np.mean(ta)), "val_loss": vl, "val_acc": va})
@@ -387,8 +436,8 @@ def finetune(config: FinetuneConfig | dict) -> dict:
             break
     model.load_state_dict(best["state"])
     model.eval()
-    val_loss, val_acc = _evaluate(model, val, meta, (int(iw), int(ih)), bs)
-    train_loss, train_acc = _evaluate(model, train, meta, (int(iw), int(ih)), bs)
+    val_loss, val_acc = _evaluate(model, val, meta, (int(iw), int(ih)), bs, windows, positive, cells)
+    train_loss, train_acc = _evaluate(model, train, meta, (int(iw), int(ih)), bs, windows, positive, cells)
     train_seconds = time.time() - t_start
     metrics = {"val_loss": val_loss, "val_accuracy": val_acc, "train_loss": train_loss, "train_accuracy": train_acc,
                "best_epoch": best["epoch"], "epochs_run": epoch, "stopped": stopped or "all epochs",
@@ -437,6 +486,10 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--threads", type=int)
     ap.add_argument("--input-size", help="WxH network input, e.g. 224x224")
     ap.add_argument("--positive-classes", help="comma-separated classes whose CAM gives boxes")
+    ap.add_argument("--window", help="WxH input px a label speaks for: train on windows at the live scale "
+                                     "(positive images centred on their object, negative images anywhere)")
+    ap.add_argument("--context", type=int, help="margin (input px) around each window, seen but not pooled")
+    ap.add_argument("--image-scale", type=float, help="training-image px -> input px for windows, e.g. 0.5")
     ap.add_argument("--max-minutes", type=float)
     ap.add_argument("--quiet", action="store_true", help="no progress bar")
     ap.add_argument("--json", help="also write the summary JSON here")
@@ -448,7 +501,8 @@ def config_from_args(args: argparse.Namespace) -> FinetuneConfig:
     if args.data:
         d["data"] = args.data
     for key in ("backbone", "out", "weights", "epochs", "unfreeze", "unfreeze_epochs", "lr", "lr_unfrozen",
-                "batch_size", "samples_per_epoch", "val_fraction", "patience", "seed", "threads", "max_minutes"):
+                "batch_size", "samples_per_epoch", "val_fraction", "patience", "seed", "threads", "max_minutes",
+                "context", "image_scale"):
         v = getattr(args, key)
         if v is not None:
             d[key] = v
@@ -458,6 +512,11 @@ def config_from_args(args: argparse.Namespace) -> FinetuneConfig:
         except ValueError:
             raise ConfigError(f"--input-size: expected WxH like 224x224, got {args.input_size!r}") from None
         d["input_size"] = (w, h)
+    if args.window:
+        try:
+            d["window"] = tuple(int(v) for v in args.window.lower().split("x"))
+        except ValueError:
+            raise ConfigError(f"--window: expected WxH like 96x72, got {args.window!r}") from None
     if args.positive_classes:
         d["positive_classes"] = tuple(c.strip() for c in args.positive_classes.split(",") if c.strip())
     if args.quiet:
