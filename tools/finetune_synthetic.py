@@ -40,8 +40,9 @@ DEFAULT_WEIGHTS = "engines/ir-objects-tiny_gap.pt"
 TARGET_CLS, TARGET_LOC = 0.90, 0.60
 
 
-WINDOW, CONTEXT, SCALE = (96, 72), 48, 0.5
-"""Input px a label speaks for, its unpooled margin, and frame px -> input px (640x480 -> 320x240)."""
+WINDOW, CONTEXT, SCALE, JITTER = (96, 72), 48, 0.5, 16
+"""Input px a label speaks for, its unpooled margin, frame px -> input px (640x480 -> 320x240), and
+the random shift of a person picture's window."""
 
 
 def write_folder(root: Path, per_class: int, seed: int = 2000, scenes: int = 5) -> dict:
@@ -54,7 +55,8 @@ def write_folder(root: Path, per_class: int, seed: int = 2000, scenes: int = 5) 
     counts = {"person": 0, "no_person": 0}
     for c in counts:
         (root / c).mkdir(parents=True, exist_ok=True)
-    pw, ph = (int((v + 2 * CONTEXT) / SCALE) for v in WINDOW)
+    # a window plus room for the trainer's random shift (JITTER input px each side)
+    pw, ph = (int((v + 2 * CONTEXT + 2 * JITTER) / SCALE) for v in WINDOW)
     k = 0
     while counts["person"] < per_class:
         fr = SyntheticIRScene(seed=seed + k % scenes, people=4).frame(int(rng.integers(0, 30 * 300)))
@@ -92,8 +94,8 @@ def wsol_person(model_path: str, frames: int, seed: int, scenes: int) -> dict:
 def run(per_class: int = 20, backbone: str = "tiny_gap", weights: str | None = DEFAULT_WEIGHTS, out: str | None = None,
         epochs: int = 12, input_size: tuple[int, int] | None = None, samples_per_epoch: int = 256,
         max_minutes: float = 8.0, test_frames: int = 200, unfreeze: bool = True, lr: float | None = None,
-        unfreeze_epochs: int = 6, lr_unfrozen: float = 3e-3, jitter: int = 8, val_fraction: float = 0.1,
-        brightness: float = 0.06, contrast: float = 0.15) -> dict:
+        unfreeze_epochs: int = 6, lr_unfrozen: float = 3e-3, jitter: int = JITTER, val_fraction: float = 0.1,
+        brightness: float = 0.06, contrast: float = 0.15, patience: int = 99) -> dict:
     from calibrate_boxes import calibrate, write_metadata
 
     from streamcam.config import load_config
@@ -106,10 +108,12 @@ def run(per_class: int = 20, backbone: str = "tiny_gap", weights: str | None = D
     tmp = Path(tempfile.mkdtemp(prefix="ft-synth-"))
     counts = write_folder(tmp / "data", per_class)
     out = out or str(tmp / "model.onnx")
+    if weights is None:  # nothing frozen to start from: the whole net trains for both phases' steps
+        epochs, unfreeze_epochs = epochs + unfreeze_epochs, 0
     cfg = {"data": str(tmp / "data"), "backbone": backbone, "weights": weights, "out": out, "epochs": epochs,
            "input_size": input_size, "samples_per_epoch": samples_per_epoch, "val_fraction": val_fraction,
            "window_jitter": jitter, "brightness": brightness, "contrast": contrast,
-           "patience": 4, "positive_classes": ("person",), "max_minutes": max_minutes, "progress": False,
+           "patience": patience, "positive_classes": ("person",), "max_minutes": max_minutes, "progress": False,
            "threads": 1, "unfreeze": unfreeze, "unfreeze_epochs": unfreeze_epochs, "lr": lr,
            "lr_unfrozen": lr_unfrozen, "window": WINDOW, "context": CONTEXT, "image_scale": SCALE}
     r = finetune(cfg)
@@ -161,7 +165,7 @@ def main(argv=None) -> int:
     ap.add_argument("--unfreeze-epochs", type=int, default=6)
     ap.add_argument("--lr-unfrozen", type=float, default=3e-3)
     ap.add_argument("--input-size", help="WxH (default: the pretrained trunk's, else 320x240)")
-    ap.add_argument("--jitter", type=int, default=8, help="random shift (input px) of a person picture's window")
+    ap.add_argument("--jitter", type=int, default=JITTER, help="random shift (input px) of a person picture's window")
     ap.add_argument("--val-fraction", type=float, default=0.1)
     ap.add_argument("--samples-per-epoch", type=int, default=1600)
     ap.add_argument("--max-minutes", type=float, default=8.0, help="training time cap")

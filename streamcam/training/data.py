@@ -232,6 +232,21 @@ def stratified_split(labels: Sequence[int], val_fraction: float = 0.2, seed: int
     return np.array(sorted(train), dtype=np.int64), np.array(sorted(val), dtype=np.int64)
 
 
+def flip_and_jitter(out: np.ndarray, rng: np.random.Generator, flip: bool, brightness: float,
+                    contrast: float) -> np.ndarray:
+    """Random horizontal flip, then gain ``1 +- contrast`` around the mean and shift ``+- brightness * 255``
+    (what AGC changes between frames and cameras look like)."""
+    if flip and rng.uniform() < 0.5:
+        out = out[:, ::-1]
+    if brightness or contrast:
+        g = rng.uniform(1 - contrast, 1 + contrast)
+        b = rng.uniform(-brightness, brightness) * 255.0
+        f = out.astype(np.float32)
+        m = float(f.mean())
+        out = np.clip((f - m) * g + m + b, 0, 255).astype(np.uint8)
+    return np.ascontiguousarray(out)
+
+
 @dataclass(frozen=True)
 class Augment:
     """Random resized crop + horizontal flip + brightness/contrast jitter, to ``size=(W, H)`` uint8.
@@ -268,15 +283,7 @@ class Augment:
         crop = image[y0:y0 + ch, x0:x0 + cw]
         interp = cv2.INTER_AREA if cw > ow else cv2.INTER_LINEAR
         out = cv2.resize(crop, (ow, oh), interpolation=interp)
-        if self.flip and rng.uniform() < 0.5:
-            out = out[:, ::-1]
-        if self.brightness or self.contrast:
-            g = rng.uniform(1 - self.contrast, 1 + self.contrast)
-            b = rng.uniform(-self.brightness, self.brightness) * 255.0
-            f = out.astype(np.float32)
-            m = float(f.mean())
-            out = np.clip((f - m) * g + m + b, 0, 255).astype(np.uint8)
-        return np.ascontiguousarray(out)
+        return flip_and_jitter(out, rng, self.flip, self.brightness, self.contrast)
 
 
 def _pad_to(image: np.ndarray, w: int, h: int) -> np.ndarray:
@@ -349,15 +356,7 @@ class WindowSampler:
         out = img[y0:y0 + wh, x0:x0 + ww]
         if rng is None:
             return np.ascontiguousarray(out)
-        if self.flip and rng.uniform() < 0.5:
-            out = out[:, ::-1]
-        if self.brightness or self.contrast:
-            g = rng.uniform(1 - self.contrast, 1 + self.contrast)
-            b = rng.uniform(-self.brightness, self.brightness) * 255.0
-            f = out.astype(np.float32)
-            m = float(f.mean())
-            out = np.clip((f - m) * g + m + b, 0, 255).astype(np.uint8)
-        return np.ascontiguousarray(out)
+        return flip_and_jitter(out, rng, self.flip, self.brightness, self.contrast)
 
 
 def resize_to(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:

@@ -31,7 +31,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import yaml
 
 KINDS = ("background", "car", "lamp", "animal")
 
@@ -143,21 +142,12 @@ class ObjectCropSampler:
         return out, labels
 
 
-def load_config(path: str) -> dict:
-    with open(path) as fh:
-        cfg = yaml.safe_load(fh)
-    for key in ("seed", "scene", "train_scenes", "input", "crop", "net", "epochs", "steps_per_epoch", "lr"):
-        if key not in cfg:
-            raise KeyError(f"{path}: missing key {key!r}")
-    return cfg
-
-
 def pretrain(config_path: str, out_path: str, verbose: bool = True) -> dict:
     """Train the P backbone, write the checkpoint to ``out_path``; returns the metrics."""
     import torch
 
     from .nets import build_net
-    from .train_default import _to_tensor
+    from .train_default import _to_tensor, load_config
 
     t_start = time.time()
     cfg = load_config(config_path)
