@@ -74,3 +74,18 @@ def test_finetune_rebuilds_the_pretrained_trunk_with_its_normalisation(tmp_path)
     with pytest.raises(Exception, match="resnet18"):
         finetune({"data": str(tmp_path / "data"), "backbone": "resnet18", "weights": str(ckpt), "epochs": 1,
                   "progress": False, "out": str(tmp_path / "x.onnx")})
+
+
+def test_shipped_ir_trunk_loads_with_its_recorded_setup():
+    pytest.importorskip("torch")
+    from conftest import ROOT
+
+    from streamcam.training.backbones import build_backbone, pretrained_info
+
+    path = ROOT / "engines" / "ir-objects-tiny_gap.pt"
+    info = pretrained_info(str(path))
+    assert info["backbone"] == "tiny_gap" and info["classes"] == list(KINDS) and "person" not in info["classes"]
+    assert info["input_size"] == [320, 240] and 0 < info["std"][0] < 1 and info["val_crop_accuracy"] > 0.9
+    net = {k: tuple(v) if isinstance(v, list) else v for k, v in info["net"].items()}
+    model = build_backbone("tiny_gap", 2, str(path), **net)  # every trunk key loads; only the head is new
+    assert model.classifier.out_features == 2 and model.spec.feature_channels == info["net"]["feature_channels"]
