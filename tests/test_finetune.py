@@ -222,3 +222,23 @@ def test_window_training_localizes_from_centred_pictures_and_empty_frames(tmp_pa
     with pytest.raises(ConfigError, match="stride"):
         finetune({"data": str(tmp_path / "data"), "backbone": "tiny_gap", "weights": "none", "window": (16, 16),
                   "context": 6, "progress": False, "out": str(tmp_path / "x.onnx")})
+
+
+def test_few_shot_tool_writes_a_users_folder_without_boxes(tmp_path):
+    """tools/finetune_synthetic.py: person pictures are window-sized crops (a window, its context and room
+    for the shift, at frame scale), negatives whole frames, and the folder holds nothing but images."""
+    import sys
+
+    from conftest import ROOT
+
+    sys.path.insert(0, str(ROOT / "tools"))
+    import finetune_synthetic as ft
+
+    counts = ft.write_folder(tmp_path, per_class=3)
+    assert counts == {"person": 3, "no_person": 3}
+    pw, ph = (int((v + 2 * ft.CONTEXT + 2 * ft.JITTER) / ft.SCALE) for v in ft.WINDOW)
+    for f in sorted((tmp_path / "person").glob("*.png")):
+        assert cv2.imread(str(f), cv2.IMREAD_UNCHANGED).shape == (ph, pw)
+    for f in sorted((tmp_path / "no_person").glob("*.png")):
+        assert cv2.imread(str(f), cv2.IMREAD_UNCHANGED).shape == (480, 640)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["no_person", "person"]  # nothing else: no boxes

@@ -1,20 +1,23 @@
-"""Fine-tune from <= 20 frames per class of the synthetic IR scene, image-level labels only; evaluate held out.
+"""Fine-tune from <= 20 pictures per class of the synthetic IR scene, image-level labels only; evaluate held out.
 
-    python tools/finetune_synthetic.py [--per-class 20] [--backbone tiny_gap] [--out /tmp/ft-synth.onnx] \
-        [--write docs/quality/finetune.json]
+    python tools/finetune_synthetic.py [--per-class 20] [--weights engines/ir-objects-tiny_gap.pt|none] \
+        [--seed 0] [--out /tmp/ft.onnx] [--write docs/quality/finetune.json]
 
-No pretrained weights exist for the thermal domain (and torchvision's cannot be downloaded here), so
-the net starts from random init (``weights=None``): this measures the few-shot recipe alone.
+The seed's workflow: a network trained for a problem P (``engines/ir-objects-tiny_gap.pt``: which
+IR object a crop holds, background/car/lamp/animal, on person-free scenes; it never saw a person)
+gets a new head and is fine-tuned on a few pictures of problem Q (person / no person).
 
-1. write ``per_class`` ``person`` frames (>= 1 GT person; the boxes are *not* written) and
-   ``per_class`` ``no_person`` frames (the same scenes rendered with ``people=0``) of training
-   scene seeds 2000.. into ``root/<class>/*.png``: exactly what a user's folder looks like;
-2. ``streamcam.training.finetune`` on it (``streamcam train``);
-3. choose the CAM box threshold on validation scenes (seed 5000..) by the localization-accuracy
-   sweep (:func:`streamcam.evaluation.localization.sweep_thresholds`), store it in the model;
-4. test on held-out scenes (seed 9000..): classification accuracy (frames with / without people,
-   target >= 90 %) and localization accuracy (per GT person, 1:1 matched box with IoU >= 0.5, the
-   streamcam box rule, target >= 60 %), plus WSOL metrics of the person CAM (MaxBoxAcc, pointing game).
+1. write what a user collects into ``root/<class>/*.png``: ``per_class`` pictures of a person
+   (roughly centred, with surroundings: crops of frames of training scenes 2000..2004) and
+   ``per_class`` whole frames of the same scenes without people. No box is written;
+2. ``streamcam train`` on it with windows at the live scale (``--window``, ``--context``,
+   ``--image-scale``; :class:`streamcam.training.data.WindowSampler`): head first, then the
+   whole net;
+3. calibrate the box rule and the decision bias on validation scenes 5000..5002
+   (``tools/calibrate_boxes.py``, exactly as for the default model);
+4. test with ``streamcam eval``'s protocol on held-out scenes 9000..9003: classification (frames with
+   / without people, target >= 90 %) and localization accuracy (per GT person, a 1:1 matched box with
+   IoU >= 0.5, target >= 60 %), plus WSOL metrics of the person CAM (MaxBoxAcc, pointing game).
 """
 
 from __future__ import annotations
@@ -95,7 +98,7 @@ def run(per_class: int = 20, backbone: str = "tiny_gap", weights: str | None = D
         epochs: int = 12, input_size: tuple[int, int] | None = None, samples_per_epoch: int = 256,
         max_minutes: float = 8.0, test_frames: int = 200, unfreeze: bool = True, lr: float | None = None,
         unfreeze_epochs: int = 6, lr_unfrozen: float = 3e-3, jitter: int = JITTER, val_fraction: float = 0.1,
-        brightness: float = 0.06, contrast: float = 0.15, patience: int = 99) -> dict:
+        brightness: float = 0.06, contrast: float = 0.15, patience: int = 99, seed: int = 0) -> dict:
     from calibrate_boxes import calibrate, write_metadata
 
     from streamcam.config import load_config
@@ -112,7 +115,7 @@ def run(per_class: int = 20, backbone: str = "tiny_gap", weights: str | None = D
         epochs, unfreeze_epochs = epochs + unfreeze_epochs, 0
     cfg = {"data": str(tmp / "data"), "backbone": backbone, "weights": weights, "out": out, "epochs": epochs,
            "input_size": input_size, "samples_per_epoch": samples_per_epoch, "val_fraction": val_fraction,
-           "window_jitter": jitter, "brightness": brightness, "contrast": contrast,
+           "window_jitter": jitter, "brightness": brightness, "contrast": contrast, "seed": seed,
            "patience": patience, "positive_classes": ("person",), "max_minutes": max_minutes, "progress": False,
            "threads": 1, "unfreeze": unfreeze, "unfreeze_epochs": unfreeze_epochs, "lr": lr,
            "lr_unfrozen": lr_unfrozen, "window": WINDOW, "context": CONTEXT, "image_scale": SCALE}
@@ -133,7 +136,7 @@ def run(per_class: int = 20, backbone: str = "tiny_gap", weights: str | None = D
                                else "none (random init)"),
                    "unfreeze": unfreeze, "lr": lr, "lr_unfrozen": lr_unfrozen, "epochs": epochs,
                    "unfreeze_epochs": unfreeze_epochs, "window_jitter": jitter, "val_fraction": val_fraction,
-                   "brightness": brightness, "contrast": contrast, "window": list(WINDOW), "context": CONTEXT, "image_scale": SCALE, "input_size": [meta.input_width, meta.input_height],
+                   "brightness": brightness, "contrast": contrast, "seed": seed, "window": list(WINDOW), "context": CONTEXT, "image_scale": SCALE, "input_size": [meta.input_width, meta.input_height],
                    "samples_per_epoch": samples_per_epoch,
                    "labels": "image-level only: person/ = pictures of a person (centred, with surroundings), "
                              "no_person/ = whole frames without people; no boxes",
@@ -154,6 +157,7 @@ def run(per_class: int = 20, backbone: str = "tiny_gap", weights: str | None = D
 
 
 def main(argv=None) -> int:
+    global WINDOW
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--per-class", type=int, default=20)
     ap.add_argument("--backbone", default="tiny_gap", choices=["tiny_gap", "mobilenet_v3_small"])
@@ -167,16 +171,20 @@ def main(argv=None) -> int:
     ap.add_argument("--input-size", help="WxH (default: the pretrained trunk's, else 320x240)")
     ap.add_argument("--jitter", type=int, default=JITTER, help="random shift (input px) of a person picture's window")
     ap.add_argument("--val-fraction", type=float, default=0.1)
+    ap.add_argument("--window", help=f"WxH input px a person picture's label speaks for (default {WINDOW[0]}x{WINDOW[1]})")
+    ap.add_argument("--seed", type=int, default=0, help="training seed (the pictures stay the same)")
     ap.add_argument("--samples-per-epoch", type=int, default=1600)
     ap.add_argument("--max-minutes", type=float, default=8.0, help="training time cap")
     ap.add_argument("--out", help="ONNX to write (default: a temp dir)")
     ap.add_argument("--write", help="write the results JSON here (docs/quality/finetune.json)")
     a = ap.parse_args(argv)
+    if a.window:
+        WINDOW = tuple(int(v) for v in a.window.split("x"))
     size = tuple(int(v) for v in a.input_size.split("x")) if a.input_size else None
     weights = None if str(a.weights).lower() == "none" else a.weights
     res = run(a.per_class, a.backbone, weights, a.out, a.epochs, size, a.samples_per_epoch, a.max_minutes,
               unfreeze=not a.head_only, lr=a.lr, unfreeze_epochs=a.unfreeze_epochs, lr_unfrozen=a.lr_unfrozen,
-              jitter=a.jitter, val_fraction=a.val_fraction)
+              jitter=a.jitter, val_fraction=a.val_fraction, seed=a.seed)
     text = json.dumps(res, indent=2)
     print(text)
     t = res["test"]
