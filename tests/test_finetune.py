@@ -242,3 +242,15 @@ def test_few_shot_tool_writes_a_users_folder_without_boxes(tmp_path):
     for f in sorted((tmp_path / "no_person").glob("*.png")):
         assert cv2.imread(str(f), cv2.IMREAD_UNCHANGED).shape == (480, 640)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["no_person", "person"]  # nothing else: no boxes
+
+
+def test_weight_averaging_is_the_mean_of_float_weights_and_keeps_the_latest_counters():
+    torch = pytest.importorskip("torch")
+    from streamcam.training.finetune import _accumulate, _average
+
+    swa = {"sum": None, "n": 0}
+    for w, n in ((1.0, 5), (2.0, 6), (6.0, 7)):
+        _accumulate(swa, {"w": torch.full((2,), w), "bn.num_batches_tracked": torch.tensor(n)})
+    avg = _average(swa)
+    assert swa["n"] == 3 and torch.allclose(avg["w"], torch.full((2,), 3.0)) and avg["w"].dtype == torch.float32
+    assert int(avg["bn.num_batches_tracked"]) == 7

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import threading
 import time
@@ -116,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
                             "ok": bool(0 <= in_flight <= 8)}  # a few frames are in flight when the run stops
         ok &= accounting[s.id]["ok"]
 
-    result = {"config": args.config, "minutes": args.minutes, "rss": rss, "latency": latency,
+    result = {"config": os.path.relpath(args.config) if not os.path.relpath(args.config).startswith("..") else args.config, "minutes": args.minutes, "rss": rss, "latency": latency,
               "frames": accounting, "restarts": summary.get("restarts", {}), "pass": bool(ok)}
     Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
     print(json.dumps(result, indent=1))

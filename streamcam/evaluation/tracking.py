@@ -265,6 +265,15 @@ def _run_methods(inp: dict, fps: float, config: TrackerConfig, frame_size: tuple
     return out
 
 
+def _portable(path) -> str:
+    """A path inside the working directory as a relative one: result files name no machine paths."""
+    p = Path(path).resolve()
+    try:
+        return p.relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return str(path)
+
+
 def evaluate_tracking(model_path: str | None = None, seeds: Sequence[int] = (9000, 9001, 9002, 9003),
                       frames: int = 300, fps: float = 30.0, width: int = 640, height: int = 480,
                       config: TrackerConfig | None = None, simulate: bool = False, min_score: float | None = None,
@@ -309,7 +318,7 @@ def evaluate_tracking(model_path: str | None = None, seeds: Sequence[int] = (900
         return float(a / b) if b > 0 else float("inf")
 
     return {
-        "model": None if simulate else str(model_path),
+        "model": None if simulate else _portable(model_path),
         "detector": "simulated from ground truth (jitter, dropouts, false positives)" if simulate else "CAM",
         "seeds": list(seeds), "frames_per_clip": frames, "fps": fps, "frame_size": [width, height],
         "min_score": ms, "tracker_config": _config_dict(config),

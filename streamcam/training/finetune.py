@@ -108,6 +108,10 @@ class FinetuneConfig:
     """Margin (input px, a multiple of the backbone's stride) around each window: seen, not pooled."""
     image_scale: float = 1.0
     """Training-image pixels -> network-input pixels for windows (0.5: 640x480 frames, 320x240 input)."""
+    average_epochs: int = 0
+    """Keep the mean of the weights after each of the last n epochs of the last phase instead of the
+    best epoch (stochastic weight averaging, Izmailov et al., UAI 2018): with a few validation
+    images the "best" epoch is mostly chance; an average of late epochs is steadier. 0: best epoch."""
     window_jitter: int = 8
     """Random shift (input px) of the centred window of a positive image."""
     progress: bool = True
@@ -241,6 +245,20 @@ def _evaluate(model, data: LabelledImages, meta: ModelMetadata, size: tuple[int,
             losses += float(torch.nn.functional.cross_entropy(logits, y, reduction="sum"))
             correct += int((logits.argmax(1) == y).sum())
     return losses / len(data), correct / len(data)
+
+
+def _accumulate(swa: dict, state: dict) -> None:
+    """Add a state_dict to a running sum (float tensors; integer buffers keep their latest value)."""
+    if swa["sum"] is None:
+        swa["sum"] = {k: v.detach().clone().double() if v.is_floating_point() else v.clone() for k, v in state.items()}
+    else:
+        for k, v in state.items():
+            swa["sum"][k] = swa["sum"][k] + v.double() if v.is_floating_point() else v.clone()
+    swa["n"] += 1
+
+
+def _average(swa: dict) -> dict:
+    return {k: (v / swa["n"]).float() if v.is_floating_point() else v for k, v in swa["sum"].items()}
 
 
 def _window_meta(meta: ModelMetadata, windows) -> ModelMetadata:
@@ -384,7 +402,9 @@ def finetune(config: FinetuneConfig | dict) -> dict:
     deadline = t_start + 60 * cfg.max_minutes if cfg.max_minutes else math.inf
     stopped = ""
     epoch = 0
-    for phase, body_trainable, n_epochs, lr in phases:
+    swa: dict = {"sum": None, "n": 0}
+    for k_phase, (phase, body_trainable, n_epochs, lr) in enumerate(phases):
+        last_phase = k_phase == len(phases) - 1
         for p in model.body.parameters():
             p.requires_grad_(body_trainable)
         params = [p for p in model.parameters() if p.requires_grad]
@@ -393,7 +413,7 @@ def finetune(config: FinetuneConfig | dict) -> dict:
         if phase == "unfrozen":
             model.load_state_dict(best["state"])  # continue from the best head
         bad_epochs = 0
-        for _ in range(int(n_epochs)):
+        for k_epoch in range(int(n_epochs)):
             epoch += 1
             _set_train_mode(model, body_trainable, freeze_bn=pretrained)
             bar = _Progress(steps, f"{phase} epoch {epoch}", cfg.progress)
@@ -421,6 +441,8 @@ def finetune(config: FinetuneConfig | dict) -> dict:
                             "train_acc": float(np.mean(ta)), "val_loss": vl, "val_acc": va})
             bar.close(f"{phase} epoch {epoch}: train loss {np.mean(tl):.4f} acc {np.mean(ta):.3f} | "
                       f"val loss {vl:.4f} acc {va:.3f}")
+            if last_phase and cfg.average_epochs and k_epoch >= int(n_epochs) - cfg.average_epochs:
+                _accumulate(swa, model.state_dict())
             if monitor < best["val_loss"] - 1e-4:
                 best = {"val_loss": monitor, "state": copy.deepcopy(model.state_dict()), "epoch": epoch}
                 bad_epochs = 0
@@ -434,13 +456,14 @@ def finetune(config: FinetuneConfig | dict) -> dict:
                 break
         if stopped.startswith("time"):
             break
-    model.load_state_dict(best["state"])
+    model.load_state_dict(_average(swa) if swa["n"] else best["state"])
     model.eval()
     val_loss, val_acc = _evaluate(model, val, meta, (int(iw), int(ih)), bs, windows, positive, cells)
     train_loss, train_acc = _evaluate(model, train, meta, (int(iw), int(ih)), bs, windows, positive, cells)
     train_seconds = time.time() - t_start
     metrics = {"val_loss": val_loss, "val_accuracy": val_acc, "train_loss": train_loss, "train_accuracy": train_acc,
-               "best_epoch": best["epoch"], "epochs_run": epoch, "stopped": stopped or "all epochs",
+               "best_epoch": best["epoch"], "averaged_epochs": swa["n"], "epochs_run": epoch,
+               "stopped": stopped or "all epochs",
                "train_seconds": round(train_seconds, 1)}
     provenance = {
         "trainer": "streamcam.training.finetune", "backbone": cfg.backbone,
