@@ -84,11 +84,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     from .processor.stage import check_backend
 
+    # Handlers first: a Ctrl-C while the config and backend are checked (slow imports on a loaded
+    # machine) is then a stop request like any other, not an exception in the middle of an import.
+    stop = threading.Event()
+    install_stop_handlers(stop)
     cfg = _load(args)
     check_backend(cfg)  # a backend that cannot run here stops the run before any stage starts
     setup_logging(cfg.run.log_level, "supervisor")
-    sup = Supervisor(cfg)
-    install_stop_handlers(sup.stop_event)
+    sup = Supervisor(cfg, stop_event=stop)
     _print_plan(cfg)
     summary = sup.run(args.duration)
     print(format_summary(summary))

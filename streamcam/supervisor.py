@@ -55,10 +55,11 @@ def _preexec() -> None:
 class Supervisor:
     """Runs the stages of ``cfg``; ``run()`` blocks until stopped or ``duration_s`` elapses."""
 
-    def __init__(self, cfg: PipelineConfig, stop_timeout_s: float = 2.0) -> None:
+    def __init__(self, cfg: PipelineConfig, stop_timeout_s: float = 2.0,
+                 stop_event: threading.Event | None = None) -> None:
         self.cfg = cfg
         self.stop_timeout_s = stop_timeout_s
-        self.stop_event = threading.Event()
+        self.stop_event = stop_event or threading.Event()
         self.run_dir = cfg.run_dir
         self.children: list[Child] = []
         self.started_ns = 0
@@ -138,6 +139,8 @@ class Supervisor:
     def run(self, duration_s: float | None = None) -> dict[str, Any]:
         """Start everything, supervise until stopped (signal, ``stop()`` or duration), return the summary."""
         duration_s = duration_s if duration_s is not None else self.cfg.run.duration_s
+        if self.stop_event.is_set():  # stopped while starting up: start nothing
+            return self.summary()
         self.start()
         deadline = None if duration_s is None else time.monotonic() + duration_s
         try:

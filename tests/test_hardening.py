@@ -2,6 +2,7 @@
 
 import json
 import signal
+import subprocess
 import time
 import tracemalloc
 
@@ -44,7 +45,12 @@ def test_ctrl_c_during_startup_leaves_no_orphans_or_socket_files(short_tmp, tiny
     sup = _start(cfg)
     time.sleep(delay)
     sup.send_signal(signal.SIGINT)
-    sup.communicate(timeout=10)
+    try:
+        sup.communicate(timeout=10)
+    except subprocess.TimeoutExpired:
+        sup.kill()  # a failing run must not leave a live pipeline behind for the next tests
+        out, _ = sup.communicate()
+        pytest.fail(f"Ctrl-C {delay} s into startup did not stop the run within 10 s:\n{out[-2000:]}")
     time.sleep(0.3)
     assert _stage_pids(short_tmp / "run") == []
     assert not list((short_tmp / "run").glob("*.sock")) if (short_tmp / "run").exists() else True
