@@ -96,6 +96,10 @@ def test_config_validation_names_the_key():
     with pytest.raises(ConfigError, match="missing key 'data'"):
         FinetuneConfig.from_dict({})
     assert FinetuneConfig.from_dict({"data": "x", "weights": "none"}).weights is None
+    with pytest.raises(ConfigError, match="average_epochs"):
+        FinetuneConfig.from_dict({"data": "x", "average_epochs": -1})
+    with pytest.raises(ConfigError, match="window"):
+        FinetuneConfig.from_dict({"data": "x", "window": [4, 4]})
 
 
 @pytest.mark.torch

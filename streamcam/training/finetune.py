@@ -135,8 +135,9 @@ class FinetuneConfig:
             raise ConfigError(f"cam_threshold: expected 0 < value < 1, got {self.cam_threshold!r}")
         if self.window is not None and (len(self.window) != 2 or min(self.window) < 8):
             raise ConfigError(f"window: expected [W, H] with both >= 8, got {self.window!r}")
-        if self.context < 0 or self.window_jitter < 0:
-            raise ConfigError(f"context, window_jitter: expected >= 0, got {self.context!r}, {self.window_jitter!r}")
+        for key in ("context", "window_jitter", "average_epochs"):
+            if int(getattr(self, key)) < 0:
+                raise ConfigError(f"{key}: expected >= 0, got {getattr(self, key)!r}")
         if not 0.05 <= self.image_scale <= 4:
             raise ConfigError(f"image_scale: expected 0.05..4, got {self.image_scale!r}")
         if self.input_size is not None and (len(self.input_size) != 2 or min(self.input_size) < 32):
