@@ -3,6 +3,7 @@
 import json
 import signal
 import subprocess
+import sys
 import time
 import tracemalloc
 
@@ -42,7 +43,12 @@ def test_a_subscriber_that_stops_reading_never_slows_the_pipeline(short_tmp, tin
 @pytest.mark.parametrize("delay", [0.05, 0.4, 1.0])
 def test_ctrl_c_during_startup_leaves_no_orphans_or_socket_files(short_tmp, tiny_model, port, delay):
     cfg = _config(short_tmp, tiny_model, port)
-    sup = _start(cfg)
+    # As from a terminal: SIGINT at its default. A test run started as a background job of a
+    # non-interactive shell inherits SIGINT ignored, and a Ctrl-C before the supervisor installs its
+    # handler would then be lost (as POSIX means it to be for background jobs).
+    sup = subprocess.Popen([sys.executable, "-m", "streamcam", "run", str(cfg)], stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True,
+                           preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     time.sleep(delay)
     sup.send_signal(signal.SIGINT)
     try:
