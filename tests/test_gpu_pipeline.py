@@ -374,12 +374,17 @@ def _gpu_here() -> bool:
     return backend_status("tensorrt")[0]
 
 
+def _tensorrt_config(tmp, models, extra: str = ""):
+    path = tmp / "c.yaml"
+    path.write_text(f"processor: {{model: {models['stretch', 1]}, backend: tensorrt{extra}}}\n"
+                    f"run: {{run_dir: {tmp}/run}}\n")
+    return path
+
+
 def test_gpu_frame_path_without_a_gpu_fails_before_start(models, short_tmp):
     if _gpu_here():
         pytest.skip("TensorRT runs here")
-    path = short_tmp / "c.yaml"
-    path.write_text(f"processor: {{model: {models['stretch', 1]}, backend: tensorrt, frame_path: gpu}}\n"
-                    f"run: {{run_dir: {short_tmp}/run}}\n")
+    path = _tensorrt_config(short_tmp, models, ", frame_path: gpu")
     r = subprocess.run([sys.executable, "-m", "streamcam", "process", str(path)], capture_output=True, text=True, timeout=60)
     assert r.returncode == 2
     assert "backend 'tensorrt' cannot run here" in r.stderr
@@ -390,9 +395,7 @@ def test_gpu_frame_path_without_a_gpu_fails_before_start(models, short_tmp):
 def test_run_with_a_backend_that_cannot_run_stops_before_any_stage(models, short_tmp):
     if _gpu_here():
         pytest.skip("TensorRT runs here")
-    path = short_tmp / "c.yaml"
-    path.write_text(f"processor: {{model: {models['stretch', 1]}, backend: tensorrt}}\n"
-                    f"run: {{run_dir: {short_tmp}/run}}\n")
+    path = _tensorrt_config(short_tmp, models)
     r = subprocess.run([sys.executable, "-m", "streamcam", "run", str(path), "--duration", "5"], capture_output=True,
                        text=True, timeout=60)
     assert r.returncode == 2, r.stdout + r.stderr

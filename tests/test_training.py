@@ -74,3 +74,18 @@ def test_context_crops_label_only_the_inner_region():
     neg = imgs[y == 0]
     assert (inner[y == 0] == 255).reshape(len(neg), -1).sum(1).max() <= 0.05 * 200
     assert (neg == 255).any()  # some negatives see the person in their context margin
+
+
+def test_inner_logits_pool_only_the_inner_cells():
+    torch = pytest.importorskip("torch")
+    from streamcam.training.nets import MicroGapNet, inner_logits
+
+    torch.manual_seed(0)
+    net = MicroGapNet(channels=4).eval()
+    x = torch.randn(2, 1, 24, 32)
+    with torch.no_grad():
+        assert torch.allclose(inner_logits(net, x, 0), net(x)[0])  # no margin: the GAP head itself
+        f = net.features(x)
+        inner = net.classifier(f[:, :, 3:-3, 3:-3].mean(dim=(2, 3)))
+        assert torch.allclose(inner_logits(net, x, 3), inner)
+        assert not torch.allclose(inner, net(x)[0])

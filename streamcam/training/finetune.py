@@ -217,17 +217,11 @@ def _batch(images: Sequence[np.ndarray], meta: ModelMetadata):
     return torch.from_numpy(np.stack(xs))
 
 
-def _window_logits(model, x, cells: int):
-    """Logits pooled over the inner cells only (the label speaks for the window, not its margin)."""
-    f = model.features(x)
-    if cells:
-        f = f[:, :, cells:-cells, cells:-cells]
-    return model.classifier(f.mean(dim=(2, 3)))
-
-
 def _evaluate(model, data: LabelledImages, meta: ModelMetadata, size: tuple[int, int], bs: int,
               windows=None, positive=(), cells: int = 0) -> tuple[float, float]:
     import torch
+
+    from .nets import inner_logits
 
     if len(data) == 0:
         return float("nan"), float("nan")
@@ -239,7 +233,7 @@ def _evaluate(model, data: LabelledImages, meta: ModelMetadata, size: tuple[int,
             if windows is not None:
                 x = _batch([windows(im, int(c) in positive, None) for im, c in zip(data.images[i:i + bs], y)],
                            _window_meta(meta, windows))
-                logits = _window_logits(model, x, cells)
+                logits = inner_logits(model, x, cells)
             else:
                 x = _batch([resize_to(im, size) for im in data.images[i:i + bs]], meta)
                 logits, _ = model(x)
@@ -335,6 +329,7 @@ def finetune(config: FinetuneConfig | dict) -> dict:
 
     from .backbones import build_backbone, pretrained_info
     from .export import export_onnx
+    from .nets import inner_logits
 
     cfg = config if isinstance(config, FinetuneConfig) else FinetuneConfig.from_dict(config)
     t_start = time.time()
@@ -424,7 +419,7 @@ def finetune(config: FinetuneConfig | dict) -> dict:
                 y = torch.from_numpy(train.labels[idx])
                 if windows is not None:
                     x = _batch([windows(train.images[i], int(train.labels[i]) in positive, rng) for i in idx], wmeta)
-                    logits = _window_logits(model, x, cells)
+                    logits = inner_logits(model, x, cells)
                 else:
                     x = _batch([aug(train.images[i], rng) for i in idx], meta)
                     logits, _ = model(x)

@@ -80,6 +80,18 @@ class MicroGapNet(nn.Module):
         return self.classifier(f.mean(dim=(2, 3))), f
 
 
+def inner_logits(model: nn.Module, x: torch.Tensor, margin_cells: int) -> torch.Tensor:
+    """Logits from the features of the inner cells only, ``margin_cells`` dropped on every side.
+
+    Training on a crop with a context margin: the label speaks for the inner region, so only its
+    cells are pooled, while the margin still feeds their receptive fields. ``margin_cells=0`` is the
+    plain GAP head."""
+    f = model.features(x)
+    if margin_cells:
+        f = f[:, :, margin_cells:-margin_cells, margin_cells:-margin_cells]
+    return model.classifier(f.mean(dim=(2, 3)))
+
+
 NETS = {"tiny_gap": TinyGapNet, "micro_gap": MicroGapNet}
 
 

@@ -146,7 +146,7 @@ def pretrain(config_path: str, out_path: str, verbose: bool = True) -> dict:
     """Train the P backbone, write the checkpoint to ``out_path``; returns the metrics."""
     import torch
 
-    from .nets import build_net
+    from .nets import build_net, inner_logits
     from .train_default import _to_tensor, load_config
 
     t_start = time.time()
@@ -184,10 +184,7 @@ def pretrain(config_path: str, out_path: str, verbose: bool = True) -> dict:
         for _ in range(steps):
             imgs, y = sampler.sample(bs)
             x, yt = _to_tensor(imgs, mean, std, rng), torch.from_numpy(y)
-            f = model.features(x)
-            if cell:
-                f = f[:, :, cell:-cell, cell:-cell]  # pool the inner crop only: the label is about it
-            logits = model.classifier(f.mean(dim=(2, 3)))
+            logits = inner_logits(model, x, cell)  # the label is about the inner crop
             loss = lossf(logits, yt)
             opt.zero_grad()
             loss.backward()
@@ -205,9 +202,7 @@ def pretrain(config_path: str, out_path: str, verbose: bool = True) -> dict:
     vsampler = ObjectCropSampler(vpool, sampler.crop, ctx, seed + 8)
     with torch.no_grad():
         imgs, y = vsampler.sample(512)
-        f = model.features(_to_tensor(imgs, mean, std))
-        f = f[:, :, cell:-cell, cell:-cell] if cell else f
-        val_acc = float((model.classifier(f.mean(dim=(2, 3))).argmax(1).numpy() == y).mean())
+        val_acc = float((inner_logits(model, _to_tensor(imgs, mean, std), cell).argmax(1).numpy() == y).mean())
     log(f"held-out crop accuracy ({len(KINDS)} kinds): {val_acc:.3f}")
     info = {"backbone": name, "net": {k: (list(v) if isinstance(v, tuple) else v) for k, v in net_cfg.items()},
             "input_size": [iw, ih], "mean": [mean], "std": [std], "classes": list(KINDS),

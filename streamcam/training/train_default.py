@@ -53,7 +53,7 @@ def train_default(config_path: str, out_path: str, quality_path: str | None = No
 
     from ..evaluation.localization import evaluate_synthetic, sweep_thresholds, write_quality
     from .export import export_onnx
-    from .nets import build_net
+    from .nets import build_net, inner_logits
     from .synthetic_data import CropSampler, render_pool
 
     t_start = time.time()
@@ -91,11 +91,7 @@ def train_default(config_path: str, out_path: str, quality_path: str | None = No
     cell = ctx // 4
 
     def step(x, y, context: bool = False):
-        if context and cell:
-            f = model.features(x)[:, :, cell:-cell, cell:-cell]
-            logits = model.classifier(f.mean(dim=(2, 3)))
-        else:
-            logits, _ = model(x)
+        logits = inner_logits(model, x, cell if context else 0)
         loss = lossf(logits, y)
         opt.zero_grad()
         loss.backward()
