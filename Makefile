@@ -58,7 +58,7 @@ pretrain-ir: setup-train
 
 # Few-shot check: 20 frames per class from that trunk, evaluated on held-out scenes.
 finetune-check: setup-train
-	$(BIN)/python tools/finetune_synthetic.py --write docs/quality/finetune.json
+	$(BIN)/python tools/finetune_synthetic.py --ensemble 2 --flip-average --write docs/quality/finetune.json
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -258,3 +258,86 @@ def test_weight_averaging_is_the_mean_of_float_weights_and_keeps_the_latest_coun
     avg = _average(swa)
     assert swa["n"] == 3 and torch.allclose(avg["w"], torch.full((2,), 3.0)) and avg["w"].dtype == torch.float32
     assert int(avg["bn.num_batches_tracked"]) == 7
+
+
+def test_gap_ensemble_is_a_gap_net_whose_logits_and_cams_are_the_members_means():
+    torch = pytest.importorskip("torch")
+    from streamcam.processor.cam import class_activation_map
+    from streamcam.training.nets import GapEnsemble, TinyGapNet
+
+    torch.manual_seed(0)
+    members = [TinyGapNet(in_channels=1, num_classes=3, width=8, feature_channels=c) for c in (16, 12)]
+    ens = GapEnsemble(members).eval()
+    x = torch.randn(2, 1, 48, 64)
+    with torch.no_grad():
+        outs = [m.eval()(x) for m in members]
+        logits, f = ens(x)
+    assert f.shape[1] == 28
+    assert torch.allclose(logits, (outs[0][0] + outs[1][0]) / 2, atol=1e-5)
+    w, b = ens.classifier.weight.detach().numpy(), ens.classifier.bias.detach().numpy()
+    cam = class_activation_map(f.numpy(), w)
+    cams = [class_activation_map(o[1].numpy(), m.classifier.weight.detach().numpy()) for o, m in zip(outs, members)]
+    assert np.allclose(cam, (cams[0] + cams[1]) / 2, atol=1e-5)
+    assert np.allclose(cam.mean(axis=(2, 3)) + b, logits.numpy(), atol=1e-5)  # mean(M_c) + b_c == logit_c
+    with pytest.raises(ValueError, match="class counts"):
+        GapEnsemble([members[0], TinyGapNet(in_channels=1, num_classes=2, width=8, feature_channels=8)])
+
+
+def test_ensemble_finetune_exports_one_verified_model_with_its_members_provenance(tmp_path):
+    pytest.importorskip("torch")
+    from streamcam.processor.model_meta import read_metadata
+    from streamcam.training.finetune import finetune
+
+    _centred_square_folder(tmp_path / "data", per_class=6)
+    common = {"data": str(tmp_path / "data"), "backbone": "tiny_gap", "weights": "none", "epochs": 2,
+              "samples_per_epoch": 32, "batch_size": 16, "progress": False, "window": (16, 16), "context": 8,
+              "image_scale": 1.0, "window_jitter": 2, "input_size": (160, 120), "positive_classes": ("square",),
+              "net": {"width": 8, "feature_channels": 16, "dilations": (1, 1)}, "seed": 3, "val_fraction": 0.0}
+    r = finetune({**common, "ensemble": 2, "out": str(tmp_path / "e.onnx")})
+    assert r["export_check"]["passed"] and r["metrics"]["seeds"] == [3, 4]
+    meta = read_metadata(r["out"])
+    assert meta.cam_weights.shape == (2, 32)  # two members' 16 channels each
+    assert meta.provenance["ensemble"]["members"] == 2 and len(meta.provenance["history"]) == 2
+    single = finetune({**common, "seed": 4, "out": str(tmp_path / "s.onnx")})  # member 2 alone, same recipe
+    assert np.allclose(meta.cam_weights[:, 16:], single["model"].classifier.weight.detach().numpy() / 2, atol=1e-6)
+    with pytest.raises(ConfigError, match="ensemble"):
+        finetune({**common, "ensemble": 0, "out": str(tmp_path / "x.onnx")})
+
+
+def test_flip_average_is_a_gap_net_averaging_the_frame_and_its_mirror():
+    torch = pytest.importorskip("torch")
+    from streamcam.processor.cam import class_activation_map
+    from streamcam.training.nets import FlipAverage, TinyGapNet
+
+    torch.manual_seed(1)
+    net = TinyGapNet(in_channels=1, num_classes=2, width=8, feature_channels=8).eval()
+    fa = FlipAverage(net).eval()
+    x = torch.randn(1, 1, 48, 64)
+    with torch.no_grad():
+        logits, f = fa(x)
+        l0, f0 = net(x)
+        l1, f1 = net(x.flip(-1))
+    assert torch.allclose(logits, (l0 + l1) / 2, atol=1e-5)
+    w = net.classifier.weight.detach().numpy()
+    cam = class_activation_map(f.numpy(), fa.classifier.weight.detach().numpy())
+    mirrored_back = class_activation_map(f1.numpy(), w)[..., ::-1]
+    assert np.allclose(cam, (class_activation_map(f0.numpy(), w) + mirrored_back) / 2, atol=1e-5)
+    with torch.no_grad():  # a mirrored frame gives the mirrored map: the average is symmetric
+        _, fm = fa(x.flip(-1))
+    assert np.allclose(class_activation_map(fm.numpy(), fa.classifier.weight.detach().numpy()), cam[..., ::-1], atol=1e-5)
+
+
+def test_flip_averaged_ensemble_exports_and_onnx_runtime_reproduces_it(tmp_path):
+    pytest.importorskip("torch")
+    from streamcam.processor.model_meta import read_metadata
+    from streamcam.training.finetune import finetune
+
+    _centred_square_folder(tmp_path / "data", per_class=6)
+    r = finetune({"data": str(tmp_path / "data"), "backbone": "tiny_gap", "weights": "none", "epochs": 1,
+                  "samples_per_epoch": 16, "batch_size": 16, "progress": False, "window": (16, 16), "context": 8,
+                  "image_scale": 1.0, "input_size": (160, 120), "positive_classes": ("square",),
+                  "net": {"width": 8, "feature_channels": 16, "dilations": (1, 1)}, "val_fraction": 0.0,
+                  "flip_average": True, "out": str(tmp_path / "f.onnx")})
+    assert r["export_check"]["passed"]  # ONNX Runtime vs PyTorch, flips inside the graph
+    meta = read_metadata(r["out"])
+    assert meta.cam_weights.shape == (2, 32) and meta.provenance["flip_average"] is True

@@ -99,7 +99,7 @@ def run(per_class: int = 20, backbone: str = "tiny_gap", weights: str | None = D
         max_minutes: float = 8.0, test_frames: int = 200, unfreeze: bool = True, lr: float | None = None,
         unfreeze_epochs: int = 6, lr_unfrozen: float = 3e-3, jitter: int = JITTER, val_fraction: float = 0.1,
         brightness: float = 0.06, contrast: float = 0.15, patience: int = 99, seed: int = 0,
-        average_epochs: int = 0) -> dict:
+        average_epochs: int = 0, ensemble: int = 1, flip_average: bool = False) -> dict:
     from calibrate_boxes import calibrate, write_metadata
 
     from streamcam.config import load_config
@@ -117,7 +117,7 @@ def run(per_class: int = 20, backbone: str = "tiny_gap", weights: str | None = D
     cfg = {"data": str(tmp / "data"), "backbone": backbone, "weights": weights, "out": out, "epochs": epochs,
            "input_size": input_size, "samples_per_epoch": samples_per_epoch, "val_fraction": val_fraction,
            "window_jitter": jitter, "brightness": brightness, "contrast": contrast, "seed": seed,
-           "average_epochs": average_epochs,
+           "average_epochs": average_epochs, "ensemble": ensemble, "flip_average": flip_average,
            "patience": patience, "positive_classes": ("person",), "max_minutes": max_minutes, "progress": False,
            "threads": 1, "unfreeze": unfreeze, "unfreeze_epochs": unfreeze_epochs, "lr": lr,
            "lr_unfrozen": lr_unfrozen, "window": WINDOW, "context": CONTEXT, "image_scale": SCALE}
@@ -138,8 +138,8 @@ def run(per_class: int = 20, backbone: str = "tiny_gap", weights: str | None = D
                                else "none (random init)"),
                    "unfreeze": unfreeze, "lr": lr, "lr_unfrozen": lr_unfrozen, "epochs": epochs,
                    "unfreeze_epochs": unfreeze_epochs, "window_jitter": jitter, "val_fraction": val_fraction,
-                   "brightness": brightness, "contrast": contrast, "seed": seed, "average_epochs": average_epochs,
-                   "window": list(WINDOW), "context": CONTEXT, "image_scale": SCALE, "input_size": [meta.input_width, meta.input_height],
+                   "brightness": brightness, "contrast": contrast, "seed": seed, "average_epochs": average_epochs, "ensemble": ensemble,
+                   "flip_average": flip_average, "window": list(WINDOW), "context": CONTEXT, "image_scale": SCALE, "input_size": [meta.input_width, meta.input_height],
                    "samples_per_epoch": samples_per_epoch,
                    "labels": "image-level only: person/ = pictures of a person (centred, with surroundings), "
                              "no_person/ = whole frames without people; no boxes",
@@ -177,6 +177,10 @@ def main(argv=None) -> int:
     ap.add_argument("--window", help=f"WxH input px a person picture's label speaks for (default {WINDOW[0]}x{WINDOW[1]})")
     ap.add_argument("--seed", type=int, default=0, help="training seed (the pictures stay the same)")
     ap.add_argument("--average-epochs", type=int, default=0, help="average the weights of the last n epochs")
+    ap.add_argument("--ensemble", type=int, default=1,
+                    help="members fine-tuned from seeds SEED, SEED+1, ... and exported as their average")
+    ap.add_argument("--flip-average", action="store_true",
+                    help="export each member averaged with itself on the mirrored frame")
     ap.add_argument("--samples-per-epoch", type=int, default=1600)
     ap.add_argument("--max-minutes", type=float, default=8.0, help="training time cap")
     ap.add_argument("--out", help="ONNX to write (default: a temp dir)")
@@ -188,7 +192,8 @@ def main(argv=None) -> int:
     weights = None if str(a.weights).lower() == "none" else a.weights
     res = run(a.per_class, a.backbone, weights, a.out, a.epochs, size, a.samples_per_epoch, a.max_minutes,
               unfreeze=not a.head_only, lr=a.lr, unfreeze_epochs=a.unfreeze_epochs, lr_unfrozen=a.lr_unfrozen,
-              jitter=a.jitter, val_fraction=a.val_fraction, seed=a.seed, average_epochs=a.average_epochs)
+              jitter=a.jitter, val_fraction=a.val_fraction, seed=a.seed, average_epochs=a.average_epochs,
+              ensemble=a.ensemble, flip_average=a.flip_average)
     text = json.dumps(res, indent=2)
     print(text)
     t = res["test"]

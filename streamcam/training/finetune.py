@@ -33,7 +33,9 @@ import datetime
 import json
 import logging
 import math
+import os
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -42,7 +44,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..errors import ConfigError, ModelError
-from ..processor.model_meta import ModelMetadata
+from ..processor.model_meta import ModelMetadata, read_metadata
 from .data import Augment, LabelledImages, WindowSampler, load_data, resize_to, stratified_split
 
 log = logging.getLogger(__name__)
@@ -114,6 +116,14 @@ class FinetuneConfig:
     images the "best" epoch is mostly chance; an average of late epochs is steadier. 0: best epoch."""
     window_jitter: int = 8
     """Random shift (input px) of the centred window of a positive image."""
+    ensemble: int = 1
+    """Fine-tune this many members (seeds ``seed``, ``seed + 1``, ...: other splits, batches and
+    augmentations) and export their average as one GAP network (:class:`~streamcam.training.nets.
+    GapEnsemble`: logits and CAMs are the members' means). Steadier with a few pictures; one forward
+    pass per member at run time. ``max_minutes`` applies to each member."""
+    flip_average: bool = False
+    """Export each member averaged with itself on the mirrored frame (:class:`~streamcam.training.
+    nets.FlipAverage`, still one GAP network). Twice the forward cost."""
     progress: bool = True
     net: dict = field(default_factory=dict)
     """Extra constructor arguments for tiny_gap (width, feature_channels)."""
@@ -135,6 +145,8 @@ class FinetuneConfig:
             raise ConfigError(f"cam_threshold: expected 0 < value < 1, got {self.cam_threshold!r}")
         if self.window is not None and (len(self.window) != 2 or min(self.window) < 8):
             raise ConfigError(f"window: expected [W, H] with both >= 8, got {self.window!r}")
+        if int(self.ensemble) < 1:
+            raise ConfigError(f"ensemble: expected >= 1 members, got {self.ensemble!r}")
         for key in ("context", "window_jitter", "average_epochs"):
             if int(getattr(self, key)) < 0:
                 raise ConfigError(f"{key}: expected >= 0, got {getattr(self, key)!r}")
@@ -325,13 +337,67 @@ def verify_export(model, onnx_path: str, image: np.ndarray, threads: int = 1, to
 
 def finetune(config: FinetuneConfig | dict) -> dict:
     """Run the recipe; returns a summary (paths, metrics, export check). See the module docstring."""
+    cfg = config if isinstance(config, FinetuneConfig) else FinetuneConfig.from_dict(config)
+    if int(cfg.ensemble) == 1 and not cfg.flip_average:
+        result = _finetune_one(cfg)
+        result.pop("check_image")
+        return result
+    return _finetune_combined(cfg)
+
+
+def _finetune_combined(cfg: FinetuneConfig) -> dict:
+    """``cfg.ensemble`` members from consecutive seeds (each flip-averaged with ``cfg.flip_average``),
+    exported as one GAP network."""
+    from .export import export_onnx
+    from .nets import FlipAverage, GapEnsemble
+
+    t_start = time.time()
+    members = []
+    with tempfile.TemporaryDirectory(prefix="streamcam-ensemble-") as tmp:
+        for i in range(int(cfg.ensemble)):
+            log.info("ensemble member %d/%d (seed %d)", i + 1, cfg.ensemble, cfg.seed + i)
+            members.append(_finetune_one(dataclasses.replace(cfg, seed=cfg.seed + i, ensemble=1,
+                                                             out=os.path.join(tmp, f"member{i}.onnx"))))
+        metas = [read_metadata(r["out"]) for r in members]
+    first = metas[0]
+    for m in metas[1:]:
+        same = (m.classes, m.input_width, m.input_height, m.mean, m.std) == \
+            (first.classes, first.input_width, first.input_height, first.mean, first.std)
+        if not same:
+            raise ModelError("ensemble: members differ in classes, input size or normalisation; "
+                             "they must share one backbone, input size and pretrained weights")
+    nets = [FlipAverage(r["model"]) if cfg.flip_average else r["model"] for r in members]
+    model = (GapEnsemble(nets) if len(nets) > 1 else nets[0]).eval()
+    seeds = [cfg.seed + i for i in range(int(cfg.ensemble))]
+    metrics = {"members": [r["metrics"] for r in members], "seeds": seeds,
+               "train_seconds": round(sum(r["metrics"]["train_seconds"] for r in members), 1)}
+    provenance = {**first.provenance, "ensemble": {"members": len(members), "seeds": seeds,
+                                                   "member_metrics": metrics["members"]},
+                  "flip_average": bool(cfg.flip_average),
+                  "recipe": {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(cfg).items()},
+                  "history": [r["history"] for r in members], "metrics": metrics, "seed": cfg.seed}
+    meta = dataclasses.replace(first, provenance=provenance)
+    out = export_onnx(model, cfg.out, meta)
+    check = verify_export(model, str(out), members[0]["check_image"], threads=int(cfg.threads),
+                          tolerance=cfg.check_tolerance)
+    if cfg.progress:
+        sys.stderr.write(f"wrote {out}: {len(members)} member(s) (seeds {seeds}"
+                         f"{', flip-averaged' if cfg.flip_average else ''}), ONNX check max abs diff "
+                         f"logits {check['logits_max_abs_diff']:.2e} CAM {check['cam_max_abs_diff']:.2e}\n")
+    return {"out": str(out), "backbone": cfg.backbone, "weights": members[0]["weights"],
+            "classes": members[0]["classes"], "data": members[0]["data"], "metrics": metrics,
+            "history": [r["history"] for r in members], "export_check": check,
+            "total_seconds": round(time.time() - t_start, 1), "model": model}
+
+
+def _finetune_one(cfg: FinetuneConfig) -> dict:
+    """One network through the recipe (the body of :func:`finetune`)."""
     import torch
 
     from .backbones import build_backbone, pretrained_info
     from .export import export_onnx
     from .nets import inner_logits
 
-    cfg = config if isinstance(config, FinetuneConfig) else FinetuneConfig.from_dict(config)
     t_start = time.time()
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
@@ -480,6 +546,7 @@ def finetune(config: FinetuneConfig | dict) -> dict:
         sys.stderr.write(f"wrote {out}: val accuracy {val_acc:.3f}, ONNX check max abs diff logits "
                          f"{check['logits_max_abs_diff']:.2e} CAM {check['cam_max_abs_diff']:.2e}\n")
     result["model"] = model
+    result["check_image"] = check_image
     return result
 
 
@@ -510,6 +577,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--context", type=int, help="margin (input px) around each window, seen but not pooled")
     ap.add_argument("--image-scale", type=float, help="training-image px -> input px for windows, e.g. 0.5")
     ap.add_argument("--max-minutes", type=float)
+    ap.add_argument("--ensemble", type=int, help="fine-tune N members (consecutive seeds) and export their average")
+    ap.add_argument("--flip-average", action="store_true", default=None,
+                    help="export each member averaged with itself on the mirrored frame (2x the forward cost)")
     ap.add_argument("--quiet", action="store_true", help="no progress bar")
     ap.add_argument("--json", help="also write the summary JSON here")
     return ap
@@ -521,7 +591,7 @@ def config_from_args(args: argparse.Namespace) -> FinetuneConfig:
         d["data"] = args.data
     for key in ("backbone", "out", "weights", "epochs", "unfreeze", "unfreeze_epochs", "lr", "lr_unfrozen",
                 "batch_size", "samples_per_epoch", "val_fraction", "patience", "seed", "threads", "max_minutes",
-                "context", "image_scale"):
+                "context", "image_scale", "ensemble", "flip_average"):
         v = getattr(args, key)
         if v is not None:
             d[key] = v

@@ -92,6 +92,67 @@ def inner_logits(model: nn.Module, x: torch.Tensor, margin_cells: int) -> torch.
     return model.classifier(f.mean(dim=(2, 3)))
 
 
+class GapEnsemble(nn.Module):
+    """Several GAP networks as one: features concatenated, one linear head averaging theirs.
+
+    ``logits = mean_i(logits_i)`` and, the head being linear on the concatenated GAP features,
+    ``CAM_c = mean_i(CAM_c,i)`` exactly: the ensemble is itself a GAP network, so export, CAM, the
+    box rule and ``mean(M_c) + b_c == logit_c`` work unchanged. Averaging nets fine-tuned from
+    different seeds (a deep ensemble, Lakshminarayanan et al., NeurIPS 2017) steadies what a few
+    pictures leave to chance; it costs one forward pass per member. Members must give feature maps
+    of the same size and share the classes (same backbone and input size).
+    """
+
+    def __init__(self, members: list[nn.Module]) -> None:
+        super().__init__()
+        if not members:
+            raise ValueError("GapEnsemble: expected at least one member")
+        k = {m.classifier.out_features for m in members}
+        if len(k) != 1:
+            raise ValueError(f"GapEnsemble: members have different class counts {sorted(k)}")
+        self.members = nn.ModuleList(members)
+        n = len(members)
+        c = sum(m.classifier.in_features for m in members)
+        self.classifier = nn.Linear(c, k.pop())
+        with torch.no_grad():
+            self.classifier.weight.copy_(torch.cat([m.classifier.weight for m in members], dim=1) / n)
+            self.classifier.bias.copy_(torch.stack([m.classifier.bias for m in members]).mean(dim=0))
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([m.features(x) for m in self.members], dim=1)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        f = self.features(x)
+        return self.classifier(f.mean(dim=(2, 3))), f
+
+
+class FlipAverage(nn.Module):
+    """A GAP network averaged with itself on the mirrored frame, as one GAP network.
+
+    ``features(x)`` is the net's feature map of ``x`` beside the mirrored-back feature map of the
+    mirrored ``x``; the head holds the net's head twice, halved. Logits are the mean of the two views'
+    logits and every CAM the mean of the two views' CAMs (test-time flip augmentation, exact for the
+    exported graph). A net fine-tuned from a few pictures can light one side of an object more than
+    the other; the mean is symmetric about it. Twice the forward cost.
+    """
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+        lin = net.classifier
+        self.classifier = nn.Linear(2 * lin.in_features, lin.out_features)
+        with torch.no_grad():
+            self.classifier.weight.copy_(torch.cat([lin.weight, lin.weight], dim=1) / 2)
+            self.classifier.bias.copy_(lin.bias)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([self.net.features(x), self.net.features(x.flip(-1)).flip(-1)], dim=1)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        f = self.features(x)
+        return self.classifier(f.mean(dim=(2, 3))), f
+
+
 NETS = {"tiny_gap": TinyGapNet, "micro_gap": MicroGapNet}
 
 
