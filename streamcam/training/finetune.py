@@ -396,7 +396,7 @@ def _finetune_one(cfg: FinetuneConfig) -> dict:
 
     from .backbones import build_backbone, pretrained_info
     from .export import export_onnx
-    from .nets import inner_logits
+    from .nets import inner_logits, optimizer_step
 
     t_start = time.time()
     torch.manual_seed(cfg.seed)
@@ -489,13 +489,9 @@ def _finetune_one(cfg: FinetuneConfig) -> dict:
                 else:
                     x = _batch([aug(train.images[i], rng) for i in idx], meta)
                     logits, _ = model(x)
-                loss = lossf(logits, y)
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                sched.step()
-                tl.append(float(loss.detach()))
-                ta.append(float((logits.detach().argmax(1) == y).float().mean()))
+                step_loss, step_acc = optimizer_step(opt, sched, lossf(logits, y), logits, y)
+                tl.append(step_loss)
+                ta.append(step_acc)
                 bar.update(loss=float(np.mean(tl)), acc=float(np.mean(ta)))
             vl, va = _evaluate(model, val, meta, (int(iw), int(ih)), bs, windows, positive, cells)
             monitor = vl if len(val) else float(np.mean(tl))

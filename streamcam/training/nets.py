@@ -153,6 +153,15 @@ class FlipAverage(nn.Module):
         return self.classifier(f.mean(dim=(2, 3))), f
 
 
+def optimizer_step(opt, sched, loss: torch.Tensor, logits: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
+    """One optimisation step (gradients, update, learning-rate schedule); the batch's loss and accuracy."""
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    sched.step()
+    return float(loss.detach()), float((logits.detach().argmax(1) == y).float().mean())
+
+
 NETS = {"tiny_gap": TinyGapNet, "micro_gap": MicroGapNet}
 
 

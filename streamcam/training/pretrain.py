@@ -146,7 +146,7 @@ def pretrain(config_path: str, out_path: str, verbose: bool = True) -> dict:
     """Train the P backbone, write the checkpoint to ``out_path``; returns the metrics."""
     import torch
 
-    from .nets import build_net, inner_logits
+    from .nets import build_net, inner_logits, optimizer_step
     from .train_default import _to_tensor, load_config
 
     t_start = time.time()
@@ -185,13 +185,9 @@ def pretrain(config_path: str, out_path: str, verbose: bool = True) -> dict:
             imgs, y = sampler.sample(bs)
             x, yt = _to_tensor(imgs, mean, std, rng), torch.from_numpy(y)
             logits = inner_logits(model, x, cell)  # the label is about the inner crop
-            loss = lossf(logits, yt)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
-            losses.append(float(loss.detach()))
-            accs.append(float((logits.detach().argmax(1) == yt).float().mean()))
+            step_loss, step_acc = optimizer_step(opt, sched, lossf(logits, yt), logits, yt)
+            losses.append(step_loss)
+            accs.append(step_acc)
         history.append({"epoch": ep + 1, "loss": float(np.mean(losses)), "acc": float(np.mean(accs))})
         log(f"epoch {ep + 1}/{epochs}: loss {np.mean(losses):.4f} acc {np.mean(accs):.4f} ({time.time() - t0:.0f}s)")
     # held-out crops of other scenes: does the backbone tell the kinds apart?

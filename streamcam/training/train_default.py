@@ -53,7 +53,7 @@ def train_default(config_path: str, out_path: str, quality_path: str | None = No
 
     from ..evaluation.localization import evaluate_synthetic, sweep_thresholds, write_quality
     from .export import export_onnx
-    from .nets import build_net, inner_logits
+    from .nets import build_net, inner_logits, optimizer_step
     from .synthetic_data import CropSampler, render_pool
 
     t_start = time.time()
@@ -92,12 +92,7 @@ def train_default(config_path: str, out_path: str, quality_path: str | None = No
 
     def step(x, y, context: bool = False):
         logits = inner_logits(model, x, cell if context else 0)
-        loss = lossf(logits, y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        sched.step()
-        return float(loss.detach()), float((logits.detach().argmax(1) == y).float().mean())
+        return optimizer_step(opt, sched, lossf(logits, y), logits, y)
 
     model.train()
     for ep in range(epochs):
