@@ -132,8 +132,9 @@ class FlipAverage(nn.Module):
     ``features(x)`` is the net's feature map of ``x`` beside the mirrored-back feature map of the
     mirrored ``x``; the head holds the net's head twice, halved. Logits are the mean of the two views'
     logits and every CAM the mean of the two views' CAMs (test-time flip augmentation, exact for the
-    exported graph). A net fine-tuned from a few pictures can light one side of an object more than
-    the other; the mean is symmetric about it. Twice the forward cost.
+    exported graph). A net fine-tuned from a few pictures can place its CAM off to one side of an
+    object (measured: 5 px at 640x480 for one seed); the mirror undoes such a shift, so the mean is
+    centred on it. Twice the forward cost.
     """
 
     def __init__(self, net: nn.Module) -> None:
