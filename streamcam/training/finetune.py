@@ -33,9 +33,7 @@ import datetime
 import json
 import logging
 import math
-import os
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -44,7 +42,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..errors import ConfigError, ModelError
-from ..processor.model_meta import ModelMetadata, read_metadata
+from ..processor.model_meta import ModelMetadata
 from .data import Augment, LabelledImages, WindowSampler, load_data, resize_to, stratified_split
 
 log = logging.getLogger(__name__)
@@ -353,12 +351,10 @@ def _finetune_combined(cfg: FinetuneConfig) -> dict:
 
     t_start = time.time()
     members = []
-    with tempfile.TemporaryDirectory(prefix="streamcam-ensemble-") as tmp:
-        for i in range(int(cfg.ensemble)):
-            log.info("ensemble member %d/%d (seed %d)", i + 1, cfg.ensemble, cfg.seed + i)
-            members.append(_finetune_one(dataclasses.replace(cfg, seed=cfg.seed + i, ensemble=1,
-                                                             out=os.path.join(tmp, f"member{i}.onnx"))))
-        metas = [read_metadata(r["out"]) for r in members]
+    for i in range(int(cfg.ensemble)):
+        log.info("ensemble member %d/%d (seed %d)", i + 1, cfg.ensemble, cfg.seed + i)
+        members.append(_finetune_one(dataclasses.replace(cfg, seed=cfg.seed + i, ensemble=1), export=False))
+    metas = [r["meta"] for r in members]
     first = metas[0]
     for m in metas[1:]:
         same = (m.classes, m.input_width, m.input_height, m.mean, m.std) == \
@@ -390,8 +386,11 @@ def _finetune_combined(cfg: FinetuneConfig) -> dict:
             "total_seconds": round(time.time() - t_start, 1), "model": model}
 
 
-def _finetune_one(cfg: FinetuneConfig) -> dict:
-    """One network through the recipe (the body of :func:`finetune`)."""
+def _finetune_one(cfg: FinetuneConfig, export: bool = True) -> dict:
+    """One network through the recipe (the body of :func:`finetune`).
+
+    ``export=False``: a member of a combined network; it is not written, and the result carries its
+    metadata instead (the combined network is exported and checked once)."""
     import torch
 
     from .backbones import build_backbone, pretrained_info
@@ -532,8 +531,11 @@ def _finetune_one(cfg: FinetuneConfig) -> dict:
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
     meta = dataclasses.replace(meta, provenance=provenance)
-    out = export_onnx(model, cfg.out, meta)
     check_image = (val if len(val) else train).images[0]
+    if not export:
+        return {"meta": meta, "model": model, "check_image": check_image, "metrics": metrics, "history": history,
+                "weights": provenance["weights"], "classes": list(classes), "data": provenance["data"]}
+    out = export_onnx(model, cfg.out, meta)
     check = verify_export(model, str(out), check_image, threads=int(cfg.threads), tolerance=cfg.check_tolerance)
     result = {"out": str(out), "backbone": cfg.backbone, "weights": provenance["weights"], "classes": list(classes),
               "data": provenance["data"], "metrics": metrics, "history": history, "export_check": check,
