@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import logging
+import os
 import signal
 import sys
 import threading
@@ -11,15 +12,36 @@ import threading
 log = logging.getLogger(__name__)
 
 
-def install_stop_handlers(stop: threading.Event) -> None:
-    """SIGINT and SIGTERM take the same path: set ``stop``; loops see it within their timeout."""
+def install_stop_handlers(stop: threading.Event,
+                          signals: tuple[int, ...] = (signal.SIGINT, signal.SIGTERM)) -> None:
+    """SIGINT and SIGTERM take the same path: set ``stop``; loops see it within their timeout.
+
+    The handler itself only writes a byte to a pipe; a watcher thread sets ``stop``. Python runs
+    signal handlers in the main thread between bytecodes, and that thread spends its life in
+    ``stop.wait(timeout)``, which holds the event's internal (non-reentrant) lock for a few
+    bytecodes on every call: ``stop.set()`` called from the handler at that moment waits for a
+    lock its own thread holds, forever. That hung a supervisor on SIGTERM in CI.
+    """
+    read_fd, write_fd = os.pipe()
+    os.set_blocking(write_fd, False)
 
     def _handler(signum: int, _frame: object) -> None:
-        log.debug("signal %d: stopping", signum)
-        stop.set()
+        try:
+            os.write(write_fd, bytes([signum & 0xFF]))
+        except BlockingIOError:
+            pass  # the pipe is full of earlier stop requests: one more adds nothing
 
-    signal.signal(signal.SIGINT, _handler)
-    signal.signal(signal.SIGTERM, _handler)
+    def _watch() -> None:
+        while True:
+            data = os.read(read_fd, 64)
+            if not data:
+                return
+            log.debug("signal %d: stopping", data[0])
+            stop.set()
+
+    threading.Thread(target=_watch, name="stop-signals", daemon=True).start()
+    for signum in signals:
+        signal.signal(signum, _handler)
 
 
 def die_with_parent() -> None:

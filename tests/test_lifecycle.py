@@ -1,0 +1,58 @@
+"""Stop signals: a handler that can never deadlock the loop it is meant to stop."""
+
+import subprocess
+import sys
+import textwrap
+
+# A stage's main thread lives in ``stop.wait(timeout)``. Signals are fired at it 5000 times a
+# second for 3 s, so some land while ``wait`` holds the event's internal lock; a handler that
+# calls ``stop.set()`` itself then blocks on that lock (seen in CI as a supervisor that ignored
+# SIGTERM). A watchdog thread reports a main loop that stops turning.
+_STORM = textwrap.dedent("""
+    import os, signal, sys, threading, time
+    from streamcam.lifecycle import install_stop_handlers
+
+    stop = threading.Event()
+    install_stop_handlers(stop, signals=(signal.SIGALRM,))
+    turns, seen = 0, 0
+
+    def watchdog():
+        last = -1
+        while True:
+            time.sleep(1.0)
+            if turns == last:
+                print("main loop stuck after", turns, "turns", flush=True)
+                os._exit(3)
+            last = turns
+
+    threading.Thread(target=watchdog, daemon=True).start()
+    signal.setitimer(signal.ITIMER_REAL, 2e-4, 2e-4)
+    t_end = time.monotonic() + 3.0
+    while time.monotonic() < t_end:
+        if stop.wait(0.00005):
+            seen += 1
+            stop.clear()
+        turns += 1
+    signal.setitimer(signal.ITIMER_REAL, 0)
+    print("turns", turns, "stops seen", seen, flush=True)
+""")
+
+
+def test_a_signal_storm_never_deadlocks_the_waiting_main_thread():
+    proc = subprocess.run([sys.executable, "-c", _STORM], capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-2000:]
+    turns, seen = (int(w) for w in proc.stdout.split()[1::3][:2])
+    assert seen > 100, proc.stdout  # the signals did reach the event: about 15000 were sent
+
+
+def test_sigterm_sets_the_stop_event_of_a_waiting_process():
+    script = textwrap.dedent("""
+        import os, signal, threading, time
+        from streamcam.lifecycle import install_stop_handlers
+        stop = threading.Event()
+        install_stop_handlers(stop)
+        os.kill(os.getpid(), signal.SIGTERM)
+        print("stopped" if stop.wait(5.0) else "still running", flush=True)
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=30)
+    assert proc.stdout.strip() == "stopped", proc.stdout + proc.stderr
