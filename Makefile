@@ -50,7 +50,8 @@ eval: setup
 
 train-default: setup-train
 	$(BIN)/streamcam train-default --config configs/train-default.yaml --out engines/person-ir.onnx
-	$(BIN)/python tools/calibrate_boxes.py engines/person-ir.onnx
+	# --no-aspect: the stabilizer's box-size correction (configs/default.yaml) is fitted to these boxes.
+	$(BIN)/python tools/calibrate_boxes.py --no-aspect engines/person-ir.onnx
 
 # The thermal trunk few-shot models start from (problem P: IR objects other than people).
 pretrain-ir: setup-train

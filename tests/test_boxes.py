@@ -79,3 +79,44 @@ def test_shrink_box_pulls_in_by_margin_and_fraction_but_keeps_a_core():
     assert shrink_box((0, 0, 100, 200), 0, 0.1) == pytest.approx((10, 20, 90, 180))
     x0, y0, x1, y1 = shrink_box((0, 0, 10, 10), 50, 0.0)  # never collapses: 10 % of the box is kept
     assert x1 - x0 == pytest.approx(1.0) and y1 - y0 == pytest.approx(1.0)
+
+
+def test_box_rule_symmetric_margins_are_the_shrink_box_rule():
+    from streamcam.processor.boxes import BoxRule, shrink_box
+
+    rule = BoxRule(sides=1.0, top=2.0, bottom=2.0, rel=0.05)
+    assert rule.apply((10, 20, 90, 220), 8.0, 4.0) == pytest.approx(shrink_box((10, 20, 90, 220), 8.0, 0.05, 8.0))
+    assert BoxRule().is_identity and not BoxRule(aspect=3.0).is_identity
+
+
+def test_box_rule_top_bottom_margins_and_aspect():
+    from streamcam.processor.boxes import BoxRule
+
+    # blob 40 px wide, 120 px tall, cells 8 x 8 px: 2 cells off the top, 1 cell pushed out below
+    x0, y0, x1, y1 = BoxRule(top=2.0, bottom=-1.0, aspect=4.0).apply((100, 50, 140, 170), 8.0, 8.0)
+    assert (y0, y1) == (66.0, 178.0)  # 50 + 16, 170 + 8
+    assert x1 - x0 == pytest.approx((178 - 66) / 4.0)  # width from the height, not from the blob
+    assert (x0 + x1) / 2 == pytest.approx(120.0)  # centred on the blob
+    # without an aspect the blob's width is kept, pulled in by the side margin
+    assert BoxRule(sides=1.0, top=2.0, bottom=0.0).apply((100, 50, 140, 170), 8.0, 8.0) == (108, 66, 132, 170)
+    # pulling in never collapses a box: 10 % of its height is kept
+    y0, y1 = BoxRule(top=50.0, bottom=50.0, aspect=2.0).apply((0, 0, 10, 100), 8.0, 8.0)[1::2]
+    assert y1 - y0 == pytest.approx(10.0)
+
+
+def test_metadata_box_rule_round_trip_and_validation():
+    from streamcam.errors import ModelError
+    from streamcam.processor.boxes import BoxRule
+    from streamcam.processor.model_meta import ModelMetadata
+
+    base = dict(classes=("bg", "person"), input_width=32, input_height=32, input_channels=1, color_order="GRAY",
+                mean=(0.5,), std=(0.25,), cam_weights=np.zeros((2, 4), np.float32),
+                cam_bias=np.zeros(2, np.float32))
+    old = ModelMetadata(**base, box_shrink_cells=1.5, box_shrink_cells_y=2.0)
+    assert old.box_rule == BoxRule(1.5, 2.0, 2.0, 0.0, None)  # models calibrated before: symmetric rule
+    new = ModelMetadata(**base, box_shrink_cells_y=3.0, box_shrink_cells_bottom=-1.0, box_aspect=2.5)
+    assert ModelMetadata.from_json(new.to_json()).box_rule == BoxRule(0.0, 3.0, -1.0, 0.0, 2.5)
+    with pytest.raises(ModelError, match="box_aspect"):
+        ModelMetadata(**base, box_aspect=0.0)
+    with pytest.raises(ModelError, match="box_shrink_cells_bottom"):
+        ModelMetadata(**base, box_shrink_cells_bottom=-20.0)

@@ -25,12 +25,58 @@ than the objects, so the tuned value is higher than the paper's 0.2.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import cv2
 import numpy as np
 
 from .cam import upsample
 
 Box = tuple[float, float, float, float]
+
+
+@dataclass(frozen=True)
+class BoxRule:
+    """From a blob's bounding box to the object's box: the per-model part of the box rule.
+
+    Margins are in feature-map cells (the blur a blob adds is about constant in cells);
+    ``top``/``bottom`` may differ because a CAM need not be centred on its object vertically
+    (a few-shot person net's evidence sits on the head and shoulders). With ``aspect``
+    (object height / width) the width is not read from the blob at all: it is the pulled-in
+    height / aspect, centred on the blob. Blobs are least trustworthy across: the receptive
+    field blurs a thin figure to about its own width, and two people side by side blur
+    into one.
+    """
+
+    sides: float = 0.0
+    """Cells pulled in from the left and from the right."""
+    top: float = 0.0
+    """Cells pulled in from the top."""
+    bottom: float = 0.0
+    """Cells pulled in from the bottom (negative: pushed out)."""
+    rel: float = 0.0
+    """Also pulled in from each side, as a fraction of the box's own width/height."""
+    aspect: float | None = None
+    """Object height / width, or None for the blob's own width."""
+
+    def apply(self, box: Box, cell_w: float, cell_h: float) -> Box:
+        """The object's box for blob box ``box``; ``cell_w/h``: frame px per feature-map cell."""
+        if self.aspect is None and self.top == self.bottom:
+            return shrink_box(box, self.sides * cell_w, self.rel, self.top * cell_h)
+        x0, y0, x1, y1 = box
+        w, h = x1 - x0, y1 - y0
+        # pulled in by at most 45 % from each side (a core is kept, as in shrink_box); pushed out freely
+        y0 += min(self.top * cell_h + self.rel * h, 0.45 * h)
+        y1 -= min(self.bottom * cell_h + self.rel * h, 0.45 * h)
+        if self.aspect is not None:
+            cx, half = (x0 + x1) / 2, (y1 - y0) / self.aspect / 2
+            return (cx - half, y0, cx + half, y1)
+        dx = min(self.sides * cell_w + self.rel * w, 0.45 * w)
+        return (x0 + dx, y0, x1 - dx, y1)
+
+    @property
+    def is_identity(self) -> bool:
+        return self.aspect is None and self.sides == self.top == self.bottom == self.rel == 0.0
 
 
 def _components(mask: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..errors import ModelError
 from ..protocol import Detection
-from .boxes import boxes_from_cam, shrink_box
+from .boxes import BoxRule, boxes_from_cam
 from .cam import class_activation_map, normalize_minmax
 from .engines import Engine
 from .preprocess import crop_to_frame, preprocess
@@ -73,23 +73,20 @@ class Detector:
         return cams, probs, (geom.frame_width, geom.frame_height), timings
 
     def boxes(self, cam: np.ndarray, prob: float, label: str, frame_size: tuple[int, int],
-              threshold: float | None = None, shrink: tuple[float, float, float] | None = None) -> list[Detection]:
+              threshold: float | None = None, rule: BoxRule | None = None) -> list[Detection]:
         """Boxes of one raw class map by the model's box rule; score = probability × relative peak.
 
-        ``shrink``: ``(x cells, y cells, rel)`` overriding the model's calibrated box margin.
+        ``rule`` overrides the model's calibrated :class:`BoxRule` (margins, aspect).
         """
         # The rule runs on the raw (ReLU'd) map, as the CAM paper thresholds it.
         top = float(cam.max())
         if top <= 0.0:
             return []
         found = boxes_from_cam(cam, frame_size, self.threshold if threshold is None else threshold)
-        m = self.meta
-        cx, cy, rel = shrink if shrink is not None else (
-            m.box_shrink_cells, m.box_shrink_cells if m.box_shrink_cells_y is None else m.box_shrink_cells_y,
-            m.box_shrink_rel)
-        px, py = cx * frame_size[0] / cam.shape[-1], cy * frame_size[1] / cam.shape[-2]
-        if px > 0 or py > 0 or rel > 0:
-            found = [(shrink_box(box, px, rel, py), peak) for box, peak in found]
+        rule = self.meta.box_rule if rule is None else rule
+        if not rule.is_identity:
+            cw, ch = frame_size[0] / cam.shape[-1], frame_size[1] / cam.shape[-2]
+            found = [(rule.apply(box, cw, ch), peak) for box, peak in found]
         return [Detection(tuple(float(v) for v in box), prob * float(peak) / top, label)  # type: ignore[arg-type]
                 for box, peak in found]
 

@@ -69,9 +69,17 @@ class ModelMetadata:
     object blurred by the receptive field and the upsampling, so it is wider than the object
     by about a constant (calibrated on validation frames, see tools/calibrate_boxes.py)."""
     box_shrink_cells_y: float | None = None
-    """The same from the top and bottom (None: as box_shrink_cells); objects are not square."""
+    """The same from the top, and from the bottom unless ``box_shrink_cells_bottom`` is set
+    (None: as box_shrink_cells); objects are not square."""
+    box_shrink_cells_bottom: float | None = None
+    """Pulled in from the bottom (negative: pushed out; None: as the top). A net that learned a
+    person from a few pictures puts its evidence on the head and shoulders, the hottest part
+    of a thermal figure: its blob starts above the head and stops near the waist."""
     box_shrink_rel: float = 0.0
     """Also pulled in from each side, as a fraction of the box's own width/height."""
+    box_aspect: float | None = None
+    """Object height / width. When set, a box's width is its (pulled-in) height / box_aspect,
+    centred on the blob, instead of the blob's own width; None: the blob's width."""
     positive_classes: tuple[str, ...] = ()
     """Classes that mean "an object is here" (their CAM gives boxes); empty means all."""
     provenance: dict[str, Any] = field(default_factory=dict)
@@ -106,10 +114,25 @@ class ModelMetadata:
                 f"model metadata: expected 0 <= box_shrink_cells <= 8 and 0 <= box_shrink_rel < 0.5, "
                 f"got {self.box_shrink_cells}, {self.box_shrink_rel}"
             )
+        if self.box_shrink_cells_bottom is not None and not -8.0 <= self.box_shrink_cells_bottom <= 8.0:
+            raise ModelError(f"model metadata: expected -8 <= box_shrink_cells_bottom <= 8, "
+                             f"got {self.box_shrink_cells_bottom}")
+        if self.box_aspect is not None and not 0.1 <= self.box_aspect <= 10.0:
+            raise ModelError(f"model metadata: expected box_aspect (height / width) in [0.1, 10] or null, "
+                             f"got {self.box_aspect}")
         unknown = set(self.positive_classes) - set(self.classes)
         if unknown:
             raise ModelError(f"model metadata: positive_classes {sorted(unknown)} are not among classes {self.classes}")
         del k
+
+    @property
+    def box_rule(self):
+        """The calibrated :class:`~streamcam.processor.boxes.BoxRule` of this model's CAM boxes."""
+        from .boxes import BoxRule
+
+        top = self.box_shrink_cells if self.box_shrink_cells_y is None else self.box_shrink_cells_y
+        bottom = top if self.box_shrink_cells_bottom is None else self.box_shrink_cells_bottom
+        return BoxRule(self.box_shrink_cells, top, bottom, self.box_shrink_rel, self.box_aspect)
 
     @property
     def feature_channels(self) -> int:
