@@ -341,3 +341,15 @@ def test_flip_averaged_ensemble_exports_and_onnx_runtime_reproduces_it(tmp_path)
     assert r["export_check"]["passed"]  # ONNX Runtime vs PyTorch, flips inside the graph
     meta = read_metadata(r["out"])
     assert meta.cam_weights.shape == (2, 32) and meta.provenance["flip_average"] is True
+
+
+def test_few_shot_tool_records_the_recipe_not_where_the_model_went():
+    import sys
+
+    from conftest import ROOT
+
+    sys.path.insert(0, str(ROOT / "tools"))
+    import finetune_synthetic as ft
+
+    argv = ["--ensemble", "2", "--out", "/somewhere/m.onnx", "--flip-average", "--out=/x.onnx", "--seed", "1"]
+    assert ft._recipe_args(argv) == ["--ensemble", "2", "--flip-average", "--seed", "1"]

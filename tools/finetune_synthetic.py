@@ -130,7 +130,7 @@ def run(per_class: int = 20, backbone: str = "tiny_gap", weights: str | None = D
     wsol = wsol_person(out, 60, 9000, 3)
     info = pretrained_info(weights) if weights else {}
     meta = read_metadata(out)
-    cmd = "python tools/finetune_synthetic.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    cmd = "python tools/finetune_synthetic.py " + " ".join(shlex.quote(a) for a in _recipe_args(sys.argv[1:]))
     res = {
         "command": cmd.strip(),
         "recipe": {"per_class": per_class, "backbone": backbone,
@@ -157,6 +157,19 @@ def run(per_class: int = 20, backbone: str = "tiny_gap", weights: str | None = D
         "seconds": round(time.time() - t0, 1),
     }
     return res
+
+
+def _recipe_args(argv: list[str]) -> list[str]:
+    """The command line without ``--out PATH``: where the model went is not part of the recipe."""
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a == "--out":
+            skip = True
+        elif not a.startswith("--out="):
+            out.append(a)
+    return out
 
 
 def main(argv=None) -> int:
