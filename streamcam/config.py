@@ -447,7 +447,9 @@ def load_config(
         node = data
         *parents, last = dotted.split(".")
         for k in parents:
-            node = node.setdefault(k, {})
+            if isinstance(node, dict) and node.get(k) is None:
+                node[k] = {}  # a key left empty in the YAML (`tracker:` with only comments) is an empty mapping
+            node = node[k] if isinstance(node, dict) else None
         if not isinstance(node, dict):
             raise ConfigError(f"{dotted}: cannot set a key below a non-mapping value")
         node[last] = value

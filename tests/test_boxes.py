@@ -120,3 +120,9 @@ def test_metadata_box_rule_round_trip_and_validation():
         ModelMetadata(**base, box_aspect=0.0)
     with pytest.raises(ModelError, match="box_shrink_cells_bottom"):
         ModelMetadata(**base, box_shrink_cells_bottom=-20.0)
+    bc = {"width": [-2.0, 0.45, 0.88], "height": [-0.85, 0.11, 1.11]}
+    assert ModelMetadata.from_json(ModelMetadata(**base, box_correction=bc).to_json()).box_correction == bc
+    for bad in ({"width": [0, 1, 0]}, {"width": [0, 1], "height": [0, 0, 1]},
+                {"width": [0, 1, float("nan")], "height": [0, 0, 1]}):
+        with pytest.raises(ModelError, match="box_correction"):
+            ModelMetadata(**base, box_correction=bad)

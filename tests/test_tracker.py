@@ -1,3 +1,6 @@
+import shutil
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -167,6 +170,49 @@ def test_box_correction_rescales_candidates_about_their_centre():
                    TrackerConfig(box_correction=BoxCorrection(width=(float(np.log(0.5)), 1.0, 0.0))))
     b = outs[-1][0].box
     assert b[2] - b[0] == pytest.approx(20, abs=0.01) and b[3] - b[1] == pytest.approx(80, abs=0.01)
+
+
+def test_the_box_correction_is_the_models_unless_the_config_sets_one():
+    from streamcam.config import load_config
+    from streamcam.tracking.tracker import BoxCorrection
+
+    model_bc = {"width": [-2.0, 0.5, 0.9], "height": [-0.8, 0.1, 1.1]}
+    assert TrackerConfig().for_model(model_bc).box_correction == BoxCorrection((-2.0, 0.5, 0.9), (-0.8, 0.1, 1.1))
+    assert TrackerConfig().for_model(None).box_correction.is_identity  # a model without one gets none
+    own = BoxCorrection(width=(0.1, 1.0, 0.0))
+    assert TrackerConfig(box_correction=own).for_model(model_bc).box_correction == own  # the config wins
+    # In YAML: absent = the model's; {} = identity whatever the model says; values = those.
+    root = Path(__file__).resolve().parent.parent
+    cfg = load_config(root / "configs" / "default.yaml", {"stabilizer.tracker.box_correction": {}})
+    assert cfg.stabilizer.tracker.for_model(model_bc).box_correction.is_identity
+    assert load_config(root / "configs" / "default.yaml").stabilizer.tracker.box_correction is None
+    # A Stabilizer given an undecided config runs with the identity.
+    st, outs = run([[det(100, 200, w=40, h=80)] for _ in range(5)], TrackerConfig())
+    b = outs[-1][0].box
+    assert b[2] - b[0] == pytest.approx(40, abs=0.01) and b[3] - b[1] == pytest.approx(80, abs=0.01)
+
+
+def test_the_live_stabilizer_uses_the_models_box_correction(tmp_path):
+    from streamcam.config import load_config
+    from streamcam.processor.model_meta import update_metadata
+    from streamcam.processor.stage import build_tracked_detector
+
+    pytest.importorskip("onnx")
+    root = Path(__file__).resolve().parent.parent
+    model = tmp_path / "m.onnx"
+    shutil.copy(root / "engines" / "person-ir.onnx", model)
+    update_metadata(str(model), box_correction={"width": [0.25, 1.0, 0.0], "height": [0.0, 0.0, 1.0]})
+    td = build_tracked_detector(load_config(root / "configs" / "default.yaml", {"processor.model": str(model)}))
+    try:
+        assert td.config.tracker.box_correction.width == (0.25, 1.0, 0.0)
+    finally:
+        td.detector.engine.close()
+    over = {"processor.model": str(model), "stabilizer.tracker.box_correction": {"width": [0.5, 1.0, 0.0]}}
+    td = build_tracked_detector(load_config(root / "configs" / "default.yaml", over))
+    try:
+        assert td.config.tracker.box_correction.width == (0.5, 1.0, 0.0)
+    finally:
+        td.detector.engine.close()
 
 
 def two_walkers(i):

@@ -46,9 +46,13 @@ def test_tracking_quality_does_not_regress():
     ref = json.loads(QUALITY.read_text())
     if ref.get("model") is None:
         pytest.skip("docs/quality/tracking.json was made with a simulated detector")
-    # The tracker config `streamcam eval --tracking` uses: configs/default.yaml (with the box calibration).
+    # The tracker config `streamcam eval --tracking` uses: configs/default.yaml; the box-size
+    # correction is the model's own (its metadata).
     config = load_config(ROOT / "configs" / "default.yaml").stabilizer.tracker
-    assert not config.box_correction.is_identity
+    assert config.box_correction is None
+    from streamcam.processor.model_meta import read_metadata
+
+    assert not config.for_model(read_metadata(str(MODEL)).box_correction).box_correction.is_identity
     r = evaluate_tracking(str(MODEL), seeds=(ref["seeds"][0],), frames=90, config=config)
     clip_ref = ref["per_clip"][0]["stabilized"]
     # The first 90 frames of the reference clip (measured: raw MOTA 0.34 / IDF1 0.67, stabilized
@@ -70,3 +74,33 @@ def test_recorded_figures_meet_the_issue_targets():
     assert st["mota"] >= 0.6 and st["idf1"] >= 0.7
     assert st["mota"] > raw["mota"] and st["idf1"] > raw["idf1"]
     assert ref["improvement"]["jitter_reduction"] >= 3 and ref["improvement"]["flicker_reduction"] >= 3
+
+
+@pytest.mark.skipif(not MODEL.exists(), reason="needs engines/person-ir.onnx")
+def test_a_fitted_box_correction_is_written_into_the_model(tmp_path):
+    import shutil
+    import subprocess
+    import sys
+
+    from streamcam.errors import ModelError
+    from streamcam.processor.model_meta import read_metadata, update_metadata
+
+    pytest.importorskip("onnx")
+    model = tmp_path / "m.onnx"
+    shutil.copy(MODEL, model)
+    update_metadata(str(model), box_correction=None)
+    before = read_metadata(str(model))
+    assert before.box_correction is None
+    out = subprocess.run([sys.executable, "-m", "streamcam.evaluation.tracking", "--model", str(model),
+                          "--fit-box-correction", "--write", "--seeds", "5000", "--frames", "40"],
+                         capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert out.returncode == 0, out.stderr[-2000:]
+    after = read_metadata(str(model))
+    assert set(after.box_correction) == {"width", "height"} and all(len(v) == 3 for v in after.box_correction.values())
+    # a real fit, not the identity
+    assert after.box_correction["width"] != [0.0, 1.0, 0.0]
+    assert after.provenance["box_correction_fit"]["seeds"] == [5000]
+    np_equal = (after.cam_weights == before.cam_weights).all() and after.cam_threshold == before.cam_threshold
+    assert np_equal  # nothing else changed
+    with pytest.raises(ModelError, match="update_metadata"):
+        update_metadata(str(model), no_such_field=1)

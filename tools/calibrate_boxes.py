@@ -151,8 +151,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", type=int, nargs="+", default=[5000, 5001, 5002])
     ap.add_argument("--frames", type=int, default=25)
     ap.add_argument("--no-aspect", action="store_true",
-                    help="symmetric margins only (the shipped default model: the stabilizer's box-size "
-                         "correction in configs/default.yaml is fitted to those boxes)")
+                    help="symmetric margins only (the shipped default model: the stabilizer in "
+                         "configs/default.yaml is tuned on those boxes)")
     ap.add_argument("--dry-run", action="store_true")
     args = ap.parse_args(argv)
     result = calibrate(args.model, tuple(args.seeds), args.frames, aspect=not args.no_aspect)

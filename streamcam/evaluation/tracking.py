@@ -20,7 +20,9 @@ of ``frames`` frames at ``fps`` is rendered; the per-frame detector
 
 The size calibration is fitted with :func:`fit_box_correction` (``--fit-box-correction``)
 on scene seeds other than the evaluation's (5000.. for the default model; the evaluation
-uses 9000..), and stored in the config's ``stabilizer.tracker.box_correction``.
+uses 9000..) and stored in the model's metadata (``--write``): it describes that model's
+boxes, so it travels with the model. A config's ``stabilizer.tracker.box_correction``
+overrides it.
 
 Metrics (py-motmetrics, IoU distance, a match needs IoU >= 0.5): MOTA, IDF1, ID switches,
 misses, false positives. And, identity-free (each frame's boxes matched 1:1 to GT by
@@ -290,7 +292,9 @@ def evaluate_tracking(model_path: str | None = None, seeds: Sequence[int] = (900
         engine = create_engine(str(model_path))
         ms = min_score if min_score is not None else float(getattr(engine.metadata, "min_score", 0.5) or 0.5)
         detector = Detector(engine, min_score=ms)
+        config = config.for_model(engine.metadata.box_correction)
     else:
+        config = config.for_model(None)
         ms = min_score if min_score is not None else 0.5
     methods = ("raw", "stabilized", "stabilized_peaks", "norfair", "norfair_corrected")
     per_method: dict[str, dict[str, list]] = {m: {"gt": [], "pred": []} for m in methods}
@@ -407,11 +411,23 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--config", default="configs/default.yaml", help="pipeline YAML whose stabilizer.tracker is used")
     ap.add_argument("--fit-box-correction", action="store_true",
                     help="fit stabilizer.tracker.box_correction on --seeds (not the evaluation's) and print it")
+    ap.add_argument("--write", action="store_true",
+                    help="with --fit-box-correction: store it in the model's metadata, where the stabilizer reads it")
     ap.add_argument("--out", default=DEFAULT_OUT, help="JSON output ('-' for none)")
     a = ap.parse_args(argv)
     if a.fit_box_correction:
         bc = fit_box_correction(a.model, seeds=a.seeds, frames=a.frames, fps=a.fps)
         print(f"box_correction: {{width: {list(bc.width)}, height: {list(bc.height)}}}  # seeds {a.seeds}")
+        if a.write:
+            from ..processor.model_meta import read_metadata, update_metadata
+
+            prov = dict(read_metadata(a.model).provenance)
+            prov["box_correction_fit"] = {"seeds": list(a.seeds), "frames": a.frames, "fps": a.fps,
+                                          "command": "python -m streamcam.evaluation.tracking --fit-box-correction "
+                                                     "--write --seeds " + " ".join(map(str, a.seeds))}
+            update_metadata(a.model, box_correction={"width": list(bc.width), "height": list(bc.height)},
+                            provenance=prov)
+            print(f"wrote it into {a.model}")
         return 0
     from ..config import load_config
 

@@ -80,6 +80,11 @@ class ModelMetadata:
     box_aspect: float | None = None
     """Object height / width. When set, a box's width is its (pulled-in) height / box_aspect,
     centred on the blob, instead of the blob's own width; None: the blob's width."""
+    box_correction: dict[str, list[float]] | None = None
+    """The stabilizer's size calibration of this model's boxes, ``{"width": [a, b, c], "height":
+    [a, b, c]}`` (``streamcam.tracking.tracker.BoxCorrection``), fitted on tracking clips by
+    ``python -m streamcam.evaluation.tracking --fit-box-correction --write``; None: none. It
+    travels with the model because it describes this model's boxes and no other's."""
     positive_classes: tuple[str, ...] = ()
     """Classes that mean "an object is here" (their CAM gives boxes); empty means all."""
     provenance: dict[str, Any] = field(default_factory=dict)
@@ -120,6 +125,14 @@ class ModelMetadata:
         if self.box_aspect is not None and not 0.1 <= self.box_aspect <= 10.0:
             raise ModelError(f"model metadata: expected box_aspect (height / width) in [0.1, 10] or null, "
                              f"got {self.box_aspect}")
+        if self.box_correction is not None:
+            bc = self.box_correction
+            if (not isinstance(bc, dict) or set(bc) != {"width", "height"}
+                    or not all(isinstance(v, (list, tuple)) and len(v) == 3 for v in bc.values())):
+                raise ModelError(f"model metadata: expected box_correction {{width: [a, b, c], height: [a, b, c]}} "
+                                 f"or null, got {bc!r}")
+            if not all(np.isfinite(float(c)) for v in bc.values() for c in v):
+                raise ModelError(f"model metadata: box_correction holds a non-finite number: {bc!r}")
         unknown = set(self.positive_classes) - set(self.classes)
         if unknown:
             raise ModelError(f"model metadata: positive_classes {sorted(unknown)} are not among classes {self.classes}")
@@ -189,3 +202,24 @@ def read_metadata(onnx_path: str) -> ModelMetadata:
             f"model {onnx_path} has no '{METADATA_KEY}' metadata: export it with streamcam (streamcam train / export)"
         )
     return ModelMetadata.from_json(meta[METADATA_KEY])
+
+
+def update_metadata(onnx_path: str, **changes: Any) -> ModelMetadata:
+    """Rewrite a model's streamcam metadata with ``changes`` (field=value); the graph is untouched.
+
+    For calibrations made after export (box rule, box-size correction). Needs the ``onnx`` package."""
+    import dataclasses
+
+    import onnx
+
+    model = onnx.load(str(onnx_path))
+    entry = next((p for p in model.metadata_props if p.key == METADATA_KEY), None)
+    if entry is None:
+        raise ModelError(f"model {onnx_path} has no '{METADATA_KEY}' metadata: export it with streamcam first")
+    try:
+        meta = dataclasses.replace(ModelMetadata.from_json(entry.value), **changes)
+    except TypeError as exc:  # an unknown field name
+        raise ModelError(f"update_metadata: {exc}") from None
+    entry.value = meta.to_json()
+    onnx.save(model, str(onnx_path))
+    return meta

@@ -25,6 +25,9 @@ class TrackedDetector:
         if not isinstance(detector, Detector) and config.input == "peaks":
             # Face mode has no whole-frame class map to find peaks in; track its face boxes.
             config = dataclasses.replace(config, input="boxes")
+        # The box-size correction belongs to the model's boxes: the model's own unless the config sets one.
+        meta = getattr(detector, "meta", None)
+        config = dataclasses.replace(config, tracker=config.tracker.for_model(getattr(meta, "box_correction", None)))
         self.config = config
         # Hysteresis needs the weak candidates too: a confirmed track is sustained by scores
         # down to score_leave, so candidates are gated there, not at processor.min_score

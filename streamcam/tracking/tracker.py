@@ -33,7 +33,7 @@ synchronous). Per call:
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Sequence
 
 import numpy as np
@@ -125,14 +125,24 @@ class TrackerConfig:
     """One-euro speed coefficient (1/px): higher = less lag when the object moves fast."""
     one_euro_d_cutoff: float = 1.0
     """One-euro cutoff (Hz) of the speed estimate."""
-    box_correction: BoxCorrection = field(default_factory=BoxCorrection)
-    """Size calibration applied to every candidate box before tracking (identity by default)."""
+    box_correction: BoxCorrection | None = None
+    """Size calibration applied to every candidate box before tracking. None (the default): the
+    model's own (its metadata's ``box_correction``, fitted to that model's boxes), identity if it
+    has none; a value here overrides the model's (``{}``: identity, whatever the model says)."""
     kalman: KalmanNoise = field(default_factory=KalmanNoise)
     """Noise model of the constant-velocity Kalman filter (see streamcam.tracking.kalman)."""
     trail_length: int = 20
     """Centres kept per track for drawing its trail."""
     default_label: str = "person"
     """Label given to inputs without one (heatmap peaks)."""
+
+    def for_model(self, model_correction: dict | None) -> "TrackerConfig":
+        """This config with ``box_correction`` decided: its own if set, else ``model_correction``
+        (a model metadata's ``{"width": (a, b, c), "height": (a, b, c)}``), else identity."""
+        if self.box_correction is not None:
+            return self
+        bc = BoxCorrection(**{k: tuple(v) for k, v in model_correction.items()}) if model_correction else BoxCorrection()
+        return replace(self, box_correction=bc)
     publish_outside: bool = False
     """Publish coasting tracks whose predicted centre left the frame (needs frame_size in update)."""
 
@@ -223,7 +233,7 @@ class Stabilizer:
     """Multi-object tracker turning per-frame candidates into steady, tracked detections."""
 
     def __init__(self, config: TrackerConfig | None = None) -> None:
-        self.config = config or TrackerConfig()
+        self.config = (config or TrackerConfig()).for_model(None)
         self.reset()
 
     def reset(self) -> None:
