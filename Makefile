@@ -52,7 +52,7 @@ train-default: setup-train
 	$(BIN)/streamcam train-default --config configs/train-default.yaml --out engines/person-ir.onnx
 	# --no-aspect: the stabilizer (configs/default.yaml) is tuned on these boxes; with the aspect rule the
 	# tracked output is no better (docs/benchmarks.md, few-shot section). Then the tracker's size correction.
-	$(BIN)/python tools/calibrate_boxes.py --no-aspect engines/person-ir.onnx
+	$(BIN)/streamcam calibrate --no-aspect engines/person-ir.onnx
 	$(BIN)/python -m streamcam.evaluation.tracking --model engines/person-ir.onnx --fit-box-correction --write \
 		--seeds 5000 5001 5002 5003 5004 5005 5006 5007
 

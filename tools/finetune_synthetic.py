@@ -14,7 +14,7 @@ gets a new head and is fine-tuned on a few pictures of problem Q (person / no pe
    ``--image-scale``; :class:`streamcam.training.data.WindowSampler`): head first, then the
    whole net;
 3. calibrate the box rule and the decision bias on validation scenes 5000..5002
-   (``tools/calibrate_boxes.py``, exactly as for the default model);
+   (``streamcam calibrate``, as for the default model);
 4. test with ``streamcam eval``'s protocol on held-out scenes 9000..9003: classification (frames with
    / without people, target >= 90 %) and localization accuracy (per GT person, a 1:1 matched box with
    IoU >= 0.5, target >= 60 %), plus WSOL metrics of the person CAM (MaxBoxAcc, pointing game).
@@ -100,10 +100,10 @@ def run(per_class: int = 20, backbone: str = "tiny_gap", weights: str | None = D
         unfreeze_epochs: int = 6, lr_unfrozen: float = 3e-3, jitter: int = JITTER, val_fraction: float = 0.1,
         brightness: float = 0.06, contrast: float = 0.15, patience: int = 99, seed: int = 0,
         average_epochs: int = 0, ensemble: int = 1, flip_average: bool = False) -> dict:
-    from calibrate_boxes import calibrate, write_metadata
 
     from streamcam.config import load_config
     from streamcam.evaluate import run_eval
+    from streamcam.evaluation.calibration import calibrate, synthetic_frames, write_calibration
     from streamcam.processor.model_meta import read_metadata
     from streamcam.training.backbones import pretrained_info
     from streamcam.training.finetune import finetune
@@ -123,8 +123,9 @@ def run(per_class: int = 20, backbone: str = "tiny_gap", weights: str | None = D
            "lr_unfrozen": lr_unfrozen, "window": WINDOW, "context": CONTEXT, "image_scale": SCALE}
     r = finetune(cfg)
     # Box rule and decision bias on validation scenes (5000..), as for the default model.
-    cal = calibrate(out, seeds=(5000, 5001, 5002), frames=25)
-    write_metadata(out, cal)
+    cal = calibrate(out, synthetic_frames((5000, 5001, 5002), 25))
+    cal["source"] = "synthetic scenes [5000, 5001, 5002], 25 frames with people each"
+    write_calibration(out, cal)
     pipeline = load_config(ROOT / "configs" / "default.yaml", {"processor.model": str(Path(out).resolve())})
     test = run_eval(pipeline, frames=test_frames, seed=9000, scenes=4, progress=False, sweep=False)
     wsol = wsol_person(out, 60, 9000, 3)

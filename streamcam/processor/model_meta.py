@@ -67,7 +67,7 @@ class ModelMetadata:
     box_shrink_cells: float = 0.0
     """Pulled in from the left and right of a CAM box, in feature-map cells: a CAM blob is the
     object blurred by the receptive field and the upsampling, so it is wider than the object
-    by about a constant (calibrated on validation frames, see tools/calibrate_boxes.py)."""
+    by about a constant (calibrated on validation frames, see streamcam.evaluation.calibration)."""
     box_shrink_cells_y: float | None = None
     """The same from the top, and from the bottom unless ``box_shrink_cells_bottom`` is set
     (None: as box_shrink_cells); objects are not square."""

@@ -1,0 +1,252 @@
+"""Calibrate a model's CAM box rule and whole-frame decision bias on box-labelled validation frames.
+
+    streamcam calibrate MODEL.onnx                      # synthetic validation scenes 5000..5002
+    streamcam calibrate MODEL.onnx --labels val.json    # your own frames with boxes
+    streamcam calibrate MODEL.onnx --dry-run            # print, write nothing
+
+A CAM blob is the object blurred by the network's receptive field and by upsampling.
+This sweeps the box threshold (fraction of the map's peak, the CAM paper's 20 % rule
+generalised, as in the MaxBoxAcc protocol of Choe et al., CVPR 2020) together with the
+:class:`~streamcam.processor.boxes.BoxRule` that turns a blob's bounding box into the
+object's: either a constant margin pulled in from the sides and from top and bottom (in
+feature-map cells, plus a fraction of the box), or separate top and bottom margins with the
+width set by an object aspect ratio (height / width). Ties go to the simpler rule. The best
+setting is written into the model's metadata (``cam_threshold``, ``box_shrink_cells``,
+``box_shrink_cells_y``, ``box_shrink_cells_bottom``, ``box_shrink_rel``, ``box_aspect``) with
+the validation figures in its provenance.
+
+A model trained on crops sees an object fill more of its input than a whole frame does, so on
+whole frames GAP dilutes the evidence and the positive logit comes out low. The positive-vs-rest
+bias is refitted on whole validation frames (with and without the object): this moves the
+decision threshold only; the CAM (which carries no bias) is unchanged.
+
+The network learns from image-level labels only; these few settings need boxes. Choe et al.
+(CVPR 2020, "Evaluating weakly supervised object localization methods right") show that WSOL
+methods are tuned on box labels whether they say so or not, and recommend a small, explicit,
+fully annotated held-out set for it. This is that set: a few dozen frames, never the test frames.
+
+Labels file (``--labels``): JSON, ``{"frames": [{"image": "a.png", "boxes": [[x0, y0, x1, y1], ...]},
+...]}`` (or the bare list), image paths relative to the file, boxes in pixels of that image; a
+frame with ``"boxes": []`` shows no object (it counts for the decision bias). Use frames that are
+neither training nor test frames.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Sequence
+
+import numpy as np
+
+from ..errors import ConfigError
+
+THRESHOLDS = (0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.7)
+CELLS = (0.0, 0.5, 1.0, 1.25, 1.5, 1.75, 2.0, 2.5, 3.0)
+RELS = (0.0, 0.05)
+TOPS = (0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0)
+BOTTOMS = (-2.0, -1.0, 0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0)
+ASPECTS = (0.5, 0.75, 1.0, 1.5, 2.0, 2.25, 2.5, 2.75, 3.0, 3.5, 4.0)
+"""Object height / width; people are 2-4 (their boxes in the synthetic scene: median 2.9)."""
+
+Frame = tuple[np.ndarray, str, list[tuple[float, float, float, float]]]
+"""``(image, pixel_format, boxes)``: a validation frame and its objects' boxes (empty: none)."""
+
+
+def synthetic_frames(seeds: Sequence[int] = (5000, 5001, 5002), frames: int = 25) -> Iterator[Frame]:
+    """Validation frames of the synthetic IR scene: ``frames`` with people and ``frames // 2``
+    without, per scene seed (5000..: neither the training nor the test scenes)."""
+    from ..capture.synthetic import SyntheticIRScene
+
+    for s in seeds:
+        for people in (4, 0):
+            scene = SyntheticIRScene(seed=int(s), people=people)
+            for k in range(frames if people else frames // 2):
+                fr = scene.frame(k * 97)
+                yield fr.image, "GRAY8", [o.box for o in fr.objects if o.label == "person"]
+
+
+def labelled_frames(labels_path: str | Path) -> list[Frame]:
+    """Frames and boxes of a labels file (see the module doc); errors name the entry at fault."""
+    import cv2
+
+    path = Path(labels_path)
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"labels file not found: {path}") from None
+    except ValueError as exc:
+        raise ConfigError(f"{path}: not valid JSON: {exc}") from None
+    entries = data.get("frames") if isinstance(data, dict) else data
+    if not isinstance(entries, list) or not entries:
+        raise ConfigError(f"{path}: expected a non-empty list of frames (or {{\"frames\": [...]}})")
+    out: list[Frame] = []
+    for i, e in enumerate(entries):
+        where = f"{path}: frames[{i}]"
+        if not isinstance(e, dict) or not isinstance(e.get("image"), str) or not isinstance(e.get("boxes"), list):
+            raise ConfigError(f"{where}: expected {{\"image\": PATH, \"boxes\": [[x0, y0, x1, y1], ...]}}")
+        img_path = (path.parent / e["image"]).resolve()
+        image = cv2.imread(str(img_path), cv2.IMREAD_UNCHANGED)
+        if image is None:
+            raise ConfigError(f"{where}.image: cannot read {e['image']!r} (relative to {path.parent})")
+        if image.ndim == 3 and image.shape[2] == 4:
+            image = cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
+        if image.dtype != np.uint8:  # 16-bit thermal frames: stretched to 8 bits as the capture does
+            image = cv2.normalize(image, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
+        h, w = image.shape[:2]
+        boxes = []
+        for j, b in enumerate(e["boxes"]):
+            ok = (isinstance(b, (list, tuple)) and len(b) == 4 and all(isinstance(v, (int, float)) for v in b)
+                  and 0 <= b[0] < b[2] <= w and 0 <= b[1] < b[3] <= h)
+            if not ok:
+                raise ConfigError(f"{where}.boxes[{j}]: expected [x0, y0, x1, y1] with 0 <= x0 < x1 <= {w} and "
+                                  f"0 <= y0 < y1 <= {h} (pixels of the {w}x{h} image), got {b!r}")
+            boxes.append(tuple(float(v) for v in b))
+        out.append((image, "GRAY8" if image.ndim == 2 else "BGR8", boxes))
+    if not any(boxes for _, _, boxes in out):
+        raise ConfigError(f"{path}: no frame has a box: the box rule needs frames showing the object")
+    return out
+
+
+def calibrate(model_path: str, frames: Iterable[Frame], aspect: bool = True) -> dict[str, Any]:
+    """Sweep threshold x box rule on ``frames``; ``aspect=False``: symmetric margins only."""
+    from ..processor.boxes import boxes_from_cam
+    from ..processor.detector import Detector
+    from ..processor.engines import create_engine
+    from .localization import match_boxes
+
+    det = Detector(create_engine(str(model_path)), min_score=0.0)
+    pos = det.class_indices[0]
+    items, margins, labels = [], [], []
+    n_frames = 0
+    try:
+        for image, pixel_format, gts in frames:
+            n_frames += 1
+            cams, probs, size, _ = det.maps(image, pixel_format)
+            logits = np.log(np.clip(probs, 1e-12, 1.0))
+            margins.append(float(logits[pos] - np.delete(logits, pos).max()))
+            labels.append(bool(gts))
+            if gts:
+                items.append((cams[0], list(gts), size))
+    finally:
+        det.engine.close()
+    if not items:
+        raise ConfigError("calibrate: no validation frame shows the object: the box rule needs boxes")
+    # Positive-vs-rest logit margin: the shift that best separates frames with and without the object.
+    margins_a, labels_a = np.array(margins), np.array(labels)
+    shifts = np.linspace(-10, 10, 401)
+    acc_by_shift = np.array([float(((margins_a + d > 0) == labels_a).mean()) for d in shifts])
+    best_shift = float(shifts[int(np.argmax(acc_by_shift))])
+    presence_before = float(((margins_a > 0) == labels_a).mean())
+    cell = [(size[0] / c.shape[-1], size[1] / c.shape[-2]) for c, _, size in items]
+    found = {th: [[b for b, _ in boxes_from_cam(c, size, th)] for c, _, size in items] for th in THRESHOLDS}
+    results = []  # (accuracy, complexity, threshold, rule): complexity breaks ties towards the simpler rule
+    for th in THRESHOLDS:
+        for rule in candidate_rules(aspect):
+            hits = total = 0
+            for boxes, (c, gts, size), (cw, ch) in zip(found[th], items, cell):
+                hits += len(match_boxes([rule.apply(b, cw, ch) for b in boxes], gts, 0.5))
+                total += len(gts)
+            results.append((hits / max(total, 1), complexity(rule), th, rule))
+    results.sort(key=lambda r: (-r[0], r[1]))
+    acc, _, th, rule = results[0]
+    baseline = max((r for r in results if r[3].is_identity), key=lambda r: r[0])
+    symmetric = max((r for r in results if r[3].aspect is None and r[3].top == r[3].bottom), key=lambda r: r[0])
+    return {"val_localization_accuracy": round(acc, 4), "cam_threshold": th, "box_shrink_cells": rule.sides,
+            "box_shrink_cells_y": rule.top, "box_shrink_cells_bottom": rule.bottom, "box_shrink_rel": rule.rel,
+            "box_aspect": rule.aspect, "val_without_shrink": round(baseline[0], 4),
+            "val_threshold_without_shrink": baseline[2], "val_symmetric_margins_only": round(symmetric[0], 4),
+            "person_logit_shift": round(best_shift, 3),
+            "val_presence_accuracy_before": round(presence_before, 4),
+            "val_presence_accuracy_after": round(float(acc_by_shift.max()), 4),
+            "val_frames": n_frames, "persons": sum(len(g) for _, g, _ in items)}
+
+
+def candidate_rules(aspect: bool = True):
+    """Symmetric margins (the blob's width kept), then top/bottom margins with a fixed aspect."""
+    from ..processor.boxes import BoxRule
+
+    for sides in CELLS:
+        for y in CELLS:
+            for rel in RELS:
+                yield BoxRule(sides, y, y, rel)
+    if not aspect:
+        return
+    for top in TOPS:
+        for bottom in BOTTOMS:
+            for ratio in ASPECTS:
+                yield BoxRule(0.0, top, bottom, 0.0, ratio)
+
+
+def complexity(rule) -> float:
+    """Order of preference between rules that score the same: fewer and smaller adjustments first."""
+    return (rule.aspect is not None) * 100 + (rule.top != rule.bottom) * 50 + abs(rule.sides) + abs(rule.top) \
+        + abs(rule.bottom) + rule.rel
+
+
+def write_calibration(model_path: str, result: dict[str, Any]) -> None:
+    """Store a :func:`calibrate` result in the model: box rule in the metadata, the positive
+    class's logit shift in the classifier's bias (graph and metadata, so mean(CAM) + b == logit)."""
+    import onnx
+    from onnx import numpy_helper
+
+    from ..processor.model_meta import METADATA_KEY, ModelMetadata
+
+    model = onnx.load(str(model_path))
+    entry = next(p for p in model.metadata_props if p.key == METADATA_KEY)
+    meta = ModelMetadata.from_json(entry.value)
+    pos = meta.class_index(meta.positive_classes[0] if meta.positive_classes else meta.classes[-1])
+    bias = meta.cam_bias.copy()
+    shift = float(result.get("person_logit_shift", 0.0))
+    if shift:
+        # The classifier's bias is the Gemm producing `logits`: shift the positive entry there.
+        gemm = next(n for n in model.graph.node if meta.logits_output in n.output and n.op_type == "Gemm")
+        init = next(i for i in model.graph.initializer if i.name == gemm.input[2])
+        b = numpy_helper.to_array(init).copy()
+        b[pos] += shift
+        init.CopyFrom(numpy_helper.from_array(b.astype(np.float32), init.name))
+        bias[pos] += shift
+    meta = dataclasses.replace(
+        meta, cam_threshold=result["cam_threshold"], box_shrink_cells=result["box_shrink_cells"],
+        box_shrink_cells_y=result["box_shrink_cells_y"], box_shrink_rel=result["box_shrink_rel"],
+        box_shrink_cells_bottom=result.get("box_shrink_cells_bottom"), box_aspect=result.get("box_aspect"),
+        cam_bias=bias, provenance={**meta.provenance, "box_calibration": result})
+    entry.value = meta.to_json()
+    onnx.save(model, str(model_path))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``streamcam calibrate``."""
+    ap = argparse.ArgumentParser(prog="streamcam calibrate", description=__doc__.splitlines()[0])
+    ap.add_argument("model", help="ONNX model exported by streamcam (rewritten in place unless --dry-run)")
+    ap.add_argument("--labels", help="JSON of validation frames with boxes (default: synthetic scenes --seeds)")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[5000, 5001, 5002],
+                    help="synthetic validation scene seeds (without --labels)")
+    ap.add_argument("--frames", type=int, default=25, help="synthetic frames with people per seed")
+    ap.add_argument("--no-aspect", action="store_true",
+                    help="symmetric margins only (the shipped default model: the stabilizer in "
+                         "configs/default.yaml is tuned on those boxes)")
+    ap.add_argument("--dry-run", action="store_true", help="print the calibration, write nothing")
+    a = ap.parse_args(argv)
+    from ..errors import StreamcamError
+
+    try:
+        frames = labelled_frames(a.labels) if a.labels else synthetic_frames(tuple(a.seeds), a.frames)
+        result = calibrate(a.model, frames, aspect=not a.no_aspect)
+    except StreamcamError as exc:
+        print(f"streamcam calibrate: error: {exc}", file=sys.stderr)
+        return 2
+    result["source"] = (f"labels {Path(a.labels).name}" if a.labels
+                        else f"synthetic scenes {list(a.seeds)}, {a.frames} frames with people each")
+    print(json.dumps(result, indent=1))
+    if not a.dry_run:
+        write_calibration(a.model, result)
+        print(f"wrote the calibration into {a.model}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,119 @@
+"""`streamcam calibrate`: the box rule is chosen on box-labelled validation frames and written into the model."""
+
+import json
+import shutil
+import subprocess
+import sys
+
+import cv2
+import pytest
+
+from conftest import ROOT
+from streamcam.errors import ConfigError
+from streamcam.evaluation.calibration import (calibrate, complexity, labelled_frames, synthetic_frames,
+                                              write_calibration)
+from streamcam.processor.boxes import BoxRule
+
+MODEL = ROOT / "engines" / "person-ir.onnx"
+
+
+def test_calibration_sweeps_both_rule_families_and_the_model_carries_the_winner(tmp_path):
+    pytest.importorskip("onnx")
+    from streamcam.processor.engines import create_engine
+
+    model = tmp_path / "person.onnx"
+    shutil.copy(MODEL, model)
+    cal = calibrate(str(model), synthetic_frames((5000,), 8))
+    # the winner is at least as good as the best symmetric rule, which beats no margin at all
+    assert cal["val_localization_accuracy"] >= cal["val_symmetric_margins_only"] >= cal["val_without_shrink"]
+    assert cal["persons"] > 0 and cal["val_frames"] == 12 and 0.0 < cal["cam_threshold"] < 1.0
+    # without the aspect family the winner is the best symmetric rule (the shipped default's calibration)
+    sym = calibrate(str(model), synthetic_frames((5000,), 8), aspect=False)
+    assert sym["box_aspect"] is None and sym["box_shrink_cells_y"] == sym["box_shrink_cells_bottom"]
+    assert sym["val_localization_accuracy"] == cal["val_symmetric_margins_only"]
+    write_calibration(str(model), cal)
+    engine = create_engine(str(model))
+    try:
+        meta = engine.metadata
+        assert meta.cam_threshold == cal["cam_threshold"]
+        assert meta.box_rule == BoxRule(cal["box_shrink_cells"], cal["box_shrink_cells_y"],
+                                        cal["box_shrink_cells_bottom"], cal["box_shrink_rel"], cal["box_aspect"])
+        assert meta.provenance["box_calibration"]["val_localization_accuracy"] == cal["val_localization_accuracy"]
+    finally:
+        engine.close()
+
+
+def test_ties_go_to_the_simpler_rule():
+    plain, sym, tb, asp = BoxRule(), BoxRule(1.0, 1.0, 1.0), BoxRule(0, 2.0, 0.5), BoxRule(0, 1.0, 1.0, 0, 3.0)
+    assert complexity(plain) < complexity(sym) < complexity(tb) < complexity(asp)
+
+
+def _write_labelled(tmp_path, n=6):
+    """A user's validation set: frames written as PNG files, boxes in a JSON next to them."""
+    from streamcam.capture.synthetic import SyntheticIRScene
+
+    frames = []
+    for k in range(n):
+        fr = SyntheticIRScene(seed=5001, people=4 if k % 3 else 0).frame(k * 97)
+        cv2.imwrite(str(tmp_path / f"f{k}.png"), fr.image)
+        frames.append({"image": f"f{k}.png", "boxes": [list(o.box) for o in fr.objects if o.label == "person"]})
+    labels = tmp_path / "val.json"
+    labels.write_text(json.dumps({"frames": frames}))
+    return labels, frames
+
+
+def test_own_labelled_frames_calibrate_like_the_synthetic_ones(tmp_path):
+    labels, frames = _write_labelled(tmp_path)
+    got = labelled_frames(labels)
+    assert len(got) == 6 and [len(b) for _, _, b in got] == [len(f["boxes"]) for f in frames]
+    assert all(fmt == "GRAY8" and img.ndim == 2 for img, fmt, _ in got)
+    # the same frames from the scene itself give the same calibration: the file loses nothing
+    from streamcam.capture.synthetic import SyntheticIRScene
+
+    direct = [(fr.image, "GRAY8", [o.box for o in fr.objects if o.label == "person"])
+              for fr in (SyntheticIRScene(seed=5001, people=4 if k % 3 else 0).frame(k * 97) for k in range(6))]
+    a, b = calibrate(str(MODEL), got), calibrate(str(MODEL), direct)
+    assert a["val_frames"] == 6 and {k: a[k] for k in a if k != "val_frames"} == {k: b[k] for k in b if k != "val_frames"}
+
+
+@pytest.mark.parametrize("entry, match", [
+    ({"image": "missing.png", "boxes": []}, r"frames\[0\]\.image: cannot read 'missing.png'"),
+    ({"image": "f1.png", "boxes": [[10, 10, 5, 40]]}, r"frames\[0\]\.boxes\[0\]: expected \[x0, y0, x1, y1\]"),
+    ({"image": "f1.png", "boxes": [[0, 0, 10, 9999]]}, r"frames\[0\]\.boxes\[0\].*640x480"),
+    ({"picture": "f1.png"}, r"frames\[0\]: expected"),
+])
+def test_bad_labels_are_rejected_naming_the_entry(tmp_path, entry, match):
+    _write_labelled(tmp_path, n=2)
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps([entry]))
+    with pytest.raises(ConfigError, match=match):
+        labelled_frames(bad)
+
+
+def test_labels_without_any_box_and_unreadable_files_are_rejected(tmp_path):
+    _write_labelled(tmp_path, n=1)  # frame 0 is empty
+    empty = tmp_path / "empty.json"
+    empty.write_text(json.dumps([{"image": "f0.png", "boxes": []}]))
+    with pytest.raises(ConfigError, match="no frame has a box"):
+        labelled_frames(empty)
+    (tmp_path / "junk.json").write_text("{not json")
+    with pytest.raises(ConfigError, match="not valid JSON"):
+        labelled_frames(tmp_path / "junk.json")
+    with pytest.raises(ConfigError, match="not found"):
+        labelled_frames(tmp_path / "nope.json")
+
+
+def test_cli_calibrates_a_model_from_a_labels_file_and_reports_bad_input(tmp_path):
+    pytest.importorskip("onnx")
+    labels, _ = _write_labelled(tmp_path)
+    model = tmp_path / "m.onnx"
+    shutil.copy(MODEL, model)
+    run = [sys.executable, "-m", "streamcam", "calibrate", str(model), "--labels", str(labels)]
+    out = subprocess.run(run, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    from streamcam.processor.model_meta import read_metadata
+
+    cal = read_metadata(str(model)).provenance["box_calibration"]
+    assert cal["source"] == "labels val.json" and cal["val_frames"] == 6
+    bad = subprocess.run(run[:-1] + [str(tmp_path / "nope.json")], capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2 and "streamcam calibrate: error: labels file not found" in bad.stderr
