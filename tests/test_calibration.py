@@ -117,3 +117,21 @@ def test_cli_calibrates_a_model_from_a_labels_file_and_reports_bad_input(tmp_pat
     assert cal["source"] == "labels val.json" and cal["val_frames"] == 6
     bad = subprocess.run(run[:-1] + [str(tmp_path / "nope.json")], capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2 and "streamcam calibrate: error: labels file not found" in bad.stderr
+
+
+def test_sixteen_bit_thermal_and_colour_frames_are_read(tmp_path):
+    import numpy as np
+
+    from streamcam.capture.synthetic import SyntheticIRScene
+
+    fr = SyntheticIRScene(seed=5002, people=4).frame(0)
+    raw16 = (fr.image.astype(np.uint16) * 64 + 1000)  # a radiometric-looking 16-bit frame
+    cv2.imwrite(str(tmp_path / "t16.png"), raw16)
+    cv2.imwrite(str(tmp_path / "rgb.png"), cv2.cvtColor(fr.image, cv2.COLOR_GRAY2BGR))
+    boxes = [list(o.box) for o in fr.objects if o.label == "person"]
+    (tmp_path / "l.json").write_text(json.dumps([{"image": "t16.png", "boxes": boxes},
+                                                 {"image": "rgb.png", "boxes": boxes}]))
+    (img16, fmt16, b16), (img3, fmt3, _) = labelled_frames(tmp_path / "l.json")
+    assert img16.dtype == np.uint8 and fmt16 == "GRAY8" and len(b16) == len(boxes)
+    assert np.corrcoef(img16.ravel(), fr.image.ravel())[0, 1] > 0.99  # stretched, not clipped
+    assert fmt3 == "BGR8" and img3.shape == (*fr.image.shape, 3)
