@@ -210,8 +210,10 @@ class SimulatedDetector:
 
 # --------------------------------------------------------------------------- clips
 def _clip_inputs(scene: SyntheticIRScene, frames: int, detector=None, sim: SimulatedDetector | None = None,
-                 peak_kwargs: dict | None = None) -> dict[str, list]:
-    """Per frame: GT, raw boxes (above min_score), all boxes with p x peak scores, peaks."""
+                 peak_kwargs: dict | None = None, candidate_min_score: float = 0.25) -> dict[str, list]:
+    """Per frame: GT, raw boxes (probability >= the detector's min_score), the stabilizer's
+    candidates (as the live processor makes them: the same boxes and box rule, gated at
+    ``candidate_min_score``, the tracker's ``score_leave``), peaks."""
     gt, raw, cand, peaks, ms = [], [], [], [], []
     size = (scene.width, scene.height)
     for i in range(frames):
@@ -224,21 +226,15 @@ def _clip_inputs(scene: SyntheticIRScene, frames: int, detector=None, sim: Simul
             peaks.append(dets)
             continue
         t0 = time.perf_counter()
-        res = detector.detect(fr.image, "GRAY8")
+        gate = min(detector.min_score, candidate_min_score)
+        res = detector.detect(fr.image, "GRAY8", min_score=gate)
         ms.append((time.perf_counter() - t0) * 1e3)
         p = float(res.probs[detector.class_indices[0]])
-        raw.append(list(res.detections))
+        raw.append(list(res.detections) if p >= detector.min_score else [])
+        cand.append(list(res.detections))  # hysteresis needs the weak ones too (TrackedDetector)
         if res.cam is None:
-            cand.append([])
             peaks.append([])
             continue
-        if p >= detector.min_score:
-            cand.append(list(res.detections))
-        else:  # below min_score the detector reports nothing: give the hysteresis the weak boxes
-            from ..processor.boxes import boxes_from_cam
-
-            cand.append([Detection(tuple(b), p * s, "person")
-                         for b, s in boxes_from_cam(res.cam, size, detector.threshold)])
         peaks.append([Detection(pk.box, p * pk.value, "person")
                       for pk in find_peaks(res.cam, size, **(peak_kwargs or {}))])
     return {"gt": gt, "raw": raw, "cand": cand, "peaks": peaks, "detector_ms": ms}
@@ -304,7 +300,7 @@ def evaluate_tracking(model_path: str | None = None, seeds: Sequence[int] = (900
     for seed in seeds:
         scene = SyntheticIRScene(width, height, seed=seed, fps=fps, **(scene_kwargs or {}))
         sim = SimulatedDetector(seed, frame_size=(width, height)) if simulate else None
-        inp = _clip_inputs(scene, frames, detector, sim)
+        inp = _clip_inputs(scene, frames, detector, sim, candidate_min_score=config.score_leave)
         det_ms += inp["detector_ms"]
         res = _run_methods(inp, fps, config, (width, height), ms)
         st_ms += res.pop("_stabilizer_ms")  # type: ignore[arg-type]
