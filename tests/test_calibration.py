@@ -135,3 +135,39 @@ def test_sixteen_bit_thermal_and_colour_frames_are_read(tmp_path):
     assert img16.dtype == np.uint8 and fmt16 == "GRAY8" and len(b16) == len(boxes)
     assert np.corrcoef(img16.ravel(), fr.image.ravel())[0, 1] > 0.99  # stretched, not clipped
     assert fmt3 == "BGR8" and img3.shape == (*fr.image.shape, 3)
+
+
+def test_the_decision_shift_moves_the_positive_logit_in_graph_and_metadata_alike(tmp_path):
+    import numpy as np
+
+    pytest.importorskip("onnx")
+    from streamcam.capture.synthetic import SyntheticIRScene
+    from streamcam.processor.cam import class_activation_map
+    from streamcam.processor.engines import create_engine
+    from streamcam.processor.preprocess import preprocess
+
+    model = tmp_path / "m.onnx"
+    shutil.copy(MODEL, model)
+    image = SyntheticIRScene(seed=5000, people=4).frame(0).image
+
+    def logits_and_cam_means():
+        eng = create_engine(str(model))
+        try:
+            meta = eng.metadata
+            out = eng.infer(preprocess(image, "GRAY8", meta)[0])
+            cams = class_activation_map(out.features, meta.cam_weights, list(range(len(meta.classes))))[0]
+            return out.logits[0].astype(np.float64), cams.mean(axis=(1, 2)) + meta.cam_bias, meta
+        finally:
+            eng.close()
+
+    before, _, meta = logits_and_cam_means()
+    cal = calibrate(str(model), synthetic_frames((5000,), 4))
+    cal["person_logit_shift"] = 1.5
+    write_calibration(str(model), cal)
+    after, explained, meta2 = logits_and_cam_means()
+    pos = meta.class_index(meta.positive_classes[0])
+    expected = before.copy()
+    expected[pos] += 1.5
+    np.testing.assert_allclose(after, expected, atol=1e-4)
+    np.testing.assert_allclose(explained, after, atol=1e-4)  # mean(CAM) + b == logit still holds
+    assert meta2.cam_threshold == cal["cam_threshold"] and meta2.box_aspect == cal["box_aspect"]

@@ -34,7 +34,6 @@ neither training nor test frames.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -190,32 +189,30 @@ def complexity(rule) -> float:
 def write_calibration(model_path: str, result: dict[str, Any]) -> None:
     """Store a :func:`calibrate` result in the model: box rule in the metadata, the positive
     class's logit shift in the classifier's bias (graph and metadata, so mean(CAM) + b == logit)."""
-    import onnx
-    from onnx import numpy_helper
+    from ..processor.model_meta import read_metadata, update_metadata
 
-    from ..processor.model_meta import METADATA_KEY, ModelMetadata
-
-    model = onnx.load(str(model_path))
-    entry = next(p for p in model.metadata_props if p.key == METADATA_KEY)
-    meta = ModelMetadata.from_json(entry.value)
-    pos = meta.class_index(meta.positive_classes[0] if meta.positive_classes else meta.classes[-1])
+    meta = read_metadata(model_path)
     bias = meta.cam_bias.copy()
     shift = float(result.get("person_logit_shift", 0.0))
     if shift:
+        import onnx
+        from onnx import numpy_helper
+
+        pos = meta.class_index(meta.positive_classes[0] if meta.positive_classes else meta.classes[-1])
+        model = onnx.load(str(model_path))
         # The classifier's bias is the Gemm producing `logits`: shift the positive entry there.
         gemm = next(n for n in model.graph.node if meta.logits_output in n.output and n.op_type == "Gemm")
         init = next(i for i in model.graph.initializer if i.name == gemm.input[2])
         b = numpy_helper.to_array(init).copy()
         b[pos] += shift
         init.CopyFrom(numpy_helper.from_array(b.astype(np.float32), init.name))
+        onnx.save(model, str(model_path))
         bias[pos] += shift
-    meta = dataclasses.replace(
-        meta, cam_threshold=result["cam_threshold"], box_shrink_cells=result["box_shrink_cells"],
+    update_metadata(
+        model_path, cam_threshold=result["cam_threshold"], box_shrink_cells=result["box_shrink_cells"],
         box_shrink_cells_y=result["box_shrink_cells_y"], box_shrink_rel=result["box_shrink_rel"],
         box_shrink_cells_bottom=result.get("box_shrink_cells_bottom"), box_aspect=result.get("box_aspect"),
         cam_bias=bias, provenance={**meta.provenance, "box_calibration": result})
-    entry.value = meta.to_json()
-    onnx.save(model, str(model_path))
 
 
 def main(argv: list[str] | None = None) -> int:

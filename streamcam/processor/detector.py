@@ -58,6 +58,7 @@ class Detector:
         if not 0.0 < self.threshold < 1.0:
             raise ModelError(f"cam_threshold: expected a fraction in (0, 1), got {self.threshold}")
         self.min_score = min_score
+        self.rule = meta.box_rule
 
     def maps(self, image: np.ndarray, pixel_format: str = "GRAY8") -> tuple[np.ndarray, np.ndarray, tuple[int, int], dict]:
         """Raw CAMs ``[len(classes), h, w]`` of the chosen classes (cropped to the frame), probabilities, frame size."""
@@ -83,7 +84,7 @@ class Detector:
         if top <= 0.0:
             return []
         found = boxes_from_cam(cam, frame_size, self.threshold if threshold is None else threshold)
-        rule = self.meta.box_rule if rule is None else rule
+        rule = self.rule if rule is None else rule
         if not rule.is_identity:
             cw, ch = frame_size[0] / cam.shape[-1], frame_size[1] / cam.shape[-2]
             found = [(rule.apply(box, cw, ch), peak) for box, peak in found]

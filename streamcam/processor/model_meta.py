@@ -12,11 +12,14 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..errors import ModelError
+
+if TYPE_CHECKING:
+    from .boxes import BoxRule
 
 METADATA_KEY = "streamcam"
 METADATA_VERSION = 1
@@ -139,7 +142,7 @@ class ModelMetadata:
         del k
 
     @property
-    def box_rule(self):
+    def box_rule(self) -> "BoxRule":
         """The calibrated :class:`~streamcam.processor.boxes.BoxRule` of this model's CAM boxes."""
         from .boxes import BoxRule
 
