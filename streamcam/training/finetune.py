@@ -626,6 +626,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(text + "\n")
+    if cfg.window is not None:  # trained to localize: its boxes still need their rule fitted
+        print(f"next: streamcam calibrate {cfg.out} --labels VAL.json  (box threshold, margins and decision "
+              f"bias from a few box-labelled validation frames; docs/training.md)", file=sys.stderr)
     return 0
 
 
