@@ -100,10 +100,9 @@ def run(per_class: int = 20, backbone: str = "tiny_gap", weights: str | None = D
         unfreeze_epochs: int = 6, lr_unfrozen: float = 3e-3, jitter: int = JITTER, val_fraction: float = 0.1,
         brightness: float = 0.06, contrast: float = 0.15, patience: int = 99, seed: int = 0,
         average_epochs: int = 0, ensemble: int = 1, flip_average: bool = False) -> dict:
-
     from streamcam.config import load_config
     from streamcam.evaluate import run_eval
-    from streamcam.evaluation.calibration import calibrate, synthetic_frames, write_calibration
+    from streamcam.evaluation.calibration import calibrate, synthetic_frames, synthetic_source, write_calibration
     from streamcam.processor.model_meta import read_metadata
     from streamcam.training.backbones import pretrained_info
     from streamcam.training.finetune import finetune
@@ -123,8 +122,9 @@ def run(per_class: int = 20, backbone: str = "tiny_gap", weights: str | None = D
            "lr_unfrozen": lr_unfrozen, "window": WINDOW, "context": CONTEXT, "image_scale": SCALE}
     r = finetune(cfg)
     # Box rule and decision bias on validation scenes (5000..), as for the default model.
-    cal = calibrate(out, synthetic_frames((5000, 5001, 5002), 25))
-    cal["source"] = "synthetic scenes [5000, 5001, 5002], 25 frames with people each"
+    val_seeds, val_frames = (5000, 5001, 5002), 25
+    cal = calibrate(out, synthetic_frames(val_seeds, val_frames))
+    cal["source"] = synthetic_source(val_seeds, val_frames)
     write_calibration(out, cal)
     pipeline = load_config(ROOT / "configs" / "default.yaml", {"processor.model": str(Path(out).resolve())})
     test = run_eval(pipeline, frames=test_frames, seed=9000, scenes=4, progress=False, sweep=False)

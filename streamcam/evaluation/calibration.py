@@ -68,6 +68,11 @@ def synthetic_frames(seeds: Sequence[int] = (5000, 5001, 5002), frames: int = 25
                 yield fr.image, "GRAY8", [o.box for o in fr.objects if o.label == "person"]
 
 
+def synthetic_source(seeds: Sequence[int], frames: int) -> str:
+    """How :func:`synthetic_frames` frames are recorded in a calibration's provenance."""
+    return f"synthetic scenes {list(seeds)}, {frames} frames with people each"
+
+
 def labelled_frames(labels_path: str | Path) -> list[Frame]:
     """Frames and boxes of a labels file (see the module doc); errors name the entry at fault."""
     import cv2
@@ -236,8 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     except StreamcamError as exc:
         print(f"streamcam calibrate: error: {exc}", file=sys.stderr)
         return 2
-    result["source"] = (f"labels {Path(a.labels).name}" if a.labels
-                        else f"synthetic scenes {list(a.seeds)}, {a.frames} frames with people each")
+    result["source"] = f"labels {Path(a.labels).name}" if a.labels else synthetic_source(a.seeds, a.frames)
     print(json.dumps(result, indent=1))
     if not a.dry_run:
         write_calibration(a.model, result)

@@ -135,6 +135,8 @@ class TrackerConfig:
     """Centres kept per track for drawing its trail."""
     default_label: str = "person"
     """Label given to inputs without one (heatmap peaks)."""
+    publish_outside: bool = False
+    """Publish coasting tracks whose predicted centre left the frame (needs frame_size in update)."""
 
     def for_model(self, model_correction: dict | None) -> "TrackerConfig":
         """This config with ``box_correction`` decided: its own if set, else ``model_correction``
@@ -143,8 +145,6 @@ class TrackerConfig:
             return self
         bc = BoxCorrection(**{k: tuple(v) for k, v in model_correction.items()}) if model_correction else BoxCorrection()
         return replace(self, box_correction=bc)
-    publish_outside: bool = False
-    """Publish coasting tracks whose predicted centre left the frame (needs frame_size in update)."""
 
     def __post_init__(self) -> None:
         def bad(name: str, why: str) -> ValueError:
