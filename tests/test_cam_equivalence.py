@@ -13,6 +13,8 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("torchvision")
 
+from _tolerance import F32_EPS, assert_close_f32  # noqa: E402
+
 pytestmark = pytest.mark.torch
 
 SIZE = 224
@@ -69,10 +71,10 @@ def case(request):
 
 
 def _assert_close_scaled(a, b, tol):
-    scale = max(float(np.abs(b).max()), 1e-12)
-    err = float(np.abs(a - b).max()) / scale
-    assert err <= tol, f"max abs diff {err * scale:.3g} = {err:.3g} of the scale {scale:.3g} > {tol}"
-    return err
+    """``|a - b| <= tol · max|b|``. 1e-4 (839 float32 ULPs) where two runtimes run a whole 224² net
+    (measured up to 180 ULPs: 20-50 layers, reductions of up to 4608 terms); 1e-5 for one layer's maps
+    (measured 3)."""
+    return assert_close_f32(a, b, ulps=tol / F32_EPS) * F32_EPS
 
 
 def test_cam_logit_identity_every_class(case):

@@ -6,6 +6,8 @@ import pytest
 from streamcam.processor.cam import class_activation_map
 from streamcam.processor.cam_variants import cams_for, class_cam, difference_cam, top_k_cams, top_k_classes
 
+from _tolerance import assert_close_f32, cam_bound, cam_logit_bound
+
 
 @pytest.fixture
 def head():
@@ -31,18 +33,20 @@ def test_top_k_cams_are_the_per_sample_class_maps(head):
     assert idx.shape == (3, 5) and cams.shape == (3, 5, 5, 7)
     full = class_activation_map(f, w)
     for n in range(3):
-        np.testing.assert_allclose(cams[n], full[n, idx[n]], rtol=1e-5, atol=1e-5)
+        # A matmul of other shapes may block and order its float32 sums otherwise.
+        assert_close_f32(cams[n], full[n, idx[n]], **cam_bound(f[n:n + 1], w))
         # the identity that makes them explanations: mean + bias = logit, best first
-        np.testing.assert_allclose(cams[n].mean(axis=(1, 2)) + b[idx[n]], logits[n, idx[n]], rtol=1e-4, atol=1e-4)
+        assert_close_f32(cams[n].mean(axis=(1, 2)) + b[idx[n]], logits[n, idx[n]],
+                         **cam_logit_bound(f[n:n + 1], w[idx[n]], b[idx[n]]))
         assert np.all(np.diff(logits[n, idx[n]]) <= 0)
 
 
 def test_chosen_class_and_list(head):
     f, w, _, _ = head
-    manual = np.einsum("k,nkhw->nhw", w[4], f)
-    np.testing.assert_allclose(class_cam(f, w, 4), manual, rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(class_cam(f, w, -1), np.einsum("k,nkhw->nhw", w[9], f), rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(cams_for(f, w, [4, 2])[:, 0], manual, rtol=1e-5, atol=1e-5)
+    manual = np.einsum("k,nkhw->nhw", w[4], f)  # einsum and matmul: the same sums, other orders
+    assert_close_f32(class_cam(f, w, 4), manual, **cam_bound(f, w[[4]]))
+    assert_close_f32(class_cam(f, w, -1), np.einsum("k,nkhw->nhw", w[9], f), **cam_bound(f, w[[9]]))
+    assert_close_f32(cams_for(f, w, [4, 2])[:, 0], manual, **cam_bound(f, w[[4]]))
     with pytest.raises(ValueError, match="class index"):
         class_cam(f, w, 10)
 
@@ -50,9 +54,13 @@ def test_chosen_class_and_list(head):
 def test_difference_cam_is_difference_of_maps_and_of_logits(head):
     f, w, b, logits = head
     d = difference_cam(f, w, 2, 7)
-    np.testing.assert_allclose(d, class_cam(f, w, 2) - class_cam(f, w, 7), rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(d.mean(axis=(1, 2)), (logits[:, 2] - logits[:, 7]) - (b[2] - b[7]),
-                               rtol=1e-4, atol=1e-4)
+    # Both classes' terms are summed (and W[2] - W[7] rounded): the bound of the two CAMs together.
+    both = cam_bound(f, (np.abs(w[2]) + np.abs(w[7]))[None])  # Σ_k (|W[2, k]| + |W[7, k]|) |f_k|
+    both["ulps"] += 2
+    assert_close_f32(d, class_cam(f, w, 2) - class_cam(f, w, 7), **both)
+    both = cam_logit_bound(f, (np.abs(w[2]) + np.abs(w[7]))[None], np.abs(b[2]) + np.abs(b[7]))
+    both["ulps"] += 2
+    assert_close_f32(d.mean(axis=(1, 2)), (logits[:, 2] - logits[:, 7]) - (b[2] - b[7]), **both)
     np.testing.assert_allclose(difference_cam(f, w, 3, 3), 0.0)
 
 

@@ -1,6 +1,8 @@
 import numpy as np
 import pytest
 
+from _tolerance import assert_close_f32
+
 pytestmark = pytest.mark.torch
 
 
@@ -44,8 +46,9 @@ def test_tiny_training_exports_a_model_onnxruntime_agrees_with(tmp_path):
         t_logits, t_feats = net(x)
     o_logits, o_feats = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(
         ["logits", "features"], {"input": x.numpy()})
-    np.testing.assert_allclose(o_logits, t_logits.numpy(), atol=1e-4)
-    np.testing.assert_allclose(o_feats, t_feats.numpy(), atol=1e-4)
+    # Two runtimes' float32 kernels for the same net: a forward pass's rounding (NET_ULPS of the scale).
+    assert_close_f32(o_logits, t_logits.numpy(), err_msg="logits")
+    assert_close_f32(o_feats, t_feats.numpy(), err_msg="features")
 
 
 def test_crop_labels_follow_person_boxes():
