@@ -32,7 +32,9 @@ setup-train: $(VENV)/.train
 demo: setup
 	$(BIN)/streamcam demo --seconds 20
 
+# The CPU and float kernels first: float32 results differ by machine (tests/_tolerance.py).
 test: setup-train
+	$(BIN)/python -m tools.machine_info
 	$(BIN)/python -m pytest -q
 
 test-fast: setup

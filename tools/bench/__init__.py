@@ -19,6 +19,8 @@ import statistics
 import time
 from typing import Any, Callable
 
+from ..machine_info import cpu_info
+
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
@@ -93,16 +95,7 @@ def percentile(xs: list[float], q: float) -> float:
 
 def machine_info() -> dict[str, Any]:
     """CPU model, cores, load and the versions of the libraries the numbers depend on."""
-    cpu = "unknown"
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    info: dict[str, Any] = {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
+    info: dict[str, Any] = {"cpu": cpu_info()["model"], "cores": os.cpu_count(), "python": platform.python_version(),
                             "platform": platform.platform()}
     try:
         info["loadavg"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
