@@ -56,8 +56,8 @@ def cam_bound(features, weights) -> dict:
 def cam_logit_bound(features, weights, bias=None) -> dict:
     """``ulps`` and ``scale`` for ``mean_xy(M_c) + b_c`` vs a net's ``W · GAP(f) + b`` (the CAM/logit identity).
 
-    Both sum the same ``K · h · w`` products, channels first or cells first: within
-    ``(K + h·w) · eps`` of ``Σ_k |W[c, k]| · mean_xy|f_k| + |b_c|`` each.
+    Both sum the same ``K · h · w`` products, channels first or cells first, then add the bias:
+    within ``(K + h·w + 1) · eps`` of ``Σ_k |W[c, k]| · mean_xy|f_k| + |b_c|`` each.
     """
     f = np.abs(np.asarray(features, np.float64))
     w = np.abs(np.asarray(weights, np.float64))
@@ -70,7 +70,7 @@ def cam_logit_bound(features, weights, bias=None) -> dict:
 
 def assert_close_f32(actual, desired, *, ulps: float = NET_ULPS, scale: float | None = None,
                      err_msg: str = "") -> float:
-    """Assert ``|actual - desired| <= ulps · eps32 · scale`` everywhere; returns the worst difference in ULPs of ``scale``.
+    """Assert ``|actual - desired| <= ulps · eps32 · scale`` everywhere; returns the worst in ULPs of ``scale``.
 
     ``scale`` defaults to ``max|desired|``; a ``desired`` of all zeros needs an explicit one
     (zero says nothing about the magnitudes that were rounded).
@@ -80,8 +80,8 @@ def assert_close_f32(actual, desired, *, ulps: float = NET_ULPS, scale: float | 
     assert a.shape == d.shape, f"shapes differ: {a.shape} vs {d.shape} {err_msg}"
     if scale is None:
         scale = float(np.abs(d).max()) if d.size else 0.0
-        if scale == 0.0:
-            raise ValueError("assert_close_f32: desired is all zeros; pass the magnitude that was rounded as scale=")
+    if not scale > 0:
+        raise ValueError(f"assert_close_f32: scale {scale}: desired is all zeros? pass the magnitude that was rounded")
     assert np.isfinite(a).all() and np.isfinite(d).all(), f"non-finite values {err_msg}"
     unit = F32_EPS * float(scale)
     diff = np.abs(a - d)

