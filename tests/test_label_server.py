@@ -115,6 +115,7 @@ def test_malformed_requests_never_kill_the_server(served):
     assert status == 400 and body["field"] == "body" and "not valid JSON" in body["error"]
     assert request(server, "POST", "/api/save", b'{"ranges": [], "validation": [NaN]}')[1]["field"] == "body"
     assert request(server, "POST", "/api/save", b"\xff\xfe")[1]["field"] == "body"
+    assert request(server, "POST", "/api/save", b"[" * 100_000 + b"]" * 100_000)[1]["field"] == "body"
     status, body, _ = request(server, "POST", "/api/save", b"ranges=1", ctype="application/x-www-form-urlencoded")
     assert status == 415 and body["field"] == "Content-Type"  # a cross-site form cannot save
     status, body, _ = request(server, "POST", "/api/save", b"{}", headers={"Content-Length": str(MAX_BODY + 1)})
@@ -159,3 +160,20 @@ def test_label_main_prints_the_url_and_stops(tmp_path, capsys, port):
     assert not t.is_alive()
     printed = capsys.readouterr().out
     assert f"open http://127.0.0.1:{port}/ in a browser" in printed and "8 frames of 160x120" in printed
+
+
+def test_cli_errors_name_the_problem(tmp_path, capsys, monkeypatch):
+    from streamcam import cli
+    from streamcam.cli import main
+
+    monkeypatch.setattr(cli, "_stage_setup", lambda args, name: threading.Event())  # no signal handlers in pytest
+
+    assert main(["label", str(tmp_path / "missing.mp4"), "--out", str(tmp_path / "out")]) == 2
+    assert "missing.mp4: does not exist" in capsys.readouterr().err
+    video = write_video(tmp_path / "clip.avi", n=4)
+    assert main(["label", str(video), "--out", str(tmp_path / "out"), "--classes", "person"]) == 2
+    assert "classes: expected at least two" in capsys.readouterr().err
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "notes.txt").write_text("mine")
+    assert main(["label", str(video), "--out", str(tmp_path / "busy")]) == 2
+    assert "is not empty" in capsys.readouterr().err

@@ -104,6 +104,11 @@ def test_session_of_another_recording_or_a_foreign_folder_is_refused(tmp_path):
         with pytest.raises(LabelError, match="not empty"):
             load_session(tmp_path / "busy", other)
         assert load_session(tmp_path / "new", other) is None
+    session = json.loads((out / "label-session.json").read_text())
+    session["classes"] = ["person", "../../etc"]  # a hand-edited session cannot write outside train/
+    (out / "label-session.json").write_text(json.dumps(session))
+    with IndexedFrames(tmp_path / "clip.avi") as frames, pytest.raises(LabelError, match="cannot be a folder name"):
+        load_session(out, frames)
 
 
 def test_image_folder_and_16_bit_thermal_frames_are_written_as_stored(tmp_path):

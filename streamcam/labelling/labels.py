@@ -160,14 +160,18 @@ def parse_labels(doc: Any, frames: int, width: int, height: int, classes: tuple[
 
 def parse_classes(spec: Optional[str]) -> tuple[str, ...]:
     """``"person,empty"`` -> ``("person", "empty")``; names must be usable as folder names."""
-    names = tuple(c.strip() for c in (spec or "person,empty").split(",") if c.strip())
+    return check_classes(tuple(c.strip() for c in (spec or "person,empty").split(",") if c.strip()), "classes")
+
+
+def check_classes(names: tuple[str, ...], field: str) -> tuple[str, ...]:
+    """At least two distinct names, each usable as a folder name (``train/<class>/``)."""
     if len(names) < 2 or len(set(names)) != len(names):
-        raise LabelError("classes", f"expected at least two distinct class names, got {spec!r}")
+        raise LabelError(field, f"expected at least two distinct class names, got {list(names)}")
     for c in names:
-        if c in (".", "..") or any(ch in c for ch in '/\\:*?"<>|') or c.startswith("."):
-            raise LabelError("classes", f"{c!r} cannot be a folder name")
+        if not isinstance(c, str) or not c or c.startswith(".") or any(ch in c for ch in '/\\:*?"<>|\0'):
+            raise LabelError(field, f"{c!r} cannot be a folder name")
     return names
 
 
 __all__ = ["Box", "LabelError", "Labels", "MAX_BOXES", "MAX_RANGES", "MAX_VALIDATION", "Range", "ValidationFrame",
-           "parse_classes", "parse_labels"]
+           "check_classes", "parse_classes", "parse_labels"]

@@ -34,7 +34,7 @@ from urllib.parse import urlsplit
 
 from ..capture.indexed import IndexedFrames
 from ..errors import SourceError, StreamcamError
-from .labels import LabelError, Labels, parse_classes, parse_labels
+from .labels import LabelError, Labels, check_classes, parse_classes, parse_labels
 from .writer import load_session, write_dataset
 
 log = logging.getLogger(__name__)
@@ -116,7 +116,7 @@ class _Handler(BaseHTTPRequestHandler):
             body = self.rfile.read(length)
             try:
                 doc = json.loads(body.decode("utf-8"), parse_constant=_no_constant)
-            except (UnicodeDecodeError, ValueError) as exc:
+            except (UnicodeDecodeError, ValueError, RecursionError) as exc:
                 self._json(400, {"error": f"body: not valid JSON: {exc}", "field": "body"})
                 return
             try:
@@ -165,7 +165,8 @@ class LabelServer:
         self.host, self.port = host, port
         self.on_save = on_save
         saved = load_session(self.out_dir, frames)
-        self.classes: tuple[str, ...] = classes or (saved["classes"] if saved else parse_classes(None))
+        self.classes: tuple[str, ...] = check_classes(
+            tuple(classes or (saved["classes"] if saved else parse_classes(None))), "--classes")
         if step is not None and (isinstance(step, bool) or not isinstance(step, int) or step < 1):
             raise LabelError("--step", f"expected an integer >= 1, got {step!r}")
         self.step: int = step or (saved["step"] if saved else 1)

@@ -26,7 +26,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from ..errors import StreamcamError
-from .labels import LabelError, Labels, parse_labels
+from .labels import LabelError, Labels, check_classes, parse_labels
 
 SESSION_FILE = "label-session.json"
 OUTPUTS = ("train", "val", "VAL.json", "labels.yaml", SESSION_FILE)
@@ -203,6 +203,7 @@ def load_session(out_dir: str | os.PathLike, frames: Frames) -> dict[str, Any] |
     classes = doc.get("classes")
     if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes):
         raise LabelError(f"{SESSION_FILE}.classes", f"expected a list of names, got {classes!r}")
+    check_classes(tuple(classes), f"{SESSION_FILE}.classes")
     step = doc.get("step", 1)
     if isinstance(step, bool) or not isinstance(step, int) or step < 1:
         raise LabelError(f"{SESSION_FILE}.step", f"expected an integer >= 1, got {step!r}")
