@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
@@ -37,6 +38,10 @@ def test_thermal_stack_keeps_counts_and_displays_8_bit(tmp_path):
         assert shown.dtype == np.uint8 and shown[50, 70] == 255 and shown[0, 0] == 0
 
 
-def test_missing_source_is_a_source_error(tmp_path):
+def test_missing_source_and_mixed_sizes_are_source_errors(tmp_path):
     with pytest.raises(SourceError, match="does not exist"):
         IndexedFrames(tmp_path / "nope.mp4")
+    folder = write_png_folder(tmp_path / "imgs", n=3)
+    cv2.imwrite(str(folder / "img2.png"), np.zeros((10, 20), np.uint8))
+    with IndexedFrames(folder) as frames, pytest.raises(SourceError, match="frame 2 is 20x10, frame 0 is 160x120"):
+        frames.frame(2)

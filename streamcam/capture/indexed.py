@@ -135,6 +135,10 @@ class IndexedFrames:
             img = self._read_video(i) if self.kind == "video" else self._read_item(i)
             if img is None:
                 raise SourceError(f"{self.path}: cannot decode frame {i} of {self.count}")
+            size = getattr(self, "width", None), getattr(self, "height", None)
+            if size[0] is not None and (img.shape[1], img.shape[0]) != size:
+                raise SourceError(f"{self.path}: frame {i} is {img.shape[1]}x{img.shape[0]}, frame 0 is "
+                                  f"{size[0]}x{size[1]}: expected frames of one size")
             self._cache[i] = img
             while len(self._cache) > CACHE_FRAMES:
                 self._cache.popitem(last=False)

@@ -194,7 +194,7 @@ class LabelServer:
         self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.1},
                                         name="label-http", daemon=True)
         self._thread.start()
-        log.info("labelling %s at %s", self.frames.path, self.url)
+        log.debug("labelling %s at %s", self.frames.path, self.url)
         return self
 
     def stop(self, timeout: float = 2.0) -> None:
