@@ -36,6 +36,7 @@ def test_thermal_stack_keeps_counts_and_displays_8_bit(tmp_path):
         assert raw.dtype == np.uint16 and raw[0, 0] == 3020 and raw[50, 70] == 6000
         shown = frames.display(2)
         assert shown.dtype == np.uint8 and shown[50, 70] == 255 and shown[0, 0] == 0
+        assert frames.jpeg(2)[:2] == b"\xff\xd8"
 
 
 def test_missing_source_and_mixed_sizes_are_source_errors(tmp_path):
