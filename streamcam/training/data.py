@@ -28,12 +28,12 @@ import csv
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import cv2
 import numpy as np
 
-from ..errors import ConfigError
+from ..errors import ConfigError, SourceError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 
@@ -171,11 +171,10 @@ def _read_segments(path: Path) -> tuple[list[tuple[str, int, int, str, int | Non
     raise ConfigError(f"{path}: expected a .yaml/.yml or .csv label file")
 
 
-def _segment_frames(path: Path, vpath: Path, start: int, end: int, step: int):
+def _segment_frames(path: Path, vpath: Path, start: int, end: int, step: int) -> Iterator[tuple[int, np.ndarray]]:
     """``(i, frame)`` for every ``step``-th frame ``start <= i < end`` of a video, image folder or thermal sequence."""
     if vpath.is_dir() or vpath.suffix.lower() in (".npy", ".tif", ".tiff"):
         from ..capture.indexed import IndexedFrames
-        from ..errors import SourceError
 
         try:
             with IndexedFrames(vpath) as frames:
