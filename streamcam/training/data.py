@@ -11,9 +11,11 @@ Sources (all give :class:`LabelledImages`: uint8 images as OpenCV reads them, BG
       step: 5                    # keep every 5th frame of each range
       segments:
         - {start: 0, end: 120, class: empty}     # end exclusive
-        - {start: 120, end: 300, class: person}
+        - {start: 120, end: 300, class: person, step: 2}   # a segment's own step
 
   or a CSV with the header ``video,start,end,class`` (one range per row, ``video`` may repeat).
+  ``video`` may also be an image folder or a ``.npy``/TIFF thermal sequence (frame i: its i-th
+  image, in natural order), as ``streamcam label`` writes it for such recordings.
 
 :func:`stratified_split` keeps every class's share in train and validation (seeded).
 :class:`Augment` is a numpy/cv2 augmentation that works for grey (IR) and colour images alike:
@@ -26,12 +28,12 @@ import csv
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import cv2
 import numpy as np
 
-from ..errors import ConfigError
+from ..errors import ConfigError, SourceError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 
@@ -135,8 +137,8 @@ def _shrink(img: np.ndarray, max_side: int | None) -> np.ndarray:
     return img
 
 
-def _read_segments(path: Path) -> tuple[list[tuple[str, int, int, str]], int]:
-    """[(video, start, end, class)], step from a YAML or CSV label file."""
+def _read_segments(path: Path) -> tuple[list[tuple[str, int, int, str, int | None]], int]:
+    """[(video, start, end, class, the segment's own step or None)], step from a YAML or CSV label file."""
     if path.suffix.lower() in (".yaml", ".yml"):
         import yaml
 
@@ -148,7 +150,8 @@ def _read_segments(path: Path) -> tuple[list[tuple[str, int, int, str]], int]:
         segs = []
         for i, s in enumerate(doc["segments"]):
             try:
-                segs.append((str(s.get("video", doc["video"])), int(s["start"]), int(s["end"]), str(s["class"])))
+                own = int(s["step"]) if s.get("step") is not None else None
+                segs.append((str(s.get("video", doc["video"])), int(s["start"]), int(s["end"]), str(s["class"]), own))
             except (KeyError, TypeError, ValueError) as exc:
                 raise ConfigError(f"{path}: segments[{i}]: expected start, end (ints) and class, got {s!r}") from exc
         return segs, step
@@ -161,44 +164,64 @@ def _read_segments(path: Path) -> tuple[list[tuple[str, int, int, str]], int]:
         segs = []
         for i, r in enumerate(rows):
             try:
-                segs.append((r["video"], int(r["start"]), int(r["end"]), r["class"].strip()))
+                segs.append((r["video"], int(r["start"]), int(r["end"]), r["class"].strip(), None))
             except ValueError as exc:
                 raise ConfigError(f"{path}: row {i + 2}: start/end must be integers, got {r!r}") from exc
         return segs, int(rows[0].get("step") or 1)
     raise ConfigError(f"{path}: expected a .yaml/.yml or .csv label file")
 
 
+def _segment_frames(path: Path, vpath: Path, start: int, end: int, step: int) -> Iterator[tuple[int, np.ndarray]]:
+    """``(i, frame)`` for every ``step``-th frame ``start <= i < end`` of a video, image folder or thermal sequence."""
+    if vpath.is_dir() or vpath.suffix.lower() in (".npy", ".tif", ".tiff"):
+        from ..capture.indexed import IndexedFrames
+
+        try:
+            with IndexedFrames(vpath) as frames:
+                if end > frames.count:
+                    raise ConfigError(f"{path}: {vpath} has {frames.count} frames, fewer than the segment's end {end}")
+                for i in range(start, end, step):
+                    yield i, frames.frame(i)
+        except SourceError as exc:
+            raise ConfigError(f"{path}: {exc}") from None
+        return
+    cap = cv2.VideoCapture(str(vpath))
+    if not cap.isOpened():
+        raise ConfigError(f"{path}: cannot open video {vpath}")
+    try:
+        cap.set(cv2.CAP_PROP_POS_FRAMES, start)
+        for i in range(start, end):
+            ok, frame = cap.read()
+            if not ok:
+                raise ConfigError(f"{path}: video {vpath} ended at frame {i}, before the segment's end {end}")
+            if (i - start) % step == 0:
+                yield i, frame
+    finally:
+        cap.release()
+
+
 def load_labelled_video(label_file: str | os.PathLike, classes: Sequence[str] | None = None, step: int | None = None,
                         max_side: int | None = 640) -> LabelledImages:
-    """Frames of the labelled ranges (every ``step``-th) of one or more videos, read with cv2."""
+    """Frames of the labelled ranges (every ``step``-th) of one or more videos, read with cv2.
+
+    ``step`` given here overrides every segment's; else a segment's own ``step``, else the file's."""
     path = Path(label_file)
     segs, file_step = _read_segments(path)
-    step = int(step or file_step)
-    if step < 1:
-        raise ConfigError(f"{path}: step: expected >= 1, got {step}")
     names = list(classes) if classes else sorted({s[3] for s in segs})
     images, labels, files = [], [], []
-    for video, start, end, cls in segs:
+    for video, start, end, cls, own_step in segs:
+        seg_step = int(step or own_step or file_step)
+        if seg_step < 1:
+            raise ConfigError(f"{path}: step: expected >= 1, got {seg_step}")
         if end <= start:
             raise ConfigError(f"{path}: segment {start}..{end} of {video}: expected end > start (end exclusive)")
         if cls not in names:
             raise ConfigError(f"{path}: class {cls!r} is not among {names}")
         vpath = Path(video) if Path(video).is_absolute() else path.parent / video
-        cap = cv2.VideoCapture(str(vpath))
-        if not cap.isOpened():
-            raise ConfigError(f"{path}: cannot open video {vpath}")
-        try:
-            cap.set(cv2.CAP_PROP_POS_FRAMES, start)
-            for i in range(start, end):
-                ok, frame = cap.read()
-                if not ok:
-                    raise ConfigError(f"{path}: video {vpath} ended at frame {i}, before the segment's end {end}")
-                if (i - start) % step == 0:
-                    images.append(_shrink(_grey_if_colourless(to_uint8(frame)), max_side))
-                    labels.append(names.index(cls))
-                    files.append(f"{vpath.as_posix()}#{i}")
-        finally:
-            cap.release()
+        for i, frame in _segment_frames(path, vpath, start, end, seg_step):
+            images.append(_shrink(_grey_if_colourless(to_uint8(frame)), max_side))
+            labels.append(names.index(cls))
+            files.append(f"{vpath.as_posix()}#{i}")
     if len(set(labels)) < 2:
         raise ConfigError(f"{path}: expected frames of at least two classes, got {sorted(set(labels))}")
     return LabelledImages(images, np.array(labels), tuple(names), f"video labels {path.as_posix()}", files)
