@@ -189,7 +189,9 @@ def format_table(rows: Sequence[dict[str, Any]]) -> str:
         ms = r["ms_per_frame"]
         for kind in ("raw", "stabilized"):
             v = r[kind]
-            name = r["method"] + (f" (thr {r['threshold'][kind]:g})" if isinstance(r.get("threshold"), dict) else "")
+            name = r["method"] + "".join(f" {k} {v:g}" for k, v in (r.get("settings") or {}).items())
+            if isinstance(r.get("threshold"), dict):
+                name += f" (thr {r['threshold'][kind]:g})"
             hota_s = f"{v['hota']:.3f}" if "hota" in v else "-"
             lines.append(f"| {r['sequence']} ({r['half']}) | {name}, {kind} | {v['localization']:.3f} | "
                          f"{_f(v['precision'])} | {v['mota']:.3f} | {_f(v['idf1'])} | {v['id_switches']} | {hota_s} | "
