@@ -156,7 +156,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
     from .detect import detect_file
 
     cfg = _load(args)
-    stats = detect_file(cfg, args.video, args.out, limit=args.limit, progress=not args.quiet)
+    stats = detect_file(cfg, args.video, args.out, limit=args.limit, progress=not args.quiet, video=args.write_video)
     print(json.dumps(stats))
     return 0
 
@@ -283,7 +283,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp = add("detect", cmd_detect, "run a recorded video through the processing code, one JSON line per frame")
     sp.add_argument("video", help="video file, image folder, .npy/TIFF thermal sequence, or synthetic:N")
     sp.add_argument("--config", required=True)
-    sp.add_argument("--out", required=True, help="output .jsonl")
+    sp.add_argument("--out", required=True, help="output .jsonl (detections and class probabilities per frame)")
+    sp.add_argument("--video", dest="write_video", metavar="OUT.mp4",
+                    help="also write the annotated frames (heatmap, boxes, track ids) to this MP4")
     sp.add_argument("--limit", type=int, help="stop after this many frames")
     sp.add_argument("--quiet", action="store_true")
     sp.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
