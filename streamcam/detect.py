@@ -2,7 +2,9 @@
 
 Decoding runs in a thread ahead of the network (bounded queue, so memory stays flat)
 while the main thread runs the same :class:`Detector` the live processor uses. One
-JSON line per frame, the same detection objects as the ``detections`` topic.
+JSON line per frame: the same detection objects as the ``detections`` topic, plus the
+frame's class probabilities (``"probs": {class: p}``). With ``video`` the frames are also
+written annotated as the publisher draws them (heatmap, trails, boxes, ids) to an MP4.
 """
 
 from __future__ import annotations
@@ -47,8 +49,20 @@ def _limit_of(spec: str, limit: int | None) -> int | None:
     return limit
 
 
-def detect_file(cfg: PipelineConfig, spec: str, out_path: str, limit: int | None = None, progress: bool = True) -> dict[str, Any]:
+def _annotated(cfg: PipelineConfig, image, result, tracks, stream: str):
+    from .publisher.annotate import annotate
+
+    blended = getattr(result, "blended", None)  # a GPU frame path has blended the heatmap already
+    if blended is not None:
+        return annotate(blended, None, result.detections, heatmap=False, stream=stream, tracks=tracks)
+    return annotate(image, result.cam, result.detections, heatmap=cfg.publisher.heatmap, alpha=cfg.publisher.alpha,
+                    stream=stream, tracks=tracks)
+
+
+def detect_file(cfg: PipelineConfig, spec: str, out_path: str, limit: int | None = None, progress: bool = True,
+                video: str | None = None) -> dict[str, Any]:
     from .processor.stage import build_tracked_detector
+    from .publisher.recorder import _Mp4Writer
 
     tracked = build_tracked_detector(cfg)
     detector = tracked.detector
@@ -83,6 +97,8 @@ def detect_file(cfg: PipelineConfig, spec: str, out_path: str, limit: int | None
     fps = getattr(source, "fps", None) or cfg.streams[0].source.fps
     stream = os.path.splitext(os.path.basename(spec.rstrip("/")))[0] or "file"
     stream = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in stream)[:64]
+    classes = list(detector.meta.classes)
+    writer = _Mp4Writer(video) if video else None
     n = n_det = 0
     try:
         with open(out_path, "w") as out:
@@ -93,9 +109,15 @@ def detect_file(cfg: PipelineConfig, spec: str, out_path: str, limit: int | None
                 # Offline, time is the media's: frames arrive faster than real time, and the
                 # stabilizer's motion model works in seconds of the scene, not of the decoder.
                 t_ns = int(f.index * 1e9 / fps)
-                r, _ = tracked.process(stream, f.image, f.pixel_format, t_ns)
+                r, tracks = tracked.process(stream, f.image, f.pixel_format, t_ns)
                 h, w = f.image.shape[:2]
                 rec = detections_record(stream, n, t_ns, w, h, r.detections)
+                if len(r.probs) == len(classes):
+                    rec["probs"] = {c: round(float(p), 4) for c, p in zip(classes, r.probs)}
+                if writer is not None:
+                    if writer.size is None:
+                        writer.open(fps, w, h)
+                    writer.write(_annotated(cfg, f.image, r, tracks, stream))
                 out.write(json.dumps(rec, separators=(",", ":")) + "\n")
                 n += 1
                 n_det += len(r.detections)
@@ -107,11 +129,16 @@ def detect_file(cfg: PipelineConfig, spec: str, out_path: str, limit: int | None
         stop.set()
         t.join(timeout=2.0)
         source.close()
-        detector.engine.close()
+        if writer is not None:
+            writer.close()
+        getattr(detector, "close", detector.engine.close)()
     if progress:
         print(file=sys.stderr)
     if error:
         raise error[0]
     elapsed = time.perf_counter() - t0
-    return {"frames": n, "detections": n_det, "seconds": round(elapsed, 3), "fps": round(n / elapsed, 1) if elapsed else 0.0,
-            "out": out_path}
+    stats = {"frames": n, "detections": n_det, "seconds": round(elapsed, 3),
+             "fps": round(n / elapsed, 1) if elapsed else 0.0, "out": out_path}
+    if writer is not None:
+        stats["video"] = video
+    return stats

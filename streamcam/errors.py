@@ -28,3 +28,7 @@ class BackendUnavailable(StreamcamError):
 
 class SourceError(StreamcamError):
     """A video source cannot be opened or has stopped delivering frames."""
+
+
+class DataError(StreamcamError):
+    """A dataset file (ground truth, sequence info) is missing or malformed; the message names the file and line."""

@@ -199,10 +199,34 @@ def test_detect_writes_one_json_line_per_frame(short_tmp, tiny_model, port):
     lines = [json.loads(x) for x in out.read_text().splitlines()]
     assert len(lines) == 12 and [x["seq"] for x in lines] == list(range(12))
     for rec in lines:
-        assert set(rec) == {"seq", "t_capture_ns", "stream", "width", "height", "detections"}
+        assert set(rec) == {"seq", "t_capture_ns", "stream", "width", "height", "detections", "probs"}
         assert (rec["width"], rec["height"]) == (320, 240)
+        assert set(rec["probs"]) == {"no_person", "person"} and sum(rec["probs"].values()) == pytest.approx(1, abs=1e-3)
         for d in rec["detections"]:
             assert set(d) == {"box", "score", "label", "track_id"} and len(d["box"]) == 4
+
+
+def test_detect_writes_the_annotated_video(short_tmp, tiny_model, port):
+    import cv2
+
+    cfg = _config(short_tmp, tiny_model, port)
+    out, video = short_tmp / "d.jsonl", short_tmp / "d.mp4"
+    r = subprocess.run([sys.executable, "-m", "streamcam", "detect", "synthetic:10", "--config", str(cfg), "--out", str(out),
+                        "--video", str(video), "--quiet"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["video"] == str(video)
+    cap = cv2.VideoCapture(str(video))
+    frames = []
+    while True:
+        ok, img = cap.read()
+        if not ok:
+            break
+        frames.append(img)
+    cap.release()
+    assert len(frames) == 10 and frames[0].shape == (240, 320, 3)
+    # Annotated, not the grey source: the heatmap blend colours the frame.
+    b, g, rr = (frames[0][..., i].astype(int) for i in range(3))
+    assert max(abs(b - g).mean(), abs(g - rr).mean()) > 5
 
 
 def test_help_lists_every_command():

@@ -56,17 +56,26 @@ class TrackedDetector:
         return [Detection(tuple(pk.box), p * float(pk.value), label)  # type: ignore[arg-type]
                 for pk in find_peaks(result.cam, frame_size)]
 
-    def process(self, stream: str, image: np.ndarray, pixel_format: str, t_capture_ns: int
-                ) -> tuple[FrameResult, list[dict[str, Any]]]:
-        result = self.detector.detect(image, pixel_format, min_score=self.candidate_min_score, stream=stream)
+    def candidates(self, result: FrameResult, frame_size: tuple[int, int]) -> list[Detection]:
+        """What the stabilizer is fed for one frame: the detector's boxes, or the CAM's peaks."""
+        return self._peaks(result, frame_size) if self.config.input == "peaks" else list(result.detections)
+
+    def track(self, stream: str, result: FrameResult, frame_size: tuple[int, int], t_capture_ns: int
+              ) -> tuple[FrameResult, list[dict[str, Any]]]:
+        """The stabilizer step of :meth:`process` on a detector's ``result`` (detected at the
+        candidate gate, ``candidate_min_score``): tracked detections and the published tracks."""
         if not self.config.enabled:
             return result, []
         t0 = time.perf_counter()
-        h, w = image.shape[:2]
-        candidates = self._peaks(result, (w, h)) if self.config.input == "peaks" else result.detections
         stab = self._stabilizer(stream)
-        tracked = stab.update(candidates, t_capture_ns / 1e9, (w, h))
+        tracked = stab.update(self.candidates(result, frame_size), t_capture_ns / 1e9, frame_size)
         tracks = [{"id": t.id, "state": t.state, "trail": [[round(x, 1), round(y, 1)] for x, y in t.trail]}
                   for t in stab.tracks if t.state != "tentative"]
         timings = dict(result.timings_ms, track=(time.perf_counter() - t0) * 1e3)
         return dataclasses.replace(result, detections=tracked, timings_ms=timings), tracks
+
+    def process(self, stream: str, image: np.ndarray, pixel_format: str, t_capture_ns: int
+                ) -> tuple[FrameResult, list[dict[str, Any]]]:
+        result = self.detector.detect(image, pixel_format, min_score=self.candidate_min_score, stream=stream)
+        h, w = image.shape[:2]
+        return self.track(stream, result, (w, h), t_capture_ns)
