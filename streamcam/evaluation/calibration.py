@@ -116,13 +116,40 @@ def labelled_frames(labels_path: str | Path) -> list[Frame]:
 
 
 def calibrate(model_path: str, frames: Iterable[Frame], aspect: bool = True) -> dict[str, Any]:
-    """Sweep threshold x box rule on ``frames``; ``aspect=False``: symmetric margins only."""
+    """Sweep threshold x box rule on ``frames``; ``aspect=False``: symmetric margins only.
+
+    A multiple-instance model trained at several input scales (``presence: peak``, its provenance
+    lists them) is calibrated at each, and the scale whose boxes localize best is kept: how many
+    cells a person spans is the camera's, and the labelled frames show it."""
+    from ..processor.model_meta import read_metadata
+
+    meta = read_metadata(model_path)
+    mil = meta.provenance.get("metrics", {}).get("mil", {}) if meta.presence == "peak" else {}
+    if not mil.get("scales") or not mil.get("base_input"):
+        return _calibrate_at(model_path, frames, aspect, None)
+    frames = list(frames)
+    best = None
+    for scale in mil["scales"]:
+        size = tuple(max(32, int(round(v * float(scale) / 16)) * 16) for v in mil["base_input"])
+        r = _calibrate_at(model_path, frames, aspect, size)
+        score = max(r["val_localization_accuracy"], r.get("val_peak_localization_accuracy", 0.0) if r["peak_boxes"] else 0.0)
+        r.update(input_width=size[0], input_height=size[1], input_scale=float(scale))
+        if best is None or score > best[0]:
+            best = (score, r)
+    return best[1]
+
+
+def _calibrate_at(model_path: str, frames: Iterable[Frame], aspect: bool, size: tuple[int, int] | None) -> dict[str, Any]:
+    import dataclasses
+
     from ..processor.boxes import boxes_from_cam
     from ..processor.detector import Detector
     from ..processor.engines import create_engine
     from .localization import match_boxes
 
     det = Detector(create_engine(str(model_path)), min_score=0.0)
+    if size is not None:
+        det.meta = dataclasses.replace(det.meta, input_width=int(size[0]), input_height=int(size[1]))
     pos = det.class_indices[0]
     items, margins, labels = [], [], []
     n_frames = 0
@@ -157,16 +184,53 @@ def calibrate(model_path: str, frames: Iterable[Frame], aspect: bool = True) -> 
             results.append((hits / max(total, 1), complexity(rule), th, rule))
     results.sort(key=lambda r: (-r[0], r[1]))
     acc, _, th, rule = results[0]
+    peak = calibrate_peaks(items) if det.meta.presence == "peak" else None
     baseline = max((r for r in results if r[3].is_identity), key=lambda r: r[0])
     symmetric = max((r for r in results if r[3].aspect is None and r[3].top == r[3].bottom), key=lambda r: r[0])
     return {"val_localization_accuracy": round(acc, 4), "cam_threshold": th, "box_shrink_cells": rule.sides,
             "box_shrink_cells_y": rule.top, "box_shrink_cells_bottom": rule.bottom, "box_shrink_rel": rule.rel,
             "box_aspect": rule.aspect, "val_without_shrink": round(baseline[0], 4),
             "val_threshold_without_shrink": baseline[2], "val_symmetric_margins_only": round(symmetric[0], 4),
-            "person_logit_shift": round(best_shift, 3),
+            "person_logit_shift": round(best_shift, 3) if det.meta.presence == "mean" else 0.0,
             "val_presence_accuracy_before": round(presence_before, 4),
             "val_presence_accuracy_after": round(float(acc_by_shift.max()), 4),
-            "val_frames": n_frames, "persons": sum(len(g) for _, g, _ in items)}
+            "val_frames": n_frames, "persons": sum(len(g) for _, g, _ in items),
+            **({"peak_boxes": peak["rule"], "val_peak_localization_accuracy": peak["accuracy"],
+                "val_peak_precision": peak["precision"]} if peak and peak["accuracy"] > acc else
+               {"peak_boxes": None, **({"val_peak_localization_accuracy": peak["accuracy"]} if peak else {})})}
+
+
+PEAK_LEVELS = (0.0, 1.0, 2.0, 3.0)
+PEAK_RADII = (1, 2, 3)
+PEAK_NMS = (0.2, 0.3, 0.4)
+
+
+def calibrate_peaks(items: Sequence[tuple[np.ndarray, list, tuple[int, int]]]) -> dict[str, Any] | None:
+    """The best :class:`~streamcam.processor.peak_boxes.PeakBoxRule` on ``(map, boxes, frame size)``
+    items: its geometry fitted for each level x radius x nms, scored by localization (precision breaks
+    near-ties: a peak rule can fire on every small bump)."""
+    from ..processor.peak_boxes import fit_geometry
+    from .localization import match_boxes
+
+    maps, gts, sizes = [i[0] for i in items], [i[1] for i in items], [i[2] for i in items]
+    best = None
+    for level in PEAK_LEVELS:
+        for radius in PEAK_RADII:
+            for nms in PEAK_NMS:
+                rule = fit_geometry(maps, gts, sizes, level, radius, nms)
+                if rule is None:
+                    continue
+                hits = total = found = 0
+                for cam, g, size in zip(maps, gts, sizes):
+                    boxes = [b for b, _ in rule.boxes(cam, size)]
+                    hits += len(match_boxes(boxes, g, 0.5))
+                    total, found = total + len(g), found + len(boxes)
+                acc, prec = hits / max(total, 1), hits / max(found, 1)
+                if best is None or acc + 0.1 * prec > best[0]:
+                    best = (acc + 0.1 * prec, acc, prec, rule)
+    if best is None:
+        return None
+    return {"rule": best[3].to_dict(), "accuracy": round(best[1], 4), "precision": round(best[2], 4)}
 
 
 def candidate_rules(aspect: bool = True):
@@ -217,7 +281,8 @@ def write_calibration(model_path: str, result: dict[str, Any]) -> None:
         model_path, cam_threshold=result["cam_threshold"], box_shrink_cells=result["box_shrink_cells"],
         box_shrink_cells_y=result["box_shrink_cells_y"], box_shrink_rel=result["box_shrink_rel"],
         box_shrink_cells_bottom=result.get("box_shrink_cells_bottom"), box_aspect=result.get("box_aspect"),
-        cam_bias=bias, provenance={**meta.provenance, "box_calibration": result})
+        peak_boxes=result.get("peak_boxes"), cam_bias=bias,
+        **({k: int(result[k]) for k in ("input_width", "input_height") if k in result}), provenance={**meta.provenance, "box_calibration": result})
 
 
 def main(argv: list[str] | None = None) -> int:

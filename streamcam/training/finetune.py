@@ -47,6 +47,9 @@ from .data import Augment, LabelledImages, WindowSampler, load_data, resize_to, 
 
 log = logging.getLogger(__name__)
 
+MIN_VAL_PER_CLASS = 5
+"""Fewer validation images per class than this cannot pick an epoch: one image flips the loss."""
+
 
 @dataclass(frozen=True)
 class FinetuneConfig:
@@ -56,10 +59,24 @@ class FinetuneConfig:
     """Folder ``root/<class>/*.jpg`` or a labelled-video ``.yaml``/``.csv``."""
     out: str = "model.onnx"
     """ONNX file to write (metadata inside)."""
-    backbone: str = "resnet18"
-    """resnet18, resnet50, mobilenet_v2, mobilenet_v3_small or tiny_gap."""
+    backbone: str = "mobilenet_v2_s16"
+    """mobilenet_v2_s16 (MobileNetV2's ImageNet trunk at stride 16: the full-frame localization
+    recipe), resnet18, resnet50, mobilenet_v2, mobilenet_v3_small or tiny_gap."""
     weights: str | None = "DEFAULT"
-    """torchvision weights name (DEFAULT, IMAGENET1K_V1...), a local .pth file, or none (random init)."""
+    """DEFAULT (the ImageNet weights: offline for mobilenet_v2*, from torchvision's hub otherwise),
+    a torchvision weights name, a local .pth file, or none (random init)."""
+    recipe: str = "auto"
+    """``mil``: full frames, a multiple-instance head on the frozen trunk (:mod:`streamcam.training.mil`);
+    ``windows``: windows at the live scale (``window``); ``whole``: whole images stretched to the
+    input (classification). ``auto``: windows when ``window`` is set, mil for a pretrained
+    mobilenet_v2_s16, else whole."""
+    mil_pool_r: float = 5.0
+    """mil: log-sum-exp sharpness of a person frame's bag score."""
+    mil_views: int = 2
+    """mil: views per frame (the frame plus mirrored / gain-jittered copies)."""
+    mil_steps: int = 300
+    """mil: full-batch steps of the head on the cached features."""
+    mil_weight_decay: float = 1e-3
     classes: tuple[str, ...] = ()
     """Class order; empty: the sorted sub-folder / label names."""
     positive_classes: tuple[str, ...] = ()
@@ -150,8 +167,27 @@ class FinetuneConfig:
                 raise ConfigError(f"{key}: expected >= 0, got {getattr(self, key)!r}")
         if not 0.05 <= self.image_scale <= 4:
             raise ConfigError(f"image_scale: expected 0.05..4, got {self.image_scale!r}")
+        if self.recipe not in ("auto", "mil", "windows", "whole"):
+            raise ConfigError(f"recipe: expected auto, mil, windows or whole, got {self.recipe!r}")
+        if self.resolved_recipe == "mil" and self.window is not None:
+            raise ConfigError("recipe mil trains on full frames; window is for the windows recipe")
+        if self.resolved_recipe == "mil" and self.weights is None:
+            raise ConfigError("recipe mil trains a head on a frozen pretrained trunk: weights none has nothing to freeze")
+        for key in ("mil_views", "mil_steps"):
+            if int(getattr(self, key)) < 1:
+                raise ConfigError(f"{key}: expected >= 1, got {getattr(self, key)!r}")
+        if not self.mil_pool_r > 0:
+            raise ConfigError(f"mil_pool_r: expected > 0, got {self.mil_pool_r!r}")
         if self.input_size is not None and (len(self.input_size) != 2 or min(self.input_size) < 32):
             raise ConfigError(f"input_size: expected [W, H] with both >= 32, got {self.input_size!r}")
+
+    @property
+    def resolved_recipe(self) -> str:
+        if self.recipe != "auto":
+            return self.recipe
+        if self.window is not None:
+            return "windows"
+        return "mil" if self.backbone == "mobilenet_v2_s16" and self.weights is not None else "whole"
 
     @classmethod
     def from_dict(cls, d: dict) -> "FinetuneConfig":
@@ -394,37 +430,55 @@ def _finetune_one(cfg: FinetuneConfig, export: bool = True) -> dict:
     import torch
 
     from .backbones import build_backbone, pretrained_info
-    from .export import export_onnx
     from .nets import inner_logits, optimizer_step
 
     t_start = time.time()
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
     torch.set_num_threads(int(cfg.threads))
-    data = load_data(cfg.data, cfg.classes or None, **({"step": cfg.video_step} if cfg.video_step else {}))
+    # The full-frame recipe keeps the camera's resolution (people are a few cells); others shrink big files.
+    data = load_data(cfg.data, cfg.classes or None, **({"step": cfg.video_step} if cfg.video_step else {}),
+                     **({"max_side": 1280} if cfg.resolved_recipe == "mil" else {}))
     classes = data.classes
     unknown = set(cfg.positive_classes) - set(classes)
     if unknown:
         raise ConfigError(f"positive_classes: {sorted(unknown)} are not among the data's classes {list(classes)}")
     tr_idx, va_idx = stratified_split(data.labels, cfg.val_fraction, cfg.seed)
     train, val = data.subset(tr_idx), data.subset(va_idx)
+    if cfg.resolved_recipe == "mil" and len(val) and np.bincount(val.labels).min() < MIN_VAL_PER_CLASS:
+        # A handful of frames per class is the whole lesson; with no epochs to choose there is nothing
+        # a 4-frame split could decide, so every frame teaches (accuracy is then reported on them).
+        log.info("full-frame recipe: %d validation frames are too few to decide anything; all %d frames train",
+                 len(val), len(data))
+        train, val = data, data.subset([])
     if len(val) == 0:
         log.warning("no validation images (val_fraction %s, %d images): early stopping uses the training loss",
                     cfg.val_fraction, len(data))
     grey = data.is_grey
-    in_ch = (1 if grey else 3) if cfg.backbone == "tiny_gap" else None
     pretrained = cfg.weights is not None
     info = pretrained_info(cfg.weights)
     if info and info.get("backbone") not in (None, cfg.backbone):
         raise ConfigError(f"weights {cfg.weights} hold a {info['backbone']} trunk, but backbone is {cfg.backbone!r}")
+    # A pretrained trunk fixes its input channels (the IR trunk is grey: colour frames are converted
+    # to grey for it, as the live preprocessing does); otherwise tiny_gap follows the data.
+    in_ch = (len(info["mean"]) if "mean" in info else (1 if grey else 3)) if cfg.backbone == "tiny_gap" else None
     net_kwargs = dict(cfg.net) or {k: (tuple(v) if isinstance(v, list) else v) for k, v in info.get("net", {}).items()}
     model = build_backbone(cfg.backbone, len(classes), cfg.weights, in_channels=in_ch, **net_kwargs)
     spec = model.spec
-    iw, ih = cfg.input_size or tuple(info.get("input_size", ())) or (spec.input_width, spec.input_height)
+    recipe = cfg.resolved_recipe
+    if recipe == "mil" and cfg.input_size is None:
+        # Fully convolutional: run at the camera's own resolution (x image_scale), so a person keeps
+        # the cells it has in the live frame; multiples of the stride keep the map aligned.
+        fh, fw = data.images[0].shape[:2]
+        iw, ih = (max(spec.stride * 2, int(round(v * cfg.image_scale / spec.stride)) * spec.stride) for v in (fw, fh))
+    else:
+        iw, ih = cfg.input_size or tuple(info.get("input_size", ())) or (spec.input_width, spec.input_height)
     if "mean" in info and len(info["mean"]) == spec.input_channels:
         mean, std = tuple(info["mean"]), tuple(info["std"])  # the pretrained trunk's own normalisation
     elif spec.input_channels == 1:
-        m, s = _grey_stats(train.images)
+        # Measured on all the data, not the split: ensemble members (other seeds, other splits) must
+        # normalise alike to be averaged into one network.
+        m, s = _grey_stats(data.images)
         mean, std = (m,), (s,)
     else:
         mean, std = spec.mean, spec.std
@@ -435,6 +489,13 @@ def _finetune_one(cfg: FinetuneConfig, export: bool = True) -> dict:
         cam_weights=np.zeros((len(classes), k), np.float32), cam_bias=np.zeros(len(classes), np.float32),
         cam_threshold=cfg.cam_threshold, positive_classes=tuple(cfg.positive_classes),
     )
+    if recipe == "mil":
+        from .mil import split_classes
+
+        pos_index, _ = split_classes(classes, cfg.positive_classes)
+        meta = dataclasses.replace(meta, presence="peak", positive_classes=(classes[pos_index],))
+        return _finish(cfg, model, meta, data, train, val, t_start, *_train_mil(cfg, model, meta, train, classes),
+                       export=export)
     aug = Augment((int(iw), int(ih)), scale=tuple(cfg.augment_scale), flip=cfg.flip, brightness=cfg.brightness,
                   contrast=cfg.contrast)
     windows, cells, wmeta = None, 0, None
@@ -464,6 +525,11 @@ def _finetune_one(cfg: FinetuneConfig, export: bool = True) -> dict:
     stopped = ""
     epoch = 0
     swa: dict = {"sum": None, "n": 0}
+    per_class_val = np.bincount(val.labels, minlength=len(classes)) if len(val) else np.zeros(len(classes), int)
+    early_stop = int(per_class_val.min()) >= MIN_VAL_PER_CLASS
+    if len(val) and not early_stop:
+        log.info("validation split has %s images per class (< %d): too few to decide early stopping or the best "
+                 "epoch; every epoch runs and the last weights are kept", per_class_val.tolist(), MIN_VAL_PER_CLASS)
     for k_phase, (phase, body_trainable, n_epochs, lr) in enumerate(phases):
         last_phase = k_phase == len(phases) - 1
         for p in model.body.parameters():
@@ -493,7 +559,7 @@ def _finetune_one(cfg: FinetuneConfig, export: bool = True) -> dict:
                 ta.append(step_acc)
                 bar.update(loss=float(np.mean(tl)), acc=float(np.mean(ta)))
             vl, va = _evaluate(model, val, meta, (int(iw), int(ih)), bs, windows, positive, cells)
-            monitor = vl if len(val) else float(np.mean(tl))
+            monitor = vl if early_stop else (float(np.mean(tl)) if not len(val) else -float(epoch))
             history.append({"epoch": epoch, "phase": phase, "train_loss": float(np.mean(tl)),
                             "train_acc": float(np.mean(ta)), "val_loss": vl, "val_acc": va})
             bar.close(f"{phase} epoch {epoch}: train loss {np.mean(tl):.4f} acc {np.mean(ta):.3f} | "
@@ -517,31 +583,81 @@ def _finetune_one(cfg: FinetuneConfig, export: bool = True) -> dict:
     model.eval()
     val_loss, val_acc = _evaluate(model, val, meta, (int(iw), int(ih)), bs, windows, positive, cells)
     train_loss, train_acc = _evaluate(model, train, meta, (int(iw), int(ih)), bs, windows, positive, cells)
-    train_seconds = time.time() - t_start
     metrics = {"val_loss": val_loss, "val_accuracy": val_acc, "train_loss": train_loss, "train_accuracy": train_acc,
                "best_epoch": best["epoch"], "averaged_epochs": swa["n"], "epochs_run": epoch,
-               "stopped": stopped or "all epochs",
-               "train_seconds": round(train_seconds, 1)}
+               "stopped": stopped or "all epochs"}
+    return _finish(cfg, model, meta, data, train, val, t_start, history, metrics, export=export)
+
+
+def _train_mil(cfg: FinetuneConfig, model, meta: ModelMetadata, train: LabelledImages,
+               classes: Sequence[str]) -> tuple[list, dict]:
+    """The full-frame recipe: a multiple-instance head on the frozen trunk (:mod:`streamcam.training.mil`)."""
+    from .mil import MilSettings, fit_mil_head, split_classes
+
+    pos, _ = split_classes(classes, cfg.positive_classes)
+    settings = MilSettings(pool_r=float(cfg.mil_pool_r), views=int(cfg.mil_views), steps=int(cfg.mil_steps),
+                           weight_decay=float(cfg.mil_weight_decay))
+    if cfg.progress:
+        sys.stderr.write(f"full-frame recipe: frozen {cfg.backbone} trunk at {meta.input_width}x{meta.input_height}, "
+                         f"multiple-instance head on {len(train)} frames x {settings.views} views\n")
+    report = fit_mil_head(model, train.images, train.labels, pos, meta, settings, cfg.seed)
+    metrics = {"recipe": "mil", "mil": {**{k: v for k, v in report.items() if k != "history"},
+                                        "base_input": [meta.input_width, meta.input_height]},
+               "mil_settings": dataclasses.asdict(settings)}
+    return report["history"], metrics
+
+
+def _presence_accuracy(model, data: LabelledImages, meta: ModelMetadata) -> float:
+    """Frames whose class at the map's peak cell (``presence: peak``) is their label."""
+    import torch
+
+    if len(data) == 0:
+        return float("nan")
+    pos = meta.class_index(meta.positive_classes[0] if meta.positive_classes else meta.classes[-1])
+    model.eval()
+    with torch.no_grad():
+        correct = 0
+        for im, y in zip(data.images, data.labels):
+            _, f = model(_batch([im], meta))
+            cams = torch.einsum("ck,nkhw->nchw", model.classifier.weight, f)[0].flatten(1)
+            # as the Detector reads it: at the cell where the positive class leads the others most
+            others = torch.cat([cams[:pos], cams[pos + 1:]]).amax(0)
+            peak = int(torch.argmax(cams[pos] - others))
+            correct += int(int(cams[:, peak].argmax()) == int(y))
+    return correct / len(data)
+
+
+def _finish(cfg: FinetuneConfig, model, meta: ModelMetadata, data: LabelledImages, train: LabelledImages,
+            val: LabelledImages, t_start: float, history: list, metrics: dict, export: bool = True) -> dict:
+    """Provenance, export and the ONNX Runtime check of a trained network (every recipe ends here)."""
+    from .export import export_onnx
+
+    model.eval()
+    if meta.presence == "peak":
+        metrics = {**metrics, "val_accuracy": _presence_accuracy(model, val, meta),
+                   "train_accuracy": _presence_accuracy(model, train, meta)}
+    metrics["train_seconds"] = round(time.time() - t_start, 1)
     provenance = {
         "trainer": "streamcam.training.finetune", "backbone": cfg.backbone,
         "weights": cfg.weights if cfg.weights is not None else "none (random init)",
         "data": {**data.summary(), "train": len(train), "val": len(val)},
         "recipe": {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(cfg).items()},
-        "epochs": epoch, "history": history, "metrics": metrics, "seed": cfg.seed,
+        "epochs": metrics.get("epochs_run", 0), "history": history, "metrics": metrics, "seed": cfg.seed,
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
     meta = dataclasses.replace(meta, provenance=provenance)
     check_image = (val if len(val) else train).images[0]
+    classes = list(data.classes)
     if not export:
         return {"meta": meta, "model": model, "check_image": check_image, "metrics": metrics, "history": history,
-                "weights": provenance["weights"], "classes": list(classes), "data": provenance["data"]}
+                "weights": provenance["weights"], "classes": classes, "data": provenance["data"]}
     out = export_onnx(model, cfg.out, meta)
     check = verify_export(model, str(out), check_image, threads=int(cfg.threads), tolerance=cfg.check_tolerance)
-    result = {"out": str(out), "backbone": cfg.backbone, "weights": provenance["weights"], "classes": list(classes),
+    result = {"out": str(out), "backbone": cfg.backbone, "weights": provenance["weights"], "classes": classes,
               "data": provenance["data"], "metrics": metrics, "history": history, "export_check": check,
               "total_seconds": round(time.time() - t_start, 1)}
     if cfg.progress:
-        sys.stderr.write(f"wrote {out}: val accuracy {val_acc:.3f}, ONNX check max abs diff logits "
+        sys.stderr.write(f"wrote {out}: val accuracy {metrics['val_accuracy']:.3f}, ONNX check max abs diff logits "
                          f"{check['logits_max_abs_diff']:.2e} CAM {check['cam_max_abs_diff']:.2e}\n")
     result["model"] = model
     result["check_image"] = check_image
@@ -553,7 +669,11 @@ def build_parser() -> argparse.ArgumentParser:
                                  "images (root/<class>/*.jpg or a labelled video) and export it to ONNX for streamcam.")
     ap.add_argument("data", nargs="?", help="folder root/<class>/*.jpg|png, or a labelled-video .yaml/.csv")
     ap.add_argument("--config", help="finetune YAML (configs/finetune-example.yaml); flags override its keys")
-    ap.add_argument("--backbone", help="resnet18 (default), resnet50, mobilenet_v2, mobilenet_v3_small, tiny_gap")
+    ap.add_argument("--backbone", help="mobilenet_v2_s16 (default: full frames, offline ImageNet weights), resnet18, "
+                                       "resnet50, mobilenet_v2, mobilenet_v3_small, tiny_gap")
+    ap.add_argument("--recipe", choices=("auto", "mil", "windows", "whole"),
+                    help="mil: full frames, a person anywhere (default for mobilenet_v2_s16); windows: --window; "
+                         "whole: classification of whole images")
     ap.add_argument("--out", help="ONNX file to write (default model.onnx)")
     ap.add_argument("--weights", help="DEFAULT / a torchvision weights name (needs internet once), a local .pth, "
                                       "or none (random init)")
@@ -589,7 +709,7 @@ def config_from_args(args: argparse.Namespace) -> FinetuneConfig:
         d["data"] = args.data
     for key in ("backbone", "out", "weights", "epochs", "unfreeze", "unfreeze_epochs", "lr", "lr_unfrozen",
                 "batch_size", "samples_per_epoch", "val_fraction", "patience", "seed", "threads", "max_minutes",
-                "context", "image_scale", "ensemble", "flip_average"):
+                "context", "image_scale", "ensemble", "flip_average", "recipe"):
         v = getattr(args, key)
         if v is not None:
             d[key] = v
@@ -626,7 +746,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(text + "\n")
-    if cfg.window is not None:  # trained to localize: its boxes still need their rule fitted
+    if cfg.resolved_recipe in ("windows", "mil"):  # trained to localize: its boxes still need their rule fitted
         print(f"next: streamcam calibrate {cfg.out} --labels VAL.json  (box threshold, margins and decision "
               f"bias from a few box-labelled validation frames; docs/training.md)", file=sys.stderr)
     return 0

@@ -1,0 +1,183 @@
+"""Boxes from a CAM's peaks and the camera's geometry: one box per local maximum.
+
+A multiple-instance head (``presence: peak`` models, :mod:`streamcam.training.mil`) lights up
+the most telling part of each person (a torso, a pair of legs), not the whole figure, and people
+walking in a line merge into one blob. Its map's *peaks* still say where each person is. For a
+fixed camera over a ground plane, how tall a person looks depends on where they stand: to first
+order linearly on the image row (the horizon at zero height). So each peak above ``level`` gives
+a box of height ``H * (a + b * y / H)`` at the peak's row ``y``, width ``height / aspect``, its
+centre ``centre * height`` below the peak; boxes overlapping a stronger one by more than ``nms``
+(IoU) are dropped. ``a, b, centre, aspect`` are fitted on a few box-labelled frames of the camera
+(:func:`fit_geometry`, called by ``streamcam calibrate``); this is the ground-plane size prior of
+classic surveillance detectors (Hoiem, Efros & Hebert, "Putting objects in perspective", CVPR 2006).
+
+Pure numpy; :func:`local_peaks` has a slow, obvious twin (:func:`local_peaks_reference`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Sequence
+
+import numpy as np
+
+from ..errors import ModelError
+
+Box = tuple[float, float, float, float]
+
+
+@dataclass(frozen=True)
+class PeakBoxRule:
+    """Peaks of the raw map above ``level`` -> boxes sized by the camera's ground-plane fit."""
+
+    level: float = 0.0
+    """Minimum peak value (raw CAM units; for a ``presence: peak`` model, the cell logit: 0 is p = 0.5)."""
+    radius: int = 1
+    """A peak is the maximum of its (2 radius + 1)^2 cells."""
+    nms: float = 0.3
+    """A box overlapping a stronger peak's box by more than this IoU is the same object."""
+    size: tuple[float, float] = (0.15, 0.0)
+    """Box height / frame height = size[0] + size[1] * (peak row / frame height)."""
+    centre: float = 0.0
+    """Box centre below the peak, as a fraction of the box height (negative: above)."""
+    aspect: float = 2.5
+    """Box height / width."""
+
+    def __post_init__(self) -> None:
+        if not np.isfinite(self.level):
+            raise ModelError(f"peak_boxes.level: expected a finite number, got {self.level!r}")
+        if not 1 <= int(self.radius) <= 8:
+            raise ModelError(f"peak_boxes.radius: expected 1..8 cells, got {self.radius!r}")
+        if not 0.0 < self.nms <= 1.0:
+            raise ModelError(f"peak_boxes.nms: expected 0 < IoU <= 1, got {self.nms!r}")
+        if len(self.size) != 2 or not all(np.isfinite(v) for v in self.size):
+            raise ModelError(f"peak_boxes.size: expected [a, b] (finite), got {self.size!r}")
+        if not -1.0 <= self.centre <= 1.0:
+            raise ModelError(f"peak_boxes.centre: expected -1..1 box heights, got {self.centre!r}")
+        if not 0.1 <= self.aspect <= 10.0:
+            raise ModelError(f"peak_boxes.aspect: expected height / width in [0.1, 10], got {self.aspect!r}")
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "PeakBoxRule":
+        if not isinstance(d, dict):
+            raise ModelError(f"peak_boxes: expected a mapping, got {type(d).__name__}")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ModelError(f"peak_boxes: unknown keys {unknown}; expected some of {sorted(known)}")
+        try:
+            d = {k: (tuple(float(x) for x in v) if k == "size" else (int(v) if k == "radius" else float(v)))
+                 for k, v in d.items()}
+        except (TypeError, ValueError) as exc:
+            raise ModelError(f"peak_boxes: expected numbers, got {d!r} ({exc})") from None
+        return cls(**d)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["size"] = [float(v) for v in self.size]
+        return d
+
+    def height(self, y: float, frame_h: float) -> float:
+        """Box height (px) of a person whose peak is at row ``y`` (px), at least 4 px."""
+        return max(4.0, frame_h * (self.size[0] + self.size[1] * y / frame_h))
+
+    def boxes(self, cam: np.ndarray, frame_size: tuple[int, int]) -> list[tuple[Box, float]]:
+        """``[((x0, y0, x1, y1), peak value), ...]`` in frame pixels, strongest first."""
+        fw, fh = float(frame_size[0]), float(frame_size[1])
+        h, w = cam.shape
+        cw, ch = fw / w, fh / h
+        out: list[tuple[Box, float]] = []
+        for v, x, y in local_peaks(cam, self.level, int(self.radius)):
+            px, py = _refine(cam, x, y)
+            px, py = (px + 0.5) * cw, (py + 0.5) * ch
+            bh = self.height(py, fh)
+            bw, cy = bh / self.aspect, py + self.centre * bh
+            box = (px - bw / 2, cy - bh / 2, px + bw / 2, cy + bh / 2)
+            if all(_iou(box, o) <= self.nms for o, _ in out):
+                out.append((box, v))
+        return out
+
+
+def local_peaks(cam: np.ndarray, level: float, radius: int = 1) -> list[tuple[float, int, int]]:
+    """``[(value, x, y), ...]`` of cells that are the maximum of their neighbourhood and above ``level``,
+    strongest first (plateaus give one cell each: the first in row-major order)."""
+    from scipy import ndimage
+
+    cam = np.asarray(cam, np.float32)
+    top = ndimage.maximum_filter(cam, size=2 * radius + 1, mode="nearest")
+    ys, xs = np.nonzero((cam >= top) & (cam > level))
+    found, taken = [], np.zeros(cam.shape, bool)
+    for y, x in sorted(zip(ys.tolist(), xs.tolist()), key=lambda p: (-cam[p[0], p[1]], p[0], p[1])):
+        if taken[max(0, y - radius):y + radius + 1, max(0, x - radius):x + radius + 1].any():
+            continue  # a plateau: its first cell stands for it
+        taken[y, x] = True
+        found.append((float(cam[y, x]), int(x), int(y)))
+    return found
+
+
+def local_peaks_reference(cam: np.ndarray, level: float, radius: int = 1) -> list[tuple[float, int, int]]:
+    """The definition, cell by cell (tests compare it with :func:`local_peaks`)."""
+    h, w = cam.shape
+    cand = []
+    for y in range(h):
+        for x in range(w):
+            win = cam[max(0, y - radius):y + radius + 1, max(0, x - radius):x + radius + 1]
+            if cam[y, x] > level and cam[y, x] >= win.max():
+                cand.append((float(cam[y, x]), x, y))
+    cand.sort(key=lambda p: (-p[0], p[2], p[1]))
+    found: list[tuple[float, int, int]] = []
+    for v, x, y in cand:
+        if any(abs(x - fx) <= radius and abs(y - fy) <= radius and fv == v for fv, fx, fy in found):
+            continue
+        found.append((v, x, y))
+    return found
+
+
+def _refine(cam: np.ndarray, x: int, y: int) -> tuple[float, float]:
+    """Sub-cell peak position: the centre of mass of the positive part of its 3x3 neighbourhood."""
+    h, w = cam.shape
+    x0, x1, y0, y1 = max(0, x - 1), min(w, x + 2), max(0, y - 1), min(h, y + 2)
+    p = np.maximum(cam[y0:y1, x0:x1] - min(0.0, float(cam[y0:y1, x0:x1].min())), 0) + 1e-9
+    yy, xx = np.mgrid[y0:y1, x0:x1]
+    return float((p * xx).sum() / p.sum()), float((p * yy).sum() / p.sum())
+
+
+def _iou(a: Box, b: Box) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def fit_geometry(maps: Sequence[np.ndarray], gts: Sequence[Sequence[Box]], frame_sizes: Sequence[tuple[int, int]],
+                 level: float, radius: int, nms: float) -> PeakBoxRule | None:
+    """The rule's size line, centre offset and aspect from labelled frames: each GT box is paired with
+    the peak inside it nearest its centre; least squares of height on the peak's row, medians of the
+    rest. None when fewer than 3 boxes have a peak (nothing to fit)."""
+    rows = []
+    for cam, boxes, (fw, fh) in zip(maps, gts, frame_sizes):
+        h, w = cam.shape
+        cw, ch = fw / w, fh / h
+        peaks = [((px + 0.5) * cw, (py + 0.5) * ch) for px, py in
+                 (_refine(cam, x, y) for _, x, y in local_peaks(cam, level, radius))]
+        for b in boxes:
+            inside = [p for p in peaks if b[0] <= p[0] < b[2] and b[1] <= p[1] < b[3]]
+            if not inside:
+                continue
+            gx, gy = (b[0] + b[2]) / 2, (b[1] + b[3]) / 2
+            px, py = min(inside, key=lambda p: (p[0] - gx) ** 2 + (p[1] - gy) ** 2)
+            rows.append((py / fh, (b[3] - b[1]) / fh, (b[3] - b[1]) / max(b[2] - b[0], 1e-6), (gy - py) / fh))
+    if len(rows) < 3:
+        return None
+    r = np.array(rows)
+    design = np.c_[np.ones(len(r)), r[:, 0]]
+    (a, slope), *_ = np.linalg.lstsq(design, r[:, 1], rcond=None)
+    heights = np.maximum(a + slope * r[:, 0], 1e-3)
+    centre = float(np.clip(np.median(r[:, 3] / heights), -1.0, 1.0))
+    aspect = float(np.clip(np.median(r[:, 2]), 0.1, 10.0))
+    return PeakBoxRule(level=float(level), radius=int(radius), nms=float(nms), size=(float(a), float(slope)),
+                       centre=centre, aspect=aspect)
+
+
+__all__ = ["PeakBoxRule", "fit_geometry", "local_peaks", "local_peaks_reference"]

