@@ -204,6 +204,27 @@ def cmd_label(args: argparse.Namespace) -> int:
                       stop_event=stop)
 
 
+def cmd_plate(args: argparse.Namespace) -> int:
+    """The empty plate of a fixed camera's footage: a negative for a camera never seen empty."""
+    import cv2
+    import numpy as np
+
+    from .capture.indexed import IndexedFrames
+    from .training.data import empty_plate
+
+    frames = IndexedFrames(args.source)
+    n = len(frames)
+    picks = np.linspace(0, n - 1, min(n, args.frames)).round().astype(int) if n else []
+    plate = empty_plate([frames.frame(int(i)) for i in picks])
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(out), plate):
+        raise StreamcamError(f"plate: cannot write {out} (use .png)")
+    print(f"wrote {out}: the temporal median of {len(picks)} of {n} frames; put it in your training folder's "
+          f"empty/ class (ghosts remain where people stood in most frames: spread the frames over time)")
+    return 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from .report import make_report
 
@@ -335,6 +356,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--port", type=int, default=8090)
     sp.add_argument("--classes", help="comma-separated class names (default: the saved session's, else person,empty)")
     sp.add_argument("--step", type=int, help="keep every n-th frame of a new range (default 1; per range in the page)")
+    sp = add("plate", cmd_plate, "the empty plate of a fixed camera (temporal median): a negative for training")
+    sp.add_argument("source", metavar="VIDEO|DIR", help="video file, image folder, or .npy/TIFF thermal sequence")
+    sp.add_argument("--out", required=True, help="PNG to write, e.g. data/empty/plate.png")
+    sp.add_argument("--frames", type=int, default=100, help="frames used, evenly spread (default 100)")
     sp = add("report", cmd_report, "plots of a run (latency, fps, tracks, CAM threshold curve) as PNGs")
     sp.add_argument("run_dir")
     sp.add_argument("--out", help="output folder (default RUN_DIR/report)")

@@ -11,7 +11,7 @@ import pytest
 
 from streamcam.errors import ConfigError, ModelError
 
-pytestmark = pytest.mark.torch
+
 
 
 def _weights_or_skip():
@@ -61,6 +61,7 @@ def _camera(tmp_path, n_pos=8, n_neg=2, size=(256, 192), seed=0):
     return data, val / "VAL.json", test
 
 
+@pytest.mark.torch
 def test_missing_offline_weights_name_the_pip_command(monkeypatch):
     pytest.importorskip("torch")
     from streamcam.training import backbones
@@ -73,6 +74,7 @@ def test_missing_offline_weights_name_the_pip_command(monkeypatch):
         backbones.offline_weights_file("resnet50")
 
 
+@pytest.mark.torch
 def test_offline_weights_are_torchvisions_imagenet_file():
     path = _weights_or_skip()
     import torch
@@ -88,6 +90,7 @@ def test_offline_weights_are_torchvisions_imagenet_file():
     assert torch.all(f[:, -1] == 1.0)
 
 
+@pytest.mark.torch
 def test_mil_head_loss_lights_the_object_not_the_scene():
     pytest.importorskip("torch")
     import torch
@@ -135,6 +138,7 @@ def test_empty_plate_is_the_temporal_median():
 
 
 @pytest.mark.slow
+@pytest.mark.torch
 def test_train_with_no_flags_localizes_and_calibrates(tmp_path):
     """`streamcam train DIR --out M.onnx` (no other flag), then `streamcam calibrate --labels`."""
     _weights_or_skip()
@@ -181,3 +185,19 @@ def test_mil_rejects_weights_none_and_windows():
 
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__, "-q"]))
+
+
+def test_plate_command_writes_the_median_of_a_folder(tmp_path):
+    from streamcam.cli import main
+
+    bg = np.full((24, 32, 3), 90, np.uint8)
+    src = tmp_path / "frames"
+    src.mkdir()
+    for k in range(7):
+        f = bg.copy()
+        f[4:12, 4 * k:4 * k + 4] = 240
+        cv2.imwrite(str(src / f"{k:03d}.png"), f)
+    out = tmp_path / "data" / "empty" / "plate.png"
+    assert main(["plate", str(src), "--out", str(out)]) == 0
+    assert np.array_equal(cv2.imread(str(out)), bg)
+    assert main(["plate", str(tmp_path / "nothing-here"), "--out", str(out)]) == 2

@@ -207,8 +207,8 @@ PEAK_NMS = (0.2, 0.3, 0.4)
 
 def calibrate_peaks(items: Sequence[tuple[np.ndarray, list, tuple[int, int]]]) -> dict[str, Any] | None:
     """The best :class:`~streamcam.processor.peak_boxes.PeakBoxRule` on ``(map, boxes, frame size)``
-    items: its geometry fitted for each level x radius x nms, scored by localization (precision breaks
-    near-ties: a peak rule can fire on every small bump)."""
+    items: its geometry fitted for each level x radius x nms, scored by F1 of localization and
+    precision (a peak rule can fire on every small bump: a tracker pays for each false box)."""
     from ..processor.peak_boxes import fit_geometry
     from .localization import match_boxes
 
@@ -226,8 +226,9 @@ def calibrate_peaks(items: Sequence[tuple[np.ndarray, list, tuple[int, int]]]) -
                     hits += len(match_boxes(boxes, g, 0.5))
                     total, found = total + len(g), found + len(boxes)
                 acc, prec = hits / max(total, 1), hits / max(found, 1)
-                if best is None or acc + 0.1 * prec > best[0]:
-                    best = (acc + 0.1 * prec, acc, prec, rule)
+                f1 = 2 * acc * prec / max(acc + prec, 1e-9)
+                if best is None or f1 > best[0]:
+                    best = (f1, acc, prec, rule)
     if best is None:
         return None
     return {"rule": best[3].to_dict(), "accuracy": round(best[1], 4), "precision": round(best[2], 4)}
