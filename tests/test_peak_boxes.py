@@ -57,8 +57,8 @@ def test_geometry_fit_recovers_the_size_line():
         maps.append(cam)
         gts.append([b for b, _ in rule.boxes(cam, (768, 576))])
     fit = fit_geometry(maps, gts, [(768, 576)] * 5, 0.0, 1, 0.3)
-    assert fit.size == pytest.approx(rule.size, abs=1e-3)
-    assert fit.centre == pytest.approx(0.1, abs=1e-3) and fit.aspect == pytest.approx(3.0, rel=1e-3)
+    assert fit.size == pytest.approx(rule.size, abs=5e-3)  # a box may hold a neighbour's stronger peak
+    assert fit.centre == pytest.approx(0.1, abs=2e-2) and fit.aspect == pytest.approx(3.0, rel=1e-3)
     assert fit_geometry([maps[0]], [[]], [(768, 576)], 0.0, 1, 0.3) is None  # nothing to fit
 
 
@@ -71,3 +71,10 @@ def test_rule_round_trip_and_validation_name_the_field():
         PeakBoxRule.from_dict({"levle": 1})
     with pytest.raises(ModelError, match="peak_boxes.radius"):
         PeakBoxRule.from_dict({"radius": 0})
+
+
+def test_contain_drops_a_second_peak_inside_a_stronger_box():
+    cam = _blob_map(peaks=((20, 8, 4.0), (20, 20, 2.0)))  # a head, and legs under it
+    tall = dict(level=0.0, size=(0.9, 0.0), aspect=2.0, nms=0.9)
+    assert len(PeakBoxRule(**tall).boxes(cam, (768, 576))) == 2
+    assert len(PeakBoxRule(**tall, contain=True).boxes(cam, (768, 576))) == 1

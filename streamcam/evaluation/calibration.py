@@ -216,8 +216,8 @@ def calibrate_peaks(items: Sequence[tuple[np.ndarray, list, tuple[int, int]]]) -
     best = None
     for level in PEAK_LEVELS:
         for radius in PEAK_RADII:
-            for nms in PEAK_NMS:
-                rule = fit_geometry(maps, gts, sizes, level, radius, nms)
+            for nms, contain in ((n, c) for n in PEAK_NMS for c in (False, True)):
+                rule = fit_geometry(maps, gts, sizes, level, radius, nms, contain)
                 if rule is None:
                     continue
                 hits = total = found = 0

@@ -42,6 +42,9 @@ class PeakBoxRule:
     """Box centre below the peak, as a fraction of the box height (negative: above)."""
     aspect: float = 2.5
     """Box height / width."""
+    contain: bool = False
+    """Also drop a peak that lies inside a stronger peak's box: a near person's second peak (legs under
+    a head) is the same person. Off where people walk close together, far and small."""
 
     def __post_init__(self) -> None:
         if not np.isfinite(self.level):
@@ -66,7 +69,8 @@ class PeakBoxRule:
         if unknown:
             raise ModelError(f"peak_boxes: unknown keys {unknown}; expected some of {sorted(known)}")
         try:
-            d = {k: (tuple(float(x) for x in v) if k == "size" else (int(v) if k == "radius" else float(v)))
+            d = {k: (tuple(float(x) for x in v) if k == "size" else
+                     (int(v) if k == "radius" else (bool(v) if k == "contain" else float(v))))
                  for k, v in d.items()}
         except (TypeError, ValueError) as exc:
             raise ModelError(f"peak_boxes: expected numbers, got {d!r} ({exc})") from None
@@ -93,6 +97,8 @@ class PeakBoxRule:
             bh = self.height(py, fh)
             bw, cy = bh / self.aspect, py + self.centre * bh
             box = (px - bw / 2, cy - bh / 2, px + bw / 2, cy + bh / 2)
+            if self.contain and any(o[0] <= px < o[2] and o[1] <= py < o[3] for o, _ in out):
+                continue
             if all(_iou(box, o) <= self.nms for o, _ in out):
                 out.append((box, v))
         return out
@@ -151,22 +157,22 @@ def _iou(a: Box, b: Box) -> float:
 
 
 def fit_geometry(maps: Sequence[np.ndarray], gts: Sequence[Sequence[Box]], frame_sizes: Sequence[tuple[int, int]],
-                 level: float, radius: int, nms: float) -> PeakBoxRule | None:
+                 level: float, radius: int, nms: float, contain: bool = False) -> PeakBoxRule | None:
     """The rule's size line, centre offset and aspect from labelled frames: each GT box is paired with
-    the peak inside it nearest its centre; least squares of height on the peak's row, medians of the
-    rest. None when fewer than 3 boxes have a peak (nothing to fit)."""
+    the strongest peak inside it (the one the rule keeps for that person); least squares of height
+    on the peak's row, medians of the rest. None when fewer than 3 boxes have a peak."""
     rows = []
     for cam, boxes, (fw, fh) in zip(maps, gts, frame_sizes):
         h, w = cam.shape
         cw, ch = fw / w, fh / h
-        peaks = [((px + 0.5) * cw, (py + 0.5) * ch) for px, py in
-                 (_refine(cam, x, y) for _, x, y in local_peaks(cam, level, radius))]
+        peaks = [(v, (px + 0.5) * cw, (py + 0.5) * ch) for v, (px, py) in
+                 ((v, _refine(cam, x, y)) for v, x, y in local_peaks(cam, level, radius))]
         for b in boxes:
-            inside = [p for p in peaks if b[0] <= p[0] < b[2] and b[1] <= p[1] < b[3]]
+            inside = [p for p in peaks if b[0] <= p[1] < b[2] and b[1] <= p[2] < b[3]]
             if not inside:
                 continue
-            gx, gy = (b[0] + b[2]) / 2, (b[1] + b[3]) / 2
-            px, py = min(inside, key=lambda p: (p[0] - gx) ** 2 + (p[1] - gy) ** 2)
+            gy = (b[1] + b[3]) / 2
+            _, px, py = max(inside)
             rows.append((py / fh, (b[3] - b[1]) / fh, (b[3] - b[1]) / max(b[2] - b[0], 1e-6), (gy - py) / fh))
     if len(rows) < 3:
         return None
@@ -177,7 +183,7 @@ def fit_geometry(maps: Sequence[np.ndarray], gts: Sequence[Sequence[Box]], frame
     centre = float(np.clip(np.median(r[:, 3] / heights), -1.0, 1.0))
     aspect = float(np.clip(np.median(r[:, 2]), 0.1, 10.0))
     return PeakBoxRule(level=float(level), radius=int(radius), nms=float(nms), size=(float(a), float(slope)),
-                       centre=centre, aspect=aspect)
+                       centre=centre, aspect=aspect, contain=bool(contain))
 
 
 __all__ = ["PeakBoxRule", "fit_geometry", "local_peaks", "local_peaks_reference"]
