@@ -78,3 +78,22 @@ def test_contain_drops_a_second_peak_inside_a_stronger_box():
     tall = dict(level=0.0, size=(0.9, 0.0), aspect=2.0, nms=0.9)
     assert len(PeakBoxRule(**tall).boxes(cam, (768, 576))) == 2
     assert len(PeakBoxRule(**tall, contain=True).boxes(cam, (768, 576))) == 1
+
+
+def test_ivr_floor_counts_from_the_45th_percentile():
+    from streamcam.processor.boxes import boxes_from_cam
+    from streamcam.processor.cam import normalize_ivr, normalize_minmax
+
+    cam = np.zeros((10, 10), np.float32)
+    cam[:, :6] = 0.5  # a warm region: more than 55 % of the map (a warm facade, a lawn in the sun)
+    cam[2:4, 7:9] = 1.0
+    ivr = normalize_ivr(cam)
+    assert ivr.min() == 0.0 and ivr.max() == 1.0
+    assert ivr[0, 0] == pytest.approx(0.0)  # the 45th percentile is 0.5: the warm region is the floor
+    assert normalize_minmax(cam)[0, 0] == pytest.approx(0.5)
+    zero = boxes_from_cam(cam, (100, 100), 0.4, max_side=None)
+    floor = boxes_from_cam(cam, (100, 100), 0.4, max_side=None, floor="ivr")
+    assert len(zero) == 2 and (0.0, 0.0, 60.0, 100.0) in [b for b, _ in zero]  # the warm region is a box
+    assert len(floor) == 1 and floor[0][0] == (70.0, 20.0, 90.0, 40.0)
+    with pytest.raises(ValueError, match="floor"):
+        boxes_from_cam(cam, (100, 100), 0.4, floor="median")

@@ -139,7 +139,8 @@ def calibrate(model_path: str, frames: Iterable[Frame], aspect: bool = True) -> 
     return best[1]
 
 
-def _calibrate_at(model_path: str, frames: Iterable[Frame], aspect: bool, size: tuple[int, int] | None) -> dict[str, Any]:
+def _calibrate_at(model_path: str, frames: Iterable[Frame], aspect: bool, size: tuple[int, int] | None,
+                  floors: Sequence[str] = ("zero", "ivr")) -> dict[str, Any]:
     import dataclasses
 
     from ..processor.boxes import boxes_from_cam
@@ -173,21 +174,26 @@ def _calibrate_at(model_path: str, frames: Iterable[Frame], aspect: bool, size: 
     best_shift = float(shifts[int(np.argmax(acc_by_shift))])
     presence_before = float(((margins_a > 0) == labels_a).mean())
     cell = [(size[0] / c.shape[-1], size[1] / c.shape[-2]) for c, _, size in items]
-    found = {th: [[b for b, _ in boxes_from_cam(c, size, th)] for c, _, size in items] for th in THRESHOLDS}
-    results = []  # (accuracy, complexity, threshold, rule): complexity breaks ties towards the simpler rule
-    for th in THRESHOLDS:
-        for rule in candidate_rules(aspect):
-            hits = total = 0
-            for boxes, (c, gts, size), (cw, ch) in zip(found[th], items, cell):
-                hits += len(match_boxes([rule.apply(b, cw, ch) for b in boxes], gts, 0.5))
-                total += len(gts)
-            results.append((hits / max(total, 1), complexity(rule), th, rule))
+    results = []  # (accuracy, complexity, threshold, rule, floor): complexity breaks ties towards the simpler rule
+    for floor in floors:
+        found = {th: [[b for b, _ in boxes_from_cam(c, size, th, floor=floor)] for c, _, size in items]
+                 for th in THRESHOLDS}
+        for th in THRESHOLDS:
+            for rule in candidate_rules(aspect):
+                hits = total = 0
+                for boxes, (c, gts, size), (cw, ch) in zip(found[th], items, cell):
+                    hits += len(match_boxes([rule.apply(b, cw, ch) for b in boxes], gts, 0.5))
+                    total += len(gts)
+                results.append((hits / max(total, 1), complexity(rule) + (floor != "zero") * 1000, th, rule, floor))
+    by_floor = {f: round(max(r[0] for r in results if r[4] == f), 4) for f in floors}
     results.sort(key=lambda r: (-r[0], r[1]))
-    acc, _, th, rule = results[0]
+    acc, _, th, rule, cam_floor = results[0]
+    results = [r[:4] for r in results if r[4] == cam_floor]
     peak = calibrate_peaks(items) if det.meta.presence == "peak" else None
     baseline = max((r for r in results if r[3].is_identity), key=lambda r: r[0])
     symmetric = max((r for r in results if r[3].aspect is None and r[3].top == r[3].bottom), key=lambda r: r[0])
-    return {"val_localization_accuracy": round(acc, 4), "cam_threshold": th, "box_shrink_cells": rule.sides,
+    return {"val_localization_accuracy": round(acc, 4), "cam_floor": cam_floor, "val_by_cam_floor": by_floor,
+            "cam_threshold": th, "box_shrink_cells": rule.sides,
             "box_shrink_cells_y": rule.top, "box_shrink_cells_bottom": rule.bottom, "box_shrink_rel": rule.rel,
             "box_aspect": rule.aspect, "val_without_shrink": round(baseline[0], 4),
             "val_threshold_without_shrink": baseline[2], "val_symmetric_margins_only": round(symmetric[0], 4),
@@ -282,7 +288,7 @@ def write_calibration(model_path: str, result: dict[str, Any]) -> None:
         model_path, cam_threshold=result["cam_threshold"], box_shrink_cells=result["box_shrink_cells"],
         box_shrink_cells_y=result["box_shrink_cells_y"], box_shrink_rel=result["box_shrink_rel"],
         box_shrink_cells_bottom=result.get("box_shrink_cells_bottom"), box_aspect=result.get("box_aspect"),
-        peak_boxes=result.get("peak_boxes"), cam_bias=bias,
+        peak_boxes=result.get("peak_boxes"), cam_floor=result.get("cam_floor", "zero"), cam_bias=bias,
         **({k: int(result[k]) for k in ("input_width", "input_height") if k in result}), provenance={**meta.provenance, "box_calibration": result})
 
 

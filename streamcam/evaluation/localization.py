@@ -124,8 +124,9 @@ def infer_synthetic(model_path: str, frames: int = 60, seed: int = 9000, scenes:
             "frame_size": frame_size, "infer_ms": 1000 * float(np.median(times))}
 
 
-def score_boxes(cams, gts, frame_size, threshold: float, relative: str = "component") -> dict:
-    preds = [[b for b, _ in boxes_from_cam(c, frame_size, threshold=threshold, relative=relative)] for c in cams]
+def score_boxes(cams, gts, frame_size, threshold: float, relative: str = "component", floor: str = "zero") -> dict:
+    preds = [[b for b, _ in boxes_from_cam(c, frame_size, threshold=threshold, relative=relative, floor=floor)]
+             for c in cams]
     hits, ious, n_pred, n_gt = 0, [], 0, 0
     for p, g in zip(preds, gts):
         m = match_boxes(p, g, 0.5)
@@ -152,7 +153,7 @@ def evaluate_synthetic(model_path: str, frames: int = 60, seed: int = 9000, scen
     r = infer_synthetic(model_path, frames, seed, scenes, scene_kwargs=scene_kwargs)
     meta: ModelMetadata = r["meta"]
     thr = meta.cam_threshold if threshold is None else threshold
-    out = score_boxes(r["cams"], r["gts"], r["frame_size"], thr, relative)
+    out = score_boxes(r["cams"], r["gts"], r["frame_size"], thr, relative, r["meta"].cam_floor)
     pred = r["probs"] >= 0.5
     out.update({
         "cam_threshold": thr, "box_rule": relative, "frames": frames, "seed": seed, "scenes": scenes,
@@ -167,7 +168,8 @@ def sweep_thresholds(model_path: str, thresholds: Sequence[float], frames: int =
                      scenes: int = 3, relative: str = "component", scene_kwargs: dict | None = None) -> dict:
     """Localization accuracy per CAM threshold (MaxBoxAcc-style sweep on a validation seed)."""
     r = infer_synthetic(model_path, frames, seed, scenes, negatives=0, scene_kwargs=scene_kwargs)
-    return {float(t): score_boxes(r["cams"], r["gts"], r["frame_size"], float(t), relative)["localization_accuracy"]
+    return {float(t): score_boxes(r["cams"], r["gts"], r["frame_size"], float(t), relative,
+                                   r["meta"].cam_floor)["localization_accuracy"]
             for t in thresholds}
 
 

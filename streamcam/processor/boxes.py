@@ -94,6 +94,7 @@ def boxes_from_cam(
     max_boxes: int | None = None,
     max_side: int | None = 320,
     max_seeds: int = 24,
+    floor: str = "zero",
 ) -> list[tuple[Box, float]]:
     """Boxes ``[((x0, y0, x1, y1), score), ...]`` in frame pixels (x1/y1 exclusive), best score first.
 
@@ -104,6 +105,9 @@ def boxes_from_cam(
     that, and the connected-component passes cost in proportion to the pixels
     (``max_side=None``: work at frame size). Only the ``max_seeds`` hottest seed
     components are grown, which bounds the cost on a noisy map.
+
+    ``floor``: what a threshold's fraction counts from: ``zero`` (the raw map, negatives
+    clipped: the CAM paper's rule) or ``ivr`` (the map's 45th percentile, Kim et al. ICCV 2021).
     """
     cam = np.asarray(cam, dtype=np.float32)
     if cam.ndim != 2:
@@ -120,6 +124,12 @@ def boxes_from_cam(
     if cam.shape != (wh, ww):
         cam = upsample(cam, (wh, ww))
     sx_, sy_ = fw / ww, fh / wh
+    if floor == "ivr":  # thresholds count from the map's 45th percentile (IVR), not from zero
+        from .cam import IVR_PERCENTILE
+
+        cam = cam - np.float32(np.percentile(cam, IVR_PERCENTILE))
+    elif floor != "zero":
+        raise ValueError(f"boxes_from_cam: expected floor 'zero' or 'ivr', got {floor!r}")
     cam = np.maximum(cam, 0.0)
     peak = float(cam.max()) if cam.size else 0.0
     if not np.isfinite(peak) or peak <= 0.0:

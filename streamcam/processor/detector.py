@@ -105,7 +105,8 @@ class Detector:
                     for box, peak in self.peak_rule.boxes(cam, frame_size)]
         if top <= 0.0:
             return []
-        found = boxes_from_cam(cam, frame_size, self.threshold if threshold is None else threshold)
+        found = boxes_from_cam(cam, frame_size, self.threshold if threshold is None else threshold,
+                               floor=self.meta.cam_floor)
         rule = self.rule if rule is None else rule
         if not rule.is_identity:
             cw, ch = frame_size[0] / cam.shape[-1], frame_size[1] / cam.shape[-2]

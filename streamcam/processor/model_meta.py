@@ -88,6 +88,9 @@ class ModelMetadata:
     [a, b, c]}`` (``streamcam.tracking.tracker.BoxCorrection``), fitted on tracking clips by
     ``python -m streamcam.evaluation.tracking --fit-box-correction --write``; None: none. It
     travels with the model because it describes this model's boxes and no other's."""
+    cam_floor: str = "zero"
+    """What ``cam_threshold`` counts from: ``zero`` (the raw map, negatives clipped: min-max of the
+    ReLU'd map) or ``ivr`` (the map's 45th percentile, Kim et al. ICCV 2021); chosen by calibration."""
     presence: str = "mean"
     """How a frame's class probabilities are read: ``mean``, the network's own GAP logits (a net
     trained on crops or whole images); ``peak``, the class maps at the cell where the first
@@ -145,6 +148,8 @@ class ModelMetadata:
                                  f"or null, got {bc!r}")
             if not all(np.isfinite(float(c)) for v in bc.values() for c in v):
                 raise ModelError(f"model metadata: box_correction holds a non-finite number: {bc!r}")
+        if self.cam_floor not in ("zero", "ivr"):
+            raise ModelError(f"model metadata: expected cam_floor 'zero' or 'ivr', got {self.cam_floor!r}")
         if self.presence not in ("mean", "peak"):
             raise ModelError(f"model metadata: expected presence 'mean' or 'peak', got {self.presence!r}")
         if self.peak_boxes is not None:
