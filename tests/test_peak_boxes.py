@@ -91,9 +91,9 @@ def test_ivr_floor_counts_from_the_45th_percentile():
     assert ivr.min() == 0.0 and ivr.max() == 1.0
     assert ivr[0, 0] == pytest.approx(0.0)  # the 45th percentile is 0.5: the warm region is the floor
     assert normalize_minmax(cam)[0, 0] == pytest.approx(0.5)
-    zero = boxes_from_cam(cam, (100, 100), 0.4, max_side=None)
-    floor = boxes_from_cam(cam, (100, 100), 0.4, max_side=None, floor="ivr")
-    assert len(zero) == 2 and (0.0, 0.0, 60.0, 100.0) in [b for b, _ in zero]  # the warm region is a box
-    assert len(floor) == 1 and floor[0][0] == (70.0, 20.0, 90.0, 40.0)
+    zero = boxes_from_cam(cam, (10, 10), 0.4, max_side=None, min_area_frac=0.0)  # cells = pixels
+    floor = boxes_from_cam(cam, (10, 10), 0.4, max_side=None, min_area_frac=0.0, floor="ivr")
+    assert sorted(b for b, _ in zero) == [(0.0, 0.0, 6.0, 10.0), (7.0, 2.0, 9.0, 4.0)]  # the warm region is a box
+    assert [b for b, _ in floor] == [(7.0, 2.0, 9.0, 4.0)]
     with pytest.raises(ValueError, match="floor"):
         boxes_from_cam(cam, (100, 100), 0.4, floor="median")
