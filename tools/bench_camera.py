@@ -43,6 +43,8 @@ def footage(tmp: Path) -> tuple[dict, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import yaml
+
     from streamcam.config import load_config
     from streamcam.lifecycle import setup_logging
     from streamcam.processor.model_meta import read_metadata
@@ -61,9 +63,12 @@ def main(argv: list[str] | None = None) -> int:
         source, what = footage(Path(tmp))
         for threads in a.threads:
             overrides = {"processor.model": str(Path(a.model).resolve()), "processor.threads": threads,
-                         "serve.enabled": False, "run.log_level": "WARNING", "run.run_dir": str(Path(tmp) / f"run{threads}"),
-                         **{f"streams.0.source.{k}": v for k, v in source.items()}}
-            cfg = load_config(ROOT / "configs" / "camera.yaml", overrides)
+                         "serve.enabled": False, "run.log_level": "WARNING", "run.run_dir": str(Path(tmp) / f"run{threads}")}
+            doc = yaml.safe_load((ROOT / "configs" / "camera.yaml").read_text())
+            doc["streams"][0]["source"] = source  # the camera, replaced by the recording
+            path = Path(tmp) / "camera.yaml"
+            path.write_text(yaml.safe_dump(doc))
+            cfg = load_config(path, overrides)
             summary = Supervisor(cfg).run(a.seconds)
             st = next(iter(summary.get("streams", {}).values()), {})
             proc = summary.get("stages", {}).get("processor", {})
