@@ -362,3 +362,36 @@ def test_few_shot_tool_records_the_recipe_not_where_the_model_went():
 
     argv = ["--ensemble", "2", "--out", "/somewhere/m.onnx", "--flip-average", "--out=/x.onnx", "--seed", "1"]
     assert ft._recipe_args(argv) == ["--ensemble", "2", "--flip-average", "--seed", "1"]
+
+
+@pytest.mark.torch
+def test_ensemble_from_random_init_with_a_split_normalises_members_alike(tmp_path):
+    """Members train on other splits (seeds); their grey normalisation is the data's, not the split's."""
+    pytest.importorskip("torch")
+    from streamcam.processor.model_meta import read_metadata
+    from streamcam.training.finetune import finetune
+
+    _centred_square_folder(tmp_path / "data", per_class=8)
+    r = finetune({"data": str(tmp_path / "data"), "backbone": "tiny_gap", "weights": "none", "epochs": 1,
+                  "samples_per_epoch": 16, "batch_size": 8, "progress": False, "input_size": (64, 48),
+                  "net": {"width": 8, "feature_channels": 8, "dilations": (1, 1)}, "val_fraction": 0.25,
+                  "ensemble": 2, "out": str(tmp_path / "e.onnx")})
+    assert r["export_check"]["passed"]
+    assert read_metadata(r["out"]).cam_weights.shape == (2, 16)
+
+
+@pytest.mark.torch
+def test_the_grey_ir_trunk_takes_colour_frames(tmp_path):
+    """The pretrained IR trunk is grey: colour pictures are converted for it, not a shape mismatch."""
+    pytest.importorskip("torch")
+    from pathlib import Path
+
+    from streamcam.processor.model_meta import read_metadata
+    from streamcam.training.finetune import finetune
+
+    trunk = Path(__file__).resolve().parents[1] / "engines" / "ir-objects-tiny_gap.pt"
+    make_square_folder(tmp_path / "data", per_class=6, colour=True)
+    r = finetune({"data": str(tmp_path / "data"), "backbone": "tiny_gap", "weights": str(trunk), "epochs": 1,
+                  "samples_per_epoch": 16, "batch_size": 8, "progress": False, "out": str(tmp_path / "m.onnx")})
+    meta = read_metadata(r["out"])
+    assert meta.input_channels == 1 and meta.color_order == "GRAY" and r["export_check"]["passed"]
