@@ -201,3 +201,38 @@ def test_plate_command_writes_the_median_of_a_folder(tmp_path):
     assert main(["plate", str(src), "--out", str(out)]) == 0
     assert np.array_equal(cv2.imread(str(out)), bg)
     assert main(["plate", str(tmp_path / "nothing-here"), "--out", str(out)]) == 2
+
+
+def test_frame_path_gpu_refuses_a_peak_presence_model_naming_the_fix(tmp_path):
+    import dataclasses
+
+    from streamcam.gpu.pipeline import frame_path_detector
+    from streamcam.processor.engines import create_engine
+    from tests.tiny_model import make_tiny_gap_onnx
+
+    make_tiny_gap_onnx(str(tmp_path / "t.onnx"))
+    engine = create_engine(str(tmp_path / "t.onnx"))
+    try:
+        assert frame_path_detector(engine, "reference") is not None  # a GAP model: fine
+        engine.metadata = dataclasses.replace(engine.metadata, presence="peak")
+        with pytest.raises(ModelError, match="frame_path: cpu"):
+            frame_path_detector(engine, "reference")
+    finally:
+        engine.close()
+
+
+def test_peak_presence_reads_the_best_cell_and_shows_only_positive_evidence():
+    from streamcam.processor.detector import Detector
+
+    class _Meta:
+        presence, cam_floor = "peak", "zero"
+
+    det = Detector.__new__(Detector)
+    det.meta, det.class_indices = _Meta(), [1]
+    cams = np.zeros((2, 4, 5), np.float32)
+    cams[1] = -4.0
+    cams[1, 2, 3] = 3.0  # one person-like cell among background
+    margins, probs = det._peak_presence(cams)
+    assert probs[1] == pytest.approx(1 / (1 + np.exp(-3.0)))  # sigmoid of the best cell's margin
+    shown = det.shown_map(margins[0])
+    assert shown[2, 3] == 1.0 and shown[0, 0] == 0.0 and shown.max() == 1.0

@@ -277,6 +277,15 @@ def frame_path_detector(engine: Engine, frame_path: str, alpha: float = 0.4, cla
         frame_path = "cpu"
     if frame_path == "cpu":
         return Detector(engine, **kw)
+    meta = engine.metadata
+    if meta.presence != "mean" or meta.cam_floor != "zero":
+        # The fused kernel normalises min-max and the path reads GAP logits: a multiple-instance model
+        # (presence: peak) or an IVR-floored one would be gated and shown differently from the cpu path.
+        from ..errors import ModelError
+
+        raise ModelError(f"processor.frame_path {frame_path}: this model reads its presence at the CAM's peak "
+                         f"(presence {meta.presence}, cam_floor {meta.cam_floor}), which the fused GPU kernel does "
+                         f"not do yet; use frame_path: cpu (the network still runs on the chosen backend)")
     return OverlayDetector(engine, frame_path, alpha, **kw)
 
 

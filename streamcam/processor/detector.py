@@ -16,7 +16,7 @@ from ..errors import ModelError
 from ..protocol import Detection
 from .boxes import BoxRule, boxes_from_cam
 from .peak_boxes import PeakBoxRule
-from .cam import class_activation_map, normalize_minmax
+from .cam import class_activation_map, normalize_ivr, normalize_minmax
 from .engines import Engine
 from .preprocess import crop_to_frame, preprocess
 
@@ -79,6 +79,16 @@ class Detector:
         timings = {"preprocess": (t1 - t0) * 1e3, "engine": (t2 - t1) * 1e3}
         return cams, probs, (geom.frame_width, geom.frame_height), timings
 
+    def shown_map(self, cam: np.ndarray) -> np.ndarray:
+        """The map as the heatmap shows it, in [0, 1], from the floor the boxes count from: min-max
+        for a GAP model's map; the IVR percentile when calibrated so; zero for a multiple-instance
+        model, whose negative cells are "no person here" and would otherwise tint the whole frame."""
+        if self.meta.cam_floor == "ivr":
+            return normalize_ivr(cam)
+        if self.meta.presence == "peak":
+            return normalize_minmax(np.maximum(cam, 0.0)).astype(np.float32)
+        return normalize_minmax(cam).astype(np.float32)
+
     def _peak_presence(self, all_cams: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``presence: peak``: each chosen class's map as its margin over the best other class (logit
         units: > 0 where a window there is more likely this class), and the class probabilities at
@@ -129,7 +139,7 @@ class Detector:
             p = float(probs[c])
             if p >= gate:
                 detections += self.boxes(cams[j], p, name, frame_size)
-        shown = normalize_minmax(cams[0]).astype(np.float32) if len(cams) else None
+        shown = self.shown_map(cams[0]) if len(cams) else None
         timings["cam"] = (time.perf_counter() - t2) * 1e3
         timings["total"] = (time.perf_counter() - t0) * 1e3
         return FrameResult(detections, shown, probs.astype(np.float32), timings)
