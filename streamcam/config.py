@@ -125,6 +125,9 @@ class ProcessorConfig:
     """Box threshold as a fraction of the CAM maximum; None = the model's calibrated value."""
     min_score: float = 0.5
     """Frame-level class probability below which no boxes are reported."""
+    detect_every: int = 1
+    """Run the network on every n-th frame of each stream; the frames between get the stabilizer's
+    predicted tracks and the last map (a detect rate below the frame rate: a big input on a small CPU)."""
     faces: FacesConfig = field(default_factory=FacesConfig)
     """Face finding in face mode (mode: faces); ignored in cam mode."""
 
@@ -377,6 +380,11 @@ def _validate(cfg: PipelineConfig) -> None:
     p = cfg.processor
     if p.cam_threshold is not None and not 0.0 < p.cam_threshold < 1.0:
         raise ConfigError(f"processor.cam_threshold: expected a fraction in (0, 1), got {p.cam_threshold}")
+    if not 1 <= p.detect_every <= 100:
+        raise ConfigError(f"processor.detect_every: expected 1..100 frames, got {p.detect_every}")
+    if p.detect_every > 1 and p.frame_path != "cpu":
+        raise ConfigError(f"processor.detect_every: {p.detect_every} needs frame_path cpu (the {p.frame_path} path "
+                          "blends the heatmap into the frame it detected on, not into the frames between)")
     if not 0.0 <= p.min_score <= 1.0:
         raise ConfigError(f"processor.min_score: expected a probability in [0, 1], got {p.min_score}")
     if not 1 <= p.threads <= 64:

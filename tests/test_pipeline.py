@@ -242,3 +242,44 @@ def test_import_is_light():
            "print(sorted(m for m in ('torch', 'tensorrt', 'pycuda', 'onnxruntime', 'cv2') if m in sys.modules))"
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.stdout.strip() == "[]", r.stdout + r.stderr
+
+
+def test_detect_every_runs_the_network_on_every_nth_frame_and_predicts_between(short_tmp, tiny_model, port):
+    """processor.detect_every 3: of 9 frames of one stream, 3 go through the engine; all 9 are answered."""
+    import threading
+
+    from streamcam.config import load_config
+    from streamcam.processor.stage import run_processor
+
+    cfg = load_config(_config(short_tmp, tiny_model, port), {"processor.detect_every": 3})
+    stop = threading.Event()
+    th = threading.Thread(target=run_processor, args=(cfg, stop))
+    th.start()
+    ctx = zmq.Context()
+    push = make_socket(ctx, "PUSH", cfg.endpoint("frames"), bind=False)
+    pull = make_socket(ctx, "PULL", cfg.endpoint("results"), bind=True)
+    got = []
+    try:
+        time.sleep(0.5)
+        img = np.zeros((240, 320), np.uint8)
+        t0 = time.time_ns()
+        for seq in range(9):
+            push.send_multipart(protocol.encode("frame", "cam0", seq, t0 + seq * 50_000_000,
+                                                [protocol.raw_part("image", img, "GRAY8")]))
+            deadline = time.monotonic() + 10  # one at a time: the newest-frame policy skips none
+            while time.monotonic() < deadline and len(got) <= seq:
+                if pull.poll(200):
+                    got.append(protocol.decode(pull.recv_multipart()))
+        assert [m.seq for m in got] == list(range(9))
+        engine = [m.header["timings_ms"]["engine"] for m in got]
+        assert [e > 0 for e in engine] == [True, False, False] * 3
+        assert all(m.part("cam") is not None for m in got)  # the last map is shown between detections
+        time.sleep(1.2)
+        stats = json.loads((cfg.run_dir / "stats" / "processor.json").read_text())
+        assert stats["predicted"] == 6 and stats["detect_every"] == 3
+    finally:
+        stop.set()
+        th.join(timeout=3)
+        push.close(0); pull.close(0); ctx.term()
+    with pytest.raises(Exception, match="detect_every"):
+        load_config(_config(short_tmp, tiny_model, port), {"processor.detect_every": 0})

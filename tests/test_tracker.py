@@ -255,3 +255,22 @@ def test_young_tracks_are_not_hidden_and_hiding_is_bounded():
     st, outs = run(frames, cfg)
     assert all(len(o) == 2 for o in outs[20:25])
     assert all(t.id not in (1, 2) for t in st.tracks)
+
+
+def test_predict_moves_tracks_on_their_motion_without_counting_misses():
+    from streamcam.tracking.tracker import Stabilizer, TrackerConfig
+
+    stab = Stabilizer(TrackerConfig(hits_to_confirm=2, max_misses=1, one_euro_min_cutoff=1e3))
+    for k in range(8):  # a person walking right at 100 px/s
+        out = stab.update([((100 + 10 * k, 50, 130 + 10 * k, 130), 0.9)], k * 0.1)
+    (tid,) = [d.track_id for d in out]
+    x_before = out[0].box[0]
+    for k in range(8, 12):  # four frames the network skips: more than max_misses
+        out = stab.predict(k * 0.1)
+        assert [d.track_id for d in out] == [tid]
+    assert out[0].box[0] == pytest.approx(x_before + 40, abs=6)
+    assert stab.tracks[0].misses == 0 and stab.tracks[0].state == "confirmed"
+    out = stab.update([((100 + 10 * 12, 50, 130 + 10 * 12, 130), 0.9)], 1.2)
+    assert [d.track_id for d in out] == [tid]  # found again where predicted: the same id
+    with pytest.raises(ValueError, match="backwards"):
+        stab.predict(1.0)

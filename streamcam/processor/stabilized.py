@@ -74,6 +74,22 @@ class TrackedDetector:
         timings = dict(result.timings_ms, track=(time.perf_counter() - t0) * 1e3)
         return dataclasses.replace(result, detections=tracked, timings_ms=timings), tracks
 
+    def predict(self, stream: str, last: FrameResult, frame_size: tuple[int, int], t_capture_ns: int
+                ) -> tuple[FrameResult, list[dict[str, Any]]]:
+        """A frame the network skips (``processor.detect_every``): the stabilizer's predicted tracks,
+        with the last detected frame's map and probabilities (engine time 0)."""
+        t0 = time.perf_counter()
+        if self.config.enabled:
+            stab = self._stabilizer(stream)
+            detections = stab.predict(t_capture_ns / 1e9, frame_size)
+            tracks = [{"id": t.id, "state": t.state, "trail": [[round(x, 1), round(y, 1)] for x, y in t.trail]}
+                      for t in stab.tracks if t.state != "tentative"]
+        else:
+            detections, tracks = list(last.detections), []
+        timings = {"preprocess": 0.0, "engine": 0.0, "cam": 0.0, "track": (time.perf_counter() - t0) * 1e3}
+        timings["total"] = timings["track"]
+        return dataclasses.replace(last, detections=detections, timings_ms=timings), tracks
+
     def process(self, stream: str, image: np.ndarray, pixel_format: str, t_capture_ns: int
                 ) -> tuple[FrameResult, list[dict[str, Any]]]:
         result = self.detector.detect(image, pixel_format, min_score=self.candidate_min_score, stream=stream)

@@ -101,7 +101,10 @@ def run_processor(cfg: PipelineConfig, stop: threading.Event, ctx: zmq.Context |
     push = make_socket(ctx, "PUSH", cfg.endpoint("results"), bind=False, curve=cfg.curve())
     rejects = protocol.RejectCounter()
     metrics = StageMetrics("processor", stage_port(cfg, "processor"), cfg.metrics.host)
-    processed = skipped = dropped = 0
+    processed = skipped = dropped = predicted = 0
+    every = int(cfg.processor.detect_every)
+    last: dict = {}  # stream -> its last detected result (detect_every > 1); bounded by the streams
+    seen: dict = {}  # stream -> frames taken
     rate = RateMeter()
     engine_ms = LatencyWindow()
     plain = cfg.publisher.wants_plain(cfg.serve.enabled)
@@ -114,7 +117,7 @@ def run_processor(cfg: PipelineConfig, stop: threading.Event, ctx: zmq.Context |
     def report() -> None:
         write_stats(cfg.run_dir, "processor", {
             "stage": "processor", "backend": detector.engine.name, "frame_path": frame_path, "processed": processed,
-            "skipped": skipped, "dropped": dropped, "fps": rate.rate,
+            "skipped": skipped, "dropped": dropped, "predicted": predicted, "detect_every": every, "fps": rate.rate,
             "engine_ms_p50": engine_ms.recent(50), "engine_ms_p99": engine_ms.recent(99),
             "rejected": dict(rejects.counts),
         })
@@ -131,9 +134,19 @@ def run_processor(cfg: PipelineConfig, stop: threading.Event, ctx: zmq.Context |
             skipped += n_skipped
             for msg in newest.values():
                 desc = next(d for d in msg.header["parts"] if d["name"] == "image")
-                result, tracks = tracked.process(msg.stream, msg.part("image"), desc["pixel_format"], msg.t_capture_ns)
-                engine_ms.add(result.timings_ms["engine"])
-                metrics.engine_ms.labels("processor", detector.engine.name).observe(result.timings_ms["engine"])
+                image = msg.part("image")
+                due = every == 1 or msg.stream not in last or seen.get(msg.stream, 0) % every == 0
+                seen[msg.stream] = seen.get(msg.stream, 0) + 1
+                if due:
+                    result, tracks = tracked.process(msg.stream, image, desc["pixel_format"], msg.t_capture_ns)
+                    engine_ms.add(result.timings_ms["engine"])
+                    metrics.engine_ms.labels("processor", detector.engine.name).observe(result.timings_ms["engine"])
+                    if every > 1:
+                        last[msg.stream] = result
+                else:
+                    result, tracks = tracked.predict(msg.stream, last[msg.stream], (image.shape[1], image.shape[0]),
+                                                     msg.t_capture_ns)
+                    predicted += 1
                 extra: dict = {"t_processed_ns": time.time_ns()}
                 if cfg.stabilizer.enabled:
                     extra["tracks"] = tracks

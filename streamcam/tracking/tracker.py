@@ -333,6 +333,21 @@ class Stabilizer:
             self._add(boxes[new], scores[new], [lb for lb, k in zip(labels, new) if k])
         return self._publish(frame_size)
 
+    def predict(self, t: float, frame_size: tuple[int, int] | None = None) -> list[Detection]:
+        """The tracks at time ``t`` (s) by their motion alone, for a frame the detector did not see
+        (a detect rate below the frame rate): no association, no hit or miss counted, no track born
+        or ended; the published boxes move on their Kalman prediction, smoothed as usual."""
+        dt = 0.0 if self._t is None else float(t) - self._t
+        if dt < 0:
+            raise ValueError(f"Stabilizer.predict: time went backwards ({self._t} -> {t})")
+        self._t = float(t)
+        if self._ids and dt > 0:
+            cfg = self.config
+            self._x, self._p = kalman.predict(self._x, self._p, dt, cfg.kalman)
+            self._f, self._df = one_euro_step(self._x[:, :4], self._f, self._df, dt, cfg.one_euro_min_cutoff,
+                                              cfg.one_euro_beta, cfg.one_euro_d_cutoff)
+        return self._publish(frame_size)
+
     @property
     def tracks(self) -> list[Track]:
         """All live tracks (tentative included), by id."""
