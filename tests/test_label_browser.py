@@ -7,8 +7,7 @@ Keeps a screenshot of the page in ``test-artifacts/label.png``.
 from __future__ import annotations
 
 import json
-import time
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 import pytest
 
@@ -20,16 +19,6 @@ from streamcam.labelling.server import LabelServer
 from streamcam.training.data import load_data
 
 pytestmark = pytest.mark.slow
-
-
-def wait_for(what: str, cond: Callable[[], Any], timeout: float = 8.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = cond()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout} s waiting for: {what}")
 
 
 @pytest.fixture
@@ -78,29 +67,29 @@ def test_label_page_in_headless_chromium(tmp_path, driver):
                       " var i = td.querySelector('input'); return i ? i.value : td.textContent; }); })", table)
 
         driver.get(server.url)
-        wait_for("the page to load the session", lambda: js("return document.body.dataset.ready") == "1")
+        browser.wait_for("the page to load the session", lambda: js("return document.body.dataset.ready") == "1")
         canvas = driver.find_element(By.ID, "canvas")
         assert driver.find_element(By.ID, "frame-count").text == "39"
-        wait_for("frame 0 drawn", lambda: frame_shown(0))
+        browser.wait_for("frame 0 drawn", lambda: frame_shown(0))
 
         # scrub: arrow keys (Shift: 10 frames), the slider, Home
         keys(Keys.ARROW_RIGHT, Keys.ARROW_RIGHT, Keys.ARROW_RIGHT)
-        wait_for("frame 3 drawn", lambda: frame_shown(3))
+        browser.wait_for("frame 3 drawn", lambda: frame_shown(3))
         ActionChains(driver).key_down(Keys.SHIFT).send_keys(Keys.ARROW_RIGHT).key_up(Keys.SHIFT).perform()
-        wait_for("frame 13 drawn", lambda: frame_shown(13))
+        browser.wait_for("frame 13 drawn", lambda: frame_shown(13))
         slide(20)
-        wait_for("frame 20 drawn", lambda: frame_shown(20))
+        browser.wait_for("frame 20 drawn", lambda: frame_shown(20))
 
         # a person range 20..29 (keys), then its step set to 3 in the table
         keys("1", "s")
         for _ in range(9):
             keys(Keys.ARROW_RIGHT)
         keys("e")
-        wait_for("the person range listed", lambda: rows("ranges") == [["person", "20–29", "1", "10", "×"]])
+        browser.wait_for("the person range listed", lambda: rows("ranges") == [["person", "20–29", "1", "10", "×"]])
         step = driver.find_element(By.CSS_SELECTOR, "#ranges input.range-step")
         step.clear()
         step.send_keys("3", Keys.TAB)
-        wait_for("its step", lambda: rows("ranges") == [["person", "20–29", "3", "4", "×"]])
+        browser.wait_for("its step", lambda: rows("ranges") == [["person", "20–29", "3", "4", "×"]])
         js("document.activeElement.blur()")
 
         # an empty range 0..9 with step 2 (the step box, the class button and the End range button)
@@ -110,7 +99,7 @@ def test_label_page_in_headless_chromium(tmp_path, driver):
         keys(Keys.HOME, "s")
         slide(9)
         driver.find_element(By.ID, "end").click()
-        wait_for("two ranges", lambda: len(rows("ranges")) == 2)
+        browser.wait_for("two ranges", lambda: len(rows("ranges")) == 2)
         assert rows("ranges")[0] == ["empty", "0–9", "2", "5", "×"]
         # an overlapping range is refused, with the reason
         keys("s", Keys.ARROW_RIGHT, "e")
@@ -121,12 +110,12 @@ def test_label_page_in_headless_chromium(tmp_path, driver):
         slide(4)
         keys("n")
         slide(26)
-        wait_for("frame 26 drawn", lambda: frame_shown(26))
+        browser.wait_for("frame 26 drawn", lambda: frame_shown(26))
         drag(50, 30, 84, 90)
         drag(100, 10, 140, 50)
-        wait_for("two boxes", lambda: rows("validation") == [["4", "no object", "×"], ["26", "2", "×"]])
+        browser.wait_for("two boxes", lambda: rows("validation") == [["4", "no object", "×"], ["26", "2", "×"]])
         ActionChains(driver).move_to_element_with_offset(canvas, *at(120, 30)).click().perform()
-        wait_for("the clicked box deleted", lambda: rows("validation")[1] == ["26", "1", "×"])
+        browser.wait_for("the clicked box deleted", lambda: rows("validation")[1] == ["26", "1", "×"])
         assert rows("ranges")[0][3] == "4" and rows("ranges")[1][3] == "3"  # frames 4 and 26 left out of training
 
         shot = browser.artifact_path("label.png")
@@ -135,7 +124,7 @@ def test_label_page_in_headless_chromium(tmp_path, driver):
 
         # save: the files
         driver.find_element(By.ID, "save").click()
-        wait_for("saved", lambda: js("return document.body.dataset.saved") == "1")
+        browser.wait_for("saved", lambda: js("return document.body.dataset.saved") == "1")
         assert f"streamcam train {out.as_posix()}/train" in driver.find_element(By.ID, "next").text
         names = lambda cls: sorted(p.name for p in (out / "train" / cls).iterdir())  # noqa: E731
         assert names("person") == ["f000020.png", "f000023.png", "f000029.png"]
@@ -149,7 +138,7 @@ def test_label_page_in_headless_chromium(tmp_path, driver):
 
         # a reload shows what was saved
         driver.refresh()
-        wait_for("the page to load again", lambda: js("return document.body.dataset.ready") == "1")
+        browser.wait_for("the page to load again", lambda: js("return document.body.dataset.ready") == "1")
         assert len(rows("ranges")) == 2 and rows("validation") == [["4", "no object", "×"], ["26", "1", "×"]]
     finally:
         server.stop()

@@ -1,5 +1,6 @@
 """The whole pipeline as a user runs it: real processes, real sockets, real signals."""
 
+import contextlib
 import json
 import os
 import signal
@@ -154,20 +155,10 @@ def test_corrupt_model_gives_one_clear_error(short_tmp, port):
 
 def test_malformed_frames_are_counted_and_the_processor_keeps_going(short_tmp, tiny_model, port):
     """Garbage pushed into the processor's frames socket is rejected, counted, and skipped."""
-    import threading
-
     from streamcam.config import load_config
-    from streamcam.processor.stage import run_processor
 
     cfg = load_config(_config(short_tmp, tiny_model, port))
-    stop = threading.Event()
-    th = threading.Thread(target=run_processor, args=(cfg, stop))
-    th.start()
-    ctx = zmq.Context()
-    push = make_socket(ctx, "PUSH", cfg.endpoint("frames"), bind=False)
-    pull = make_socket(ctx, "PULL", cfg.endpoint("results"), bind=True)
-    try:
-        time.sleep(0.5)
+    with _processor(cfg) as (push, pull):
         push.send_multipart([b"frame/cam0", b"{broken"])
         push.send_multipart([b"frame/cam0"])
         img = np.zeros((240, 320), np.uint8)
@@ -183,10 +174,30 @@ def test_malformed_frames_are_counted_and_the_processor_keeps_going(short_tmp, t
         time.sleep(1.2)
         stats = json.loads((cfg.run_dir / "stats" / "processor.json").read_text())
         assert stats["rejected"] == {"bad_header": 1, "too_few_parts": 1}
+
+
+@contextlib.contextmanager
+def _processor(cfg):
+    """The processor stage in a thread, with a PUSH into its frames and a PULL of its results."""
+    import threading
+
+    from streamcam.processor.stage import run_processor
+
+    stop = threading.Event()
+    th = threading.Thread(target=run_processor, args=(cfg, stop))
+    th.start()
+    ctx = zmq.Context()
+    push = make_socket(ctx, "PUSH", cfg.endpoint("frames"), bind=False)
+    pull = make_socket(ctx, "PULL", cfg.endpoint("results"), bind=True)
+    try:
+        time.sleep(0.5)
+        yield push, pull
     finally:
         stop.set()
         th.join(timeout=3)
-        push.close(0); pull.close(0); ctx.term()
+        push.close(0)
+        pull.close(0)
+        ctx.term()
     assert not th.is_alive()
 
 
@@ -246,21 +257,11 @@ def test_import_is_light():
 
 def test_detect_every_runs_the_network_on_every_nth_frame_and_predicts_between(short_tmp, tiny_model, port):
     """processor.detect_every 3: of 9 frames of one stream, 3 go through the engine; all 9 are answered."""
-    import threading
-
     from streamcam.config import load_config
-    from streamcam.processor.stage import run_processor
 
     cfg = load_config(_config(short_tmp, tiny_model, port), {"processor.detect_every": 3})
-    stop = threading.Event()
-    th = threading.Thread(target=run_processor, args=(cfg, stop))
-    th.start()
-    ctx = zmq.Context()
-    push = make_socket(ctx, "PUSH", cfg.endpoint("frames"), bind=False)
-    pull = make_socket(ctx, "PULL", cfg.endpoint("results"), bind=True)
     got = []
-    try:
-        time.sleep(0.5)
+    with _processor(cfg) as (push, pull):
         img = np.zeros((240, 320), np.uint8)
         t0 = time.time_ns()
         for seq in range(9):
@@ -277,9 +278,5 @@ def test_detect_every_runs_the_network_on_every_nth_frame_and_predicts_between(s
         time.sleep(1.2)
         stats = json.loads((cfg.run_dir / "stats" / "processor.json").read_text())
         assert stats["predicted"] == 6 and stats["detect_every"] == 3
-    finally:
-        stop.set()
-        th.join(timeout=3)
-        push.close(0); pull.close(0); ctx.term()
     with pytest.raises(Exception, match="detect_every"):
         load_config(_config(short_tmp, tiny_model, port), {"processor.detect_every": 0})

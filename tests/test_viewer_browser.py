@@ -12,7 +12,7 @@ import json
 import threading
 import time
 import urllib.request
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 import cv2
 import numpy as np
@@ -76,16 +76,6 @@ def get_json(url: str) -> Any:
         return json.loads(r.read())
 
 
-def wait_for(what: str, cond: Callable[[], Any], timeout: float = 8.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = cond()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout} s waiting for: {what}")
-
-
 @pytest.fixture
 def driver() -> Iterator[Any]:
     yield from browser.chromium_driver()
@@ -137,7 +127,7 @@ def test_viewer_page_in_headless_chromium(pub_endpoint, driver):  # noqa: F811 (
         driver.get(server.url + "?max_mjpeg=2")  # a third stream falls back to refreshed snapshots
 
         # the page lists both streams, live, with their images decoded at full size
-        wait_for("two live cards with images", lambda: [c["id"] for c in cards(driver)
+        browser.wait_for("two live cards with images", lambda: [c["id"] for c in cards(driver)
                                                        if c["state"] == "live" and c["natural"] == [W, H]]
                  == ["cam0", "cam1"])
         assert [c["title"] for c in cards(driver)] == ["cam0", "cam1"]
@@ -145,13 +135,13 @@ def test_viewer_page_in_headless_chromium(pub_endpoint, driver):  # noqa: F811 (
 
         # the image updates: the counter from /api/streams moves, and the pixels change
         seq0 = int(card(driver, "cam0")["seq"])
-        wait_for("cam0 frame counter to advance", lambda: int(card(driver, "cam0")["seq"] or -1) >= seq0 + 3)
+        browser.wait_for("cam0 frame counter to advance", lambda: int(card(driver, "cam0")["seq"] or -1) >= seq0 + 3)
         first = image_png(driver, "cam0")
-        wait_for("cam0 image pixels to change", lambda: image_png(driver, "cam0") != first)
+        browser.wait_for("cam0 image pixels to change", lambda: image_png(driver, "cam0") != first)
 
         # the track table shows the ids published on detections/<id>; figures are filled in
         for sid in ("cam0", "cam1"):
-            c = wait_for(f"{sid} track table", lambda sid=sid: (lambda c: c if len(c["tracks"]) == 2 else None)(
+            c = browser.wait_for(f"{sid} track table", lambda sid=sid: (lambda c: c if len(c["tracks"]) == 2 else None)(
                 card(driver, sid)))
             published = get_json(server.url + f"api/detections/{sid}")["detections"]
             assert published[0]["track_id"] == TRACK_IDS[sid]
@@ -163,17 +153,17 @@ def test_viewer_page_in_headless_chromium(pub_endpoint, driver):  # noqa: F811 (
         # heatmap off: the img switches to the plain variant, and the blue JET tint goes away
         heat_tint = blue_minus_red(image_png(driver, "cam0"))
         driver.execute_script("document.querySelector('.card[data-id=\"cam0\"] input.heatmap').click()")
-        c = wait_for("cam0 plain image", lambda: (lambda c: c if c["variant"] == "plain" and c["state"] == "live"
+        c = browser.wait_for("cam0 plain image", lambda: (lambda c: c if c["variant"] == "plain" and c["state"] == "live"
                                                                and c["natural"] == [W, H] else None)(card(driver, "cam0")))
         assert "heatmap=0" in c["src"] and c["src"].startswith("/stream/cam0.mjpg")
         assert "heatmap=1" in card(driver, "cam1")["src"]
-        wait_for("the plain frames to show", lambda: blue_minus_red(image_png(driver, "cam0")) < 10)
+        browser.wait_for("the plain frames to show", lambda: blue_minus_red(image_png(driver, "cam0")) < 10)
         assert heat_tint > 30, heat_tint
 
         # a new stream (without image_plain) appears without a reload; its toggle is disabled, with the reason
         with feed.lock:
             feed.streams.append("cam2")
-        c = wait_for("a third card, live", lambda: (lambda c: c if c.get("state") == "live" and len(c["tracks"]) == 2
+        c = browser.wait_for("a third card, live", lambda: (lambda c: c if c.get("state") == "live" and len(c["tracks"]) == 2
                                                     else None)(card(driver, "cam2")))
         assert [c["id"] for c in cards(driver)] == ["cam0", "cam1", "cam2"]
         assert driver.execute_script("return window.__noReload") is True
@@ -181,27 +171,27 @@ def test_viewer_page_in_headless_chromium(pub_endpoint, driver):  # noqa: F811 (
         assert c["tracks"][0][0] == str(TRACK_IDS["cam2"])
         assert c["src"].startswith("/snapshot/cam2.jpg?heatmap=1") and c["natural"] == [W, H]
         first = image_png(driver, "cam2")
-        wait_for("cam2 snapshots to refresh", lambda: image_png(driver, "cam2") != first)
+        browser.wait_for("cam2 snapshots to refresh", lambda: image_png(driver, "cam2") != first)
 
         shot = browser.artifact_path("viewer.png")
-        wait_for("all three images loaded", lambda: all(c["natural"] == [W, H] for c in cards(driver)))
+        browser.wait_for("all three images loaded", lambda: all(c["natural"] == [W, H] for c in cards(driver)))
         driver.save_screenshot(str(shot))
         print(f"viewer screenshot: {shot}")
 
         # the publisher goes away: every card says "stream stalled"
         feed.stop()
         pub.close()
-        wait_for("stalled cards", lambda: all(c["state"] == "stalled" and "stream stalled" in (c["overlay"] or "")
+        browser.wait_for("stalled cards", lambda: all(c["state"] == "stalled" and "stream stalled" in (c["overlay"] or "")
                                               for c in cards(driver)))
         driver.save_screenshot(str(browser.artifact_path("viewer-stalled.png")))
         last_seq = min(int(c["seq"]) for c in cards(driver))
         # ... and restarts (sequence numbers from 0 again): the cards go live and the images move again
         pub = TrackedPublisher(pub_endpoint, seq=0)
         feed = Feed(pub, ["cam0", "cam1", "cam2"])
-        wait_for("live again after the restart",
+        browser.wait_for("live again after the restart",
                  lambda: all(c["state"] == "live" and int(c["seq"]) < last_seq for c in cards(driver)))
         before = image_png(driver, "cam1")
-        wait_for("cam1 image moving after the restart", lambda: image_png(driver, "cam1") != before)
+        browser.wait_for("cam1 image moving after the restart", lambda: image_png(driver, "cam1") != before)
         assert time.monotonic() - t_start < 30
     finally:
         if feed is not None:

@@ -22,17 +22,17 @@ from __future__ import annotations
 import json
 import logging
 import re
-import socket
 import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from importlib import resources
 from pathlib import Path
 from typing import Any, Callable, Optional
 from urllib.parse import urlsplit
 
 from ..capture.indexed import IndexedFrames
+from ..httpserve import DISCONNECT, QuietThreadingHTTPServer
 from ..errors import SourceError, StreamcamError
 from .labels import LabelError, Labels, check_classes, parse_classes, parse_labels
 from .writer import load_session, write_dataset
@@ -41,20 +41,10 @@ log = logging.getLogger(__name__)
 
 MAX_BODY = 4 << 20
 """Largest save request (bytes): thousands of ranges and boxes fit in far less."""
-_DISCONNECT = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, TimeoutError, socket.timeout)
 
 
-class _HTTPServer(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False
+class _HTTPServer(QuietThreadingHTTPServer):
     app: "LabelServer"
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        exc = sys.exc_info()[1]
-        if isinstance(exc, _DISCONNECT):
-            log.debug("client %s went away: %s", client_address, exc)
-        else:
-            log.exception("error serving %s", client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -88,7 +78,7 @@ class _Handler(BaseHTTPRequestHandler):
         except SourceError as exc:
             log.error("%s", exc)
             self._json(500, {"error": str(exc)})
-        except _DISCONNECT as exc:
+        except DISCONNECT as exc:
             log.debug("client %s went away: %s", self.client_address, exc)
 
     def do_POST(self) -> None:  # noqa: N802 (stdlib name)
@@ -125,7 +115,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self._json(400, {"error": str(exc), "field": exc.field})
                 return
             self._json(200, summary)
-        except _DISCONNECT as exc:
+        except DISCONNECT as exc:
             log.debug("client %s went away: %s", self.client_address, exc)
         except Exception as exc:  # noqa: BLE001 (one request's failure: answered, logged, the server goes on)
             log.exception("save failed")

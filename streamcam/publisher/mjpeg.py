@@ -29,17 +29,17 @@ from __future__ import annotations
 import json
 import logging
 import re
-import socket
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from importlib import resources
 from typing import Any, Optional
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import zmq
 
+from ..httpserve import DISCONNECT, QuietThreadingHTTPServer
 from ..errors import ProtocolError
 from ..protocol import RejectCounter, decode
 from ..transport import make_socket
@@ -55,7 +55,6 @@ NO_PLAIN = ("no frames without the heatmap for this stream: the publisher bakes 
             " and sends a heatmap-free copy (JPEG part 'image_plain') only with publisher.plain_frames: true")
 _HEADER_ONLY = ("v", "kind", "parts")
 _MJPEG_WAKE_S = 0.25
-_DISCONNECT = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, TimeoutError, socket.timeout)
 
 
 @dataclass
@@ -114,19 +113,8 @@ def _record(header: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in header.items() if k not in _HEADER_ONLY}
 
 
-class _HTTPServer(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False
+class _HTTPServer(QuietThreadingHTTPServer):
     bridge: "MjpegServer"
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        import sys
-
-        exc = sys.exc_info()[1]
-        if isinstance(exc, _DISCONNECT):
-            log.debug("client %s went away: %s", client_address, exc)
-        else:
-            log.exception("error serving %s", client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -171,7 +159,7 @@ class _Handler(BaseHTTPRequestHandler):
                     self._send(200, "image/jpeg", jpeg) if jpeg is not None else self._not_found()
             else:
                 self._not_found()
-        except _DISCONNECT as exc:
+        except DISCONNECT as exc:
             log.debug("client %s went away: %s", self.client_address, exc)
 
     def _send(self, code: int, ctype: str, body: bytes) -> None:
