@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # cache where one exists (see README) and is a CUDA build that also runs on the CPU.
 TORCH ?= torch==2.14.1 torchvision==0.29.1
 
-.PHONY: setup setup-train demo test test-fast bench eval soak train-default pretrain-ir finetune-check clean
+.PHONY: setup setup-train demo test test-fast bench eval eval-thermal soak train-default pretrain-ir finetune-check clean
 
 $(BIN)/streamcam: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -47,6 +47,12 @@ bench: setup-train
 
 eval: setup
 	$(BIN)/streamcam eval --frames 200 --out docs/quality/eval-latest.json
+
+# The shipped thermal default on real LWIR frames (LLVIP sample, not in the repo; docs/benchmarks.md).
+THERMAL_DATA ?= ../shared/data/thermal/LLVIP-sample
+eval-thermal: setup
+	$(BIN)/streamcam eval --frames-dir $(THERMAL_DATA) --labels tests/data/llvip-sample-labels.json \
+		--split evaluation --out docs/quality/thermal-real.json
 
 train-default: setup-train
 	$(BIN)/streamcam train-default --config configs/train-default.yaml --out engines/person-ir.onnx

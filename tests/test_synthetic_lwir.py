@@ -77,3 +77,15 @@ def test_lwir_is_deterministic_and_bad_knobs_are_rejected():
         SyntheticIRScene(style="sepia")
     with pytest.raises(ValueError, match="polarity"):
         SyntheticIRScene(polarity="grey")
+
+
+def test_the_lwir_recipe_names_scenes_that_render():
+    import yaml
+
+    from conftest import ROOT
+
+    cfg = yaml.safe_load((ROOT / "configs" / "train-lwir.yaml").read_text())
+    assert cfg["extra_scenes"]
+    for extra in cfg["extra_scenes"]:
+        sc = SyntheticIRScene(**{**cfg["scene"], **extra["scene"], "seed": int(extra["first_seed"])})
+        assert sc.style == "lwir" and sc.frame(0).image.shape == (sc.height, sc.width)

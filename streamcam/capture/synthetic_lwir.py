@@ -213,7 +213,8 @@ def _ellipse(bg, c, axes, angle, value, thickness=-1, add=True):
 
 def background(rng: np.random.Generator, w: int, h: int) -> np.ndarray:
     """Warm, busy street ground in counts (float32 [h, w]): pavement zones, paving, planters and
-    shadows, parked cars, bollards, manholes, poles with traffic lights, parked bicycles, hot spots."""
+    shadows, parked cars, façades, bollards, manholes, poles with traffic lights, parked bicycles,
+    tree canopies, upright boxes (traffic lights, bins, cabinets), railings, hot spots."""
     s = h / 512.0  # sizes are drawn for a 512-line frame and scaled
     level = rng.uniform(6500, 7800)
     bg = np.full((h, w), level, np.float32)
@@ -295,6 +296,39 @@ def background(rng: np.random.Generator, w: int, h: int) -> np.ndarray:
         m = np.zeros(bg.shape, np.uint8)
         cv2.line(m, (int(c[0] - 1.5 * r), int(c[1])), (int(c[0] + 1.5 * r), int(c[1] - r)), 1, max(1, int(3 * s)))
         bg[m > 0] += v
+    # Tree canopies and hedges: large patches of leaves, fine bright and dark texture.
+    for _ in range(int(rng.integers(0, 4))):
+        m = np.zeros(bg.shape, np.uint8)
+        c = (rng.uniform(0, w), rng.uniform(0, h))
+        for _ in range(int(rng.integers(2, 6))):
+            cv2.circle(m, (int(c[0] + rng.uniform(-60, 60) * s), int(c[1] + rng.uniform(-40, 40) * s)),
+                       int(rng.uniform(20, 70) * s), 1, -1)
+        g = max(2, int(rng.uniform(2, 7) * s))
+        leaves = cv2.resize(rng.standard_normal((h // g + 2, w // g + 2)).astype(np.float32), (w, h),
+                            interpolation=cv2.INTER_NEAREST if rng.uniform() < 0.5 else cv2.INTER_LINEAR)[:h, :w]
+        amp = rng.uniform(600, 2500)
+        bg[m > 0] += (amp * np.tanh(leaves) + rng.uniform(-1500, 500))[m > 0]
+    # Boxes on the street: traffic-light heads, bins, utility cabinets: upright rectangles with
+    # edges, rims and lit parts (upright and person-sized, like a standing figure).
+    for _ in range(int(rng.integers(0, 5))):
+        bw_, bh_ = rng.uniform(15, 60) * s, rng.uniform(40, 150) * s
+        x0, y0 = int(rng.uniform(0, w)), int(rng.uniform(0, h))
+        x1, y1 = int(x0 + bw_), int(y0 + bh_)
+        bg[y0:y1, x0:x1] += rng.uniform(-2500, 2000)
+        grad = np.linspace(0, rng.uniform(-800, 800), max(1, min(y1, h) - y0), dtype=np.float32)[:, None]
+        bg[y0:y1, x0:x1] += grad[:bg[y0:y1, x0:x1].shape[0]]
+        edge = max(1, int(rng.uniform(1, 4) * s))
+        bg[y0:y0 + edge, x0:x1] += rng.uniform(-1500, 2000)
+        for k in range(int(rng.integers(0, 4))):
+            _ellipse(bg, (x0 + bw_ / 2, y0 + (k + 0.6) * bh_ / 4), (bw_ / 4, bw_ / 4), 0, rng.uniform(500, 3500))
+    # Railings and bike racks: rows of thin bars.
+    for _ in range(int(rng.integers(0, 3))):
+        x0, y0 = rng.uniform(0, w), rng.uniform(0, h)
+        n, step, bh_ = int(rng.integers(4, 14)), rng.uniform(6, 20) * s, rng.uniform(20, 60) * s
+        v = rng.uniform(-1500, 1500)
+        for k in range(n):
+            x = int(x0 + k * step)
+            bg[int(y0):int(y0 + bh_), x:x + max(1, int(2 * s))] += v
     # Hot spots: lamps, lit windows, vents, exhausts: small, very warm.
     for _ in range(int(rng.integers(2, 10))):
         r = rng.uniform(2, 14) * s

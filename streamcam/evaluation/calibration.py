@@ -184,7 +184,7 @@ def calibrate(model_path: str, frames: Iterable[Frame], aspect: bool = True) -> 
             "val_threshold_without_shrink": baseline[2], "val_symmetric_margins_only": round(symmetric[0], 4),
             "person_logit_shift": round(best_shift, 3),
             "val_presence_accuracy_before": round(presence_before, 4),
-            "val_presence_accuracy_after": round(float(acc_by_shift.max()), 4),
+            "val_presence_accuracy_after": round(float(((margins_a + best_shift > 0) == labels_a).mean()), 4),
             "val_frames": n_frames, "persons": sum(len(g) for _, g, _ in items)}
 
 
