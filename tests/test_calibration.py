@@ -175,3 +175,26 @@ def test_the_decision_shift_moves_the_positive_logit_in_graph_and_metadata_alike
     assert_close_f32(after, expected, **bound)
     assert_close_f32(explained, after, **bound)  # mean(CAM) + b == logit still holds
     assert meta2.cam_threshold == cal["cam_threshold"] and meta2.box_aspect == cal["box_aspect"]
+
+
+def test_frames_kept_elsewhere_calibrate_by_split_and_one_kind_of_frame_leaves_the_bias(tmp_path):
+    from streamcam.evaluation.calibration import frames_of_split
+
+    from streamcam.capture.synthetic import SyntheticIRScene
+
+    data, frames = tmp_path / "data", []
+    data.mkdir()
+    for k in range(4):
+        fr = SyntheticIRScene(seed=5001, people=4).frame(97 * (k + 1))
+        cv2.imwrite(str(data / f"f{k}.png"), fr.image)
+        frames.append({"image": f"f{k}.png", "split": "calibration" if k < 3 else "evaluation",
+                       "boxes": [list(o.box) for o in fr.persons]})
+    labels = tmp_path / "labels.json"  # not next to the frames
+    labels.write_text(json.dumps({"frames": frames}))
+    got = frames_of_split(labels, data, "calibration")
+    assert len(got) == 3 and all(b for _, _, b in got)
+    cal = calibrate(str(MODEL), got)
+    # every frame shows people: nothing places the decision, so the bias stays
+    assert cal["person_logit_shift"] == 0.0 and cal["val_presence_accuracy_after"] == cal["val_presence_accuracy_before"]
+    with pytest.raises(ConfigError, match="no frame of that split"):
+        frames_of_split(labels, data, "training")

@@ -39,6 +39,7 @@ from typing import Iterator
 import cv2
 import numpy as np
 
+from . import synthetic_lwir as lwir
 from .agc import agc_frame
 
 LABELS = ("person", "car", "lamp", "animal")
@@ -258,6 +259,7 @@ class _Walker:
     heat: float  # counts above the local background for body heat 1.0
     size_m: float  # person height / car height / animal height (m)
     variant: int
+    companions: tuple = ()  # lwir style: (dx m, dz m, variant) of people walking beside this one
 
 
 class SyntheticIRScene:
@@ -284,6 +286,14 @@ class SyntheticIRScene:
         min_visible: an object is in the ground truth when at least this fraction of
             its area is inside the frame.
         agc_percentiles: (lo, hi) percentiles of the AGC.
+        style: ``classic`` (the default look: smooth warm people on a cool plain ground, low
+            camera) or ``lwir`` (real street LWIR, drawn per seed: sharp people with parts and
+            clothing colder or warmer than the ground, riders, groups, warm busy ground with
+            clutter, a high camera, AGC/gamma/blur and polarity; see
+            :mod:`~streamcam.capture.synthetic_lwir`). In ``lwir`` the sensor knobs (noise,
+            fixed_pattern, agc_percentiles) come from the seed's draw.
+        polarity: ``white`` (hot is bright), ``black`` (hot is dark: the 8-bit frame is
+            255 - the white-hot one) or None: white for ``classic``, drawn per seed for ``lwir``.
     """
 
     def __init__(
@@ -303,6 +313,8 @@ class SyntheticIRScene:
         confuser_kinds: tuple[str, ...] = ("car", "lamp", "animal"),
         min_visible: float = 0.5,
         agc_percentiles: tuple[float, float] = (1.0, 99.0),
+        style: str = "classic",
+        polarity: str | None = None,
     ) -> None:
         if width < 64 or height < 48:
             raise ValueError(f"SyntheticIRScene: expected width >= 64 and height >= 48, got {width}x{height}")
@@ -312,6 +324,10 @@ class SyntheticIRScene:
             raise ValueError(f"SyntheticIRScene: expected 0 < presence <= 1, got {presence}")
         if fps <= 0:
             raise ValueError(f"SyntheticIRScene: expected fps > 0, got {fps}")
+        if style not in ("classic", "lwir"):
+            raise ValueError(f"SyntheticIRScene: expected style 'classic' or 'lwir', got {style!r}")
+        if polarity not in (None, "white", "black"):
+            raise ValueError(f"SyntheticIRScene: expected polarity 'white', 'black' or None, got {polarity!r}")
         unknown = set(confuser_kinds) - {"car", "lamp", "animal"}
         if unknown or not confuser_kinds:
             raise ValueError(f"SyntheticIRScene: unknown confuser kinds {sorted(unknown)} (car, lamp, animal)")
@@ -322,8 +338,22 @@ class SyntheticIRScene:
         self.person_heat = (float(person_heat[0]), float(person_heat[1]))
         self.min_visible = float(min_visible)
         self.agc_percentiles = agc_percentiles
+        self.style = style
         self.focal = _F_PER_H * self.height
         self.horizon = _HORIZON_PER_H * self.height
+        self._cam_h, self._person_z = _CAM_HEIGHT_M, _PERSON_Z
+        self.look: lwir.LwirLook | None = None
+        self.polarity = polarity or "white"
+        if style == "lwir":
+            self.look = lwir.LwirLook.draw(np.random.default_rng([self.seed, 0xC7]), polarity)
+            self.polarity = self.look.polarity
+            self.noise, self.fixed_pattern, self.agc_percentiles = self.look.noise, self.look.fixed_pattern, self.look.agc
+            self.horizon = self.look.horizon * self.height
+            self._cam_h = self.look.cam_height
+            # People from just below the bottom edge to the top edge (or 60 m away).
+            near = self.focal * self._cam_h / (1.1 * self.height - self.horizon)
+            far = self.focal * self._cam_h / (0.05 * self.height - self.horizon) if self.horizon < 0 else 60.0
+            self._person_z = (float(near), float(min(max(far, near * 1.5), 60.0)))
         # Independent streams: the same seed with another ``people`` count keeps the same
         # background, confusers and trajectories of the remaining slots.
         krng = np.random.default_rng([self.seed, 0xA1])
@@ -332,8 +362,11 @@ class SyntheticIRScene:
             np.random.default_rng([self.seed, 0xA2]).uniform(0, self.episode_s, size=self.people),
             np.random.default_rng([self.seed, 0xA3]).uniform(0, self.episode_s, size=self.confusers)])
         rng = np.random.default_rng([self.seed, 0xB6])
-        self._background, self._static = self._make_background(rng)
-        _warm_sprites()
+        if style == "lwir":
+            self._background, self._static = self._make_background_lwir(rng)
+        else:
+            self._background, self._static = self._make_background(rng)
+            _warm_sprites()
         pad = 32
         self._noise_field = (rng.standard_normal((self.height + pad, self.width + pad)) * self.noise).astype(
             np.float32)
@@ -342,12 +375,19 @@ class SyntheticIRScene:
     # ----------------------------------------------------------------- geometry
     def _project(self, x: float, z: float) -> tuple[float, float]:
         """World ground point (X, Z) -> image (x, y) of that point."""
-        return self.width / 2 + self.focal * x / z, self.horizon + self.focal * _CAM_HEIGHT_M / z
+        return self.width / 2 + self.focal * x / z, self.horizon + self.focal * self._cam_h / z
 
     def _half_view(self, z: float) -> float:
         return z * (self.width / 2) / self.focal
 
     # ----------------------------------------------------------------- background
+    def _make_background_lwir(self, rng: np.random.Generator):
+        h, w = self.height, self.width
+        bg = lwir.background(rng, w, h)
+        bg += (rng.standard_normal(w) * self.fixed_pattern).astype(np.float32)[None, :]
+        bg += (rng.standard_normal(h) * self.fixed_pattern * 0.5).astype(np.float32)[:, None]
+        return bg, ()
+
     def _make_background(self, rng: np.random.Generator):
         h, w = self.height, self.width
         hz = int(round(self.horizon))
@@ -435,21 +475,34 @@ class SyntheticIRScene:
             speed, ang = rng.uniform(0.5, 2.5), rng.uniform(-0.4, 0.4) + (0 if rng.uniform() < 0.5 else np.pi)
             heat, size, variant = rng.uniform(600, 1500), rng.uniform(0.45, 0.75), 0
         else:
-            zc = 1.0 / rng.uniform(1 / _PERSON_Z[1], 1 / _PERSON_Z[0])  # uniform in image height
+            zc = 1.0 / rng.uniform(1 / self._person_z[1], 1 / self._person_z[0])  # uniform in image height
             speed, ang = rng.uniform(0.0, 1.9), rng.uniform(0, 2 * np.pi)
             heat, size = rng.uniform(*self.person_heat), rng.uniform(1.55, 1.95)
             variant = int(rng.integers(0, 3))
+        companions: tuple = ()
+        if label == "person" and self.look is not None:
+            lrng = np.random.default_rng([self.seed, key, episode & 0x7FFFFFFF, 0x1F])
+            heat = lrng.uniform(*self.look.skin_heat)
+            if lrng.uniform() < self.look.rider:
+                variant = int(lrng.choice(lwir.RIDER_VARIANTS))
+                speed = lrng.uniform(2.5, 6.0)
+            else:
+                variant = int(lrng.integers(0, lwir.WALK_VARIANTS))
+                if lrng.uniform() < self.look.group:
+                    companions = tuple((float(sgn * k * lrng.uniform(0.45, 0.8)), float(lrng.uniform(-0.6, 0.6)),
+                                        int(lrng.integers(0, lwir.WALK_VARIANTS)))
+                                       for k, sgn in zip(range(1, int(lrng.integers(1, 3)) + 1), (1, -1)))
         xc = rng.uniform(-0.9, 0.9) * self._half_view(zc)
         # Cars keep to their lane (no depth motion); people and animals walk on the plane.
         vx, vz = speed * np.cos(ang), (speed * np.sin(ang) if label != "car" else 0.0)
-        return _Walker(slot, episode, label, xc, zc, vx, vz, tc, t_in, t_out, heat, size, variant)
+        return _Walker(slot, episode, label, xc, zc, vx, vz, tc, t_in, t_out, heat, size, variant, companions)
 
     def _place(self, wk: _Walker, t: float):
         """Sprite, top-left corner and amplitude of a walker at time t (None if absent)."""
         if not wk.t_in <= t < wk.t_out:
             return None
         dt = t - wk.tc
-        lo, hi = (_ROAD_Z if wk.label == "car" else _PERSON_Z)
+        lo, hi = (_ROAD_Z if wk.label == "car" else self._person_z)
         z = _reflect(wk.zc + wk.vz * dt, lo, hi)
         xw = wk.xc + wk.vx * dt
         fx, fy = self._project(xw, z)
@@ -470,6 +523,75 @@ class SyntheticIRScene:
         y0 = int(round(fy - spr.shape[0] + bottom_pad))
         return spr, tb, x0, y0, wk.heat
 
+    def _place_lwir(self, wk: _Walker, t: float):
+        """lwir style: ``[(sprite, part values, heat, x0, y0, id offset), ...]`` for a walker and company."""
+        if not wk.t_in <= t < wk.t_out:
+            return []
+        dt = t - wk.tc
+        speed = float(np.hypot(wk.vx, wk.vz))
+        phase = int((abs(dt) * speed / _STRIDE_M * _GAIT_PHASES)) % _GAIT_PHASES if speed > 0.05 else 0
+        z0 = _reflect(wk.zc + wk.vz * dt, *self._person_z)
+        flip = wk.vx < 0
+        out = []
+        vrng = np.random.default_rng([self.seed, wk.slot, wk.episode & 0x7FFFFFFF, 0x2E])
+        for k, (dx, dz, variant) in enumerate(((0.0, 0.0, wk.variant),) + tuple(wk.companions)):
+            values = lwir.person_values(vrng)
+            heat = wk.heat * (1.0 if k == 0 else vrng.uniform(0.8, 1.2))
+            size_m = wk.size_m * (1.0 if k == 0 else vrng.uniform(0.88, 1.08))
+            z = max(self._person_z[0] * 0.8, z0 + dz)
+            fx, fy = self._project(wk.xc + wk.vx * dt + dx, z)
+            if variant in lwir.RIDER_VARIANTS:
+                size_m *= 1.1  # the wheel below the rider
+            size_px = _quantize_px(int(np.clip(self.focal * size_m / z, 12, 0.45 * self.height)))
+            spr = lwir.person_sprite(int(variant), (phase + 3 * k) % _GAIT_PHASES, size_px, flip)
+            bottom_pad = spr[0].shape[0] - spr[2][3]
+            x0 = int(round(fx - spr[0].shape[1] / 2))
+            y0 = int(round(fy - spr[0].shape[0] + bottom_pad))
+            out.append((spr, values, heat, x0, y0, k))
+        return out
+
+    def _render_lwir(self, buf: np.ndarray, t: float) -> list[SceneObject]:
+        """People (max-free, part-wise compositing) and moving confusers of the lwir style, far to near."""
+        h, w = self.height, self.width
+        placed = []
+        for slot in range(self.people + self.confusers):
+            wk = self._walker(slot, t)
+            if wk is None:
+                continue
+            if wk.label == "person":
+                for item in self._place_lwir(wk, t):
+                    placed.append((item[4] + item[0][0].shape[0], wk, item))
+            else:
+                p = self._place(wk, t)
+                if p is not None:
+                    placed.append((p[3] + p[0].shape[0], wk, p))
+        placed.sort(key=lambda item: item[0])
+        objects: list[SceneObject] = []
+        for _, wk, item in placed:
+            if wk.label == "person":
+                spr, values, heat, x0, y0, k = item
+                lwir.composite_person(buf, spr, values, heat, x0, y0)
+                tb = spr[2]
+                oid = wk.episode * 2000 + wk.slot + (10_000_000 + 4 * (wk.episode * 2000 + wk.slot) + k if k else 0)
+            else:
+                spr, tb, x0, y0, heat = item
+                sh, sw = spr.shape
+                ax0, ay0, ax1, ay1 = max(x0, 0), max(y0, 0), min(x0 + sw, w), min(y0 + sh, h)
+                if ax1 <= ax0 or ay1 <= ay0:
+                    continue
+                region = buf[ay0:ay1, ax0:ax1]
+                sub = spr[ay0 - y0:ay1 - y0, ax0 - x0:ax1 - x0]
+                np.maximum(region, self._background[ay0:ay1, ax0:ax1] + np.float32(heat / 255.0) * sub, out=region)
+                oid = wk.episode * 2000 + 1000 + wk.slot - self.people
+            bx0, by0, bx1, by1 = x0 + tb[0], y0 + tb[1], x0 + tb[2], y0 + tb[3]
+            cx0, cy0, cx1, cy1 = max(bx0, 0), max(by0, 0), min(bx1, w), min(by1, h)
+            if cx1 <= cx0 or cy1 <= cy0:
+                continue
+            visible = (cx1 - cx0) * (cy1 - cy0) / float((bx1 - bx0) * (by1 - by0))
+            if visible >= self.min_visible:
+                objects.append(SceneObject(oid, wk.label, (float(cx0), float(cy0), float(cx1), float(cy1))))
+        return objects
+
     # ----------------------------------------------------------------- rendering
     def frame(self, index: int) -> SceneFrame:
         """Render frame ``index`` (any non-negative integer, in any order)."""
@@ -478,6 +600,8 @@ class SyntheticIRScene:
         t = index / self.fps
         h, w = self.height, self.width
         buf = self._background.copy()
+        if self.look is not None:
+            return self._finish(index, t, buf, self._render_lwir(buf, t))
         placed = []
         for slot in range(self.people + self.confusers):
             wk = self._walker(slot, t)
@@ -506,6 +630,13 @@ class SyntheticIRScene:
             if visible >= self.min_visible:
                 oid = wk.episode * 2000 + (wk.slot if wk.label == "person" else 1000 + wk.slot - self.people)
                 objects.append(SceneObject(oid, wk.label, (float(cx0), float(cy0), float(cx1), float(cy1))))
+        return self._finish(index, t, buf, objects)
+
+    def _finish(self, index: int, t: float, buf: np.ndarray, objects: list[SceneObject]) -> SceneFrame:
+        """Sensor: (lwir: optics blur), temporal noise, drift, 14-bit clip, AGC, (gamma,) polarity."""
+        h, w = self.height, self.width
+        if self.look is not None and self.look.blur > 0:
+            buf = cv2.GaussianBlur(buf, (0, 0), self.look.blur * h / 512.0)
         rng = np.random.default_rng([self.seed, 0x5EED, index])
         oy, ox = rng.integers(0, self._noise_field.shape[0] - h + 1), rng.integers(0, self._noise_field.shape[1] - w + 1)
         buf += self._noise_field[oy:oy + h, ox:ox + w]
@@ -513,6 +644,10 @@ class SyntheticIRScene:
         np.clip(buf, 0, _MAX_COUNTS, out=buf)
         raw = buf.astype(np.uint16)
         image = agc_frame(raw, *self.agc_percentiles)
+        if self.look is not None:
+            image = lwir.display(image, self.look)
+        elif self.polarity == "black":
+            image = 255 - image
         return SceneFrame(index=int(index), raw=raw, image=image, objects=tuple(objects))
 
     def __iter__(self) -> Iterator[SceneFrame]:

@@ -115,6 +115,23 @@ def labelled_frames(labels_path: str | Path) -> list[Frame]:
     return out
 
 
+def frames_of_split(labels_path: str | Path, frames_dir: str | Path | None = None,
+                    split: str | None = None) -> list[Frame]:
+    """Frames and boxes of a labels file whose images live in ``frames_dir`` (default: the file's
+    folder), optionally one ``split`` of it (VAL.json ``"split"`` or a boxes CSV, as ``streamcam eval
+    --frames-dir`` reads them): e.g. the calibration frames of a real data set kept outside the repo."""
+    from .frames import read_frame, read_labels, select
+
+    root = Path(frames_dir) if frames_dir else Path(labels_path).parent
+    out: list[Frame] = []
+    for f in select(read_labels(labels_path), split):
+        image, fmt = read_frame(root, f.image)
+        out.append((image, fmt, list(f.boxes)))
+    if not any(boxes for _, _, boxes in out):
+        raise ConfigError(f"{labels_path}: no frame has a box: the box rule needs frames showing the object")
+    return out
+
+
 def calibrate(model_path: str, frames: Iterable[Frame], aspect: bool = True) -> dict[str, Any]:
     """Sweep threshold x box rule on ``frames``; ``aspect=False``: symmetric margins only.
 
@@ -171,7 +188,9 @@ def _calibrate_at(model_path: str, frames: Iterable[Frame], aspect: bool, size: 
     margins_a, labels_a = np.array(margins), np.array(labels)
     shifts = np.linspace(-10, 10, 401)
     acc_by_shift = np.array([float(((margins_a + d > 0) == labels_a).mean()) for d in shifts])
-    best_shift = float(shifts[int(np.argmax(acc_by_shift))])
+    # Frames of one kind only (e.g. real frames that all show people) cannot place the decision:
+    # the bias is then left as it is.
+    best_shift = float(shifts[int(np.argmax(acc_by_shift))]) if len(set(labels)) > 1 else 0.0
     presence_before = float(((margins_a > 0) == labels_a).mean())
     cell = [(size[0] / c.shape[-1], size[1] / c.shape[-2]) for c, _, size in items]
     results = []  # (accuracy, complexity, threshold, rule, floor): complexity breaks ties towards the simpler rule
@@ -199,7 +218,7 @@ def _calibrate_at(model_path: str, frames: Iterable[Frame], aspect: bool, size: 
             "val_threshold_without_shrink": baseline[2], "val_symmetric_margins_only": round(symmetric[0], 4),
             "person_logit_shift": round(best_shift, 3) if det.meta.presence == "mean" else 0.0,
             "val_presence_accuracy_before": round(presence_before, 4),
-            "val_presence_accuracy_after": round(float(acc_by_shift.max()), 4),
+            "val_presence_accuracy_after": round(float(((margins_a + best_shift > 0) == labels_a).mean()), 4),
             "val_frames": n_frames, "persons": sum(len(g) for _, g, _ in items),
             **({"peak_boxes": peak["rule"], "val_peak_localization_accuracy": peak["accuracy"],
                 "val_peak_precision": peak["precision"]} if peak and peak["accuracy"] > acc else
@@ -303,17 +322,23 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-aspect", action="store_true",
                     help="symmetric margins only (the shipped default model: the stabilizer in "
                          "configs/default.yaml is tuned on those boxes)")
+    ap.add_argument("--frames-dir", help="--labels: the folder its image paths are relative to (default: its own)")
+    ap.add_argument("--split", help="--labels: only the frames of this split (e.g. calibration)")
     ap.add_argument("--dry-run", action="store_true", help="print the calibration, write nothing")
     a = ap.parse_args(argv)
     from ..errors import StreamcamError
 
     try:
-        frames = labelled_frames(a.labels) if a.labels else synthetic_frames(tuple(a.seeds), a.frames)
+        if a.labels and (a.frames_dir or a.split):
+            frames = frames_of_split(a.labels, a.frames_dir, a.split)
+        else:
+            frames = labelled_frames(a.labels) if a.labels else synthetic_frames(tuple(a.seeds), a.frames)
         result = calibrate(a.model, frames, aspect=not a.no_aspect)
     except StreamcamError as exc:
         print(f"streamcam calibrate: error: {exc}", file=sys.stderr)
         return 2
-    result["source"] = f"labels {Path(a.labels).name}" if a.labels else synthetic_source(a.seeds, a.frames)
+    result["source"] = (f"labels {Path(a.labels).name}" + (f", split {a.split}" if a.split else "")
+                        if a.labels else synthetic_source(a.seeds, a.frames))
     print(json.dumps(result, indent=1))
     if not a.dry_run:
         write_calibration(a.model, result)

@@ -54,7 +54,7 @@ def train_default(config_path: str, out_path: str, quality_path: str | None = No
     from ..evaluation.localization import evaluate_synthetic, sweep_thresholds, write_quality
     from .export import export_onnx
     from .nets import build_net, inner_logits, optimizer_step
-    from .synthetic_data import CropSampler, render_pool
+    from .synthetic_data import CropSampler, FramePool, render_pool
 
     t_start = time.time()
     cfg = load_config(config_path)
@@ -68,6 +68,17 @@ def train_default(config_path: str, out_path: str, quality_path: str | None = No
     seeds = range(int(ts["first_seed"]), int(ts["first_seed"]) + int(ts["count"]))
     pool = render_pool(seeds, int(cfg.get("frames_per_scene", 60)), int(cfg.get("negative_frames_per_scene", 20)),
                        (iw, ih), cfg["scene"], seed)
+    # More scene groups (e.g. the lwir style at other frame sizes), pooled with the first: the
+    # sampler draws crops from all frames alike, so each group weighs by its frame count.
+    for k, extra in enumerate(cfg.get("extra_scenes", []) or []):
+        for key in ("scene", "first_seed", "count"):
+            if key not in extra:
+                raise KeyError(f"{config_path}: extra_scenes[{k}]: missing key {key!r}")
+        more = render_pool(range(int(extra["first_seed"]), int(extra["first_seed"]) + int(extra["count"])),
+                           int(extra.get("frames_per_scene", cfg.get("frames_per_scene", 60))),
+                           int(extra.get("negative_frames_per_scene", cfg.get("negative_frames_per_scene", 20))),
+                           (iw, ih), {**cfg["scene"], **extra["scene"]}, seed + 1 + k)
+        pool = FramePool(np.concatenate([pool.images, more.images]), pool.boxes + more.boxes)
     mean = float(pool.images.mean() / 255.0)
     std = float(pool.images.std() / 255.0)
     log(f"pool: {len(pool)} frames ({int(pool.has_person.sum())} with people), mean {mean:.3f} std {std:.3f}, "
