@@ -445,13 +445,14 @@ def _finetune_one(cfg: FinetuneConfig, export: bool = True) -> dict:
         raise ConfigError(f"positive_classes: {sorted(unknown)} are not among the data's classes {list(classes)}")
     tr_idx, va_idx = stratified_split(data.labels, cfg.val_fraction, cfg.seed)
     train, val = data.subset(tr_idx), data.subset(va_idx)
-    if cfg.resolved_recipe == "mil" and len(val) and np.bincount(val.labels).min() < MIN_VAL_PER_CLASS:
+    few_val = len(val) and np.bincount(val.labels, minlength=len(classes)).min() < MIN_VAL_PER_CLASS
+    if cfg.resolved_recipe == "mil" and few_val:
         # A handful of frames per class is the whole lesson; with no epochs to choose there is nothing
         # a 4-frame split could decide, so every frame teaches (accuracy is then reported on them).
         log.info("full-frame recipe: %d validation frames are too few to decide anything; all %d frames train",
                  len(val), len(data))
         train, val = data, data.subset([])
-    if len(val) == 0:
+    if len(val) == 0 and cfg.resolved_recipe != "mil":  # mil has no epochs to stop early
         log.warning("no validation images (val_fraction %s, %d images): early stopping uses the training loss",
                     cfg.val_fraction, len(data))
     grey = data.is_grey
