@@ -16,13 +16,11 @@ import dataclasses
 import json
 import subprocess
 import sys
-import threading
 import time
 
 import cv2
 import numpy as np
 import pytest
-import zmq
 
 from streamcam import protocol
 from streamcam.config import config_from_dict
@@ -31,7 +29,7 @@ from streamcam.gpu.reference import feature_window, fused_cam_reference, raw_map
 from streamcam.processor.detector import Detector
 from streamcam.processor.preprocess import crop_to_frame, preprocess
 from streamcam.publisher.annotate import heatmap_overlay
-from streamcam.transport import make_socket
+from _processor_fixtures import processor_thread
 from test_gpu_kernels import ALPHA, assert_blend_close
 from tiny_model import make_tiny_gap_onnx
 
@@ -264,16 +262,8 @@ def _pipeline_cfg(tmp, model, **processor):
 
 def _run_processor(cfg, frames):
     """Frames → a processor thread (real ipc sockets) → the result messages, in order."""
-    from streamcam.processor.stage import run_processor
-
-    stop = threading.Event()
-    th = threading.Thread(target=run_processor, args=(cfg, stop))
-    th.start()
-    ctx = zmq.Context()
-    push = make_socket(ctx, "PUSH", cfg.endpoint("frames"), bind=False)
-    pull = make_socket(ctx, "PULL", cfg.endpoint("results"), bind=True)
     got = []
-    try:
+    with processor_thread(cfg, settle_s=0.0) as (push, pull):
         for seq, img in enumerate(frames):
             deadline = time.monotonic() + 10
             msg = None
@@ -288,13 +278,6 @@ def _run_processor(cfg, frames):
             got.append(msg)
             while pull.poll(100):
                 pull.recv_multipart()
-    finally:
-        stop.set()
-        th.join(timeout=5)
-        push.close(0)
-        pull.close(0)
-        ctx.term()
-    assert not th.is_alive()
     return got
 
 

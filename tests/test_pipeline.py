@@ -1,6 +1,5 @@
 """The whole pipeline as a user runs it: real processes, real sockets, real signals."""
 
-import contextlib
 import json
 import os
 import signal
@@ -14,6 +13,7 @@ import pytest
 import zmq
 
 from streamcam import protocol
+from _processor_fixtures import processor_thread
 from streamcam.transport import make_socket
 
 
@@ -158,7 +158,7 @@ def test_malformed_frames_are_counted_and_the_processor_keeps_going(short_tmp, t
     from streamcam.config import load_config
 
     cfg = load_config(_config(short_tmp, tiny_model, port))
-    with _processor(cfg) as (push, pull):
+    with processor_thread(cfg) as (push, pull):
         push.send_multipart([b"frame/cam0", b"{broken"])
         push.send_multipart([b"frame/cam0"])
         img = np.zeros((240, 320), np.uint8)
@@ -174,31 +174,6 @@ def test_malformed_frames_are_counted_and_the_processor_keeps_going(short_tmp, t
         time.sleep(1.2)
         stats = json.loads((cfg.run_dir / "stats" / "processor.json").read_text())
         assert stats["rejected"] == {"bad_header": 1, "too_few_parts": 1}
-
-
-@contextlib.contextmanager
-def _processor(cfg):
-    """The processor stage in a thread, with a PUSH into its frames and a PULL of its results."""
-    import threading
-
-    from streamcam.processor.stage import run_processor
-
-    stop = threading.Event()
-    th = threading.Thread(target=run_processor, args=(cfg, stop))
-    th.start()
-    ctx = zmq.Context()
-    push = make_socket(ctx, "PUSH", cfg.endpoint("frames"), bind=False)
-    pull = make_socket(ctx, "PULL", cfg.endpoint("results"), bind=True)
-    try:
-        time.sleep(0.5)
-        yield push, pull
-    finally:
-        stop.set()
-        th.join(timeout=3)
-        push.close(0)
-        pull.close(0)
-        ctx.term()
-    assert not th.is_alive()
 
 
 def test_detect_writes_one_json_line_per_frame(short_tmp, tiny_model, port):
@@ -261,7 +236,7 @@ def test_detect_every_runs_the_network_on_every_nth_frame_and_predicts_between(s
 
     cfg = load_config(_config(short_tmp, tiny_model, port), {"processor.detect_every": 3})
     got = []
-    with _processor(cfg) as (push, pull):
+    with processor_thread(cfg) as (push, pull):
         img = np.zeros((240, 320), np.uint8)
         t0 = time.time_ns()
         for seq in range(9):

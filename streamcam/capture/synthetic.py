@@ -552,7 +552,6 @@ class SyntheticIRScene:
 
     def _render_lwir(self, buf: np.ndarray, t: float) -> list[SceneObject]:
         """People (max-free, part-wise compositing) and moving confusers of the lwir style, far to near."""
-        h, w = self.height, self.width
         placed = []
         for slot in range(self.people + self.confusers):
             wk = self._walker(slot, t)
@@ -575,21 +574,12 @@ class SyntheticIRScene:
                 oid = wk.episode * 2000 + wk.slot + (10_000_000 + 4 * (wk.episode * 2000 + wk.slot) + k if k else 0)
             else:
                 spr, tb, x0, y0, heat = item
-                sh, sw = spr.shape
-                ax0, ay0, ax1, ay1 = max(x0, 0), max(y0, 0), min(x0 + sw, w), min(y0 + sh, h)
-                if ax1 <= ax0 or ay1 <= ay0:
+                if not self._composite(buf, spr, x0, y0, heat):
                     continue
-                region = buf[ay0:ay1, ax0:ax1]
-                sub = spr[ay0 - y0:ay1 - y0, ax0 - x0:ax1 - x0]
-                np.maximum(region, self._background[ay0:ay1, ax0:ax1] + np.float32(heat / 255.0) * sub, out=region)
                 oid = wk.episode * 2000 + 1000 + wk.slot - self.people
-            bx0, by0, bx1, by1 = x0 + tb[0], y0 + tb[1], x0 + tb[2], y0 + tb[3]
-            cx0, cy0, cx1, cy1 = max(bx0, 0), max(by0, 0), min(bx1, w), min(by1, h)
-            if cx1 <= cx0 or cy1 <= cy0:
-                continue
-            visible = (cx1 - cx0) * (cy1 - cy0) / float((bx1 - bx0) * (by1 - by0))
-            if visible >= self.min_visible:
-                objects.append(SceneObject(oid, wk.label, (float(cx0), float(cy0), float(cx1), float(cy1))))
+            box = self._visible_box(x0, y0, tb)
+            if box is not None:
+                objects.append(SceneObject(oid, wk.label, box))
         return objects
 
     # ----------------------------------------------------------------- rendering
@@ -598,7 +588,6 @@ class SyntheticIRScene:
         if index < 0:
             raise ValueError(f"SyntheticIRScene.frame: expected index >= 0, got {index}")
         t = index / self.fps
-        h, w = self.height, self.width
         buf = self._background.copy()
         if self.look is not None:
             return self._finish(index, t, buf, self._render_lwir(buf, t))
@@ -615,22 +604,35 @@ class SyntheticIRScene:
         placed.sort(key=lambda item: item[1][3] + item[1][0].shape[0])
         objects: list[SceneObject] = list(self._static)
         for wk, (spr, tb, x0, y0, heat) in placed:
-            sh, sw = spr.shape
-            ax0, ay0, ax1, ay1 = max(x0, 0), max(y0, 0), min(x0 + sw, w), min(y0 + sh, h)
-            if ax1 <= ax0 or ay1 <= ay0:
+            if not self._composite(buf, spr, x0, y0, heat):
                 continue
-            region = buf[ay0:ay1, ax0:ax1]
-            sub = spr[ay0 - y0:ay1 - y0, ax0 - x0:ax1 - x0]
-            np.maximum(region, self._background[ay0:ay1, ax0:ax1] + np.float32(heat / 255.0) * sub, out=region)
-            bx0, by0, bx1, by1 = x0 + tb[0], y0 + tb[1], x0 + tb[2], y0 + tb[3]
-            cx0, cy0, cx1, cy1 = max(bx0, 0), max(by0, 0), min(bx1, w), min(by1, h)
-            if cx1 <= cx0 or cy1 <= cy0:
-                continue
-            visible = (cx1 - cx0) * (cy1 - cy0) / float((bx1 - bx0) * (by1 - by0))
-            if visible >= self.min_visible:
+            box = self._visible_box(x0, y0, tb)
+            if box is not None:
                 oid = wk.episode * 2000 + (wk.slot if wk.label == "person" else 1000 + wk.slot - self.people)
-                objects.append(SceneObject(oid, wk.label, (float(cx0), float(cy0), float(cx1), float(cy1))))
+                objects.append(SceneObject(oid, wk.label, box))
         return self._finish(index, t, buf, objects)
+
+    def _composite(self, buf: np.ndarray, spr: np.ndarray, x0: int, y0: int, heat: float) -> bool:
+        """Max-composite a sprite's heat over the local background at ``(x0, y0)``; False if it is off-frame."""
+        h, w = self.height, self.width
+        sh, sw = spr.shape
+        ax0, ay0, ax1, ay1 = max(x0, 0), max(y0, 0), min(x0 + sw, w), min(y0 + sh, h)
+        if ax1 <= ax0 or ay1 <= ay0:
+            return False
+        region = buf[ay0:ay1, ax0:ax1]
+        sub = spr[ay0 - y0:ay1 - y0, ax0 - x0:ax1 - x0]
+        np.maximum(region, self._background[ay0:ay1, ax0:ax1] + np.float32(heat / 255.0) * sub, out=region)
+        return True
+
+    def _visible_box(self, x0: int, y0: int, tb) -> tuple[float, float, float, float] | None:
+        """The sprite's object box clipped to the frame, or None when too little of it is visible."""
+        h, w = self.height, self.width
+        bx0, by0, bx1, by1 = x0 + tb[0], y0 + tb[1], x0 + tb[2], y0 + tb[3]
+        cx0, cy0, cx1, cy1 = max(bx0, 0), max(by0, 0), min(bx1, w), min(by1, h)
+        if cx1 <= cx0 or cy1 <= cy0:
+            return None
+        visible = (cx1 - cx0) * (cy1 - cy0) / float((bx1 - bx0) * (by1 - by0))
+        return (float(cx0), float(cy0), float(cx1), float(cy1)) if visible >= self.min_visible else None
 
     def _finish(self, index: int, t: float, buf: np.ndarray, objects: list[SceneObject]) -> SceneFrame:
         """Sensor: (lwir: optics blur), temporal noise, drift, 14-bit clip, AGC, (gamma,) polarity."""
