@@ -44,12 +44,12 @@ def build_detector(cfg: PipelineConfig):
     p = cfg.processor
     engine = create_engine(cfg.model_path(), p.backend, p.threads, p.fallback)
     if p.mode == "faces":
-        from .faces import FaceDetector, FaceEmotionDetector
+        from ..faces.detector import FaceEmotionDetector
+        from ..faces.finder import FaceFinder
 
         f = p.faces
-        finder = FaceDetector(scale_factor=f.scale_factor, min_neighbors=f.min_neighbors, min_face_frac=f.min_face_frac,
-                              window_px=f.window_px, evaluator=f.evaluator, rolling=f.rolling, near_scales=f.near_scales)
-        return FaceEmotionDetector(engine, classes=p.classes, min_score=p.min_score, face_detector=finder, track=f.track)
+        finder = FaceFinder(threshold=f.threshold, min_face_frac=f.min_face_frac, max_side=f.max_side, threads=p.threads)
+        return FaceEmotionDetector(engine, classes=p.classes, min_score=p.min_score, face_finder=finder)
     if p.frame_path != "cpu":
         from ..gpu.pipeline import frame_path_detector
 

@@ -135,6 +135,10 @@ class TrackerConfig:
     """Centres kept per track for drawing its trail."""
     default_label: str = "person"
     """Label given to inputs without one (heatmap peaks)."""
+    gate_labels: bool = True
+    """A track keeps to one label: a candidate of another label never continues it. False: the label is
+    an attribute of the object (a face's emotion), taken from the latest candidate the track matched;
+    face mode sets it, so one face is one track whatever its emotion does."""
     publish_outside: bool = False
     """Publish coasting tracks whose predicted centre left the frame (needs frame_size in update)."""
 
@@ -294,6 +298,8 @@ class Stabilizer:
             state = self._states[i]
             if hit[i]:
                 s = float(scores[det_of[i]])
+                if not cfg.gate_labels:
+                    self._labels[i] = labels[det_of[i]]
                 a = cfg.score_smoothing
                 self._scores[i] = a * s + (1 - a) * self._scores[i]
                 if state == TENTATIVE and s < cfg.score_enter:
@@ -369,7 +375,8 @@ class Stabilizer:
         iou = iou_matrix(kalman.z_to_box(pz), boxes)
         cost = d + cfg.iou_weight * (1.0 - iou)
         gated = (d > cfg.max_distance) | (iou < cfg.min_iou)
-        if len(set(labels)) > 1 or len(set(self._labels)) > 1 or (labels and labels[0] != self._labels[0]):
+        if cfg.gate_labels and (len(set(labels)) > 1 or len(set(self._labels)) > 1
+                                or (labels and labels[0] != self._labels[0])):
             gated |= np.asarray(self._labels, dtype=object)[:, None] != np.asarray(labels, dtype=object)[None, :]
         cost = np.where(gated, _GATED, cost)
         rows, cols = linear_sum_assignment(cost)
@@ -395,7 +402,7 @@ class Stabilizer:
         states, hits, hidden = self._states, self._hits, self._merged
         dead = [i for i in rows if states[i] == TENTATIVE or (hits[i] < cfg.merge_min_hits and hidden[i] == 0)]
         inside[dead] = False
-        if len(set(labels)) > 1 or len(set(self._labels)) > 1 or labels[0] != self._labels[0]:
+        if cfg.gate_labels and (len(set(labels)) > 1 or len(set(self._labels)) > 1 or labels[0] != self._labels[0]):
             inside &= np.asarray(self._labels, dtype=object)[:, None] == np.asarray(labels, dtype=object)[None, :]
         consumed = inside.sum(axis=0) >= 2
         if not consumed.any():
