@@ -69,9 +69,9 @@ class FacesConfig:
     """CenterFace heatmap score a face needs (lower finds more turned and small faces, and more false ones)."""
     min_face_frac: float = 0.1
     """Smallest face reported, as a fraction of the frame's shorter side."""
-    max_side: int = 640
-    """The face finder sees a copy whose long side is at most this many pixels (a bounded cost per
-    camera: 320 costs about a quarter and still finds faces 0.1 of a 640x480 frame; docs/benchmarks.md)."""
+    max_side: int = 320
+    """The face finder sees a copy whose long side is at most this many pixels: a bounded cost per camera
+    (320: ~40 ms CPU, 99 of 100 lfw faces; 640: ~4x the cost, 100 of 100; docs/benchmarks.md, "Face mode")."""
 
     def __post_init__(self) -> None:
         def bad(name: str, why: str) -> ValueError:

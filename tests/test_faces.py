@@ -52,9 +52,11 @@ def test_lfw_faces_found_and_non_faces_clean(finder):
 def test_boxes_are_in_frame_pixels_at_any_resolution_and_in_grey(finder):
     frame = astronaut_frame()
     (ref,), _ = finder.detect(frame)
-    big = cv2.resize(frame, (1280, 960), interpolation=cv2.INTER_LINEAR)  # seen at max_side 640: halved
-    (b,), _ = finder.detect(big)
+    big = cv2.resize(frame, (1280, 960), interpolation=cv2.INTER_LINEAR)
+    (b,), _ = FaceFinder(max_side=640).detect(big)  # both seen at 640 px: the same pixels, halved boxes
+    (ref,), _ = FaceFinder(max_side=640).detect(frame)
     np.testing.assert_allclose(b / 2, ref, atol=6)
+    (ref,), _ = finder.detect(frame)
     (g,), _ = finder.detect(cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY))
     np.testing.assert_allclose(g, ref, atol=12)
     (r,), _ = finder.detect(np.ascontiguousarray(frame[:, :, ::-1]), "RGB8")

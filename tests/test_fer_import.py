@@ -374,7 +374,8 @@ def test_face_mode_astronaut(astronaut_bgr):
     my, mx = np.unravel_index(m.argmax(), m.shape)
     fx, fy = (mx + 0.5) * w / m.shape[1], (my + 0.5) * h / m.shape[0]
     assert face.crop[0] <= fx <= face.crop[2] and face.crop[1] <= fy <= face.crop[3]
-    assert m.max() == pytest.approx(1.0) and m[-10:, :].max() == 0.0
+    # The CAM's peak is 1; bilinear upsampling hits that cell's centre exactly only at some crop sizes.
+    assert m.max() == pytest.approx(1.0, abs=0.01) and m[-10:, :].max() == 0.0
     assert set(result.timings_ms) >= {"engine", "preprocess", "cam"}
     np.testing.assert_allclose(result.probs, face.probs)
 
