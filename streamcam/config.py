@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Optional
 
-from .errors import ConfigError
+from .errors import ConfigError, StreamcamError
 from .tracking.tracker import TrackerConfig
 from .transport import check_endpoint
 
@@ -452,3 +452,14 @@ def to_dict(cfg: PipelineConfig) -> dict[str, Any]:
     d = dataclasses.asdict(cfg)
     d.pop("base_dir", None)
     return d
+
+
+def repo_config(*names: str) -> Path:
+    """The first of ``names`` (default.yaml when none) in configs/ next to the package (source
+    checkout) or shipped inside it."""
+    here = Path(__file__).resolve().parent
+    for name in names + ("default.yaml",):
+        for cand in (here.parent / "configs" / name, here / "configs" / name):
+            if cand.is_file():
+                return cand
+    raise StreamcamError("configs/default.yaml not found: pass a config file")

@@ -37,7 +37,6 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Sequence
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 from ..protocol import Detection
 from . import kalman
@@ -379,6 +378,8 @@ class Stabilizer:
                                 or (labels and labels[0] != self._labels[0])):
             gated |= np.asarray(self._labels, dtype=object)[:, None] != np.asarray(labels, dtype=object)[None, :]
         cost = np.where(gated, _GATED, cost)
+        from scipy.optimize import linear_sum_assignment  # here: config imports this module in every stage
+
         rows, cols = linear_sum_assignment(cost)
         ok = cost[rows, cols] < _GATED
         return rows[ok], cols[ok]
