@@ -21,20 +21,12 @@ import cv2
 import numpy as np
 
 from ..capture.synthetic import SyntheticIRScene
+from ..geometry import iou
 from ..processor.boxes import boxes_from_cam
 from ..processor.cam import class_activation_map
 from ..processor.model_meta import ModelMetadata, read_metadata
 
 Box = Sequence[float]
-
-
-def iou(a: Box, b: Box) -> float:
-    """Intersection over union of two boxes ``(x0, y0, x1, y1)`` (x1/y1 exclusive); 0 if both empty."""
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return float(inter / union) if union > 0 else 0.0
 
 
 def match_boxes(pred: Sequence[Box], gt: Sequence[Box], iou_threshold: float = 0.5) -> list[tuple[int, int, float]]:

@@ -55,7 +55,8 @@ from scipy.optimize import linear_sum_assignment
 from ..capture.synthetic import SyntheticIRScene
 from ..protocol import Detection
 from ..tracking import Stabilizer, TrackerConfig, find_peaks
-from ..tracking.tracker import BoxCorrection, iou_matrix
+from ..geometry import iou_matrix
+from ..tracking.tracker import BoxCorrection
 from .peer_trackers import NorfairBoxes, RoboflowTracker, available
 
 Box = Sequence[float]

@@ -38,7 +38,7 @@ import numpy as np
 
 from ..errors import BackendUnavailable
 from . import kernel_source
-from .reference import class_table, jet_lut
+from .reference import class_table, colormap_lut
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +114,7 @@ class FusedCam:
         self._owns_ctx = context is None
         self.context = context or PrimaryContext()
         self.alpha = float(alpha)
-        lut = jet_lut() if lut is None else np.ascontiguousarray(lut, np.uint8).reshape(256, 3)
+        lut = colormap_lut() if lut is None else np.ascontiguousarray(lut, np.uint8).reshape(256, 3)
         self._buffers: dict[str, Any] = {}
         self._weights_key: tuple[int, tuple[int, ...]] | None = None
         with self.context:

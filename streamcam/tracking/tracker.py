@@ -38,6 +38,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from ..geometry import iou_matrix
 from ..protocol import Detection
 from . import kalman
 from .kalman import KalmanNoise
@@ -199,17 +200,6 @@ class Track:
     """Centre velocity (px/s) of the Kalman filter."""
     trail: tuple[tuple[float, float], ...]
     """Last published centres, oldest first."""
-
-
-def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU ``[N, M]`` of boxes ``a [N, 4]`` and ``b [M, 4]`` ``(x0, y0, x1, y1)``."""
-    ix = np.clip(np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0, None)
-    iy = np.clip(np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1]), 0, None)
-    inter = ix * iy
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    union = area_a[:, None] + area_b[None, :] - inter
-    return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
 
 
 def _as_candidates(items: Sequence[Any], default_label: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
