@@ -27,6 +27,11 @@ turn (so all see the same machine load):
   Its ms is measured in its own process, the frame read from a PNG first (not counted).
 
 A finder that cannot run here (a package missing) is reported as such and left out.
+
+``--removed-haar REV`` adds the numpy Viola–Jones cascade face mode ran before CenterFace, read
+from git at commit ``REV`` (one that still has ``streamcam/processor/haar*.py``): its full scan
+(``numpy-haar``) and its rolling-scan tracker (``numpy-haar-tracked``; a tracker spreads its scan
+over 4 frames, so only its busy-frame time means anything).
 """
 
 from __future__ import annotations
@@ -148,6 +153,39 @@ def opencv4_haar() -> tuple[Finder, Callable[[], None]]:
     return run, peer.close
 
 
+def removed_haar(rev: str, tracked: bool) -> tuple[Finder, Callable[[], None]]:
+    """The numpy Haar finder of commit ``rev``, loaded from git into a temporary package."""
+    import importlib
+    import shutil
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    tmp = Path(tempfile.mkdtemp(prefix="removed-haar-"))
+    pkg = tmp / "removed_haar"
+    pkg.mkdir()
+    for name in ("haar", "haar_fast", "face_tracking", "faces"):
+        text = subprocess.run(["git", "show", f"{rev}:streamcam/processor/{name}.py"], cwd=root, check=True,
+                              capture_output=True, text=True).stdout
+        text = text.replace("from ..errors import", "from streamcam.errors import")
+        if name == "faces":  # only its FaceDetector: the rest imported the old processor package
+            text = ("from __future__ import annotations\nfrom pathlib import Path\nimport cv2\nimport numpy as np\n"
+                    "from streamcam.errors import ModelError\n"
+                    + text[text.index("FRONTAL_FACE = "):text.index("@dataclass(frozen=True)\nclass FaceResult")])
+        (pkg / f"{name}.py").write_text(text)
+    (pkg / "__init__.py").write_text("")
+    sys.path.insert(0, str(tmp))
+    detector = importlib.import_module("removed_haar.faces").FaceDetector()
+
+    def run(frame, _path):
+        import cv2
+
+        call = detector.track if tracked else detector.detect
+        return _timed(call, cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY))
+
+    return run, lambda: shutil.rmtree(tmp, ignore_errors=True)
+
+
 FINDERS: dict[str, Callable[[], tuple[Finder, Callable[[], None]]]] = {
     "centerface": lambda: centerface(640),
     "centerface-320": lambda: centerface(320),
@@ -244,7 +282,14 @@ def main(argv=None) -> int:
     ap.add_argument("--finders", nargs="*", choices=list(FINDERS), help="default: all")
     ap.add_argument("--textured", type=int, default=24, help="frames of the sliding photograph timed")
     ap.add_argument("--out", type=Path, help="write the figures as JSON")
+    ap.add_argument("--removed-haar", metavar="REV", help="also the numpy Haar cascade of git commit REV")
     args = ap.parse_args(argv)
+    if args.removed_haar:
+        rev = args.removed_haar
+        FINDERS["numpy-haar"] = lambda: removed_haar(rev, tracked=False)
+        FINDERS["numpy-haar-tracked"] = lambda: removed_haar(rev, tracked=True)
+        if args.finders:
+            args.finders += ["numpy-haar", "numpy-haar-tracked"]
     result = run(args.limit, args.finders, args.textured)
     print(table(result))
     if args.out:
