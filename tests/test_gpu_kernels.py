@@ -211,7 +211,7 @@ def test_cached_plan_loads_only_a_matching_plan(tmp_path):
 def test_imports_stay_light():
     code = ("import sys, streamcam, streamcam.processor.engines, streamcam.gpu, streamcam.gpu.plan, "
             "streamcam.gpu.fused_cam, streamcam.gpu.preprocess, streamcam.gpu.reference, streamcam.gpu.pipeline, "
-            "streamcam.processor.engines.tensorrt\n"
+            "streamcam.gpu.engine\n"
             "bad = [m for m in ('tensorrt', 'pycuda', 'torch') if m in sys.modules]\n"
             "assert not bad, bad")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
@@ -364,7 +364,7 @@ def test_tensorrt_matches_onnxruntime(tmp_path):
     from tiny_model import make_tiny_gap_onnx
 
     from streamcam.processor.engines.onnxrt import OnnxRuntimeEngine
-    from streamcam.processor.engines.tensorrt import TensorRTEngine
+    from streamcam.gpu.engine import TensorRTEngine
 
     model = str(tmp_path / "tiny.onnx")
     make_tiny_gap_onnx(model, width=64, height=48, channels=3, k=32)

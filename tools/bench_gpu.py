@@ -94,7 +94,7 @@ def bench_end_to_end(args) -> tuple[float, float]:
     from streamcam.gpu.pipeline import OverlayDetector
     from streamcam.processor.detector import Detector
     from streamcam.processor.engines.onnxrt import OnnxRuntimeEngine
-    from streamcam.processor.engines.tensorrt import TensorRTEngine
+    from streamcam.gpu.engine import TensorRTEngine
     from streamcam.publisher.annotate import heatmap_overlay
 
     rng = np.random.default_rng(0)

