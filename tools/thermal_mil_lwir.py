@@ -1,0 +1,132 @@
+"""The full-frame recipe as a thermal default: ImageNet trunk, trained on the lwir synthetic scenes.
+
+    python -m tools.thermal_mil_lwir [--lwir 30] [--classic 10] [--per 6] [--neg 3] [--size 640x512]
+                                     [--out runs/thermal-mil.onnx] [--data-dir DIR]
+
+Issue #19 asks whether the shipped thermal default could be the multiple-instance head on
+MobileNetV2's ImageNet trunk (``streamcam train``'s default recipe) instead of the IR trunk's
+crop recipe. This renders ``--lwir`` scenes of the lwir style (half at 1280x1024, half at 640x512)
+and ``--classic`` scenes of the classic style, ``--per`` frames with people and ``--neg`` frames of
+the same scene without people each (image-level labels only; every frame resized to ``--size``),
+trains ``streamcam train DIR --out M`` with no flag, then calibrates a copy on the real calibration
+frames of the LLVIP sample (``tests/data/llvip-sample-labels.json``, split ``calibration``) and one
+on the synthetic validation scenes, and scores both on the real evaluation frames and on the
+synthetic held-out scenes 9000..9003 through the pipeline's Detector. Nothing is trained on a real
+frame. Prints one JSON object (docs/benchmarks.md, "Real thermal frames").
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+LABELS = ROOT / "tests" / "data" / "llvip-sample-labels.json"
+DATA = Path(os.environ.get("STREAMCAM_THERMAL_DATA", ROOT / ".." / "shared" / "data" / "thermal" / "LLVIP-sample"))
+
+
+def render(root: Path, lwir: int, classic: int, per: int, neg: int, size: tuple[int, int], seed: int = 0) -> None:
+    """Training folder ``root/{person,empty}``: frames of each scene with people, and of the same
+    scene without them (the multiple-instance recipe needs both from one camera)."""
+    from streamcam.capture.synthetic import SyntheticIRScene
+
+    for c in ("person", "empty"):
+        (root / c).mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    specs = [dict(style="lwir", width=1280, height=1024, people=6, seed=1100 + k) for k in range(lwir // 2)]
+    specs += [dict(style="lwir", width=640, height=512, people=6, seed=1200 + k) for k in range(lwir - lwir // 2)]
+    specs += [dict(width=640, height=480, people=4, seed=1000 + k) for k in range(classic)]
+    for spec in specs:
+        s, people = spec.pop("seed"), spec.pop("people")
+        scene, empty = SyntheticIRScene(seed=s, people=people, **spec), SyntheticIRScene(seed=s, people=0, **spec)
+        n = tries = 0
+        while n < per and tries < 200:
+            tries += 1
+            fr = scene.frame(int(rng.integers(0, 3000)))
+            if any(o.label == "person" for o in fr.objects):
+                cv2.imwrite(str(root / "person" / f"{s}_{n}.png"), cv2.resize(fr.image, size, interpolation=cv2.INTER_AREA))
+                n += 1
+        for k in range(neg):
+            fr = empty.frame(int(rng.integers(0, 3000)))
+            cv2.imwrite(str(root / "empty" / f"{s}_{k}.png"), cv2.resize(fr.image, size, interpolation=cv2.INTER_AREA))
+
+
+def score(model: str, frames) -> dict:
+    """Localization (IoU >= 0.5, 1:1) and box precision of the model's Detector on ``(image, format, boxes)``."""
+    from streamcam.evaluation.localization import match_boxes
+    from streamcam.processor.detector import Detector
+    from streamcam.processor.engines import create_engine
+
+    det = Detector(create_engine(model))
+    hits = total = found = 0
+    try:
+        for image, fmt, gts in frames:
+            boxes = [d.box for d in det.detect(image, fmt).detections]
+            hits, total, found = hits + len(match_boxes(boxes, gts, 0.5)), total + len(gts), found + len(boxes)
+    finally:
+        det.engine.close()
+    return {"localization": round(hits / max(total, 1), 3), "precision": round(hits / max(found, 1), 3),
+            "persons": total, "boxes": found}
+
+
+def held_out_frames():
+    from streamcam.capture.synthetic import SyntheticIRScene
+
+    for s in range(9000, 9004):
+        for people in (4, 0):
+            scene = SyntheticIRScene(seed=s, people=people)
+            for i in range(50 if people else 25):
+                fr = scene.frame(i * 37)
+                yield fr.image, "GRAY8", [o.box for o in fr.objects if o.label == "person"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    from streamcam.evaluation.calibration import calibrate, frames_of_split, synthetic_frames, write_calibration
+    from streamcam.training.finetune import FinetuneConfig, finetune
+
+    ap = argparse.ArgumentParser(prog="tools.thermal_mil_lwir", description=__doc__.splitlines()[0])
+    ap.add_argument("--lwir", type=int, default=30)
+    ap.add_argument("--classic", type=int, default=10)
+    ap.add_argument("--per", type=int, default=6)
+    ap.add_argument("--neg", type=int, default=3)
+    ap.add_argument("--size", default="640x512")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--out", help="keep the trained model here (and its two calibrated copies beside it)")
+    ap.add_argument("--data-dir", help="keep the rendered training folder here")
+    a = ap.parse_args(argv)
+    if not (DATA / "ir").is_dir():
+        sys.exit(f"tools.thermal_mil_lwir: no LLVIP sample at {DATA} (STREAMCAM_THERMAL_DATA)")
+    size = tuple(int(v) for v in a.size.lower().split("x"))
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(a.data_dir or Path(tmp) / "data")
+        t0 = time.time()
+        render(data, a.lwir, a.classic, a.per, a.neg, size)  # type: ignore[arg-type]
+        model = a.out or str(Path(tmp) / "m.onnx")
+        train = finetune(FinetuneConfig(data=str(data), out=model, threads=a.threads, progress=False))
+        out: dict = {"scenes": {"lwir": a.lwir, "classic": a.classic, "per": a.per, "neg": a.neg, "size": list(size)},
+                     "train_seconds": train["metrics"]["train_seconds"], "render_and_train_s": round(time.time() - t0)}
+        for name, frames in (("real_calibration", frames_of_split(LABELS, DATA, "calibration")),
+                             ("synthetic_validation", list(synthetic_frames()))):
+            m = model.replace(".onnx", f"-{name}.onnx")
+            shutil.copy(model, m)
+            cal = calibrate(m, frames)
+            write_calibration(m, cal)
+            out[name] = {"calibration": {k: cal.get(k) for k in ("input_width", "input_height", "cam_floor",
+                                                                  "cam_threshold", "peak_boxes")},
+                         "real_evaluation": score(m, frames_of_split(LABELS, DATA, "evaluation")),
+                         "synthetic_held_out": score(m, held_out_frames())}
+    print(json.dumps(out, indent=1, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
