@@ -59,6 +59,9 @@ class StreamConfig:
     id: str
     """Stream id: used in topics (``frames/<id>``) and file names; letters, digits, ``-``, ``_``."""
     source: SourceConfig = field(default_factory=SourceConfig)
+    detect_fps: Optional[float] = None
+    """This stream's detect rate (frames/s through the network), overriding processor.detect_fps;
+    every frame is still published, with the stabilizer's predicted tracks between detections."""
 
 
 @dataclass(frozen=True)
@@ -128,6 +131,9 @@ class ProcessorConfig:
     detect_every: int = 1
     """Run the network on every n-th frame of each stream; the frames between get the stabilizer's
     predicted tracks and the last map (a detect rate below the frame rate: a big input on a small CPU)."""
+    detect_fps: Optional[float] = None
+    """Run the network on at most this many frames per second of each stream, by capture time (as
+    Frigate's detect fps); None: every detect_every-th frame. streams[].detect_fps overrides it."""
     faces: FacesConfig = field(default_factory=FacesConfig)
     """Face finding in face mode (mode: faces); ignored in cam mode."""
 
@@ -385,6 +391,18 @@ def _validate(cfg: PipelineConfig) -> None:
     if p.detect_every > 1 and p.frame_path != "cpu":
         raise ConfigError(f"processor.detect_every: {p.detect_every} needs frame_path cpu (the {p.frame_path} path "
                           "blends the heatmap into the frame it detected on, not into the frames between)")
+    rates = [("processor.detect_fps", p.detect_fps)] + [(f"streams[{i}].detect_fps", s.detect_fps)
+                                                         for i, s in enumerate(cfg.streams)]
+    for key, fps in rates:
+        if fps is None:
+            continue
+        if not 0.0 < fps <= 1000.0:
+            raise ConfigError(f"{key}: expected 0 < frames/s <= 1000, got {fps}")
+        if p.detect_every > 1:
+            raise ConfigError(f"{key}: set either a detect rate or processor.detect_every ({p.detect_every}), not both")
+        if p.frame_path != "cpu":
+            raise ConfigError(f"{key}: a detect rate needs frame_path cpu (the {p.frame_path} path blends the heatmap "
+                              "into the frame it detected on, not into the frames between)")
     if not 0.0 <= p.min_score <= 1.0:
         raise ConfigError(f"processor.min_score: expected a probability in [0, 1], got {p.min_score}")
     if not 1 <= p.threads <= 64:

@@ -95,3 +95,17 @@ class TrackedDetector:
         result = self.detector.detect(image, pixel_format, min_score=self.candidate_min_score, stream=stream)
         h, w = image.shape[:2]
         return self.track(stream, result, (w, h), t_capture_ns)
+
+    def process_batch(self, frames: list[tuple[str, np.ndarray, str, int]]
+                      ) -> list[tuple[FrameResult, list[dict[str, Any]]]]:
+        """:meth:`process` of several ``(stream, image, pixel_format, t_capture_ns)`` frames with one
+        engine call when the detector batches (:meth:`Detector.detect_batch`), else one by one;
+        each stream's stabilizer then steps in the order given."""
+        batch = getattr(self.detector, "detect_batch", None)
+        # A Detector subclass with its own detect() (the GPU frame path's OverlayDetector) is not
+        # batched by the inherited detect_batch: it runs frame by frame.
+        if batch is None or type(self.detector).detect is not Detector.detect or len(frames) == 1:
+            return [self.process(*f) for f in frames]
+        results = batch([f[1] for f in frames], [f[2] for f in frames], min_score=self.candidate_min_score)
+        return [self.track(stream, result, (image.shape[1], image.shape[0]), t_ns)
+                for (stream, image, _, t_ns), result in zip(frames, results)]

@@ -65,6 +65,18 @@ def build_tracked_detector(cfg: PipelineConfig):
     return TrackedDetector(build_detector(cfg), cfg.stabilizer)
 
 
+def detect_schedule(cfg: PipelineConfig):
+    """The per-stream detect rate of a config: processor.detect_every / detect_fps, streams[].detect_fps."""
+    from .schedule import DetectSchedule
+
+    return DetectSchedule(every=int(cfg.processor.detect_every), fps=cfg.processor.detect_fps,
+                          per_stream_fps={s.id: s.detect_fps for s in cfg.streams if s.detect_fps is not None})
+
+
+def _pixel_format(msg: protocol.Message) -> str:
+    return next(d for d in msg.header["parts"] if d["name"] == "image")["pixel_format"]
+
+
 def result_message(msg: protocol.Message, result, extra: dict, plain: bool = False) -> list:
     """The ``result`` message. A result with a ``blended`` frame (``processor.frame_path`` gpu or
     reference) sends it as ``image`` with ``heatmap_blended: true`` and no ``cam`` part, plus the
@@ -101,10 +113,12 @@ def run_processor(cfg: PipelineConfig, stop: threading.Event, ctx: zmq.Context |
     push = make_socket(ctx, "PUSH", cfg.endpoint("results"), bind=False, curve=cfg.curve())
     rejects = protocol.RejectCounter()
     metrics = StageMetrics("processor", stage_port(cfg, "processor"), cfg.metrics.host)
-    processed = skipped = dropped = predicted = 0
+    processed = skipped = dropped = predicted = detected = 0
     every = int(cfg.processor.detect_every)
-    last: dict = {}  # stream -> its last detected result (detect_every > 1); bounded by the streams
-    seen: dict = {}  # stream -> frames taken
+    schedule = detect_schedule(cfg)
+    limited = every > 1 or schedule.fps is not None or bool(schedule.per_stream_fps)
+    last: dict = {}  # stream -> its last detected result (a detect rate below the frame rate); bounded by the streams
+    batches = LatencyWindow()  # frames per engine call
     rate = RateMeter()
     engine_ms = LatencyWindow()
     plain = cfg.publisher.wants_plain(cfg.serve.enabled)
@@ -117,7 +131,8 @@ def run_processor(cfg: PipelineConfig, stop: threading.Event, ctx: zmq.Context |
     def report() -> None:
         write_stats(cfg.run_dir, "processor", {
             "stage": "processor", "backend": detector.engine.name, "frame_path": frame_path, "processed": processed,
-            "skipped": skipped, "dropped": dropped, "predicted": predicted, "detect_every": every, "fps": rate.rate,
+            "skipped": skipped, "dropped": dropped, "predicted": predicted, "detected": detected, "detect_every": every,
+            "detect_fps": schedule.fps, "fps": rate.rate, "batch_p50": batches.recent(50), "batch_max": batches.recent(100),
             "engine_ms_p50": engine_ms.recent(50), "engine_ms_p99": engine_ms.recent(99),
             "rejected": dict(rejects.counts),
         })
@@ -132,22 +147,28 @@ def run_processor(cfg: PipelineConfig, stop: threading.Event, ctx: zmq.Context |
                 continue
             newest, n_skipped = take_newest(pull, "frame", "processor", rejects, metrics, log)
             skipped += n_skipped
-            for msg in newest.values():
-                desc = next(d for d in msg.header["parts"] if d["name"] == "image")
+            msgs = list(newest.values())
+            due = [schedule.due(m.stream, m.t_capture_ns) or m.stream not in last for m in msgs]
+            # The due frames of all streams through the engine in one call (batching across streams).
+            found = iter(tracked.process_batch([(m.stream, m.part("image"), _pixel_format(m), m.t_capture_ns)
+                                                for m, d in zip(msgs, due) if d]))
+            for msg, is_due in zip(msgs, due):
                 image = msg.part("image")
-                due = every == 1 or msg.stream not in last or seen.get(msg.stream, 0) % every == 0
-                seen[msg.stream] = seen.get(msg.stream, 0) + 1
-                if due:
-                    result, tracks = tracked.process(msg.stream, image, desc["pixel_format"], msg.t_capture_ns)
+                if is_due:
+                    result, tracks = next(found)
                     engine_ms.add(result.timings_ms["engine"])
+                    batches.add(float(result.batch))
                     metrics.engine_ms.labels("processor", detector.engine.name).observe(result.timings_ms["engine"])
-                    if every > 1:
+                    detected += 1
+                    if limited:
                         last[msg.stream] = result
                 else:
                     result, tracks = tracked.predict(msg.stream, last[msg.stream], (image.shape[1], image.shape[0]),
                                                      msg.t_capture_ns)
                     predicted += 1
                 extra: dict = {"t_processed_ns": time.time_ns()}
+                if result.batch > 1:
+                    extra["batch"] = result.batch
                 if cfg.stabilizer.enabled:
                     extra["tracks"] = tracks
                 if "truth" in msg.header:

@@ -1,0 +1,104 @@
+"""The per-stream detect rate: which frames go through the network (streamcam/processor/schedule.py)."""
+
+import numpy as np
+import pytest
+
+from streamcam.processor.schedule import DetectSchedule
+
+MS = 1_000_000
+
+
+def _due(s, stream, times_ms):
+    return [s.due(stream, int(t * MS)) for t in times_ms]
+
+
+def test_every_nth_frame_counts_frames_per_stream():
+    s = DetectSchedule(every=3)
+    assert _due(s, "a", range(7)) == [True, False, False, True, False, False, True]
+    assert _due(s, "b", range(2)) == [True, False]  # its own count
+
+
+@pytest.mark.parametrize("fps, every_nth", [(10, 3), (15, 2), (30, 1), (5, 6)])
+def test_detect_fps_keeps_a_timetable_through_timestamp_jitter(fps, every_nth):
+    """A 30 fps camera whose timestamps jitter by up to +-4 ms is detected on every n-th frame."""
+    rng = np.random.default_rng(fps)
+    times = np.arange(90) * 1000 / 30 + rng.uniform(-4, 4, 90)
+    due = _due(DetectSchedule(fps=fps), "a", np.maximum(times, 0))
+    assert [i for i, d in enumerate(due) if d] == list(range(0, 90, every_nth))
+
+
+def test_a_stream_that_fell_behind_restarts_its_timetable_without_a_burst():
+    s = DetectSchedule(fps=10)
+    assert _due(s, "a", [0, 100, 200]) == [True] * 3
+    # a 1 s gap: the next frame is detected, and then one every 100 ms again, not a catch-up burst
+    assert _due(s, "a", [1200, 1233, 1266, 1300, 1333]) == [True, False, False, True, False]
+
+
+def test_per_stream_rates_override_the_common_one_and_forget_starts_afresh():
+    s = DetectSchedule(fps=10, per_stream_fps={"fast": 30.0})
+    assert s.rate("fast") == 30.0 and s.rate("other") == 10.0
+    assert _due(s, "fast", [0, 33.3, 66.7]) == [True, True, True]
+    assert _due(s, "other", [0, 33.3, 66.7]) == [True, False, False]
+    s.forget("other")
+    assert _due(s, "other", [70]) == [True]
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"every": 0}, "every"), ({"every": 1.5}, "every"), ({"fps": 0}, "fps"), ({"fps": -3.0}, "fps"),
+    ({"per_stream_fps": {"cam1": 0.0}}, r"per_stream_fps\['cam1'\]"),
+])
+def test_bad_rates_are_refused_naming_the_field(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        DetectSchedule(**kwargs)
+
+
+def test_the_processor_detects_each_stream_at_its_rate_and_publishes_every_frame(short_tmp, tiny_model):
+    """processor.detect_fps 10 with a stream of its own at 30: of nine 30 fps frames per stream, the
+    network sees 0, 3, 6 of one and all of the other; every frame is answered, the counts add up."""
+    import json
+    import time
+
+    from _processor_fixtures import processor_thread
+    from streamcam import protocol
+    from streamcam.config import config_from_dict
+
+    cfg = config_from_dict({
+        "streams": [{"id": "slow"}, {"id": "fast", "detect_fps": 30}],
+        "processor": {"model": tiny_model, "min_score": 0.0, "detect_fps": 10},
+        "serve": {"enabled": False}, "run": {"run_dir": str(short_tmp / "run")},
+    })
+    img = np.zeros((48, 64), np.uint8)
+    got = {"slow": [], "fast": []}
+    with processor_thread(cfg) as (push, pull):
+        t0 = time.time_ns()
+        for seq in range(9):
+            for sid in got:
+                push.send_multipart(protocol.encode("frame", sid, seq, t0 + seq * 33_333_333,
+                                                    [protocol.raw_part("image", img, "GRAY8")]))
+                deadline = time.monotonic() + 10  # one at a time: the newest-frame policy skips none
+                while time.monotonic() < deadline and len(got[sid]) <= seq:
+                    if pull.poll(200):
+                        m = protocol.decode(pull.recv_multipart())
+                        got[m.stream].append(m)
+        for sid, msgs in got.items():
+            assert [m.seq for m in msgs] == list(range(9)), sid
+        detected = {sid: [m.header["timings_ms"]["engine"] > 0 for m in msgs] for sid, msgs in got.items()}
+        assert detected["slow"] == [True, False, False] * 3
+        assert detected["fast"] == [True] * 9
+        time.sleep(1.2)
+        stats = json.loads((cfg.run_dir / "stats" / "processor.json").read_text())
+        assert (stats["detected"], stats["predicted"], stats["detect_fps"]) == (12, 6, 10.0)
+
+
+@pytest.mark.parametrize("overrides, match", [
+    ({"processor": {"detect_fps": 0}}, r"processor\.detect_fps: expected 0 < frames/s"),
+    ({"streams": [{"id": "a", "detect_fps": -1}]}, r"streams\[0\]\.detect_fps"),
+    ({"processor": {"detect_fps": 5, "detect_every": 2}}, "either a detect rate or processor.detect_every"),
+    ({"processor": {"detect_fps": 5, "frame_path": "reference"}}, "needs frame_path cpu"),
+])
+def test_a_bad_detect_rate_is_rejected_before_anything_starts(overrides, match):
+    from streamcam.config import config_from_dict
+    from streamcam.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=match):
+        config_from_dict(overrides)
