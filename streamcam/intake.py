@@ -16,14 +16,17 @@ import zmq
 
 from . import protocol
 from .errors import ProtocolError
+from .guard import MessageGuard
 from .transport import drain
 
 
 def take_newest(sock: zmq.Socket, kind: str, stage: str, rejects: protocol.RejectCounter, metrics: Any,
-                log: logging.Logger) -> tuple[dict[str, protocol.Message], int]:
+                log: logging.Logger, guard: MessageGuard | None = None) -> tuple[dict[str, protocol.Message], int]:
     """``({stream: newest message}, skipped)`` from everything waiting on ``sock``.
 
     A message is accepted when it decodes, is of ``kind`` and carries a raw ``image`` part.
+    Anything else the decoder raises (a bug: it should only raise ProtocolError) is counted by
+    ``guard`` and the message skipped.
     """
     newest: dict[str, protocol.Message] = {}
     skipped = 0
@@ -37,6 +40,11 @@ def take_newest(sock: zmq.Socket, kind: str, stage: str, rejects: protocol.Rejec
         except ProtocolError as exc:
             rejects.reject(exc, log)
             metrics.rejected.labels(stage, exc.reason).inc()
+            continue
+        except Exception as exc:  # noqa: BLE001 (one message: counted, the stage goes on)
+            if guard is None:
+                raise
+            guard.failed(exc)
             continue
         metrics.frames_in.labels(stage, msg.stream).inc()
         if msg.stream in newest:

@@ -15,6 +15,8 @@ import zmq
 
 from .. import protocol
 from ..config import PipelineConfig
+from ..bounded import StreamTable
+from ..guard import MessageGuard
 from ..metrics import StageMetrics, stage_port
 from ..stats import LatencyWindow, RateMeter, write_stats
 from ..intake import take_newest
@@ -58,11 +60,12 @@ def build_detector(cfg: PipelineConfig):
     return Detector(engine, classes=p.classes, cam_threshold=p.cam_threshold, min_score=p.min_score)
 
 
-def build_tracked_detector(cfg: PipelineConfig):
-    """The detector plus the stabilizer, as the live processor runs them."""
+def build_tracked_detector(cfg: PipelineConfig, live: bool = False):
+    """The detector plus the stabilizer, as the live processor runs them (``live``: dynamics on
+    this host's monotonic clock; else on the capture times, as for a file)."""
     from .stabilized import TrackedDetector
 
-    return TrackedDetector(build_detector(cfg), cfg.stabilizer)
+    return TrackedDetector(build_detector(cfg), cfg.stabilizer, live=live, max_streams=cfg.run.max_streams)
 
 
 def result_message(msg: protocol.Message, result, extra: dict, plain: bool = False) -> list:
@@ -94,17 +97,18 @@ def result_message(msg: protocol.Message, result, extra: dict, plain: bool = Fal
 
 def run_processor(cfg: PipelineConfig, stop: threading.Event, ctx: zmq.Context | None = None) -> int:
     """Serve the ``frames`` endpoint until ``stop``; push results to the publisher."""
-    tracked = build_tracked_detector(cfg)
+    tracked = build_tracked_detector(cfg, live=True)
     detector = tracked.detector
     ctx = ctx or zmq.Context.instance()
     pull = make_socket(ctx, "PULL", cfg.endpoint("frames"), bind=True, curve=cfg.curve())
     push = make_socket(ctx, "PUSH", cfg.endpoint("results"), bind=False, curve=cfg.curve())
     rejects = protocol.RejectCounter()
     metrics = StageMetrics("processor", stage_port(cfg, "processor"), cfg.metrics.host)
+    guard = MessageGuard("processor", metrics, log)
     processed = skipped = dropped = predicted = 0
     every = int(cfg.processor.detect_every)
-    last: dict = {}  # stream -> its last detected result (detect_every > 1); bounded by the streams
-    seen: dict = {}  # stream -> frames taken
+    # Per stream: frames taken and the last detected result (detect_every > 1), bounded like the tracks.
+    per_stream: StreamTable[dict] = StreamTable(cfg.run.max_streams, lambda _stream: {"seen": 0, "last": None})
     rate = RateMeter()
     engine_ms = LatencyWindow()
     plain = cfg.publisher.wants_plain(cfg.serve.enabled)
@@ -119,8 +123,39 @@ def run_processor(cfg: PipelineConfig, stop: threading.Event, ctx: zmq.Context |
             "stage": "processor", "backend": detector.engine.name, "frame_path": frame_path, "processed": processed,
             "skipped": skipped, "dropped": dropped, "predicted": predicted, "detect_every": every, "fps": rate.rate,
             "engine_ms_p50": engine_ms.recent(50), "engine_ms_p99": engine_ms.recent(99),
-            "rejected": dict(rejects.counts),
+            "rejected": dict(rejects.counts), "failed": dict(guard.counts),
+            "streams": len(per_stream), "evicted": max(per_stream.evicted, tracked.streams.evicted),
+            "clock_steps": tracked.clock_steps,
         })
+
+    def handle(msg: protocol.Message) -> tuple[int, int]:
+        """One frame → one result pushed: ``(1 if sent else 0, 1 if predicted else 0)``."""
+        desc = next(d for d in msg.header["parts"] if d["name"] == "image")
+        image = msg.part("image")
+        st = per_stream.get(msg.stream)
+        due = every == 1 or st["last"] is None or st["seen"] % every == 0
+        st["seen"] += 1
+        if due:
+            result, tracks = tracked.process(msg.stream, image, desc["pixel_format"], msg.t_capture_ns)
+            engine_ms.add(result.timings_ms["engine"])
+            metrics.engine_ms.labels("processor", detector.engine.name).observe(result.timings_ms["engine"])
+            if every > 1:
+                st["last"] = result
+        else:
+            result, tracks = tracked.predict(msg.stream, st["last"], (image.shape[1], image.shape[0]),
+                                             msg.t_capture_ns)
+        extra: dict = {"t_processed_ns": time.time_ns()}
+        if cfg.stabilizer.enabled:
+            extra["tracks"] = tracks
+        if "truth" in msg.header:
+            extra["truth"] = msg.header["truth"]
+        out = result_message(msg, result, extra, plain)
+        if send_nowait(push, out):
+            rate.tick()
+            metrics.frames_out.labels("processor", msg.stream).inc()
+            return 1, int(not due)
+        metrics.frames_dropped.labels("processor", msg.stream, "queue_full").inc()
+        return 0, int(not due)
 
     try:
         while not stop.is_set():
@@ -130,36 +165,14 @@ def run_processor(cfg: PipelineConfig, stop: threading.Event, ctx: zmq.Context |
                 report()
             if not pull.poll(100, zmq.POLLIN):
                 continue
-            newest, n_skipped = take_newest(pull, "frame", "processor", rejects, metrics, log)
+            newest, n_skipped = take_newest(pull, "frame", "processor", rejects, metrics, log, guard)
             skipped += n_skipped
             for msg in newest.values():
-                desc = next(d for d in msg.header["parts"] if d["name"] == "image")
-                image = msg.part("image")
-                due = every == 1 or msg.stream not in last or seen.get(msg.stream, 0) % every == 0
-                seen[msg.stream] = seen.get(msg.stream, 0) + 1
-                if due:
-                    result, tracks = tracked.process(msg.stream, image, desc["pixel_format"], msg.t_capture_ns)
-                    engine_ms.add(result.timings_ms["engine"])
-                    metrics.engine_ms.labels("processor", detector.engine.name).observe(result.timings_ms["engine"])
-                    if every > 1:
-                        last[msg.stream] = result
-                else:
-                    result, tracks = tracked.predict(msg.stream, last[msg.stream], (image.shape[1], image.shape[0]),
-                                                     msg.t_capture_ns)
-                    predicted += 1
-                extra: dict = {"t_processed_ns": time.time_ns()}
-                if cfg.stabilizer.enabled:
-                    extra["tracks"] = tracks
-                if "truth" in msg.header:
-                    extra["truth"] = msg.header["truth"]
-                out = result_message(msg, result, extra, plain)
-                if send_nowait(push, out):
-                    processed += 1
-                    rate.tick()
-                    metrics.frames_out.labels("processor", msg.stream).inc()
-                else:
-                    dropped += 1
-                    metrics.frames_dropped.labels("processor", msg.stream, "queue_full").inc()
+                with guard.message(msg.stream):
+                    n_processed, n_predicted = handle(msg)
+                    processed += n_processed
+                    dropped += 1 - n_processed
+                    predicted += n_predicted
         report()
     finally:
         pull.close(0)
