@@ -19,6 +19,9 @@ from .errors import ProtocolError
 from .guard import MessageGuard
 from .transport import drain
 
+IMAGE_FORMATS = ("BGR8", "GRAY8")
+"""What a frame's or a result's ``image`` may be (docs/protocol.md); the rest are maps and raw counts."""
+
 
 def take_newest(sock: zmq.Socket, kind: str, stage: str, rejects: protocol.RejectCounter, metrics: Any,
                 log: logging.Logger, guard: MessageGuard | None = None) -> tuple[dict[str, protocol.Message], int]:
@@ -37,6 +40,9 @@ def take_newest(sock: zmq.Socket, kind: str, stage: str, rejects: protocol.Rejec
                 raise ProtocolError("unexpected_kind", f"expected a {kind} with an image, got {msg.kind}")
             if not isinstance(msg.part("image"), np.ndarray):
                 raise ProtocolError("bad_part", "expected a raw image part, got an encoded one")
+            pf = next(d["pixel_format"] for d in msg.header["parts"] if d["name"] == "image")
+            if pf not in IMAGE_FORMATS:
+                raise ProtocolError("bad_pixel_format", f"expected an image in {IMAGE_FORMATS}, got {pf}")
         except ProtocolError as exc:
             rejects.reject(exc, log)
             metrics.rejected.labels(stage, exc.reason).inc()
