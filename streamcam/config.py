@@ -233,6 +233,9 @@ class RunConfig:
     """Stop after this long (None = until Ctrl-C / SIGTERM)."""
     restart_backoff_s: float = 0.5
     """First delay before restarting a crashed stage; doubles per crash up to 10 s."""
+    max_streams: int = 64
+    """Streams each stage keeps state for (tracks, rates); stream ids come off the wire, so past this
+    the least recently seen is evicted (counted) instead of memory growing with every new id."""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
 
@@ -434,6 +437,9 @@ def _validate(cfg: PipelineConfig) -> None:
         raise ConfigError(f"serve.port: expected 0-65535, got {cfg.serve.port}")
     if not 1024 <= cfg.metrics.base_port <= 65535 - 2 - len(cfg.streams):
         raise ConfigError(f"metrics.base_port: expected 1024-{65533 - len(cfg.streams)}, got {cfg.metrics.base_port}")
+    if not len(cfg.streams) <= cfg.run.max_streams <= 100_000:
+        raise ConfigError(f"run.max_streams: expected {len(cfg.streams)} (the configured streams) to 100000, "
+                          f"got {cfg.run.max_streams}")
     if cfg.run.duration_s is not None and cfg.run.duration_s <= 0:
         raise ConfigError(f"run.duration_s: expected a positive number of seconds, got {cfg.run.duration_s}")
 

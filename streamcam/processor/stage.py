@@ -3,6 +3,10 @@
 It always works on the newest frame: everything waiting on the socket is drained,
 the newest message per stream is kept and older ones are counted as skipped, so under
 overload latency stays bounded by one processing time instead of growing with a queue.
+The newest frames of all streams go through the engine in one call (batching across streams).
+With a detect rate below the frame rate (``processor.detect_every`` / ``detect_fps``) every
+waiting frame is answered instead: the newest due one by the network, the others by the
+stabilizer's prediction, which costs a fraction of a detection, so every frame is published.
 """
 
 from __future__ import annotations
@@ -15,9 +19,11 @@ import zmq
 
 from .. import protocol
 from ..config import PipelineConfig
+from ..bounded import StreamTable
+from ..guard import MessageGuard
 from ..metrics import StageMetrics, stage_port
 from ..stats import LatencyWindow, RateMeter, write_stats
-from ..intake import take_newest
+from ..intake import take_waiting
 from ..transport import make_socket, send_nowait
 
 log = logging.getLogger("streamcam.processor")
@@ -58,11 +64,12 @@ def build_detector(cfg: PipelineConfig):
     return Detector(engine, classes=p.classes, cam_threshold=p.cam_threshold, min_score=p.min_score)
 
 
-def build_tracked_detector(cfg: PipelineConfig):
-    """The detector plus the stabilizer, as the live processor runs them."""
+def build_tracked_detector(cfg: PipelineConfig, live: bool = False):
+    """The detector plus the stabilizer, as the live processor runs them (``live``: dynamics on
+    this host's monotonic clock; else on the capture times, as for a file)."""
     from .stabilized import TrackedDetector
 
-    return TrackedDetector(build_detector(cfg), cfg.stabilizer)
+    return TrackedDetector(build_detector(cfg), cfg.stabilizer, live=live, max_streams=cfg.run.max_streams)
 
 
 def detect_schedule(cfg: PipelineConfig):
@@ -106,21 +113,26 @@ def result_message(msg: protocol.Message, result, extra: dict, plain: bool = Fal
 
 def run_processor(cfg: PipelineConfig, stop: threading.Event, ctx: zmq.Context | None = None) -> int:
     """Serve the ``frames`` endpoint until ``stop``; push results to the publisher."""
-    tracked = build_tracked_detector(cfg)
+    tracked = build_tracked_detector(cfg, live=True)
     detector = tracked.detector
     ctx = ctx or zmq.Context.instance()
     pull = make_socket(ctx, "PULL", cfg.endpoint("frames"), bind=True, curve=cfg.curve())
     push = make_socket(ctx, "PUSH", cfg.endpoint("results"), bind=False, curve=cfg.curve())
     rejects = protocol.RejectCounter()
     metrics = StageMetrics("processor", stage_port(cfg, "processor"), cfg.metrics.host)
+    guard = MessageGuard("processor", metrics, log)
     processed = skipped = dropped = predicted = detected = 0
     every = int(cfg.processor.detect_every)
     schedule = detect_schedule(cfg)
+    # A detect rate below the frame rate (detect_every, detect_fps): every frame waiting is answered,
+    # the older ones by the stabilizer's prediction (cheap), instead of skipped by the newest-frame policy.
     limited = every > 1 or schedule.fps is not None or bool(schedule.per_stream_fps)
-    last: dict = {}  # stream -> its last detected result (a detect rate below the frame rate); bounded by the streams
-    batches = LatencyWindow()  # frames per engine call
+    # Per stream: the last detected result (a detect rate below the frame rate), bounded like the tracks.
+    per_stream: StreamTable[dict] = StreamTable(cfg.run.max_streams, lambda _stream: {"last": None},
+                                                on_evict=lambda stream, _st: schedule.forget(stream))
     rate = RateMeter()
     engine_ms = LatencyWindow()
+    batches = LatencyWindow()  # frames per engine call
     plain = cfg.publisher.wants_plain(cfg.serve.enabled)
     frame_path = getattr(getattr(detector, "path", None), "name", "cpu")
     last_report = time.monotonic()
@@ -134,8 +146,51 @@ def run_processor(cfg: PipelineConfig, stop: threading.Event, ctx: zmq.Context |
             "skipped": skipped, "dropped": dropped, "predicted": predicted, "detected": detected, "detect_every": every,
             "detect_fps": schedule.fps, "fps": rate.rate, "batch_p50": batches.recent(50), "batch_max": batches.recent(100),
             "engine_ms_p50": engine_ms.recent(50), "engine_ms_p99": engine_ms.recent(99),
-            "rejected": dict(rejects.counts),
+            "rejected": dict(rejects.counts), "failed": dict(guard.counts),
+            "streams": len(per_stream), "evicted": max(per_stream.evicted, tracked.streams.evicted),
+            "clock_steps": tracked.clock_steps,
         })
+
+    def due_frames(stream: str, msgs: list) -> list[bool]:
+        """Which of a stream's waiting frames go through the network: by the schedule, but at most the
+        newest due one (the older ones are predicted), and always a stream's first frame."""
+        first = per_stream.get(stream)["last"] is None
+        flags = [schedule.due(stream, m.t_capture_ns) for m in msgs]
+        newest = max((i for i, f in enumerate(flags) if f), default=-1)
+        return [i == newest or (first and i == 0) for i in range(len(msgs))]
+
+    def handle(msg: protocol.Message, due: bool, found) -> tuple[int, int]:
+        """One frame → one result pushed: ``(1 if sent else 0, 1 if predicted else 0)``. ``found``: its
+        result from the batch's engine call (None: detect it alone, e.g. after the batch failed)."""
+        image = msg.part("image")
+        st = per_stream.get(msg.stream)
+        size = (image.shape[1], image.shape[0])
+        if due:
+            if found is None:
+                result, tracks = tracked.process(msg.stream, image, _pixel_format(msg), msg.t_capture_ns)
+            else:
+                result, tracks = tracked.track(msg.stream, found, size, msg.t_capture_ns)
+            engine_ms.add(result.timings_ms["engine"])
+            batches.add(float(result.batch))
+            metrics.engine_ms.labels("processor", detector.engine.name).observe(result.timings_ms["engine"])
+            if limited:
+                st["last"] = result
+        else:
+            result, tracks = tracked.predict(msg.stream, st["last"], size, msg.t_capture_ns)
+        extra: dict = {"t_processed_ns": time.time_ns()}
+        if result.batch > 1:
+            extra["batch"] = result.batch
+        if cfg.stabilizer.enabled:
+            extra["tracks"] = tracks
+        if "truth" in msg.header:
+            extra["truth"] = msg.header["truth"]
+        out = result_message(msg, result, extra, plain)
+        if send_nowait(push, out):
+            rate.tick()
+            metrics.frames_out.labels("processor", msg.stream).inc()
+            return 1, int(not due)
+        metrics.frames_dropped.labels("processor", msg.stream, "queue_full").inc()
+        return 0, int(not due)
 
     try:
         while not stop.is_set():
@@ -145,42 +200,28 @@ def run_processor(cfg: PipelineConfig, stop: threading.Event, ctx: zmq.Context |
                 report()
             if not pull.poll(100, zmq.POLLIN):
                 continue
-            newest, n_skipped = take_newest(pull, "frame", "processor", rejects, metrics, log)
-            skipped += n_skipped
-            msgs = list(newest.values())
-            due = [schedule.due(m.stream, m.t_capture_ns) or m.stream not in last for m in msgs]
-            # The due frames of all streams through the engine in one call (batching across streams).
-            found = iter(tracked.process_batch([(m.stream, m.part("image"), _pixel_format(m), m.t_capture_ns)
-                                                for m, d in zip(msgs, due) if d]))
-            for msg, is_due in zip(msgs, due):
-                image = msg.part("image")
-                if is_due:
-                    result, tracks = next(found)
-                    engine_ms.add(result.timings_ms["engine"])
-                    batches.add(float(result.batch))
-                    metrics.engine_ms.labels("processor", detector.engine.name).observe(result.timings_ms["engine"])
-                    detected += 1
-                    if limited:
-                        last[msg.stream] = result
-                else:
-                    result, tracks = tracked.predict(msg.stream, last[msg.stream], (image.shape[1], image.shape[0]),
-                                                     msg.t_capture_ns)
-                    predicted += 1
-                extra: dict = {"t_processed_ns": time.time_ns()}
-                if result.batch > 1:
-                    extra["batch"] = result.batch
-                if cfg.stabilizer.enabled:
-                    extra["tracks"] = tracks
-                if "truth" in msg.header:
-                    extra["truth"] = msg.header["truth"]
-                out = result_message(msg, result, extra, plain)
-                if send_nowait(push, out):
-                    processed += 1
-                    rate.tick()
-                    metrics.frames_out.labels("processor", msg.stream).inc()
-                else:
-                    dropped += 1
-                    metrics.frames_dropped.labels("processor", msg.stream, "queue_full").inc()
+            plan = []  # (frame, due), each stream's frames oldest first
+            for stream, msgs in take_waiting(pull, "frame", "processor", rejects, metrics, log, guard).items():
+                if not limited and len(msgs) > 1:  # the newest-frame policy: older frames are skipped
+                    skipped += len(msgs) - 1
+                    metrics.frames_dropped.labels("processor", stream, "skipped").inc(len(msgs) - 1)
+                    msgs = msgs[-1:]
+                with guard.message(stream):
+                    plan += zip(msgs, due_frames(stream, msgs))
+            due = [msg for msg, d in plan if d]
+            found: dict = {}
+            # The due frames of all streams through the engine in one call (batching across streams);
+            # if the batch fails, each frame is detected alone below, so one bad frame fails alone.
+            with guard.message("batch"):
+                found = dict(zip(map(id, due), tracked.detect_batch(
+                    [(m.stream, m.part("image"), _pixel_format(m), m.t_capture_ns) for m in due])))
+            for msg, is_due in plan:
+                with guard.message(msg.stream):
+                    n_processed, n_predicted = handle(msg, is_due, found.get(id(msg)))
+                    processed += n_processed
+                    dropped += 1 - n_processed
+                    predicted += n_predicted
+                    detected += int(is_due)
         report()
     finally:
         pull.close(0)
