@@ -102,3 +102,37 @@ def test_a_bad_detect_rate_is_rejected_before_anything_starts(overrides, match):
 
     with pytest.raises(ConfigError, match=match):
         config_from_dict(overrides)
+
+
+def test_with_a_detect_rate_every_waiting_frame_is_answered_in_order_none_skipped(short_tmp, tiny_model):
+    """A burst of four frames of one stream with detect_every 2: all four are answered, in order,
+    frames 0 and 2 by the network, 1 and 3 by the stabilizer's prediction; nothing is skipped.
+    (Four: the results fit the processor's send queue however late the test reads them.)"""
+    import json
+    import time
+
+    from _processor_fixtures import processor_thread
+    from streamcam import protocol
+    from streamcam.config import config_from_dict
+
+    cfg = config_from_dict({
+        "streams": [{"id": "cam0"}], "processor": {"model": tiny_model, "min_score": 0.0, "detect_every": 2},
+        "serve": {"enabled": False}, "run": {"run_dir": str(short_tmp / "run")},
+    })
+    # The first frame is big (its resize keeps the processor busy) so the next three wait together.
+    images = [np.zeros((3000, 4000), np.uint8)] + [np.zeros((48, 64), np.uint8)] * 3
+    got = []
+    with processor_thread(cfg) as (push, pull):
+        t0 = time.time_ns()
+        for seq, img in enumerate(images):
+            push.send_multipart(protocol.encode("frame", "cam0", seq, t0 + seq * 33_333_333,
+                                                [protocol.raw_part("image", img, "GRAY8")]))
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and len(got) < 4:
+            if pull.poll(200):
+                got.append(protocol.decode(pull.recv_multipart()))
+        assert [m.seq for m in got] == list(range(4))
+        assert [m.header["timings_ms"]["engine"] > 0 for m in got] == [True, False] * 2
+        time.sleep(1.2)
+        stats = json.loads((cfg.run_dir / "stats" / "processor.json").read_text())
+        assert (stats["skipped"], stats["detected"], stats["predicted"], stats["dropped"]) == (0, 2, 2, 0)
