@@ -31,8 +31,9 @@ class FrameResult:
     probs: np.ndarray
     """Softmax class probabilities ``[C]``."""
     timings_ms: dict[str, float] = field(default_factory=dict)
-    batch: int = 1
-    """How many frames shared the engine call that made this result (batching across streams)."""
+    batch: int = field(default=1, kw_only=True)
+    """How many frames shared the engine call that made this result (batching across streams);
+    keyword-only, so subclasses' positional fields (``FaceFrameResult.faces``) keep their place."""
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
