@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import zmq
 
@@ -121,7 +122,7 @@ def run_processor(cfg: PipelineConfig, stop: threading.Event, ctx: zmq.Context |
     rejects = protocol.RejectCounter()
     metrics = StageMetrics("processor", stage_port(cfg, "processor"), cfg.metrics.host)
     guard = MessageGuard("processor", metrics, log)
-    processed = skipped = dropped = predicted = detected = 0
+    processed = skipped = dropped = predicted = detected = late = 0
     every = int(cfg.processor.detect_every)
     schedule = detect_schedule(cfg)
     # A detect rate below the frame rate (detect_every, detect_fps): every frame waiting is answered,
@@ -143,7 +144,7 @@ def run_processor(cfg: PipelineConfig, stop: threading.Event, ctx: zmq.Context |
     def report() -> None:
         write_stats(cfg.run_dir, "processor", {
             "stage": "processor", "backend": detector.engine.name, "frame_path": frame_path, "processed": processed,
-            "skipped": skipped, "dropped": dropped, "predicted": predicted, "detected": detected, "detect_every": every,
+            "skipped": skipped, "dropped": dropped, "predicted": predicted, "detected": detected, "late": late, "detect_every": every,
             "detect_fps": schedule.fps, "fps": rate.rate, "batch_p50": batches.recent(50), "batch_max": batches.recent(100),
             "engine_ms_p50": engine_ms.recent(50), "engine_ms_p99": engine_ms.recent(99),
             "rejected": dict(rejects.counts), "failed": dict(guard.counts),
@@ -154,8 +155,11 @@ def run_processor(cfg: PipelineConfig, stop: threading.Event, ctx: zmq.Context |
     def due_frames(stream: str, msgs: list) -> list[bool]:
         """Which of a stream's waiting frames go through the network: by the schedule, but at most the
         newest due one (the older ones are predicted), and always a stream's first frame."""
-        first = per_stream.get(stream)["last"] is None
+        st = per_stream.get(stream)
+        first = st["last"] is None
         flags = [schedule.due(stream, m.t_capture_ns) for m in msgs]
+        if st.pop("wants", False):  # due while the engine was busy: the newest frame now
+            flags[-1] = True
         newest = max((i for i, f in enumerate(flags) if f), default=-1)
         return [i == newest or (first and i == 0) for i in range(len(msgs))]
 
@@ -192,13 +196,56 @@ def run_processor(cfg: PipelineConfig, stop: threading.Event, ctx: zmq.Context |
         metrics.frames_dropped.labels("processor", msg.stream, "queue_full").inc()
         return 0, int(not due)
 
+    def publish(msg: protocol.Message, due: bool, found) -> None:
+        nonlocal processed, dropped, predicted, detected
+        with guard.message(msg.stream):
+            n_processed, n_predicted = handle(msg, due, found)
+            processed += n_processed
+            dropped += 1 - n_processed
+            predicted += n_predicted
+            detected += int(due)
+
+    def batch_args(msgs: list) -> list:
+        return [(m.stream, m.part("image"), _pixel_format(m), m.t_capture_ns) for m in msgs]
+
+    # With a detect rate, the engine runs beside the frame loop (ONNX Runtime releases the GIL): the
+    # frames that arrive during its call are answered at once by the stabilizer's prediction instead of
+    # waiting for it. A due frame is held until its detection comes back and is then published with it,
+    # unless a newer frame of its stream comes first: then it goes out predicted (order kept) and its
+    # detection only feeds the tracks ("late" in the stats).
+    beside = ThreadPoolExecutor(1, thread_name_prefix="engine") if limited else None
+    inflight: list = []  # [(future, frames)]: at most one engine call beside the loop
+    held: dict = {}  # stream -> its due frame waiting for the call in flight
+
+    def finish(block: bool) -> None:
+        nonlocal late, detected
+        if not inflight or not (block or inflight[0][0].done()):
+            return
+        future, msgs = inflight.pop()
+        found: dict = {}
+        with guard.message("batch"):
+            found = dict(zip(map(id, msgs), future.result()))
+        for msg in msgs:
+            if held.get(msg.stream) is msg:
+                del held[msg.stream]
+                publish(msg, True, found.get(id(msg)))
+            elif id(msg) in found:
+                with guard.message(msg.stream):
+                    image = msg.part("image")
+                    result, _ = tracked.track(msg.stream, found[id(msg)], (image.shape[1], image.shape[0]),
+                                              msg.t_capture_ns)
+                    per_stream.get(msg.stream)["last"] = result
+                    detected += 1
+                    late += 1
+
     try:
         while not stop.is_set():
             now = time.monotonic()
             if now - last_report >= 1.0:
                 last_report = now
                 report()
-            if not pull.poll(100, zmq.POLLIN):
+            finish(block=False)
+            if not pull.poll(5 if inflight else 100, zmq.POLLIN):
                 continue
             plan = []  # (frame, due), each stream's frames oldest first
             for stream, msgs in take_waiting(pull, "frame", "processor", rejects, metrics, log, guard).items():
@@ -208,22 +255,37 @@ def run_processor(cfg: PipelineConfig, stop: threading.Event, ctx: zmq.Context |
                     msgs = msgs[-1:]
                 with guard.message(stream):
                     plan += zip(msgs, due_frames(stream, msgs))
+            if beside is not None and all(per_stream.get(m.stream)["last"] is not None for m, _ in plan):
+                # A frame whose stream has a held one releases it first (predicted), so order is kept.
+                due = [m for m, d in plan if d]
+                newest = {m.stream: m for m, _ in plan}
+                if due and not inflight:
+                    inflight.append((beside.submit(tracked.detect_batch, batch_args(due)), due))
+                    held.update((m.stream, m) for m in due if newest[m.stream] is m and m.stream not in held)
+                for msg, is_due in plan:
+                    if msg.stream in held and held[msg.stream] is not msg:
+                        publish(held.pop(msg.stream), False, None)
+                    if held.get(msg.stream) is not msg:
+                        if is_due and not any(m is msg for m in (inflight[0][1] if inflight else ())):
+                            per_stream.get(msg.stream)["wants"] = True  # the engine was busy: its next frame
+                        publish(msg, False, None)
+                continue
+            if inflight:  # a stream's first frames: detected here, in order, after the call in flight
+                finish(block=True)
             due = [msg for msg, d in plan if d]
             found: dict = {}
             # The due frames of all streams through the engine in one call (batching across streams);
             # if the batch fails, each frame is detected alone below, so one bad frame fails alone.
             with guard.message("batch"):
-                found = dict(zip(map(id, due), tracked.detect_batch(
-                    [(m.stream, m.part("image"), _pixel_format(m), m.t_capture_ns) for m in due])))
+                found = dict(zip(map(id, due), tracked.detect_batch(batch_args(due))))
             for msg, is_due in plan:
-                with guard.message(msg.stream):
-                    n_processed, n_predicted = handle(msg, is_due, found.get(id(msg)))
-                    processed += n_processed
-                    dropped += 1 - n_processed
-                    predicted += n_predicted
-                    detected += int(is_due)
+                if msg.stream in held:
+                    publish(held.pop(msg.stream), False, None)
+                publish(msg, is_due, found.get(id(msg)))
         report()
     finally:
+        if beside is not None:
+            beside.shutdown(wait=True)  # at most one engine call: bounded by the engine's time
         pull.close(0)
         push.close(0)
         getattr(detector, "close", detector.engine.close)()  # a frame path's detector closes its GPU buffers too
