@@ -256,19 +256,23 @@ def run_processor(cfg: PipelineConfig, stop: threading.Event, ctx: zmq.Context |
                 with guard.message(stream):
                     plan += zip(msgs, due_frames(stream, msgs))
             if beside is not None and all(per_stream.get(m.stream)["last"] is not None for m, _ in plan):
-                # A frame whose stream has a held one releases it first (predicted), so order is kept.
                 due = [m for m, d in plan if d]
-                newest = {m.stream: m for m, _ in plan}
                 if due and not inflight:
+                    # Nothing is held now (held frames belong to the call in flight): hold each stream's
+                    # due frame if it is its newest; the frames before it go out predicted at once.
                     inflight.append((beside.submit(tracked.detect_batch, batch_args(due)), due))
-                    held.update((m.stream, m) for m in due if newest[m.stream] is m and m.stream not in held)
-                for msg, is_due in plan:
-                    if msg.stream in held and held[msg.stream] is not msg:
+                    newest = {m.stream: m for m, _ in plan}
+                    held.update((m.stream, m) for m in due if newest[m.stream] is m)
+                    for msg, _ in plan:
+                        if held.get(msg.stream) is not msg:
+                            publish(msg, False, None)
+                    continue
+                for msg, is_due in plan:  # the engine is busy (or nothing is due)
+                    if msg.stream in held:  # a newer frame came first: the held one goes out before it, predicted
                         publish(held.pop(msg.stream), False, None)
-                    if held.get(msg.stream) is not msg:
-                        if is_due and not any(m is msg for m in (inflight[0][1] if inflight else ())):
-                            per_stream.get(msg.stream)["wants"] = True  # the engine was busy: its next frame
-                        publish(msg, False, None)
+                    if is_due:
+                        per_stream.get(msg.stream)["wants"] = True  # detect this stream's next frame instead
+                    publish(msg, False, None)
                 continue
             if inflight:  # a stream's first frames: detected here, in order, after the call in flight
                 finish(block=True)
