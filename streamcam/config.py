@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Optional
 
-from .errors import ConfigError
+from .errors import ConfigError, StreamcamError
 from .tracking.tracker import TrackerConfig
 from .transport import check_endpoint
 
@@ -66,42 +66,26 @@ class StreamConfig:
 
 @dataclass(frozen=True)
 class FacesConfig:
-    """Face mode (processor.mode: faces): how faces are found in each frame (streamcam/processor/faces.py)."""
+    """Face mode (processor.mode: faces): how faces are found in each frame (streamcam/faces/finder.py)."""
 
-    track: bool = True
-    """Find faces as in a video: a full scan spread over `rolling` frames plus a search near known
-    faces (~30 ms CPU per 640x480 frame); false: a full scan of every frame (~2x the cost)."""
-    rolling: int = 4
-    """Frames one full scan is spread over: a new face is found within this many frames."""
-    near_scales: int = 1
-    """Pyramid scales tried on either side of a known face's size when searching near it."""
+    threshold: float = 0.5
+    """CenterFace heatmap score a face needs (lower finds more turned and small faces, and more false ones)."""
     min_face_frac: float = 0.1
-    """Smallest face, as a fraction of the frame's shorter side (smaller = more scales, slower)."""
-    window_px: int = 30
-    """Detection runs on a copy shrunk so the smallest face is this many pixels (same cost per camera)."""
-    scale_factor: float = 1.2
-    """Pyramid step between face sizes; 1.1 finds a few more faces at about twice the cost."""
-    min_neighbors: int = 4
-    """Raw hits a face needs (higher = fewer false faces, more missed ones)."""
-    evaluator: Literal["fast", "reference"] = "fast"
-    """Haar evaluator when OpenCV has no CascadeClassifier: fast, or reference (the slow obvious one)."""
+    """Smallest face reported, as a fraction of the frame's shorter side."""
+    max_side: int = 320
+    """The face finder sees a copy whose long side is at most this many pixels: a bounded cost per camera
+    (320: ~40 ms CPU, 99 of 100 lfw faces; 640: ~4x the cost, 100 of 100; docs/benchmarks.md, "Face mode")."""
 
     def __post_init__(self) -> None:
         def bad(name: str, why: str) -> ValueError:
             return ValueError(f"{name}: expected {why}, got {getattr(self, name)!r}")
 
-        if self.rolling < 1:
-            raise bad("rolling", "an integer >= 1")
-        if self.near_scales < 0:
-            raise bad("near_scales", "an integer >= 0")
-        if not 0.0 < self.min_face_frac <= 1.0:
-            raise bad("min_face_frac", "a fraction in (0, 1]")
-        if self.window_px < 24:
-            raise bad("window_px", "at least the cascade's 24 px window")
-        if not self.scale_factor > 1.0:
-            raise bad("scale_factor", "> 1")
-        if self.min_neighbors < 0:
-            raise bad("min_neighbors", "an integer >= 0")
+        if not 0.0 < self.threshold < 1.0:
+            raise bad("threshold", "a score in (0, 1)")
+        if not 0.0 <= self.min_face_frac <= 1.0:
+            raise bad("min_face_frac", "a fraction in [0, 1]")
+        if self.max_side < 32:
+            raise bad("max_side", "at least CenterFace's 32 px stride")
 
 
 @dataclass(frozen=True)
@@ -492,3 +476,14 @@ def to_dict(cfg: PipelineConfig) -> dict[str, Any]:
     d = dataclasses.asdict(cfg)
     d.pop("base_dir", None)
     return d
+
+
+def repo_config(*names: str) -> Path:
+    """The first of ``names`` (default.yaml when none) in configs/ next to the package (source
+    checkout) or shipped inside it."""
+    here = Path(__file__).resolve().parent
+    for name in names + ("default.yaml",):
+        for cand in (here.parent / "configs" / name, here / "configs" / name):
+            if cand.is_file():
+                return cand
+    raise StreamcamError("configs/default.yaml not found: pass a config file")

@@ -29,19 +29,19 @@ def _probe_page(url: str, stop: threading.Event, found: dict) -> None:
 
 
 def run_demo(seconds: float = 20.0, serve: bool = True, record_s: float = 5.0, port: int = 8080) -> int:
-    from .cli import _print_plan, _repo_default_config
+    from .config import repo_config
     from .lifecycle import install_stop_handlers, setup_logging
-    from .supervisor import Supervisor, format_summary
+    from .supervisor import Supervisor, format_summary, print_plan
 
     overrides = {
         "serve.enabled": serve, "serve.port": port,
         "record.enabled": record_s > 0, "record.seconds": record_s,
         "run.log_level": "WARNING",
     }
-    cfg = load_config(_repo_default_config(), overrides)
+    cfg = load_config(repo_config(), overrides)
     setup_logging("WARNING", "demo")
     logging.getLogger("streamcam.supervisor").setLevel(logging.INFO)
-    _print_plan(cfg)
+    print_plan(cfg)
     sup = Supervisor(cfg)
     install_stop_handlers(sup.stop_event)
     probe: dict = {}

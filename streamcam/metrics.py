@@ -38,7 +38,7 @@ class StageMetrics:
         self.url = None
         null = _Null()
         self.frames_in = self.frames_out = self.frames_dropped = self.rejected = self.failed = null
-        self.latency_ms = self.engine_ms = self.fps = self.restarts = self.reconnects = null
+        self.latency_ms = self.engine_ms = self.fps = self.reconnects = null
         if port is None:
             return
         try:

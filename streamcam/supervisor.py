@@ -228,3 +228,18 @@ def format_summary(summary: dict[str, Any]) -> str:
     if not summary.get("streams"):
         lines.append("  no frames were published: see the logs under the run dir")
     return "\n".join(lines)
+
+
+def print_plan(cfg: PipelineConfig) -> None:
+    """What ``run`` and ``demo`` are about to start, one line a stage."""
+    from . import __version__
+
+    print(f"streamcam {__version__}: pipeline {cfg.name!r}")
+    for s in cfg.streams:
+        print(f"  capture {s.id}: {s.source.kind} {s.source.uri or ''} ({s.source.width}x{s.source.height} @ {s.source.fps:g} fps)")
+    print(f"  processor: {cfg.model_path()} on {cfg.processor.backend}")
+    print(f"  publisher: {cfg.endpoint('publish')} (topics frames/<id>, detections/<id>)")
+    if cfg.serve.enabled:
+        print(f"  web page: http://{cfg.serve.host}:{cfg.serve.port}/")
+    print(f"  run dir: {cfg.run_dir}   (Ctrl-C stops everything)")
+    sys.stdout.flush()

@@ -6,7 +6,8 @@ Policy (why):
   a full queue means *drop and count*, never block (sends use ``NOBLOCK``).
 * receive timeouts — loops wake up regularly to see the stop event.
 * no ``CONFLATE``: it silently breaks multipart messages. Latest-frame behaviour
-  comes from :func:`recv_latest`, which drains the socket and keeps the newest.
+  comes from draining on the receiver (:func:`drain`; the processor's intake keeps
+  the newest frame of each stream).
 * tcp binds default to loopback; binding elsewhere must be explicit in the config.
 """
 
@@ -108,25 +109,6 @@ def send_nowait(sock: zmq.Socket, parts: list[Any]) -> bool:
         return True
     except zmq.Again:
         return False
-
-
-def recv_latest(sock: zmq.Socket, timeout_ms: int = 100) -> tuple[list[zmq.Frame] | None, int]:
-    """Wait up to ``timeout_ms`` for a message, then drain the socket and keep the newest.
-
-    Returns ``(parts, skipped)`` where ``skipped`` counts older messages thrown away:
-    this is how a stage always works on the newest frame with bounded latency.
-    """
-    if not sock.poll(timeout_ms, zmq.POLLIN):
-        return None, 0
-    latest = sock.recv_multipart(copy=False)
-    skipped = 0
-    while True:
-        try:
-            nxt = sock.recv_multipart(flags=zmq.NOBLOCK, copy=False)
-        except zmq.Again:
-            return latest, skipped
-        latest = nxt
-        skipped += 1
 
 
 def drain(sock: zmq.Socket, limit: int = 64) -> list[list[zmq.Frame]]:

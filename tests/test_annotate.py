@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from streamcam.protocol import Detection
+from streamcam.processor.cam import upsample_reference
 from streamcam.publisher import annotate as an
 
 
@@ -25,7 +26,7 @@ def _tie_mask(cam: np.ndarray, h: int, w: int) -> np.ndarray:
     There float32 (OpenCV) and float64 (reference) may pick neighbouring colour-map
     entries; everywhere else the two must agree within one grey level.
     """
-    v = np.clip(an._bilinear_reference(cam, h, w), 0, 1) * 255.0
+    v = np.clip(upsample_reference(cam, (h, w)), 0, 1) * 255.0
     return np.abs(v - np.floor(v) - 0.5) < 1e-3
 
 
@@ -62,7 +63,7 @@ def test_heatmap_clips_out_of_range_cam():
     assert np.abs(fast.astype(int) - ref).max() <= 1
     # alpha 1: the output is the colour map itself; cam 0 -> the map's first entry (JET: dark blue)
     pure = an.heatmap_overlay(img, np.zeros((4, 4), np.float32), alpha=1.0)
-    lut = an._colormap_lut(cv2.COLORMAP_JET)
+    lut = an.colormap_lut(cv2.COLORMAP_JET)
     assert (pure == lut[0]).all()
 
 

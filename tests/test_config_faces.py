@@ -8,22 +8,22 @@ from streamcam.errors import ConfigError
 
 def test_faces_defaults_and_values():
     assert config_from_dict({}).processor.faces == FacesConfig()
-    cfg = config_from_dict({"processor": {"mode": "faces", "faces": {"track": False, "rolling": 6, "evaluator": "reference"}}})
-    assert cfg.processor.faces == FacesConfig(track=False, rolling=6, evaluator="reference")
+    cfg = config_from_dict({"processor": {"mode": "faces", "faces": {"threshold": 0.3, "max_side": 320}}})
+    assert cfg.processor.faces == FacesConfig(threshold=0.3, max_side=320)
 
 
 @pytest.mark.parametrize(
     "faces, key",
     [
-        ({"rolling": 0}, "processor.faces: rolling: expected an integer >= 1"),
-        ({"rolling": 2.5}, "processor.faces.rolling: expected an integer"),
-        ({"near_scales": -1}, "processor.faces: near_scales"),
-        ({"min_face_frac": 0}, "processor.faces: min_face_frac"),
-        ({"window_px": 12}, "processor.faces: window_px"),
-        ({"scale_factor": 1.0}, "processor.faces: scale_factor"),
-        ({"min_neighbors": -1}, "processor.faces: min_neighbors"),
-        ({"evaluator": "gpu"}, "processor.faces.evaluator: expected one of"),
-        ({"track": "yes"}, "processor.faces.track: expected true or false"),
+        ({"threshold": 0}, "processor.faces: threshold: expected a score in (0, 1)"),
+        ({"threshold": 1.5}, "processor.faces: threshold"),
+        ({"max_side": 2.5}, "processor.faces.max_side: expected an integer"),
+        ({"max_side": 16}, "processor.faces: max_side"),
+        ({"min_face_frac": -0.1}, "processor.faces: min_face_frac"),
+        ({"min_face_frac": 1.5}, "processor.faces: min_face_frac"),
+        ({"threshold": "high"}, "processor.faces.threshold: expected a number"),
+        # The Haar cascade's knobs went with it: an old config is told so, not silently ignored.
+        ({"rolling": 4}, "processor.faces.rolling: unknown key"),
         ({"min_face_px": 48}, "processor.faces.min_face_px: unknown key"),
     ],
 )

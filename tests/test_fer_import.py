@@ -75,11 +75,12 @@ def _face_batch(image_bgr: np.ndarray, meta) -> np.ndarray:
     """The real faces of the photograph, cropped and preprocessed as face mode does."""
     import cv2
 
-    from streamcam.processor.faces import FaceDetector, crop_replicate, square_crop
+    from streamcam.faces.detector import crop_replicate, square_crop
+    from streamcam.faces.finder import FaceFinder
     from streamcam.processor.preprocess import preprocess
 
     gray = cv2.cvtColor(image_bgr, cv2.COLOR_BGR2GRAY)
-    boxes = FaceDetector().detect(gray)
+    boxes, _ = FaceFinder().detect(image_bgr)
     assert len(boxes) >= 1
     crops = [crop_replicate(gray, square_crop(b, m)) for b in boxes for m in (0.0, 0.1, 0.25)]
     return np.concatenate([preprocess(c, "GRAY8", meta)[0] for c in crops])
@@ -343,7 +344,7 @@ def test_tflite_copy_agrees(converted, astronaut_bgr):
 
 
 def test_face_mode_astronaut(astronaut_bgr):
-    from streamcam.processor.faces import FaceEmotionDetector, FaceFrameResult
+    from streamcam.faces.detector import FaceEmotionDetector, FaceFrameResult
     from streamcam.processor.detector import FrameResult
 
     model = CHECKED_IN if CHECKED_IN.is_file() else None
@@ -373,14 +374,15 @@ def test_face_mode_astronaut(astronaut_bgr):
     my, mx = np.unravel_index(m.argmax(), m.shape)
     fx, fy = (mx + 0.5) * w / m.shape[1], (my + 0.5) * h / m.shape[0]
     assert face.crop[0] <= fx <= face.crop[2] and face.crop[1] <= fy <= face.crop[3]
-    assert m.max() == pytest.approx(1.0) and m[-10:, :].max() == 0.0
+    # The CAM's peak is 1; bilinear upsampling hits that cell's centre exactly only at some crop sizes.
+    assert m.max() == pytest.approx(1.0, abs=0.01) and m[-10:, :].max() == 0.0
     assert set(result.timings_ms) >= {"engine", "preprocess", "cam"}
     np.testing.assert_allclose(result.probs, face.probs)
 
 
 def test_face_mode_no_faces_and_class_filter():
     from streamcam.errors import ModelError
-    from streamcam.processor.faces import FaceEmotionDetector
+    from streamcam.faces.detector import FaceEmotionDetector
 
     if not CHECKED_IN.is_file():
         pytest.skip("engines/emotion-fer.onnx not present")
@@ -413,10 +415,10 @@ def test_emotion_webcam_config():
     # processor.faces reaches the face detector (build_detector's faces branch).
     from streamcam.processor.stage import build_detector
 
-    faces = dataclasses.replace(cfg.processor.faces, track=False, rolling=7, min_face_frac=0.2, scale_factor=1.15)
+    faces = dataclasses.replace(cfg.processor.faces, threshold=0.4, min_face_frac=0.2, max_side=320)
     det = build_detector(dataclasses.replace(cfg, processor=dataclasses.replace(cfg.processor, faces=faces)))
     try:
-        assert det.track is False and det.faces.rolling == 7
-        assert det.faces.min_face_frac == 0.2 and det.faces.scale_factor == 1.15
+        assert det.faces.threshold == 0.4 and det.faces.max_side == 320
+        assert det.faces.min_face_frac == 0.2
     finally:
         det.engine.close()

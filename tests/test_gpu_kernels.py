@@ -16,7 +16,7 @@ import pytest
 from streamcam.errors import BackendUnavailable
 from streamcam.gpu import kernel_sources
 from streamcam.gpu.plan import PlanFields, cached_plan, plan_key, plan_path
-from streamcam.gpu.reference import class_table, colormap_index, fused_cam_reference, jet_lut, lowres_normalized
+from streamcam.gpu.reference import class_table, colormap_index, colormap_lut, fused_cam_reference, lowres_normalized
 from streamcam.processor.cam import class_activation_map, normalize_minmax
 from streamcam.publisher.annotate import heatmap_overlay_reference
 
@@ -48,7 +48,7 @@ def assert_blend_close(got, want, lowres, size, lowres_err=1e-6):
     tie = np.abs(frac - 0.5) < 255.0 * lowres_err + 1e-4
     diff = np.abs(got.astype(np.int16) - want.astype(np.int16)).max(axis=-1)
     assert diff[~tie].max(initial=0) <= 1, f"max difference {diff[~tie].max()} grey levels outside rounding ties"
-    lut = jet_lut().astype(np.int16)
+    lut = colormap_lut().astype(np.int16)
     step = int(np.ceil(np.abs(np.diff(lut, axis=0)).max() * ALPHA)) + 1
     assert diff[tie].max(initial=0) <= step
     assert tie.mean() < 0.01, f"{tie.mean():.2%} of pixels are near rounding ties: the error window is too wide"
@@ -108,7 +108,7 @@ def test_reference_alpha_extremes():
     np.testing.assert_array_equal(same[0, 0], frames[0])
     heat, lowres = fused_cam_reference(features, weights, [0], frames, alpha=1.0)
     _, index = colormap_index(lowres[0, 0], (60, 80))
-    np.testing.assert_array_equal(heat[0, 0], jet_lut()[index])
+    np.testing.assert_array_equal(heat[0, 0], colormap_lut()[index])
 
 
 def test_reference_constant_map_is_zero():
@@ -211,7 +211,7 @@ def test_cached_plan_loads_only_a_matching_plan(tmp_path):
 def test_imports_stay_light():
     code = ("import sys, streamcam, streamcam.processor.engines, streamcam.gpu, streamcam.gpu.plan, "
             "streamcam.gpu.fused_cam, streamcam.gpu.preprocess, streamcam.gpu.reference, streamcam.gpu.pipeline, "
-            "streamcam.processor.engines.tensorrt\n"
+            "streamcam.gpu.engine\n"
             "bad = [m for m in ('tensorrt', 'pycuda', 'torch') if m in sys.modules]\n"
             "assert not bad, bad")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
@@ -364,7 +364,7 @@ def test_tensorrt_matches_onnxruntime(tmp_path):
     from tiny_model import make_tiny_gap_onnx
 
     from streamcam.processor.engines.onnxrt import OnnxRuntimeEngine
-    from streamcam.processor.engines.tensorrt import TensorRTEngine
+    from streamcam.gpu.engine import TensorRTEngine
 
     model = str(tmp_path / "tiny.onnx")
     make_tiny_gap_onnx(model, width=64, height=48, channels=3, k=32)

@@ -436,7 +436,7 @@ def trt_models(tmp_path_factory):
 
 def _gpu_detector(path, cache):
     from streamcam.gpu.pipeline import OverlayDetector
-    from streamcam.processor.engines.tensorrt import TensorRTEngine
+    from streamcam.gpu.engine import TensorRTEngine
 
     engine = TensorRTEngine(path, precision="fp32", max_batch=1, cache_dir=str(cache))
     return OverlayDetector(engine, "gpu", ALPHA, min_score=0.0)

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from streamcam.tracking import kalman
-from streamcam.tracking.kalman import KalmanBoxFilter, KalmanNoise
+from streamcam.tracking.kalman import KalmanBoxFilter, KalmanNoise, box_to_z, measurement_cov
 
 
 def box_at(t, v=(60.0, -20.0), size=(30.0, 80.0), start=(100.0, 300.0)):
@@ -78,3 +78,40 @@ def test_box_conversions_round_trip():
 def test_noise_validation():
     with pytest.raises(ValueError, match="meas_std"):
         KalmanNoise(meas_std=0)
+
+
+def test_filter_matches_filterpy_on_a_dropped_frame_sequence():
+    """filterpy's KalmanFilter (Labbe's reference implementation) run with the same model — F(dt),
+    Q from its Q_discrete_white_noise per axis, H = [I 0], R per measurement — gives the same states
+    and covariances, through uneven dt (dropped frames) and coasting."""
+    filterpy = pytest.importorskip("filterpy.kalman")
+    from filterpy.common import Q_discrete_white_noise
+
+    noise = KalmanNoise()
+    rng = np.random.default_rng(3)
+    first = box_at(0.0)
+    ours = KalmanBoxFilter(first, noise)
+    ref = filterpy.KalmanFilter(dim_x=8, dim_z=4)
+    ref.x, ref.P = ours.state.reshape(8, 1), ours.P[0].copy()
+    ref.H = np.hstack([np.eye(4), np.zeros((4, 4))])
+    q = [noise.accel_std ** 2, noise.accel_std ** 2, noise.size_accel_std ** 2, noise.size_accel_std ** 2]
+    t = 0.0
+    for k, dt in enumerate([1 / 30, 1 / 30, 2 / 30, 1 / 30, 5 / 30, 1 / 30, 1 / 15, 1 / 30] * 3):
+        t += dt
+        ref.F = np.eye(8) + np.eye(8, k=4) * dt
+        ref.Q = np.zeros((8, 8))
+        for axis, var in enumerate(q):  # each axis' (position, velocity) block, in this state's order
+            block = Q_discrete_white_noise(dim=2, dt=dt, var=var)
+            ref.Q[np.ix_([axis, axis + 4], [axis, axis + 4])] = block
+        ours.predict(dt)
+        ref.predict()
+        np.testing.assert_allclose(ours.state, ref.x[:, 0], rtol=1e-9, atol=1e-9)
+        np.testing.assert_allclose(ours.P[0], ref.P, rtol=1e-9, atol=1e-9)
+        if k % 5 == 4:
+            continue  # a frame without a measurement: the filter coasts
+        box = np.asarray(box_at(t)) + rng.normal(0, 3, 4)
+        z = box_to_z(box)
+        ours.update(box)
+        ref.update(z.reshape(4, 1), R=measurement_cov(z[None], noise)[0])
+        np.testing.assert_allclose(ours.state, ref.x[:, 0], rtol=1e-9, atol=1e-6)
+        np.testing.assert_allclose(ours.P[0], ref.P, rtol=1e-9, atol=1e-6)

@@ -57,3 +57,26 @@ def test_default_model_localizes_people_on_held_out_scenes():
     assert m["persons"] > 90
     assert m["localization_accuracy"] >= floor["localization_accuracy"], m
     assert m["presence_accuracy"] >= floor["presence_accuracy"], m
+
+
+@pytest.mark.skipif(not MODEL.exists(), reason="engines/person-ir.onnx not built")
+def test_the_evaluator_scores_the_boxes_the_live_processor_draws():
+    """One CAM evaluator, with the model's box rule: its figures are those of the live processor's
+    Detector.detect boxes on the same frames (an independent path through the same code)."""
+    from streamcam.capture.synthetic import SyntheticIRScene
+    from streamcam.evaluation.localization import evaluate_detector, model_detector, score_frames
+
+    det = model_detector(str(MODEL))
+    try:
+        r = evaluate_detector(det, frames=8, seed=9000, scenes=4)
+        preds, gts = [], []
+        for k in range(8):
+            fr = SyntheticIRScene(seed=9000 + k % 4).frame((k // 4) * 97)
+            preds.append([d.box for d in det.detect(fr.image, "GRAY8").detections])
+            gts.append([o.box for o in fr.objects if o.label == "person"])
+    finally:
+        det.engine.close()
+    ref = score_frames(preds, gts)
+    assert r["persons"] == ref["persons"] > 0
+    assert (r["localized"], r["predicted_boxes"]) == (ref["localized"], ref["predicted_boxes"])
+    assert r["localization_accuracy"] == ref["localization_accuracy"]

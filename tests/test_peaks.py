@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from streamcam.processor.boxes import boxes_from_cam
-from streamcam.tracking.peaks import TemporalSmoother, find_peaks
+from streamcam.tracking.peaks import find_peaks
 
 FRAME = (640, 480)
 YY, XX = np.mgrid[0:60, 0:80]
@@ -70,14 +70,3 @@ def test_boxes_are_in_frame_pixels_and_clipped():
     cam = norm(blob(0, 0, 3, 3))
     (p,) = find_peaks(cam, FRAME)
     assert p.box[0] == 0.0 and p.box[1] == 0.0 and 0 < p.box[2] < 640 and 0 < p.box[3] < 480
-
-
-def test_temporal_smoother_is_an_exponential_average():
-    sm = TemporalSmoother(0.25)
-    a, b = np.zeros((4, 5), np.float32), np.ones((4, 5), np.float32)
-    assert np.array_equal(sm.update(a), a)
-    assert np.allclose(sm.update(b), 0.25)
-    assert np.allclose(sm.update(b), 0.25 + 0.75 * 0.25)
-    assert np.array_equal(sm.update(np.ones((2, 2))), np.ones((2, 2)))  # new shape restarts
-    with pytest.raises(ValueError):
-        TemporalSmoother(0.0)

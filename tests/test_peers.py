@@ -72,3 +72,21 @@ def test_thresholds_are_chosen_by_mota_and_the_stabilizer_tracks_the_peer():
     # The stabilizer publishes after hits_to_confirm (3) frames: 8 of 10 found, one id.
     assert r["stabilized"]["misses"] == 2 and r["stabilized"]["id_switches"] == 0
     assert m.tracker.box_correction.is_identity
+
+
+def test_haar_face_peer_finds_the_astronauts_face(tmp_path):
+    """The face-mode peer of tools/bench_faces.py: OpenCV 4's cascade in the peers' environment."""
+    from tools.bench_faces import astronaut_frame, astronaut_ok
+    from tools.peers import haar_face_peer
+
+    why = missing("haar-face")
+    if why:
+        pytest.skip(f"peer haar-face: {why}")
+    path = tmp_path / "astronaut.png"
+    cv2.imwrite(str(path), astronaut_frame())
+    blank = tmp_path / "blank.png"
+    cv2.imwrite(str(blank), np.full((480, 640, 3), 128, np.uint8))
+    with haar_face_peer() as peer:
+        assert peer.opencv.startswith("4.")
+        assert astronaut_ok(peer.detect(path).boxes)
+        assert len(peer.detect(blank).boxes) == 0

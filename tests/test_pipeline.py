@@ -225,7 +225,7 @@ def test_help_lists_every_command():
 
 def test_import_is_light():
     code = "import sys, streamcam, streamcam.config, streamcam.protocol; " \
-           "print(sorted(m for m in ('torch', 'tensorrt', 'pycuda', 'onnxruntime', 'cv2') if m in sys.modules))"
+           "print(sorted(m for m in ('torch', 'tensorrt', 'pycuda', 'onnxruntime', 'cv2', 'scipy') if m in sys.modules))"
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.stdout.strip() == "[]", r.stdout + r.stderr
 

@@ -274,3 +274,30 @@ def test_predict_moves_tracks_on_their_motion_without_counting_misses():
     assert [d.track_id for d in out] == [tid]  # found again where predicted: the same id
     with pytest.raises(ValueError, match="backwards"):
         stab.predict(1.0)
+
+
+def test_a_face_whose_emotion_flickers_is_one_track_with_the_emotion_as_its_label():
+    """Face mode (hardening #14): one face, its emotion changing from frame to frame, was 2 ids and many
+    boxes when labels gated association. With gate_labels off the face is one track and each frame's
+    detection carries that frame's emotion."""
+    emotions = ["happy", "neutral", "happy", "sad", "happy", "neutral"] * 4
+    frames = [[Detection((200 + i, 100, 300 + i, 220), 0.8, e)] for i, e in enumerate(emotions)]
+    _, gated = run(frames, TrackerConfig(hits_to_confirm=3))
+    # Gated by label (the behaviour the knob exists to avoid), the face flickers: frames without its box.
+    assert sum(len(o) == 1 for o in gated[2:]) < len(emotions) - 2
+    st, outs = run(frames, TrackerConfig(hits_to_confirm=3, gate_labels=False))
+    assert all(o == [] for o in outs[:2]) and all(len(o) == 1 for o in outs[2:])
+    assert {d.track_id for o in outs for d in o} == {1}
+    assert [o[0].label for o in outs[2:]] == emotions[2:]
+    (t,) = st.tracks
+    assert t.label == emotions[-1] and t.hits == len(emotions)
+
+
+def test_without_label_gates_two_faces_still_keep_their_own_ids():
+    """Off, the gate no longer separates labels; the boxes still separate objects."""
+    frames = [[Detection((100 + i, 100, 180 + i, 200), 0.9, "happy" if i % 2 else "sad"),
+               Detection((400 - i, 100, 480 - i, 200), 0.9, "sad" if i % 2 else "happy")] for i in range(15)]
+    _, outs = run(frames, TrackerConfig(hits_to_confirm=2, gate_labels=False))
+    for o in outs[2:]:
+        left, right = sorted(o, key=lambda d: d.box[0])
+        assert (left.track_id, right.track_id) == (1, 2)

@@ -104,3 +104,25 @@ def test_a_fitted_box_correction_is_written_into_the_model(tmp_path):
     assert np_equal  # nothing else changed
     with pytest.raises(ModelError, match="update_metadata"):
         update_metadata(str(model), no_such_field=1)
+
+
+@pytest.mark.parametrize("name", ["sort", "bytetrack", "ocsort"])
+def test_roboflow_trackers_follow_a_walking_box_with_one_id(name):
+    pytest.importorskip("trackers")
+    from streamcam.evaluation.peer_trackers import RoboflowTracker
+
+    tr = RoboflowTracker(name, fps=30.0)
+    outs = [tr.update([(100 + 2 * i, 200, 140 + 2 * i, 300)], [0.9]) for i in range(12)]
+    assert all(len(o) <= 1 for o in outs) and len({t for o in outs for t, _ in o}) == 1
+    assert len(outs[-1]) == 1 and abs(outs[-1][0][1][0] - 122) < 4  # confirmed and where the box is
+    with pytest.raises(ValueError, match="expected one of"):
+        RoboflowTracker("deepsort")
+
+
+@pytest.mark.slow
+def test_eval_tracking_runs_the_roboflow_peers_on_the_same_boxes():
+    pytest.importorskip("trackers")
+    r = evaluate_tracking(simulate=True, seeds=(9000,), frames=60)
+    for m in ("sort", "bytetrack", "ocsort", "sort_corrected", "bytetrack_corrected", "ocsort_corrected"):
+        assert 0.0 < r["metrics"][m]["idf1"] <= 1.0, m
+    assert r["peers_missing"] == {}

@@ -6,7 +6,7 @@ import zmq
 
 from streamcam import protocol
 from streamcam.errors import ConfigError
-from streamcam.transport import check_endpoint, drain, make_socket, recv_latest, send_nowait
+from streamcam.transport import check_endpoint, drain, make_socket, send_nowait
 
 
 @pytest.mark.parametrize("ep", ["tcp://127.0.0.1:5555", "ipc:///tmp/x.sock", "inproc://a"])
@@ -28,24 +28,6 @@ def test_push_never_blocks_without_a_peer_and_counts_drops(short_tmp):
     assert time.monotonic() - t0 < 1.0
     assert not any(results)  # IMMEDIATE: nothing queues for a peer that is not there
     push.close(); ctx.term()
-
-
-def test_recv_latest_keeps_the_newest_and_counts_skipped(short_tmp):
-    ctx = zmq.Context()
-    ep = f"ipc://{short_tmp}/l.sock"
-    pull = make_socket(ctx, "PULL", ep, bind=True)
-    push = make_socket(ctx, "PUSH", ep, bind=False)
-    time.sleep(0.1)
-    sent = sum(send_nowait(push, protocol.encode("frame", "s", i, i, [protocol.raw_part("image", np.full((4, 4), i, np.uint8), "GRAY8")]))
-               for i in range(6))
-    assert sent >= 2
-    time.sleep(0.2)
-    parts, skipped = recv_latest(pull, 1000)
-    msg = protocol.decode(parts)
-    assert skipped == sent - 1
-    assert msg.seq == sent - 1 and msg.part("image")[0, 0] == sent - 1
-    assert drain(pull) == []
-    push.close(); pull.close(); ctx.term()
 
 
 def test_stale_ipc_file_is_replaced(short_tmp):

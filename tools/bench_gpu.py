@@ -58,7 +58,7 @@ def bench_kernel(args) -> tuple[float, float]:
 
     from streamcam.gpu.context import PrimaryContext
     from streamcam.gpu.fused_cam import FusedCam
-    from streamcam.gpu.reference import jet_lut
+    from streamcam.gpu.reference import colormap_lut
 
     torch.cuda.init()  # torch and pycuda share the primary context of device 0
     dev = torch.device("cuda:0")
@@ -68,7 +68,7 @@ def bench_kernel(args) -> tuple[float, float]:
     weights = torch.randn(max(s, 2), args.k, device=dev, generator=gen) / args.k ** 0.5
     classes = torch.arange(s, device=dev).repeat(n, 1)
     frames = torch.randint(0, 256, (n, args.height, args.width, 3), device=dev, dtype=torch.uint8, generator=gen)
-    lut = torch.from_numpy(jet_lut()).to(dev)
+    lut = torch.from_numpy(colormap_lut()).to(dev)
     classes_np = classes.cpu().numpy().astype(np.int32)
 
     ctx = PrimaryContext(0)
@@ -94,7 +94,7 @@ def bench_end_to_end(args) -> tuple[float, float]:
     from streamcam.gpu.pipeline import OverlayDetector
     from streamcam.processor.detector import Detector
     from streamcam.processor.engines.onnxrt import OnnxRuntimeEngine
-    from streamcam.processor.engines.tensorrt import TensorRTEngine
+    from streamcam.gpu.engine import TensorRTEngine
     from streamcam.publisher.annotate import heatmap_overlay
 
     rng = np.random.default_rng(0)

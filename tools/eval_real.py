@@ -28,13 +28,13 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _config(path: str | None, model: str | None, sets: list[str]):
-    from streamcam.cli import _parse_set, _repo_default_config
-    from streamcam.config import load_config
+    from streamcam.cli import _parse_set
+    from streamcam.config import load_config, repo_config
 
     overrides = _parse_set(sets)
     if model:
         overrides["processor.model"] = str(Path(model).resolve())
-    return load_config(path or _repo_default_config("camera.yaml"), overrides)
+    return load_config(path or repo_config("camera.yaml"), overrides)
 
 
 def _peer_on(name: str, seq, half: str, tracker, log) -> tuple[dict, dict]:

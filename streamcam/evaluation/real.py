@@ -120,7 +120,7 @@ def hota(gt_frames: Sequence[Tracked], pred_frames: Sequence[Tracked]) -> dict[s
             from trackeval.metrics import HOTA
     except ImportError:
         return None
-    from ..tracking.tracker import iou_matrix
+    from ..geometry import iou_matrix
 
     gmap: dict[int, int] = {}
     pmap: dict[int, int] = {}

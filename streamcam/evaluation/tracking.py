@@ -17,6 +17,9 @@ of ``frames`` frames at ``fps`` is rendered; the per-frame detector
   boxes as ``stabilized``, for a side-by-side.
 * ``norfair_corrected``: the same, fed the boxes after the stabilizer's size calibration
   (``TrackerConfig.box_correction``): how much of the stabilizer's gain is that calibration.
+* ``sort``, ``bytetrack``, ``ocsort``: roboflow's ``trackers`` package fed the same boxes as
+  ``norfair`` (:mod:`.peer_trackers`), and ``*_corrected`` the calibrated ones. A peer that is not
+  installed is left out and named in the result's ``peers_missing``.
 
 The size calibration is fitted with :func:`fit_box_correction` (``--fit-box-correction``)
 on scene seeds other than the evaluation's (5000.. for the default model; the evaluation
@@ -52,7 +55,9 @@ from scipy.optimize import linear_sum_assignment
 from ..capture.synthetic import SyntheticIRScene
 from ..protocol import Detection
 from ..tracking import Stabilizer, TrackerConfig, find_peaks
-from ..tracking.tracker import BoxCorrection, iou_matrix
+from ..geometry import iou_matrix
+from ..tracking.tracker import BoxCorrection
+from .peer_trackers import NorfairBoxes, RoboflowTracker, available
 
 Box = Sequence[float]
 Tracked = list[tuple[int, Box]]  # (id, box) of one frame
@@ -161,29 +166,6 @@ class GreedyIoUIds:
         return out
 
 
-class NorfairBoxes:
-    """norfair's Tracker on boxes (two points, IoU distance), for the side-by-side."""
-
-    def __init__(self, distance_threshold: float = 0.8, initialization_delay: int = 2, hit_counter_max: int = 10):
-        from norfair import Tracker
-
-        self.tracker = Tracker(distance_function="iou", distance_threshold=distance_threshold,
-                               initialization_delay=initialization_delay, hit_counter_max=hit_counter_max)
-
-    def update(self, boxes: Sequence[Box], scores: Sequence[float]) -> Tracked:
-        from norfair import Detection as NDet
-
-        dets = [NDet(np.array([[b[0], b[1]], [b[2], b[3]]], float), scores=np.array([s, s], float))
-                for b, s in zip(boxes, scores)]
-        out: Tracked = []
-        for obj in self.tracker.update(dets):
-            e = obj.estimate
-            x0, x1 = sorted((float(e[0, 0]), float(e[1, 0])))
-            y0, y1 = sorted((float(e[0, 1]), float(e[1, 1])))
-            out.append((int(obj.id), (x0, y0, x1, y1)))
-        return out
-
-
 class SimulatedDetector:
     """Ground-truth persons made noisy like CAM boxes: jitter, dropouts, false positives."""
 
@@ -240,13 +222,28 @@ def _clip_inputs(scene: SyntheticIRScene, frames: int, detector=None, sim: Simul
     return {"gt": gt, "raw": raw, "cand": cand, "peaks": peaks, "detector_ms": ms}
 
 
+def peer_methods() -> tuple[list[str], dict[str, str]]:
+    """The peer methods that can run here (each plain and ``_corrected``), and why the others cannot."""
+    ok, missing = [], {}
+    for name, why in available().items():
+        if why is None:
+            ok += [name, f"{name}_corrected"]
+        else:
+            missing[name] = why
+    return ok, missing
+
+
+def _peer(name: str, fps: float):
+    base = name.removesuffix("_corrected")
+    return NorfairBoxes() if base == "norfair" else RoboflowTracker(base, fps)
+
+
 def _run_methods(inp: dict, fps: float, config: TrackerConfig, frame_size: tuple[int, int],
-                 min_score: float) -> dict[str, list[Tracked]]:
-    out: dict[str, list[Tracked]] = {"raw": [], "stabilized": [], "stabilized_peaks": [], "norfair": [],
-                                     "norfair_corrected": []}
+                 min_score: float, peers: Sequence[str] = ("norfair", "norfair_corrected")) -> dict[str, list[Tracked]]:
+    out: dict[str, list[Tracked]] = {m: [] for m in ("raw", "stabilized", "stabilized_peaks", *peers)}
     greedy = GreedyIoUIds()
     st, stp = Stabilizer(config), Stabilizer(config)
-    nf, nfc = NorfairBoxes(), NorfairBoxes()
+    others = {m: _peer(m, fps) for m in peers}
     ms = []
     for i in range(len(inp["gt"])):
         t = i / fps
@@ -256,9 +253,11 @@ def _run_methods(inp: dict, fps: float, config: TrackerConfig, frame_size: tuple
         ms.append((time.perf_counter() - t0) * 1e3)
         out["stabilized_peaks"].append([(d.track_id, d.box) for d in stp.update(inp["peaks"][i], t, frame_size)])
         strong = [d for d in inp["cand"][i] if d.score >= min_score * 0.5]
-        out["norfair"].append(nf.update([d.box for d in strong], [d.score for d in strong]))
-        fixed = config.box_correction.apply(np.array([d.box for d in strong], float).reshape(-1, 4))
-        out["norfair_corrected"].append(nfc.update([tuple(b) for b in fixed], [d.score for d in strong]))
+        scores = [d.score for d in strong]
+        plain = [d.box for d in strong]
+        fixed = [tuple(b) for b in config.box_correction.apply(np.array(plain, float).reshape(-1, 4))]
+        for m, tracker in others.items():
+            out[m].append(tracker.update(fixed if m.endswith("_corrected") else plain, scores))
     out["_stabilizer_ms"] = ms  # type: ignore[assignment]
     return out
 
@@ -292,7 +291,8 @@ def evaluate_tracking(model_path: str | None = None, seeds: Sequence[int] = (900
     else:
         config = config.for_model(None)
         ms = min_score if min_score is not None else 0.5
-    methods = ("raw", "stabilized", "stabilized_peaks", "norfair", "norfair_corrected")
+    peers, peers_missing = peer_methods()
+    methods = ("raw", "stabilized", "stabilized_peaks", *peers)
     per_method: dict[str, dict[str, list]] = {m: {"gt": [], "pred": []} for m in methods}
     per_clip = []
     det_ms: list[float] = []
@@ -302,7 +302,7 @@ def evaluate_tracking(model_path: str | None = None, seeds: Sequence[int] = (900
         sim = SimulatedDetector(seed, frame_size=(width, height)) if simulate else None
         inp = _clip_inputs(scene, frames, detector, sim, candidate_min_score=config.score_leave)
         det_ms += inp["detector_ms"]
-        res = _run_methods(inp, fps, config, (width, height), ms)
+        res = _run_methods(inp, fps, config, (width, height), ms, peers)
         st_ms += res.pop("_stabilizer_ms")  # type: ignore[arg-type]
         clip = {"seed": seed}
         for m in methods:
@@ -324,6 +324,7 @@ def evaluate_tracking(model_path: str | None = None, seeds: Sequence[int] = (900
         "min_score": ms, "tracker_config": _config_dict(config),
         "baseline": "raw: detector boxes, ids by greedy frame-to-frame IoU >= 0.3",
         "metrics": totals,
+        "peers_missing": peers_missing,
         "improvement": {
             "jitter_reduction": ratio(raw["jitter_px"], stab["jitter_px"]),
             "flicker_reduction": ratio(raw["flicker_per_100"], stab["flicker_per_100"]),
@@ -386,9 +387,9 @@ def _config_dict(config: TrackerConfig) -> dict[str, Any]:
 
 
 def _fmt(r: dict) -> str:
-    lines = [f"{'method':18s} {'MOTA':>7s} {'IDF1':>7s} {'IDsw':>5s} {'FN':>6s} {'FP':>6s} {'jitter':>7s} {'flicker':>8s}"]
+    lines = [f"{'method':20s} {'MOTA':>7s} {'IDF1':>7s} {'IDsw':>5s} {'FN':>6s} {'FP':>6s} {'jitter':>7s} {'flicker':>8s}"]
     for m, v in r["metrics"].items():
-        lines.append(f"{m:18s} {v['mota']:7.3f} {v['idf1']:7.3f} {v['num_switches']:5d} {v['num_misses']:6d} "
+        lines.append(f"{m:20s} {v['mota']:7.3f} {v['idf1']:7.3f} {v['num_switches']:5d} {v['num_misses']:6d} "
                      f"{v['num_false_positives']:6d} {v['jitter_px']:7.2f} {v['flicker_per_100']:8.2f}")
     imp = r["improvement"]
     lines.append(f"jitter reduced {imp['jitter_reduction']:.2f}x, flicker reduced {imp['flicker_reduction']:.2f}x, "

@@ -1,4 +1,5 @@
-"""The GPU path: fused CAM overlay and preprocessing kernels (pycuda), TensorRT plans.
+"""The GPU path: the TensorRT engine (:mod:`.engine`), TensorRT plans, fused CAM overlay and
+preprocessing kernels (pycuda).
 
 Importing this package is light: pycuda and tensorrt are imported by the modules that
 need them (:mod:`.fused_cam`, :mod:`.preprocess`, :mod:`.plan` when building) and only

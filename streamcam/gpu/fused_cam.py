@@ -8,7 +8,7 @@
 * ``features`` float32 ``[N, K, h, w]`` (``h * w <= 1024``): a numpy array (uploaded), or
   already on the GPU — a pycuda ``GPUArray``, a torch CUDA tensor, anything with
   ``__cuda_array_interface__`` (e.g. TensorRT's output buffer via
-  :meth:`TensorRTEngine.infer_gpu <streamcam.processor.engines.tensorrt.TensorRTEngine.infer_gpu>`).
+  :meth:`TensorRTEngine.infer_gpu <streamcam.gpu.engine.TensorRTEngine.infer_gpu>`).
 * ``weights`` float32 ``[C, K]`` (the model's ``cam_weights``); uploaded once per array object.
 * ``classes``: an int, ``[S]`` (for every frame) or ``[N, S]`` (per frame, e.g. the top class).
 * ``frames`` uint8 ``[N, H, W, 3]`` BGR or ``[N, H, W]`` grey, on the host or on the GPU.
@@ -38,7 +38,7 @@ import numpy as np
 
 from ..errors import BackendUnavailable
 from . import kernel_source
-from .reference import class_table, jet_lut
+from .reference import class_table, colormap_lut
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +114,7 @@ class FusedCam:
         self._owns_ctx = context is None
         self.context = context or PrimaryContext()
         self.alpha = float(alpha)
-        lut = jet_lut() if lut is None else np.ascontiguousarray(lut, np.uint8).reshape(256, 3)
+        lut = colormap_lut() if lut is None else np.ascontiguousarray(lut, np.uint8).reshape(256, 3)
         self._buffers: dict[str, Any] = {}
         self._weights_key: tuple[int, tuple[int, ...]] | None = None
         with self.context:

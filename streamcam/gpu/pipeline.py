@@ -35,7 +35,7 @@ from ..processor.cam import class_activation_map, normalize_minmax
 from ..processor.detector import Detector, FrameResult, softmax
 from ..processor.engines import Engine
 from ..processor.preprocess import Geometry, crop_to_frame, preprocess
-from .reference import blend_reference, feature_window, jet_lut
+from .reference import blend_reference, colormap_lut, feature_window
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +99,7 @@ class ReferenceFramePath:
         self.meta = engine.metadata
         self.class_indices = list(class_indices)
         self.alpha = float(alpha)
-        self.lut = jet_lut() if lut is None else np.asarray(lut, np.uint8).reshape(256, 3)
+        self.lut = colormap_lut() if lut is None else np.asarray(lut, np.uint8).reshape(256, 3)
 
     def __call__(self, image: np.ndarray, pixel_format: str) -> CamFrame:
         image = _check_image(image)

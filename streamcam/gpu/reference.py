@@ -27,12 +27,7 @@ import numpy as np
 from ..processor.cam import class_activation_map, normalize_minmax, upsample
 from ..processor.model_meta import ModelMetadata
 from ..processor.preprocess import Geometry
-
-
-def jet_lut(colormap: int = cv2.COLORMAP_JET) -> np.ndarray:
-    """The colour map as a contiguous uint8 ``[256, 3]`` BGR table (entry i colours grey level i)."""
-    ramp = np.arange(256, dtype=np.uint8).reshape(256, 1)
-    return np.ascontiguousarray(cv2.applyColorMap(ramp, colormap).reshape(256, 3))
+from ..publisher.annotate import colormap_lut
 
 
 def class_table(classes: Sequence[int] | np.ndarray | int, n_frames: int, n_classes: int) -> np.ndarray:
@@ -107,7 +102,7 @@ def blend_reference(frame: np.ndarray, lowres: np.ndarray, alpha: float = 0.4,
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha: expected 0 <= alpha <= 1, got {alpha}")
     bgr = frames_bgr(np.asarray(frame)[None])[0]
-    lut = jet_lut() if lut is None else np.asarray(lut, np.uint8).reshape(256, 3)
+    lut = colormap_lut() if lut is None else np.asarray(lut, np.uint8).reshape(256, 3)
     a = np.float32(alpha)
     base = (np.float32(1.0) - a) * bgr.astype(np.float32)
     _, index = colormap_index(lowres, bgr.shape[:2])
@@ -137,4 +132,4 @@ def fused_cam_reference(features: np.ndarray, weights: np.ndarray, classes, fram
 
 
 __all__ = ["blend_reference", "class_table", "colormap_index", "feature_window", "frames_bgr", "fused_cam_reference",
-           "jet_lut", "lowres_normalized", "raw_maps"]
+           "colormap_lut", "lowres_normalized", "raw_maps"]

@@ -43,12 +43,15 @@ def _bilinear_coords(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray, np.
     src = np.clip(src, 0, n_in - 1)
     i0 = np.floor(src).astype(np.intp)
     i1 = np.minimum(i0 + 1, n_in - 1)
-    return i0, i1, (src - i0).astype(np.float32)
+    return i0, i1, src - i0
 
 
 def upsample_reference(cam: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Bilinear resize of the last two axes to ``size=(H, W)`` (align_corners=False), plain numpy."""
-    cam = np.asarray(cam, dtype=np.float32)
+    """Bilinear resize of the last two axes to ``size=(H, W)`` (align_corners=False), plain numpy in float64.
+
+    Source coordinate of output pixel ``i``: ``(i + 0.5) * n_in / n_out - 0.5``, clamped to the
+    edges (OpenCV's INTER_LINEAR and torch's ``align_corners=False``)."""
+    cam = np.asarray(cam, dtype=np.float64)
     out_h, out_w = size
     y0, y1, fy = _bilinear_coords(cam.shape[-2], out_h)
     x0, x1, fx = _bilinear_coords(cam.shape[-1], out_w)

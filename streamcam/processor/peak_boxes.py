@@ -22,6 +22,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..errors import ModelError
+from ..geometry import iou
 
 Box = tuple[float, float, float, float]
 
@@ -99,7 +100,7 @@ class PeakBoxRule:
             box = (px - bw / 2, cy - bh / 2, px + bw / 2, cy + bh / 2)
             if self.contain and any(o[0] <= px < o[2] and o[1] <= py < o[3] for o, _ in out):
                 continue
-            if all(_iou(box, o) <= self.nms for o, _ in out):
+            if all(iou(box, o) <= self.nms for o, _ in out):
                 out.append((box, v))
         return out
 
@@ -146,14 +147,6 @@ def _refine(cam: np.ndarray, x: int, y: int) -> tuple[float, float]:
     p = np.maximum(cam[y0:y1, x0:x1] - min(0.0, float(cam[y0:y1, x0:x1].min())), 0) + 1e-9
     yy, xx = np.mgrid[y0:y1, x0:x1]
     return float((p * xx).sum() / p.sum()), float((p * yy).sum() / p.sum())
-
-
-def _iou(a: Box, b: Box) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
 
 
 def fit_geometry(maps: Sequence[np.ndarray], gts: Sequence[Sequence[Box]], frame_sizes: Sequence[tuple[int, int]],

@@ -43,9 +43,11 @@ class TrackedDetector:
 
         self.detector = detector
         self.live = live
-        if not isinstance(detector, Detector) and config.input == "peaks":
-            # Face mode has no whole-frame class map to find peaks in; track its face boxes.
-            config = dataclasses.replace(config, input="boxes")
+        if not isinstance(detector, Detector):
+            # Face mode has no whole-frame class map to find peaks in: track its face boxes. A track is a
+            # face; its label (the emotion) changes from frame to frame without starting another track.
+            config = dataclasses.replace(config, input="boxes",
+                                         tracker=dataclasses.replace(config.tracker, gate_labels=False))
         # The box-size correction belongs to the model's boxes: the model's own unless the config sets one.
         meta = getattr(detector, "meta", None)
         config = dataclasses.replace(config, tracker=config.tracker.for_model(getattr(meta, "box_correction", None)))

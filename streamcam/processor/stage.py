@@ -11,6 +11,7 @@ stabilizer's prediction, which costs a fraction of a detection, so every frame i
 
 from __future__ import annotations
 
+import importlib
 import logging
 import threading
 import time
@@ -32,7 +33,8 @@ log = logging.getLogger("streamcam.processor")
 
 def check_backend(cfg: PipelineConfig) -> None:
     """Raise :class:`BackendUnavailable` with the reason when ``processor.backend`` cannot run here
-    and ``processor.fallback`` is off, without loading the model (a check to run before starting stages)."""
+    and ``processor.fallback`` is off, without loading the model (a check to run before starting stages);
+    :class:`ModelError` when face mode's face finder is not installed."""
     from ..errors import BackendUnavailable
     from .engines import backend_status
 
@@ -41,6 +43,8 @@ def check_backend(cfg: PipelineConfig) -> None:
     if not ok and not p.fallback:
         raise BackendUnavailable(f"processor.backend: {p.backend!r} cannot run here: {why} "
                                  "(or set processor.fallback: true to use onnxruntime)")
+    if p.mode == "faces":  # the face finder's model, before any stage starts (ModelError names the install)
+        importlib.import_module("streamcam.faces.finder").centerface_path()
 
 
 def build_detector(cfg: PipelineConfig):
@@ -51,15 +55,15 @@ def build_detector(cfg: PipelineConfig):
     p = cfg.processor
     engine = create_engine(cfg.model_path(), p.backend, p.threads, p.fallback)
     if p.mode == "faces":
-        from .faces import FaceDetector, FaceEmotionDetector
-
+        # Named, not imported: the faces room builds on the processor (engines, CAM), not the reverse.
+        FaceEmotionDetector = importlib.import_module("streamcam.faces.detector").FaceEmotionDetector
+        FaceFinder = importlib.import_module("streamcam.faces.finder").FaceFinder
         f = p.faces
-        finder = FaceDetector(scale_factor=f.scale_factor, min_neighbors=f.min_neighbors, min_face_frac=f.min_face_frac,
-                              window_px=f.window_px, evaluator=f.evaluator, rolling=f.rolling, near_scales=f.near_scales)
-        return FaceEmotionDetector(engine, classes=p.classes, min_score=p.min_score, face_detector=finder, track=f.track)
+        finder = FaceFinder(threshold=f.threshold, min_face_frac=f.min_face_frac, max_side=f.max_side, threads=p.threads)
+        return FaceEmotionDetector(engine, classes=p.classes, min_score=p.min_score, face_finder=finder)
     if p.frame_path != "cpu":
-        from ..gpu.pipeline import frame_path_detector
-
+        # Named, not imported (as the tensorrt backend): the GPU room imports the processor, not back.
+        frame_path_detector = importlib.import_module("streamcam.gpu.pipeline").frame_path_detector
         return frame_path_detector(engine, p.frame_path, cfg.publisher.alpha, classes=p.classes,
                                    cam_threshold=p.cam_threshold, min_score=p.min_score)
     return Detector(engine, classes=p.classes, cam_threshold=p.cam_threshold, min_score=p.min_score)

@@ -23,6 +23,7 @@ from typing import Optional, Sequence
 import cv2
 import numpy as np
 
+from ..processor.cam import upsample_reference
 from ..protocol import Detection
 
 __all__ = [
@@ -90,31 +91,11 @@ def heatmap_overlay(
     return cv2.addWeighted(bgr, 1.0 - alpha, heat, alpha, 0.0)
 
 
-def _colormap_lut(colormap: int) -> np.ndarray:
-    """The colour map as a ``[256, 3]`` BGR table (entry i is the colour of grey level i)."""
+def colormap_lut(colormap: int = cv2.COLORMAP_JET) -> np.ndarray:
+    """The colour map as a contiguous uint8 ``[256, 3]`` BGR table (entry i colours grey level i): the
+    publisher's overlay, its reference and the GPU path's fused kernel all colour with this one table."""
     ramp = np.arange(256, dtype=np.uint8).reshape(256, 1)
-    return cv2.applyColorMap(ramp, colormap).reshape(256, 3)
-
-
-def _bilinear_reference(cam: np.ndarray, h: int, w: int) -> np.ndarray:
-    """Bilinear upsampling with pixel centres at ``i + 0.5`` and edge clamping (OpenCV's rule)."""
-    ch, cw = cam.shape
-    src = cam.astype(np.float64)
-
-    def axis(n_out: int, n_in: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        pos = (np.arange(n_out) + 0.5) * (n_in / n_out) - 0.5
-        pos = np.clip(pos, 0.0, n_in - 1)
-        i0 = np.floor(pos).astype(np.int64)
-        i1 = np.minimum(i0 + 1, n_in - 1)
-        return i0, i1, pos - i0
-
-    y0, y1, fy = axis(h, ch)
-    x0, x1, fx = axis(w, cw)
-    fy = fy[:, None]
-    fx = fx[None, :]
-    top = src[y0][:, x0] * (1 - fx) + src[y0][:, x1] * fx
-    bottom = src[y1][:, x0] * (1 - fx) + src[y1][:, x1] * fx
-    return top * (1 - fy) + bottom * fy
+    return np.ascontiguousarray(cv2.applyColorMap(ramp, colormap).reshape(256, 3))
 
 
 def heatmap_overlay_reference(
@@ -125,8 +106,8 @@ def heatmap_overlay_reference(
     cam = _check_cam(cam)
     bgr = to_bgr(image).astype(np.float64)
     h, w = bgr.shape[:2]
-    v = np.clip(_bilinear_reference(cam, h, w), 0.0, 1.0)
-    heat = _colormap_lut(colormap)[np.rint(255.0 * v).astype(np.int64)].astype(np.float64)
+    v = np.clip(upsample_reference(cam, (h, w)), 0.0, 1.0)
+    heat = colormap_lut(colormap)[np.rint(255.0 * v).astype(np.int64)].astype(np.float64)
     out = (1.0 - alpha) * bgr + alpha * heat
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 

@@ -1,9 +1,21 @@
-"""The stabilizer: heatmap peaks -> associated, filtered, tracked detections (pure numpy/scipy)."""
+"""The stabilizer: heatmap peaks -> associated, filtered, tracked detections (pure numpy/scipy).
 
-from .kalman import KalmanBoxFilter, KalmanNoise
-from .one_euro import OneEuroFilter, one_euro_reference
-from .peaks import Peak, TemporalSmoother, find_peaks
-from .tracker import Stabilizer, Track, TrackerConfig
+The names below are loaded on first use: ``streamcam.config`` reads ``TrackerConfig`` from
+:mod:`.tracker` in every stage, and scipy (~0.6 s) should load only where tracks are made.
+"""
 
-__all__ = ["find_peaks", "Peak", "TemporalSmoother", "KalmanBoxFilter", "KalmanNoise", "OneEuroFilter",
-           "one_euro_reference", "Stabilizer", "Track", "TrackerConfig"]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_WHERE = {"find_peaks": "peaks", "Peak": "peaks", "KalmanBoxFilter": "kalman", "KalmanNoise": "kalman",
+          "OneEuroFilter": "one_euro", "one_euro_reference": "one_euro", "Stabilizer": "tracker",
+          "Track": "tracker", "TrackerConfig": "tracker"}
+__all__ = list(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)

@@ -24,8 +24,6 @@ Coordinates: cell ``(i, j)`` of an ``[h, w]`` map has its centre at frame pixel
 :func:`streamcam.processor.cam.upsample`). Peak positions are refined by a parabola fit
 through the 3 cells around the maximum on each axis.
 
-:class:`TemporalSmoother` is an optional exponential moving average of the CAM over frames
-(less flicker of weak peaks, at the price of a lag of ``(1 - alpha) / alpha`` frames).
 """
 
 from __future__ import annotations
@@ -206,27 +204,3 @@ def find_peaks(cam: np.ndarray, frame_size: tuple[int, int], min_value: float = 
         cy = py + _subcell(cam[:, px], py)
         out.append(Peak((cx + 0.5) * sx, (cy + 0.5) * sy, v, box))
     return out
-
-
-class TemporalSmoother:
-    """Exponential moving average of the CAM: ``s_t = alpha cam_t + (1 - alpha) s_{t-1}``.
-
-    ``alpha = 1`` is no smoothing. A map of another shape (new stream geometry) restarts it.
-    """
-
-    def __init__(self, alpha: float = 0.5) -> None:
-        if not 0.0 < alpha <= 1.0:
-            raise ValueError(f"TemporalSmoother: expected 0 < alpha <= 1, got {alpha}")
-        self.alpha = float(alpha)
-        self.state: np.ndarray | None = None
-
-    def reset(self) -> None:
-        self.state = None
-
-    def update(self, cam: np.ndarray) -> np.ndarray:
-        cam = np.asarray(cam, dtype=np.float32)
-        if self.state is None or self.state.shape != cam.shape:
-            self.state = cam.copy()
-        else:
-            self.state = self.alpha * cam + (1.0 - self.alpha) * self.state
-        return self.state.copy()

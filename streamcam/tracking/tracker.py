@@ -37,8 +37,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Sequence
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
+from ..geometry import iou_matrix
 from ..protocol import Detection
 from . import kalman
 from .kalman import KalmanNoise
@@ -135,6 +135,10 @@ class TrackerConfig:
     """Centres kept per track for drawing its trail."""
     default_label: str = "person"
     """Label given to inputs without one (heatmap peaks)."""
+    gate_labels: bool = True
+    """A track keeps to one label: a candidate of another label never continues it. False: the label is
+    an attribute of the object (a face's emotion), taken from the latest candidate the track matched;
+    face mode sets it, so one face is one track whatever its emotion does."""
     publish_outside: bool = False
     """Publish coasting tracks whose predicted centre left the frame (needs frame_size in update)."""
 
@@ -196,17 +200,6 @@ class Track:
     """Centre velocity (px/s) of the Kalman filter."""
     trail: tuple[tuple[float, float], ...]
     """Last published centres, oldest first."""
-
-
-def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU ``[N, M]`` of boxes ``a [N, 4]`` and ``b [M, 4]`` ``(x0, y0, x1, y1)``."""
-    ix = np.clip(np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0, None)
-    iy = np.clip(np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1]), 0, None)
-    inter = ix * iy
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    union = area_a[:, None] + area_b[None, :] - inter
-    return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
 
 
 def _as_candidates(items: Sequence[Any], default_label: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -294,6 +287,8 @@ class Stabilizer:
             state = self._states[i]
             if hit[i]:
                 s = float(scores[det_of[i]])
+                if not cfg.gate_labels:
+                    self._labels[i] = labels[det_of[i]]
                 a = cfg.score_smoothing
                 self._scores[i] = a * s + (1 - a) * self._scores[i]
                 if state == TENTATIVE and s < cfg.score_enter:
@@ -369,9 +364,12 @@ class Stabilizer:
         iou = iou_matrix(kalman.z_to_box(pz), boxes)
         cost = d + cfg.iou_weight * (1.0 - iou)
         gated = (d > cfg.max_distance) | (iou < cfg.min_iou)
-        if len(set(labels)) > 1 or len(set(self._labels)) > 1 or (labels and labels[0] != self._labels[0]):
+        if cfg.gate_labels and (len(set(labels)) > 1 or len(set(self._labels)) > 1
+                                or (labels and labels[0] != self._labels[0])):
             gated |= np.asarray(self._labels, dtype=object)[:, None] != np.asarray(labels, dtype=object)[None, :]
         cost = np.where(gated, _GATED, cost)
+        from scipy.optimize import linear_sum_assignment  # here: config imports this module in every stage
+
         rows, cols = linear_sum_assignment(cost)
         ok = cost[rows, cols] < _GATED
         return rows[ok], cols[ok]
@@ -395,7 +393,7 @@ class Stabilizer:
         states, hits, hidden = self._states, self._hits, self._merged
         dead = [i for i in rows if states[i] == TENTATIVE or (hits[i] < cfg.merge_min_hits and hidden[i] == 0)]
         inside[dead] = False
-        if len(set(labels)) > 1 or len(set(self._labels)) > 1 or labels[0] != self._labels[0]:
+        if cfg.gate_labels and (len(set(labels)) > 1 or len(set(self._labels)) > 1 or labels[0] != self._labels[0]):
             inside &= np.asarray(self._labels, dtype=object)[:, None] == np.asarray(labels, dtype=object)[None, :]
         consumed = inside.sum(axis=0) >= 2
         if not consumed.any():

@@ -1,7 +1,7 @@
 """Train the default person / no-person GAP model on the synthetic IR scene and export it.
 
     python -m streamcam.training.train_default configs/train-default.yaml engines/person-ir.onnx \
-        [--quality docs/quality/localization.json]
+        [--quality runs/train-default-quality.json]
 
 Image-level labels only (see :mod:`streamcam.training.synthetic_data`). After training
 the model is exported, the CAM box threshold is tuned on validation scenes (seed
@@ -167,7 +167,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("config", help="recipe YAML, e.g. configs/train-default.yaml")
     ap.add_argument("out", help="ONNX file to write, e.g. engines/person-ir.onnx")
-    ap.add_argument("--quality", help="also write the metrics JSON here (docs/quality/localization.json)")
+    ap.add_argument("--quality", help="also write the test figures and a regression floor here (the checked-in "
+                                      "record is docs/quality/eval-default.json, from `streamcam eval`)")
     args = ap.parse_args(argv)
     m = train_default(args.config, args.out, args.quality)
     print(json.dumps({k: v for k, v in m.items() if k != "val_sweep"}, indent=2))

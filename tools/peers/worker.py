@@ -12,6 +12,9 @@ request ``{"path": IMAGE}`` it answers ``{"boxes": [[x0, y0, x1, y1], ...], "sco
   score is the SVM weight of the grouped window; the window is shrunk to the person inside
   it (15 % off each side, 5 % off top and bottom: OpenCV's ``samples/python/peopledetect.py``).
   ``--upscale`` enlarges the frame first (the window fits people about 96 px tall).
+* ``haar-face``: OpenCV 4's ``haarcascade_frontalface_default.xml`` by ``CascadeClassifier
+  .detectMultiScale2`` (scale 1.2, 4 neighbours, ``--min-face-px``); the score is the neighbour count.
+  A peer of face mode's CenterFace (``tools/bench_faces.py``), not of the people detectors.
 * ``yolo``: YOLOv3-tiny (COCO) through ``cv2.dnn.readNetFromDarknet`` at 416x416 (frames
   stretched, as OpenCV's samples do); person class only; score = objectness x class
   probability (OpenCV's region layer multiplies them); NMS at IoU 0.45. The cfg's anchor
@@ -87,19 +90,40 @@ def _yolo(cv2, np, weights_dir: str, size: int = 416, nms_iou: float = 0.45):
     return detect
 
 
+def _haar_face(cv2, min_face_px: int):
+    """OpenCV 4's frontal-face Viola-Jones cascade, at the settings face mode's numpy copy of it used."""
+    cascade = cv2.CascadeClassifier(os.path.join(cv2.data.haarcascades, "haarcascade_frontalface_default.xml"))
+    if cascade.empty():
+        raise ValueError("haarcascade_frontalface_default.xml did not load")
+
+    def detect(img, min_score: float):
+        gray = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
+        rects, neighbours = cascade.detectMultiScale2(gray, scaleFactor=1.2, minNeighbors=4,
+                                                      minSize=(min_face_px, min_face_px))
+        # The score is the number of raw windows grouped into the face.
+        return [([float(x), float(y), float(x + w), float(y + h)], float(n))
+                for (x, y, w, h), n in zip(rects, neighbours) if float(n) >= min_score]
+
+    return detect
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("method", choices=("hog", "yolo"))
+    ap.add_argument("method", choices=("hog", "yolo", "haar-face"))
     ap.add_argument("--weights", help="yolo: folder with yolov3-tiny.cfg, yolov3-tiny.weights, coco.names")
     ap.add_argument("--min-score", type=float, default=0.0)
     ap.add_argument("--upscale", type=float, default=1.0, help="hog: enlarge frames by this factor first")
+    ap.add_argument("--min-face-px", type=int, default=48, help="haar-face: the smallest face")
     a = ap.parse_args(argv)
     import cv2
     import numpy as np
 
     cv2.setNumThreads(1)
     try:
-        detect = _hog(cv2, a.upscale) if a.method == "hog" else _yolo(cv2, np, a.weights)
+        if a.method == "haar-face":
+            detect = _haar_face(cv2, a.min_face_px)
+        else:
+            detect = _hog(cv2, a.upscale) if a.method == "hog" else _yolo(cv2, np, a.weights)
     except (AttributeError, cv2.error, OSError, ValueError) as exc:
         print(json.dumps({"error": f"{a.method}: cannot load with OpenCV {cv2.__version__}: {exc}"}), flush=True)
         return 1

@@ -24,9 +24,9 @@ def _load_onnxruntime(path: str, threads: int) -> Engine:
 
 
 def _load_tensorrt(path: str, threads: int) -> Engine:
-    from .tensorrt import TensorRTEngine  # noqa: F401  (imports tensorrt and pycuda)
-
-    return TensorRTEngine(path)
+    # Named, not imported: the GPU room (streamcam.gpu) builds on the processor's CAM, preprocessing
+    # and engine protocol, so the processor does not import it back. Creating it imports tensorrt, pycuda.
+    return importlib.import_module("streamcam.gpu.engine").TensorRTEngine(path)
 
 
 BACKENDS: dict[str, Callable[[str, int], Engine]] = {

@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from ...errors import BackendUnavailable, ModelError
-from ..model_meta import read_metadata
-from .base import EngineOutput
+from ..errors import BackendUnavailable, ModelError
+from ..processor.engines.base import EngineOutput
+from ..processor.model_meta import read_metadata
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +38,8 @@ class TensorRTEngine:
             import tensorrt as trt
         except ImportError as exc:
             raise BackendUnavailable(f"{exc.name or exc} is not installed; pip install 'streamcam[gpu]'") from exc
-        from ...gpu.context import PrimaryContext
-        from ...gpu.plan import build_plan
+        from .context import PrimaryContext
+        from .plan import build_plan
 
         path = Path(model_path)
         if not path.is_file():
@@ -129,7 +129,7 @@ class TensorRTEngine:
         """
         import pycuda.gpuarray as gpuarray
 
-        from ...gpu.fused_cam import _device_array
+        from .fused_cam import _device_array
 
         self._check_open()
         m = self.metadata

@@ -1,0 +1,54 @@
+"""The package's rooms import each other one way only: no two rooms (sub-packages and top-level
+modules of streamcam) import each other, at module level or inside functions (docs/architecture.md)."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[1] / "streamcam"
+
+
+def _room(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else parts[0]
+
+
+def room_imports() -> dict[str, set[str]]:
+    """``{room: rooms it imports}`` from every ``import``/``from`` statement in the package."""
+    edges: dict[str, set[str]] = defaultdict(set)
+    for f in PACKAGE.rglob("*.py"):
+        rel = f.relative_to(PACKAGE.parent).with_suffix("")
+        module = ".".join(rel.parts[:-1] if f.name == "__init__.py" else rel.parts)
+        package = module if f.name == "__init__.py" else module.rsplit(".", 1)[0]
+        for node in ast.walk(ast.parse(f.read_text(), str(f))):
+            targets = []
+            if isinstance(node, ast.ImportFrom):
+                if node.level:
+                    base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                    targets = [".".join(base + ([node.module] if node.module else []))]
+                else:
+                    targets = [node.module or ""]
+            elif isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            for t in targets:
+                if t.startswith("streamcam.") and _room(t) != _room(module):
+                    edges[_room(module)].add(_room(t))
+    return edges
+
+
+def test_no_two_rooms_import_each_other():
+    edges = room_imports()
+    assert edges["processor"] and edges["gpu"]  # the walk sees imports at all
+    circles = sorted({tuple(sorted((a, b))) for a, bs in edges.items() for b in bs if a in edges.get(b, ())})
+    assert circles == [], circles
+
+
+def test_config_loads_no_scipy():
+    """Every stage imports the config; scipy (~0.6 s) loads only where tracks are made."""
+    code = "import sys, streamcam.config; print('scipy' in sys.modules, 'streamcam.tracking.peaks' in sys.modules)"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=PACKAGE.parent)
+    assert r.stdout.split() == ["False", "False"], r.stdout + r.stderr
