@@ -36,9 +36,10 @@ def _load(args: argparse.Namespace):
 
 
 def _stage_setup(args: argparse.Namespace, name: str) -> threading.Event:
-    from .lifecycle import install_stop_handlers, setup_logging
+    from .lifecycle import install_stop_handlers, setup_logging, single_threaded_opencv
 
     setup_logging(args.log_level, name)
+    single_threaded_opencv()
     stop = threading.Event()
     install_stop_handlers(stop)
     return stop

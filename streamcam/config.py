@@ -59,6 +59,9 @@ class StreamConfig:
     id: str
     """Stream id: used in topics (``frames/<id>``) and file names; letters, digits, ``-``, ``_``."""
     source: SourceConfig = field(default_factory=SourceConfig)
+    detect_fps: Optional[float] = None
+    """This stream's detect rate (frames/s through the network), overriding processor.detect_fps;
+    every frame is still published, with the stabilizer's predicted tracks between detections."""
 
 
 @dataclass(frozen=True)
@@ -112,6 +115,9 @@ class ProcessorConfig:
     detect_every: int = 1
     """Run the network on every n-th frame of each stream; the frames between get the stabilizer's
     predicted tracks and the last map (a detect rate below the frame rate: a big input on a small CPU)."""
+    detect_fps: Optional[float] = None
+    """Run the network on at most this many frames per second of each stream, by capture time (as
+    Frigate's detect fps); None: every detect_every-th frame. streams[].detect_fps overrides it."""
     faces: FacesConfig = field(default_factory=FacesConfig)
     """Face finding in face mode (mode: faces); ignored in cam mode."""
 
@@ -211,6 +217,9 @@ class RunConfig:
     """Stop after this long (None = until Ctrl-C / SIGTERM)."""
     restart_backoff_s: float = 0.5
     """First delay before restarting a crashed stage; doubles per crash up to 10 s."""
+    max_streams: int = 64
+    """Streams each stage keeps state for (tracks, rates); stream ids come off the wire, so past this
+    the least recently seen is evicted (counted) instead of memory growing with every new id."""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
 
@@ -369,6 +378,18 @@ def _validate(cfg: PipelineConfig) -> None:
     if p.detect_every > 1 and p.frame_path != "cpu":
         raise ConfigError(f"processor.detect_every: {p.detect_every} needs frame_path cpu (the {p.frame_path} path "
                           "blends the heatmap into the frame it detected on, not into the frames between)")
+    rates = [("processor.detect_fps", p.detect_fps)] + [(f"streams[{i}].detect_fps", s.detect_fps)
+                                                         for i, s in enumerate(cfg.streams)]
+    for key, fps in rates:
+        if fps is None:
+            continue
+        if not 0.0 < fps <= 1000.0:
+            raise ConfigError(f"{key}: expected 0 < frames/s <= 1000, got {fps}")
+        if p.detect_every > 1:
+            raise ConfigError(f"{key}: set either a detect rate or processor.detect_every ({p.detect_every}), not both")
+        if p.frame_path != "cpu":
+            raise ConfigError(f"{key}: a detect rate needs frame_path cpu (the {p.frame_path} path blends the heatmap "
+                              "into the frame it detected on, not into the frames between)")
     if not 0.0 <= p.min_score <= 1.0:
         raise ConfigError(f"processor.min_score: expected a probability in [0, 1], got {p.min_score}")
     if not 1 <= p.threads <= 64:
@@ -400,6 +421,9 @@ def _validate(cfg: PipelineConfig) -> None:
         raise ConfigError(f"serve.port: expected 0-65535, got {cfg.serve.port}")
     if not 1024 <= cfg.metrics.base_port <= 65535 - 2 - len(cfg.streams):
         raise ConfigError(f"metrics.base_port: expected 1024-{65533 - len(cfg.streams)}, got {cfg.metrics.base_port}")
+    if not len(cfg.streams) <= cfg.run.max_streams <= 100_000:
+        raise ConfigError(f"run.max_streams: expected {len(cfg.streams)} (the configured streams) to 100000, "
+                          f"got {cfg.run.max_streams}")
     if cfg.run.duration_s is not None and cfg.run.duration_s <= 0:
         raise ConfigError(f"run.duration_s: expected a positive number of seconds, got {cfg.run.duration_s}")
 

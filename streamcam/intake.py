@@ -16,17 +16,22 @@ import zmq
 
 from . import protocol
 from .errors import ProtocolError
+from .guard import MessageGuard
 from .transport import drain
 
+IMAGE_FORMATS = ("BGR8", "GRAY8")
+"""What a frame's or a result's ``image`` may be (docs/protocol.md); the rest are maps and raw counts."""
 
-def take_newest(sock: zmq.Socket, kind: str, stage: str, rejects: protocol.RejectCounter, metrics: Any,
-                log: logging.Logger) -> tuple[dict[str, protocol.Message], int]:
-    """``({stream: newest message}, skipped)`` from everything waiting on ``sock``.
+
+def take_waiting(sock: zmq.Socket, kind: str, stage: str, rejects: protocol.RejectCounter, metrics: Any,
+                 log: logging.Logger, guard: MessageGuard | None = None) -> dict[str, list[protocol.Message]]:
+    """``{stream: [messages, oldest first]}``: everything waiting on ``sock`` that is accepted.
 
     A message is accepted when it decodes, is of ``kind`` and carries a raw ``image`` part.
+    Anything else the decoder raises (a bug: it should only raise ProtocolError) is counted by
+    ``guard`` and the message skipped.
     """
-    newest: dict[str, protocol.Message] = {}
-    skipped = 0
+    waiting: dict[str, list[protocol.Message]] = {}
     for parts in drain(sock):
         try:
             msg = protocol.decode(parts)
@@ -34,13 +39,32 @@ def take_newest(sock: zmq.Socket, kind: str, stage: str, rejects: protocol.Rejec
                 raise ProtocolError("unexpected_kind", f"expected a {kind} with an image, got {msg.kind}")
             if not isinstance(msg.part("image"), np.ndarray):
                 raise ProtocolError("bad_part", "expected a raw image part, got an encoded one")
+            pf = next(d["pixel_format"] for d in msg.header["parts"] if d["name"] == "image")
+            if pf not in IMAGE_FORMATS:
+                raise ProtocolError("bad_pixel_format", f"expected an image in {IMAGE_FORMATS}, got {pf}")
         except ProtocolError as exc:
             rejects.reject(exc, log)
             metrics.rejected.labels(stage, exc.reason).inc()
             continue
+        except Exception as exc:  # noqa: BLE001 (one message: counted, the stage goes on)
+            if guard is None:
+                raise
+            guard.failed(exc)
+            continue
         metrics.frames_in.labels(stage, msg.stream).inc()
-        if msg.stream in newest:
-            skipped += 1
-            metrics.frames_dropped.labels(stage, msg.stream, "skipped").inc()
-        newest[msg.stream] = msg
+        waiting.setdefault(msg.stream, []).append(msg)
+    return waiting
+
+
+def take_newest(sock: zmq.Socket, kind: str, stage: str, rejects: protocol.RejectCounter, metrics: Any,
+                log: logging.Logger, guard: MessageGuard | None = None) -> tuple[dict[str, protocol.Message], int]:
+    """``({stream: newest message}, skipped)`` from everything waiting on ``sock`` (:func:`take_waiting`):
+    the older messages of a stream are counted as skipped (the newest-frame policy)."""
+    newest: dict[str, protocol.Message] = {}
+    skipped = 0
+    for stream, msgs in take_waiting(sock, kind, stage, rejects, metrics, log, guard).items():
+        if len(msgs) > 1:
+            skipped += len(msgs) - 1
+            metrics.frames_dropped.labels(stage, stream, "skipped").inc(len(msgs) - 1)
+        newest[stream] = msgs[-1]
     return newest, skipped

@@ -37,7 +37,7 @@ class StageMetrics:
         self.stage = stage
         self.url = None
         null = _Null()
-        self.frames_in = self.frames_out = self.frames_dropped = self.rejected = null
+        self.frames_in = self.frames_out = self.frames_dropped = self.rejected = self.failed = null
         self.latency_ms = self.engine_ms = self.fps = self.reconnects = null
         if port is None:
             return
@@ -53,6 +53,8 @@ class StageMetrics:
         self.frames_dropped = pc.Counter(
             "streamcam_frames_dropped", "Frames dropped (full queue) or skipped (newer frame waiting)", lab + ["why"], registry=reg)
         self.rejected = pc.Counter("streamcam_messages_rejected", "Malformed messages rejected", ["stage", "reason"], registry=reg)
+        self.failed = pc.Counter("streamcam_messages_failed", "Messages whose handling raised (the stage went on)",
+                                 ["stage", "reason"], registry=reg)
         self.latency_ms = pc.Histogram("streamcam_latency_ms", "Capture to publish latency (ms)", lab,
                                        buckets=LATENCY_BUCKETS_MS, registry=reg)
         self.engine_ms = pc.Histogram("streamcam_engine_ms", "Network inference time per frame (ms)", ["stage", "backend"],

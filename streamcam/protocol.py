@@ -13,6 +13,10 @@
 
 The decoder trusts nothing: every field is type-checked, raw sizes must equal
 shape × itemsize exactly, and sizes are bounded before anything is allocated.
+Every number in a header is bounded while it is parsed (integers in int64, floats
+finite), nesting is bounded, stream ids hold no control characters, and every
+optional field a stage reads (``detections``, ``tracks``, ``truth``, ``width``, ...)
+is checked here, so a stage never meets a value it cannot use.
 A bad message raises :class:`ProtocolError` whose ``reason`` is a short tag the
 stages count by. See ``docs/protocol.md``.
 """
@@ -21,6 +25,7 @@ from __future__ import annotations
 
 import json
 import math
+import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
@@ -38,6 +43,11 @@ MAX_HEADER_BYTES = 1 << 20
 MAX_DIM = 16384
 MAX_PAYLOAD_BYTES = 256 << 20
 MAX_PARTS = 8
+INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
+MAX_DEPTH = 16
+"""Deepest nesting of JSON arrays/objects a header may have (the deepest field, a trail, is 4)."""
+MAX_COORD = 1e6
+"""Largest |coordinate| of a box or trail point: far outside any frame, still drawable."""
 _PIXEL_DTYPE = {"BGR8": ("uint8", 3), "GRAY8": ("uint8", None), "GRAY16": ("uint16", None), "CAM32": ("float32", None)}
 
 
@@ -73,17 +83,17 @@ class Detection:
             raise ProtocolError("bad_detection", f"expected an object, got {type(d).__name__}")
         try:
             box = d["box"]
-            if not isinstance(box, list) or not all(isinstance(v, (int, float)) for v in box):
-                raise ValueError(f"box must be 4 numbers, got {box!r}")
+            if not _is_coords(box, 4):
+                raise ValueError(f"box must be 4 numbers within ±{MAX_COORD:g}, got {box!r:.80}")
             tid = d.get("track_id")
-            if tid is not None and not isinstance(tid, int):
-                raise ValueError(f"track_id must be an integer or null, got {tid!r}")
+            if tid is not None and not _is_int(tid):
+                raise ValueError(f"track_id must be an integer or null, got {tid!r:.40}")
             label = d["label"]
             if not isinstance(label, str):
-                raise ValueError(f"label must be a string, got {label!r}")
+                raise ValueError(f"label must be a string, got {label!r:.40}")
             score = d["score"]
-            if not isinstance(score, (int, float)):
-                raise ValueError(f"score must be a number, got {score!r}")
+            if not _is_number(score):
+                raise ValueError(f"score must be a number, got {score!r:.40}")
             return cls(tuple(float(v) for v in box), float(score), label, tid)  # type: ignore[arg-type]
         except KeyError as exc:
             raise ProtocolError("bad_detection", f"missing key {exc.args[0]!r}") from None
@@ -190,6 +200,59 @@ def _require(header: dict[str, Any], key: str, types: type | tuple[type, ...], w
     return value
 
 
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: Any) -> bool:
+    # Finite and in range already: the header parser bounds every number it reads.
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _is_coords(v: Any, n: int) -> bool:
+    return isinstance(v, list) and len(v) == n and all(_is_number(x) and abs(x) <= MAX_COORD for x in v)
+
+
+def _bounded_int(text: str) -> int:
+    # Called by json.loads for every integer literal: refuse before Python builds a huge int
+    # (a 400-digit integer overflows float() and every C long downstream).
+    if len(text) > 20 or not INT64_MIN <= (value := int(text)) <= INT64_MAX:
+        raise ProtocolError("bad_number", f"integer {text:.24}{'...' if len(text) > 24 else ''} is outside int64")
+    return value
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ProtocolError("bad_number", f"number {text:.24} is not finite")
+    return value
+
+
+def _no_constant(text: str) -> Any:
+    raise ProtocolError("bad_number", f"{text} is not a JSON number")
+
+
+def _check_depth(value: Any) -> None:
+    """Raise when arrays/objects nest deeper than :data:`MAX_DEPTH` (iterative: a deep header cannot
+    exhaust the stack here or in any stage that walks it)."""
+    todo = [(value, 1)]
+    while todo:
+        v, depth = todo.pop()
+        if isinstance(v, (list, dict)):
+            if depth > MAX_DEPTH:
+                raise ProtocolError("too_deep", f"header nests deeper than {MAX_DEPTH} levels")
+            todo.extend((x, depth + 1) for x in (v.values() if isinstance(v, dict) else v))
+
+
+def _bad_stream_char(stream: str) -> str | None:
+    """The first character a stream id may not hold: '/', a control, format, surrogate or
+    unassigned code point, or a line separator (ids become topics, file names and log lines)."""
+    for ch in stream:
+        if ch == "/" or unicodedata.category(ch)[0] in "CZ" and ch != " ":
+            return ch
+    return None
+
+
 def _buffer(frame: Any) -> memoryview:
     # zmq.Frame exposes .buffer; bytes/memoryview/ndarray work with memoryview directly.
     buf = getattr(frame, "buffer", frame)
@@ -241,13 +304,15 @@ def decode(parts: Sequence[Any]) -> Message:
     if hbuf.nbytes > MAX_HEADER_BYTES:
         raise ProtocolError("too_large", f"header of {hbuf.nbytes} bytes exceeds {MAX_HEADER_BYTES}")
     try:
-        header = json.loads(bytes(hbuf).decode("utf-8"))
+        header = json.loads(bytes(hbuf).decode("utf-8"), parse_int=_bounded_int, parse_float=_finite_float,
+                            parse_constant=_no_constant)
     except UnicodeDecodeError:
         raise ProtocolError("bad_header", "header is not UTF-8") from None
     except (ValueError, RecursionError) as exc:
         raise ProtocolError("bad_header", f"header is not JSON: {str(exc)[:80]}") from None
     if not isinstance(header, dict):
         raise ProtocolError("bad_header", f"expected a JSON object, got {type(header).__name__}")
+    _check_depth(header)
     version = header.get("v")
     if version != PROTOCOL_VERSION:
         raise ProtocolError("bad_version", f"expected v={PROTOCOL_VERSION}, got {version!r:.20}")
@@ -255,8 +320,10 @@ def decode(parts: Sequence[Any]) -> Message:
     if kind not in KINDS:
         raise ProtocolError("bad_kind", f"expected kind in {KINDS}, got {kind!r:.40}")
     stream = _require(header, "stream", str, "a string")
-    if not stream or len(stream) > 128 or "/" in stream:
-        raise ProtocolError("bad_field", f"'stream': expected 1-128 characters without '/', got {stream!r:.40}")
+    bad_char = _bad_stream_char(stream)
+    if not stream or len(stream) > 128 or bad_char is not None:
+        raise ProtocolError("bad_field", f"'stream': expected 1-128 characters without '/' or control characters, "
+                                         f"got {stream!r:.40}" + (f" (holds {bad_char!r})" if bad_char else ""))
     if topic != f"{kind}/{stream}":
         raise ProtocolError("bad_topic", f"topic {topic!r:.60} does not match header {kind}/{stream}")
     seq = _require(header, "seq", int, "an integer")
@@ -288,7 +355,53 @@ def decode(parts: Sequence[Any]) -> Message:
             raise ProtocolError("bad_detection", "'detections' must be a list")
         for d in dets:
             Detection.from_json(d)
+    _check_optional(header)
     return Message(topic, header, payloads)
+
+
+def _check_track(t: Any) -> str | None:
+    if not isinstance(t, dict) or not _is_int(t.get("id")):
+        return f"expected an object with an integer 'id', got {t!r:.60}"
+    if "state" in t and not isinstance(t["state"], str):
+        return f"track {t['id']}: 'state' must be a string"
+    trail = t.get("trail", [])
+    if not isinstance(trail, list) or not all(_is_coords(p, 2) for p in trail):
+        return f"track {t['id']}: 'trail' must be a list of [x, y] within ±{MAX_COORD:g}"
+    return None
+
+
+def _check_truth(o: Any) -> str | None:
+    if not isinstance(o, dict) or not _is_int(o.get("id")) or not isinstance(o.get("label"), str):
+        return f"expected an object with an integer 'id' and a string 'label', got {o!r:.60}"
+    if not _is_coords(o.get("box"), 4):
+        return f"object {o['id']}: 'box' must be 4 numbers within ±{MAX_COORD:g}"
+    return None
+
+
+def _check_optional(header: dict[str, Any]) -> None:
+    """The optional fields stages read, checked once here (absent is always fine)."""
+    for key, reason, check in (("tracks", "bad_tracks", _check_track), ("truth", "bad_truth", _check_truth)):
+        if key in header:
+            items = header[key]
+            if not isinstance(items, list):
+                raise ProtocolError(reason, f"{key!r} must be a list, got {type(items).__name__}")
+            for item in items:
+                if (why := check(item)) is not None:
+                    raise ProtocolError(reason, f"{key!r}: {why}")
+    for key in ("width", "height"):
+        if key in header and not (_is_int(header[key]) and 0 <= header[key] <= MAX_DIM):
+            raise ProtocolError("bad_field", f"{key!r}: expected an integer 0-{MAX_DIM}, got {header[key]!r:.40}")
+    if "t_processed_ns" in header and not (_is_int(header["t_processed_ns"]) and header["t_processed_ns"] >= 0):
+        raise ProtocolError("bad_field", f"'t_processed_ns': expected an integer >= 0, got {header['t_processed_ns']!r:.40}")
+    for key in ("latency_ms", "fps"):
+        if key in header and not _is_number(header[key]):
+            raise ProtocolError("bad_field", f"{key!r}: expected a number, got {header[key]!r:.40}")
+    if "probs" in header and not (isinstance(header["probs"], list) and all(_is_number(p) for p in header["probs"])):
+        raise ProtocolError("bad_field", f"'probs': expected a list of numbers, got {header['probs']!r:.60}")
+    if "timings_ms" in header:
+        t = header["timings_ms"]
+        if not isinstance(t, dict) or not all(_is_number(v) for v in t.values()):
+            raise ProtocolError("bad_field", f"'timings_ms': expected an object of numbers, got {t!r:.60}")
 
 
 def _check_blended(header: dict[str, Any], payloads: list[Any]) -> None:

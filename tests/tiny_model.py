@@ -9,8 +9,10 @@ from streamcam.processor.model_meta import METADATA_KEY, ModelMetadata
 
 def make_tiny_gap_onnx(path: str, width: int = 64, height: int = 48, channels: int = 1, k: int = 16,
                        classes: tuple[str, ...] = ("no_person", "person"), seed: int = 0,
-                       resize: str = "stretch") -> ModelMetadata:
-    """conv(3x3,s2) → ReLU → conv(3x3,s2) → ReLU = features → GAP → linear = logits."""
+                       resize: str = "stretch", batch: int | str = "N") -> ModelMetadata:
+    """conv(3x3,s2) → ReLU → conv(3x3,s2) → ReLU = features → GAP → linear = logits.
+
+    ``batch``: the batch axis, dynamic (a name) or fixed (an int: how older exports looked)."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
@@ -33,9 +35,9 @@ def make_tiny_gap_onnx(path: str, width: int = 64, height: int = 48, channels: i
     ]
     graph = helper.make_graph(
         nodes, "tiny_gap",
-        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", channels, height, width])],
-        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", len(classes)]),
-         helper.make_tensor_value_info("features", TensorProto.FLOAT, ["N", k, (height + 3) // 4, (width + 3) // 4])],
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [batch, channels, height, width])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [batch, len(classes)]),
+         helper.make_tensor_value_info("features", TensorProto.FLOAT, [batch, k, (height + 3) // 4, (width + 3) // 4])],
         inits,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])

@@ -84,6 +84,33 @@ def _components(mask: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
     return n, labels, stats
 
 
+Region = tuple[int, int, int, int, int]
+"""``(x, y, w, h, area)`` of a connected region, in map pixels."""
+
+
+def grow_region_reference(cam: np.ndarray, level: float, px: int, py: int) -> Region:
+    """The 8-connected region of ``cam >= level`` holding pixel ``(px, py)``: label the whole
+    thresholded map and read that pixel's component (the slow obvious way: a full pass per seed)."""
+    _, labels, stats = _components(cam >= level)
+    x, y, w, h, area = (int(v) for v in stats[int(labels[py, px])])
+    return x, y, w, h, area
+
+
+def grow_region(cam: np.ndarray, level: float, px: int, py: int, scratch: np.ndarray | None = None) -> Region:
+    """:func:`grow_region_reference` by a flood fill from the seed over the same binary mask: the same
+    region (exactly: the same 0/1 pixels, the same 8-connectivity), at the cost of the region instead
+    of a labelling pass over the whole map. ``scratch``: a zeroed uint8 ``[h + 2, w + 2]`` to reuse
+    (its inner part is left zeroed; OpenCV keeps the frame around it at 1)."""
+    mask = (cam >= level).view(np.uint8)
+    h, w = mask.shape
+    fill = np.zeros((h + 2, w + 2), np.uint8) if scratch is None else scratch
+    # MASK_ONLY: `mask` is not written; pixels equal to the seed's (1) within 0 / 0 join, 8-connected.
+    area, _, _, (x, y, rw, rh) = cv2.floodFill(mask, fill, (int(px), int(py)), 1, 0, 0,
+                                               8 | cv2.FLOODFILL_MASK_ONLY | (1 << 8))
+    fill[y:y + rh + 2, x:x + rw + 2] = 0  # only the region's box was touched: clear just that
+    return int(x), int(y), int(rw), int(rh), int(area)
+
+
 def boxes_from_cam(
     cam: np.ndarray,
     frame_size: tuple[int, int],
@@ -95,6 +122,7 @@ def boxes_from_cam(
     max_side: int | None = 320,
     max_seeds: int = 24,
     floor: str = "zero",
+    grow: str = "flood",
 ) -> list[tuple[Box, float]]:
     """Boxes ``[((x0, y0, x1, y1), score), ...]`` in frame pixels (x1/y1 exclusive), best score first.
 
@@ -108,6 +136,9 @@ def boxes_from_cam(
 
     ``floor``: what a threshold's fraction counts from: ``zero`` (the raw map, negatives
     clipped: the CAM paper's rule) or ``ivr`` (the map's 45th percentile, Kim et al. ICCV 2021).
+
+    ``grow``: how a seed's region is found: ``flood`` (:func:`grow_region`, the fast path) or
+    ``components`` (:func:`grow_region_reference`, a full labelling pass per seed); same boxes.
     """
     cam = np.asarray(cam, dtype=np.float32)
     if cam.ndim != 2:
@@ -116,6 +147,8 @@ def boxes_from_cam(
         raise ValueError(f"boxes_from_cam: expected 0 < threshold < 1, got {threshold}")
     if relative not in ("component", "global"):
         raise ValueError(f"boxes_from_cam: expected relative 'component' or 'global', got {relative!r}")
+    if grow not in ("flood", "components"):
+        raise ValueError(f"boxes_from_cam: expected grow 'flood' or 'components', got {grow!r}")
     fw, fh = int(frame_size[0]), int(frame_size[1])
     ww, wh = fw, fh
     if max_side and max(fw, fh) > max_side and max(cam.shape) < max_side:
@@ -148,6 +181,7 @@ def boxes_from_cam(
         py, px = np.unravel_index(int(np.argmax(sub)), sub.shape)
         seeds.append((cpeak, x, y, w, h, x + int(px), y + int(py)))
     grown: list[tuple[int, int, int, int]] = []
+    scratch = np.zeros((wh + 2, ww + 2), np.uint8) if grow == "flood" else None
     for cpeak, x, y, w, h, pkx, pky in sorted(seeds, reverse=True)[:max_seeds]:
         if relative == "global":
             out.append(((x * sx_, y * sy_, (x + w) * sx_, (y + h) * sy_), cpeak))
@@ -157,9 +191,10 @@ def boxes_from_cam(
         if any(gx <= pkx < gx + gw and gy <= pky < gy + gh for gx, gy, gw, gh in grown):
             continue
         # Grow from this component's peak down to threshold x its own peak.
-        m, sl, sstats = _components(cam >= threshold * cpeak)
-        s_ = int(sl[pky, pkx])
-        sx, sy, sw, sh, sarea = (int(v) for v in sstats[s_])
+        if scratch is not None:
+            sx, sy, sw, sh, sarea = grow_region(cam, threshold * cpeak, pkx, pky, scratch)
+        else:
+            sx, sy, sw, sh, sarea = grow_region_reference(cam, threshold * cpeak, pkx, pky)
         key = (sx, sy, sw, sh)
         grown.append(key)
         if sarea < min_area or key in seen:

@@ -17,11 +17,32 @@ from ..protocol import Detection
 from .detector import Detector, FrameResult
 
 
-class TrackedDetector:
-    """``process(stream, image, pixel_format, t_capture_ns) -> (FrameResult, tracks)``."""
+class _StreamTracking:
+    """One stream's stabilizer and the clock its dynamics run on."""
 
-    def __init__(self, detector: Detector, config: StabilizerConfig) -> None:
+    def __init__(self, config: Any) -> None:
+        from ..tracking.clock import StreamClock
+        from ..tracking.tracker import Stabilizer
+
+        self.stabilizer = Stabilizer(config)
+        self.clock = StreamClock()
+
+
+class TrackedDetector:
+    """``process(stream, image, pixel_format, t_capture_ns) -> (FrameResult, tracks)``.
+
+    ``live``: the dynamics run on capture times anchored to this host's monotonic clock
+    (:class:`~streamcam.tracking.clock.StreamClock`), so a wall-clock step or a late frame
+    never makes time run backwards; offline (a file), on the capture times alone.
+    ``max_streams``: streams with a stabilizer; the least recently seen is evicted past it.
+    """
+
+    def __init__(self, detector: Detector, config: StabilizerConfig, live: bool = False,
+                 max_streams: int = 64) -> None:
+        from ..bounded import StreamTable
+
         self.detector = detector
+        self.live = live
         if not isinstance(detector, Detector):
             # Face mode has no whole-frame class map to find peaks in: track its face boxes. A track is a
             # face; its label (the emotion) changes from frame to frame without starting another track.
@@ -36,14 +57,18 @@ class TrackedDetector:
         # (which still gates the detector when the stabilizer is off).
         self.candidate_min_score = (min(detector.min_score, config.tracker.score_leave) if config.enabled
                                     else detector.min_score)
-        self._stabilizers: dict[str, Any] = {}
+        self.streams: StreamTable[_StreamTracking] = StreamTable(
+            max_streams, lambda _stream: _StreamTracking(self.config.tracker))
 
-    def _stabilizer(self, stream: str):
-        if stream not in self._stabilizers:
-            from ..tracking.tracker import Stabilizer
+    def _stabilizer(self, stream: str, t_capture_ns: int):
+        """The stream's stabilizer and the dynamics time (s) of a frame captured at ``t_capture_ns``."""
+        st = self.streams.get(stream)
+        return st.stabilizer, st.clock(t_capture_ns, time.monotonic_ns() if self.live else None)
 
-            self._stabilizers[stream] = Stabilizer(self.config.tracker)
-        return self._stabilizers[stream]
+    @property
+    def clock_steps(self) -> int:
+        """Capture-clock steps the streams' clocks re-anchored over (the streams still held)."""
+        return sum(st.clock.steps for st in self.streams.values())
 
     def _peaks(self, result: FrameResult, frame_size: tuple[int, int]) -> list[Detection]:
         from ..tracking.peaks import find_peaks
@@ -69,8 +94,8 @@ class TrackedDetector:
         if not self.config.enabled:
             return result, []
         t0 = time.perf_counter()
-        stab = self._stabilizer(stream)
-        tracked = stab.update(self.candidates(result, frame_size), t_capture_ns / 1e9, frame_size)
+        stab, t = self._stabilizer(stream, t_capture_ns)
+        tracked = stab.update(self.candidates(result, frame_size), t, frame_size)
         tracks = [{"id": t.id, "state": t.state, "trail": [[round(x, 1), round(y, 1)] for x, y in t.trail]}
                   for t in stab.tracks if t.state != "tentative"]
         timings = dict(result.timings_ms, track=(time.perf_counter() - t0) * 1e3)
@@ -82,8 +107,8 @@ class TrackedDetector:
         with the last detected frame's map and probabilities (engine time 0)."""
         t0 = time.perf_counter()
         if self.config.enabled:
-            stab = self._stabilizer(stream)
-            detections = stab.predict(t_capture_ns / 1e9, frame_size)
+            stab, t = self._stabilizer(stream, t_capture_ns)
+            detections = stab.predict(t, frame_size)
             tracks = [{"id": t.id, "state": t.state, "trail": [[round(x, 1), round(y, 1)] for x, y in t.trail]}
                       for t in stab.tracks if t.state != "tentative"]
         else:
@@ -97,3 +122,22 @@ class TrackedDetector:
         result = self.detector.detect(image, pixel_format, min_score=self.candidate_min_score, stream=stream)
         h, w = image.shape[:2]
         return self.track(stream, result, (w, h), t_capture_ns)
+
+    def detect_batch(self, frames: list[tuple[str, np.ndarray, str, int]]) -> list[FrameResult]:
+        """The detector's results (before the stabilizer) for several ``(stream, image, pixel_format,
+        t_capture_ns)`` frames, with one engine call when the detector batches
+        (:meth:`Detector.detect_batch`), else one by one; :meth:`track` each in its stream's order."""
+        batch = getattr(self.detector, "detect_batch", None)
+        # A Detector subclass with its own detect() (the GPU frame path's OverlayDetector) is not
+        # batched by the inherited detect_batch: it runs frame by frame.
+        if batch is None or type(self.detector).detect is not Detector.detect or len(frames) == 1:
+            return [self.detector.detect(image, pf, min_score=self.candidate_min_score, stream=stream)
+                    for stream, image, pf, _ in frames]
+        return batch([f[1] for f in frames], [f[2] for f in frames], min_score=self.candidate_min_score)
+
+    def process_batch(self, frames: list[tuple[str, np.ndarray, str, int]]
+                      ) -> list[tuple[FrameResult, list[dict[str, Any]]]]:
+        """:meth:`process` of several frames: :meth:`detect_batch`, then each stream's stabilizer
+        steps in the order given."""
+        return [self.track(stream, result, (image.shape[1], image.shape[0]), t_ns)
+                for (stream, image, _, t_ns), result in zip(frames, self.detect_batch(frames))]

@@ -3,6 +3,10 @@
 It always works on the newest frame: everything waiting on the socket is drained,
 the newest message per stream is kept and older ones are counted as skipped, so under
 overload latency stays bounded by one processing time instead of growing with a queue.
+The newest frames of all streams go through the engine in one call (batching across streams).
+With a detect rate below the frame rate (``processor.detect_every`` / ``detect_fps``) every
+waiting frame is answered instead: the newest due one by the network, the others by the
+stabilizer's prediction, which costs a fraction of a detection, so every frame is published.
 """
 
 from __future__ import annotations
@@ -11,14 +15,17 @@ import importlib
 import logging
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import zmq
 
 from .. import protocol
 from ..config import PipelineConfig
+from ..bounded import StreamTable
+from ..guard import MessageGuard
 from ..metrics import StageMetrics, stage_port
 from ..stats import LatencyWindow, RateMeter, write_stats
-from ..intake import take_newest
+from ..intake import take_waiting
 from ..transport import make_socket, send_nowait
 
 log = logging.getLogger("streamcam.processor")
@@ -62,11 +69,24 @@ def build_detector(cfg: PipelineConfig):
     return Detector(engine, classes=p.classes, cam_threshold=p.cam_threshold, min_score=p.min_score)
 
 
-def build_tracked_detector(cfg: PipelineConfig):
-    """The detector plus the stabilizer, as the live processor runs them."""
+def build_tracked_detector(cfg: PipelineConfig, live: bool = False):
+    """The detector plus the stabilizer, as the live processor runs them (``live``: dynamics on
+    this host's monotonic clock; else on the capture times, as for a file)."""
     from .stabilized import TrackedDetector
 
-    return TrackedDetector(build_detector(cfg), cfg.stabilizer)
+    return TrackedDetector(build_detector(cfg), cfg.stabilizer, live=live, max_streams=cfg.run.max_streams)
+
+
+def detect_schedule(cfg: PipelineConfig):
+    """The per-stream detect rate of a config: processor.detect_every / detect_fps, streams[].detect_fps."""
+    from .schedule import DetectSchedule
+
+    return DetectSchedule(every=int(cfg.processor.detect_every), fps=cfg.processor.detect_fps,
+                          per_stream_fps={s.id: s.detect_fps for s in cfg.streams if s.detect_fps is not None})
+
+
+def _pixel_format(msg: protocol.Message) -> str:
+    return next(d for d in msg.header["parts"] if d["name"] == "image")["pixel_format"]
 
 
 def result_message(msg: protocol.Message, result, extra: dict, plain: bool = False) -> list:
@@ -98,19 +118,26 @@ def result_message(msg: protocol.Message, result, extra: dict, plain: bool = Fal
 
 def run_processor(cfg: PipelineConfig, stop: threading.Event, ctx: zmq.Context | None = None) -> int:
     """Serve the ``frames`` endpoint until ``stop``; push results to the publisher."""
-    tracked = build_tracked_detector(cfg)
+    tracked = build_tracked_detector(cfg, live=True)
     detector = tracked.detector
     ctx = ctx or zmq.Context.instance()
     pull = make_socket(ctx, "PULL", cfg.endpoint("frames"), bind=True, curve=cfg.curve())
     push = make_socket(ctx, "PUSH", cfg.endpoint("results"), bind=False, curve=cfg.curve())
     rejects = protocol.RejectCounter()
     metrics = StageMetrics("processor", stage_port(cfg, "processor"), cfg.metrics.host)
-    processed = skipped = dropped = predicted = 0
+    guard = MessageGuard("processor", metrics, log)
+    processed = skipped = dropped = predicted = detected = late = 0
     every = int(cfg.processor.detect_every)
-    last: dict = {}  # stream -> its last detected result (detect_every > 1); bounded by the streams
-    seen: dict = {}  # stream -> frames taken
+    schedule = detect_schedule(cfg)
+    # A detect rate below the frame rate (detect_every, detect_fps): every frame waiting is answered,
+    # the older ones by the stabilizer's prediction (cheap), instead of skipped by the newest-frame policy.
+    limited = every > 1 or schedule.fps is not None or bool(schedule.per_stream_fps)
+    # Per stream: the last detected result (a detect rate below the frame rate), bounded like the tracks.
+    per_stream: StreamTable[dict] = StreamTable(cfg.run.max_streams, lambda _stream: {"last": None},
+                                                on_evict=lambda stream, _st: schedule.forget(stream))
     rate = RateMeter()
     engine_ms = LatencyWindow()
+    batches = LatencyWindow()  # frames per engine call
     plain = cfg.publisher.wants_plain(cfg.serve.enabled)
     frame_path = getattr(getattr(detector, "path", None), "name", "cpu")
     last_report = time.monotonic()
@@ -121,10 +148,99 @@ def run_processor(cfg: PipelineConfig, stop: threading.Event, ctx: zmq.Context |
     def report() -> None:
         write_stats(cfg.run_dir, "processor", {
             "stage": "processor", "backend": detector.engine.name, "frame_path": frame_path, "processed": processed,
-            "skipped": skipped, "dropped": dropped, "predicted": predicted, "detect_every": every, "fps": rate.rate,
+            "skipped": skipped, "dropped": dropped, "predicted": predicted, "detected": detected, "late": late, "detect_every": every,
+            "detect_fps": schedule.fps, "fps": rate.rate, "batch_p50": batches.recent(50), "batch_max": batches.recent(100),
             "engine_ms_p50": engine_ms.recent(50), "engine_ms_p99": engine_ms.recent(99),
-            "rejected": dict(rejects.counts),
+            "rejected": dict(rejects.counts), "failed": dict(guard.counts),
+            "streams": len(per_stream), "evicted": max(per_stream.evicted, tracked.streams.evicted),
+            "clock_steps": tracked.clock_steps,
         })
+
+    def due_frames(stream: str, msgs: list) -> list[bool]:
+        """Which of a stream's waiting frames go through the network: by the schedule, but at most the
+        newest due one (the older ones are predicted), and always a stream's first frame."""
+        st = per_stream.get(stream)
+        first = st["last"] is None
+        flags = [schedule.due(stream, m.t_capture_ns) for m in msgs]
+        if st.pop("wants", False):  # due while the engine was busy: the newest frame now
+            flags[-1] = True
+        newest = max((i for i, f in enumerate(flags) if f), default=-1)
+        return [i == newest or (first and i == 0) for i in range(len(msgs))]
+
+    def handle(msg: protocol.Message, due: bool, found) -> tuple[int, int]:
+        """One frame → one result pushed: ``(1 if sent else 0, 1 if predicted else 0)``. ``found``: its
+        result from the batch's engine call (None: detect it alone, e.g. after the batch failed)."""
+        image = msg.part("image")
+        st = per_stream.get(msg.stream)
+        size = (image.shape[1], image.shape[0])
+        if due:
+            if found is None:
+                result, tracks = tracked.process(msg.stream, image, _pixel_format(msg), msg.t_capture_ns)
+            else:
+                result, tracks = tracked.track(msg.stream, found, size, msg.t_capture_ns)
+            engine_ms.add(result.timings_ms["engine"])
+            batches.add(float(result.batch))
+            metrics.engine_ms.labels("processor", detector.engine.name).observe(result.timings_ms["engine"])
+            if limited:
+                st["last"] = result
+        else:
+            result, tracks = tracked.predict(msg.stream, st["last"], size, msg.t_capture_ns)
+        extra: dict = {"t_processed_ns": time.time_ns()}
+        if result.batch > 1:
+            extra["batch"] = result.batch
+        if cfg.stabilizer.enabled:
+            extra["tracks"] = tracks
+        if "truth" in msg.header:
+            extra["truth"] = msg.header["truth"]
+        out = result_message(msg, result, extra, plain)
+        if send_nowait(push, out):
+            rate.tick()
+            metrics.frames_out.labels("processor", msg.stream).inc()
+            return 1, int(not due)
+        metrics.frames_dropped.labels("processor", msg.stream, "queue_full").inc()
+        return 0, int(not due)
+
+    def publish(msg: protocol.Message, due: bool, found) -> None:
+        nonlocal processed, dropped, predicted, detected
+        with guard.message(msg.stream):
+            n_processed, n_predicted = handle(msg, due, found)
+            processed += n_processed
+            dropped += 1 - n_processed
+            predicted += n_predicted
+            detected += int(due)
+
+    def batch_args(msgs: list) -> list:
+        return [(m.stream, m.part("image"), _pixel_format(m), m.t_capture_ns) for m in msgs]
+
+    # With a detect rate, the engine runs beside the frame loop (ONNX Runtime releases the GIL): the
+    # frames that arrive during its call are answered at once by the stabilizer's prediction instead of
+    # waiting for it. A due frame is held until its detection comes back and is then published with it,
+    # unless a newer frame of its stream comes first: then it goes out predicted (order kept) and its
+    # detection only feeds the tracks ("late" in the stats).
+    beside = ThreadPoolExecutor(1, thread_name_prefix="engine") if limited else None
+    inflight: list = []  # [(future, frames)]: at most one engine call beside the loop
+    held: dict = {}  # stream -> its due frame waiting for the call in flight
+
+    def finish(block: bool) -> None:
+        nonlocal late, detected
+        if not inflight or not (block or inflight[0][0].done()):
+            return
+        future, msgs = inflight.pop()
+        found: dict = {}
+        with guard.message("batch"):
+            found = dict(zip(map(id, msgs), future.result()))
+        for msg in msgs:
+            if held.get(msg.stream) is msg:
+                del held[msg.stream]
+                publish(msg, True, found.get(id(msg)))
+            elif id(msg) in found:
+                with guard.message(msg.stream):
+                    image = msg.part("image")
+                    result, _ = tracked.track(msg.stream, found[id(msg)], (image.shape[1], image.shape[0]),
+                                              msg.t_capture_ns)
+                    per_stream.get(msg.stream)["last"] = result
+                    detected += 1
+                    late += 1
 
     try:
         while not stop.is_set():
@@ -132,40 +248,52 @@ def run_processor(cfg: PipelineConfig, stop: threading.Event, ctx: zmq.Context |
             if now - last_report >= 1.0:
                 last_report = now
                 report()
-            if not pull.poll(100, zmq.POLLIN):
+            finish(block=False)
+            if not pull.poll(5 if inflight else 100, zmq.POLLIN):
                 continue
-            newest, n_skipped = take_newest(pull, "frame", "processor", rejects, metrics, log)
-            skipped += n_skipped
-            for msg in newest.values():
-                desc = next(d for d in msg.header["parts"] if d["name"] == "image")
-                image = msg.part("image")
-                due = every == 1 or msg.stream not in last or seen.get(msg.stream, 0) % every == 0
-                seen[msg.stream] = seen.get(msg.stream, 0) + 1
-                if due:
-                    result, tracks = tracked.process(msg.stream, image, desc["pixel_format"], msg.t_capture_ns)
-                    engine_ms.add(result.timings_ms["engine"])
-                    metrics.engine_ms.labels("processor", detector.engine.name).observe(result.timings_ms["engine"])
-                    if every > 1:
-                        last[msg.stream] = result
-                else:
-                    result, tracks = tracked.predict(msg.stream, last[msg.stream], (image.shape[1], image.shape[0]),
-                                                     msg.t_capture_ns)
-                    predicted += 1
-                extra: dict = {"t_processed_ns": time.time_ns()}
-                if cfg.stabilizer.enabled:
-                    extra["tracks"] = tracks
-                if "truth" in msg.header:
-                    extra["truth"] = msg.header["truth"]
-                out = result_message(msg, result, extra, plain)
-                if send_nowait(push, out):
-                    processed += 1
-                    rate.tick()
-                    metrics.frames_out.labels("processor", msg.stream).inc()
-                else:
-                    dropped += 1
-                    metrics.frames_dropped.labels("processor", msg.stream, "queue_full").inc()
+            plan = []  # (frame, due), each stream's frames oldest first
+            for stream, msgs in take_waiting(pull, "frame", "processor", rejects, metrics, log, guard).items():
+                if not limited and len(msgs) > 1:  # the newest-frame policy: older frames are skipped
+                    skipped += len(msgs) - 1
+                    metrics.frames_dropped.labels("processor", stream, "skipped").inc(len(msgs) - 1)
+                    msgs = msgs[-1:]
+                with guard.message(stream):
+                    plan += zip(msgs, due_frames(stream, msgs))
+            if beside is not None and all(per_stream.get(m.stream)["last"] is not None for m, _ in plan):
+                due = [m for m, d in plan if d]
+                if due and not inflight:
+                    # Nothing is held now (held frames belong to the call in flight): hold each stream's
+                    # due frame if it is its newest; the frames before it go out predicted at once.
+                    inflight.append((beside.submit(tracked.detect_batch, batch_args(due)), due))
+                    newest = {m.stream: m for m, _ in plan}
+                    held.update((m.stream, m) for m in due if newest[m.stream] is m)
+                    for msg, _ in plan:
+                        if held.get(msg.stream) is not msg:
+                            publish(msg, False, None)
+                    continue
+                for msg, is_due in plan:  # the engine is busy (or nothing is due)
+                    if msg.stream in held:  # a newer frame came first: the held one goes out before it, predicted
+                        publish(held.pop(msg.stream), False, None)
+                    if is_due:
+                        per_stream.get(msg.stream)["wants"] = True  # detect this stream's next frame instead
+                    publish(msg, False, None)
+                continue
+            if inflight:  # a stream's first frames: detected here, in order, after the call in flight
+                finish(block=True)
+            due = [msg for msg, d in plan if d]
+            found: dict = {}
+            # The due frames of all streams through the engine in one call (batching across streams);
+            # if the batch fails, each frame is detected alone below, so one bad frame fails alone.
+            with guard.message("batch"):
+                found = dict(zip(map(id, due), tracked.detect_batch(batch_args(due))))
+            for msg, is_due in plan:
+                if msg.stream in held:
+                    publish(held.pop(msg.stream), False, None)
+                publish(msg, is_due, found.get(id(msg)))
         report()
     finally:
+        if beside is not None:
+            beside.shutdown(wait=True)  # at most one engine call: bounded by the engine's time
         pull.close(0)
         push.close(0)
         getattr(detector, "close", detector.engine.close)()  # a frame path's detector closes its GPU buffers too

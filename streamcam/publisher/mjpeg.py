@@ -31,6 +31,7 @@ import logging
 import re
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from importlib import resources
@@ -216,6 +217,8 @@ class MjpegServer:
         self.host = host
         self.port = port
         self.rejects = RejectCounter()
+        self.failures: Counter[str] = Counter()
+        """Valid messages whose handling raised, by ``error:<ExceptionType>``."""
         self._cond = threading.Condition()
         self._streams: dict[str, _StreamState] = {}
         self._stop = threading.Event()
@@ -305,13 +308,22 @@ class MjpegServer:
                         parts = sock.recv_multipart(flags=zmq.NOBLOCK, copy=False)
                     except zmq.Again:
                         break
-                    self._handle(parts)
+                    try:
+                        self._handle(parts)
+                    except Exception as exc:  # noqa: BLE001 (one message never stops the bridge)
+                        self._failed(exc)
         except zmq.ZMQError as exc:
             if not self._stop.is_set():
                 log.error("receive loop stopped: %s", exc)
         finally:
             sock.close(0)
             self._sock = None
+
+    def _failed(self, exc: BaseException) -> None:
+        reason = f"error:{type(exc).__name__}"
+        self.failures[reason] += 1
+        if self.failures[reason] == 1:
+            log.error("bridge: a message failed (%s; counted, logged once per reason)", reason, exc_info=exc)
 
     def _handle(self, parts: list[Any]) -> None:
         try:
@@ -403,7 +415,7 @@ class MjpegServer:
         now = time.monotonic()
         with self._cond:
             listing = [self._streams[k].summary(now) for k in sorted(self._streams)]
-        return {"streams": listing, "rejected": dict(self.rejects.counts)}
+        return {"streams": listing, "rejected": dict(self.rejects.counts), "failed": dict(self.failures)}
 
     def health(self) -> dict[str, Any]:
         with self._cond:

@@ -16,6 +16,8 @@ import zmq
 
 from .. import protocol
 from ..config import PipelineConfig
+from ..bounded import StreamTable
+from ..guard import MessageGuard
 from ..metrics import StageMetrics, stage_port
 from ..stats import LatencyWindow, RateMeter, write_stats
 from ..intake import take_newest
@@ -101,7 +103,16 @@ def run_publisher(cfg: PipelineConfig, stop: threading.Event, ctx: zmq.Context |
     pub = make_socket(ctx, "PUB", cfg.endpoint("publish"), bind=True, curve=cfg.curve())
     rejects = protocol.RejectCounter()
     metrics = StageMetrics("publisher", stage_port(cfg, "publisher"), cfg.metrics.host)
-    streams: dict[str, StreamState] = {}
+    guard = MessageGuard("publisher", metrics, log)
+    # Per-stream files only for the configured streams: ids off the wire must not fill the disk.
+    logged = {s.id for s in cfg.streams}
+
+    def close_log(_stream: str, st: StreamState) -> None:
+        if st.log is not None:
+            st.log.close()
+
+    streams: StreamTable[StreamState] = StreamTable(
+        cfg.run.max_streams, lambda sid: StreamState(frame_log(cfg, sid) if sid in logged else None), close_log)
     skipped = 0
     last_report = time.monotonic()
     log.info("publisher: %s → %s (topics frames/<id>, detections/<id>)", cfg.endpoint("results"), cfg.endpoint("publish"))
@@ -111,7 +122,8 @@ def run_publisher(cfg: PipelineConfig, stop: threading.Event, ctx: zmq.Context |
     def report() -> None:
         nonlocal reports
         stats = {
-            "stage": "publisher", "skipped": skipped, "rejected": dict(rejects.counts),
+            "stage": "publisher", "skipped": skipped, "rejected": dict(rejects.counts), "failed": dict(guard.counts),
+            "evicted": streams.evicted,
             "streams": {
                 sid: {
                     "published": st.published, "fps": st.rate.rate, "fps_overall": st.fps_overall,
@@ -133,17 +145,15 @@ def run_publisher(cfg: PipelineConfig, stop: threading.Event, ctx: zmq.Context |
                 last_report = now
                 report()
             if pull.poll(100, zmq.POLLIN):
-                newest, n_skipped = take_newest(pull, "result", "publisher", rejects, metrics, log)
+                newest, n_skipped = take_newest(pull, "result", "publisher", rejects, metrics, log, guard)
                 skipped += n_skipped
                 for msg in newest.values():
-                    if msg.stream not in streams:
-                        streams[msg.stream] = StreamState(frame_log(cfg, msg.stream))
-                    publish_result(pub, msg, cfg, streams[msg.stream], metrics)
+                    with guard.message(msg.stream):
+                        publish_result(pub, msg, cfg, streams.get(msg.stream), metrics)
         report()
     finally:
-        for st in streams.values():
-            if st.log is not None:
-                st.log.close()
+        for sid, st in streams.items():
+            close_log(sid, st)
         pull.close(0)
         pub.close(0)
     return 0

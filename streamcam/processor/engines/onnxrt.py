@@ -52,10 +52,22 @@ class OnnxRuntimeEngine:
             )
         self._outputs = [m.logits_output, m.features_output]
         self.path = str(path)
+        # A graph exported with a fixed batch (older models: [1, C, H, W]) still loads: a batch of
+        # frames then runs in chunks of that size. A dynamic batch axis (a name, or None) takes any N.
+        self.max_batch: int | None = shape[0] if isinstance(shape[0], int) and shape[0] > 0 else None
 
     def infer(self, batch: np.ndarray) -> EngineOutput:
-        logits, features = self._session.run(self._outputs, {self.metadata.input_name: batch})
-        return EngineOutput(logits=logits, features=features)
+        """Run ``[N, C, H, W]`` in one call (dynamic batch axis) or in chunks of the graph's fixed batch."""
+        feed = self.metadata.input_name
+        step = self.max_batch
+        if step is None or batch.shape[0] == step:
+            logits, features = self._session.run(self._outputs, {feed: batch})
+            return EngineOutput(logits=logits, features=features)
+        if batch.shape[0] % step:
+            raise ValueError(f"batch: this model's graph takes batches of exactly {step} frames "
+                             f"(a fixed batch axis), got {batch.shape[0]}")
+        outs = [self._session.run(self._outputs, {feed: batch[i:i + step]}) for i in range(0, batch.shape[0], step)]
+        return EngineOutput(logits=np.concatenate([o[0] for o in outs]), features=np.concatenate([o[1] for o in outs]))
 
     def close(self) -> None:
         self._session = None  # type: ignore[assignment]
