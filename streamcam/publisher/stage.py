@@ -1,7 +1,7 @@
 """The publisher stage: results → annotated JPEG frames and detections for any number of subscribers.
 
 Two topics per stream on one PUB socket: ``frames/<id>`` (header + JPEG) and
-``detections/<id>`` (header only). A slow subscriber only loses its own messages
+``detections/<id>`` (header only), and ``events/<id>`` with ``events.enabled``. A slow subscriber only loses its own messages
 (PUB drops at its high-water mark); it never slows the pipeline.
 """
 
@@ -40,8 +40,9 @@ class StreamState:
 
 
 def publish_result(pub: zmq.Socket, msg: protocol.Message, cfg: PipelineConfig, state: StreamState,
-                   metrics: StageMetrics | None = None) -> None:
-    """Annotate one processor result and publish it on both topics."""
+                   metrics: StageMetrics | None = None, events=None) -> None:
+    """Annotate one processor result and publish it on both topics (and ``events/<id>`` with an
+    :class:`~streamcam.events.stage.EventHub`)."""
     from .annotate import annotate, encode_jpeg
 
     image = msg.part("image")
@@ -52,6 +53,11 @@ def publish_result(pub: zmq.Socket, msg: protocol.Message, cfg: PipelineConfig, 
     plain_src = (msg.part("image_plain") if msg.has_part("image_plain") else None) if blended else image
     detections = msg.detections()
     h, w = image.shape[:2]
+    fe = None
+    if events is not None:
+        fe = events.track(msg.stream, detections, msg.t_capture_ns, msg.seq, w, h)
+        if len(fe.kept) != len(detections):  # masked detections are neither drawn nor published
+            detections = fe.kept
     q = cfg.publisher.jpeg_quality
     # The banner shows the latency so far; the published figure is measured when the frame leaves.
     shown_latency = (time.time_ns() - msg.t_capture_ns) / 1e6
@@ -73,13 +79,21 @@ def publish_result(pub: zmq.Socket, msg: protocol.Message, cfg: PipelineConfig, 
         metrics.latency_ms.labels("publisher", msg.stream).observe(latency_ms)
         metrics.frames_out.labels("publisher", msg.stream).inc()
         metrics.fps.labels("publisher", msg.stream).set(state.rate.rate)
+    det_json = msg.header.get("detections", []) if fe is None or len(fe.kept) == len(msg.header.get("detections", [])) \
+        else [d.to_json() for d in detections]
     common = {
-        "width": w, "height": h, "detections": msg.header.get("detections", []),
+        "width": w, "height": h, "detections": det_json,
         "latency_ms": round(latency_ms, 2), "fps": round(state.rate.rate, 2),
         "timings_ms": msg.header.get("timings_ms", {}),
     }
     send_nowait(pub, protocol.encode("frames", msg.stream, msg.seq, msg.t_capture_ns, parts, **common))
     send_nowait(pub, protocol.encode("detections", msg.stream, msg.seq, msg.t_capture_ns, (), **common))
+    if events is not None and fe is not None:
+        def clean() -> bytes | None:
+            # The event's snapshot without drawings: only encoded when a snapshot wants this frame.
+            return encode_jpeg(plain_src, q) if plain_src is not None else None
+
+        events.publish(pub, msg.stream, msg.seq, msg.t_capture_ns, fe, parts[0][1], clean)
     if state.log is not None:
         dets = common["detections"]
         state.log.write(json.dumps({
@@ -102,6 +116,11 @@ def run_publisher(cfg: PipelineConfig, stop: threading.Event, ctx: zmq.Context |
     rejects = protocol.RejectCounter()
     metrics = StageMetrics("publisher", stage_port(cfg, "publisher"), cfg.metrics.host)
     streams: dict[str, StreamState] = {}
+    events = None
+    if cfg.events.enabled:
+        from ..events.stage import EventHub
+
+        events = EventHub(cfg)
     skipped = 0
     last_report = time.monotonic()
     log.info("publisher: %s → %s (topics frames/<id>, detections/<id>)", cfg.endpoint("results"), cfg.endpoint("publish"))
@@ -112,6 +131,7 @@ def run_publisher(cfg: PipelineConfig, stop: threading.Event, ctx: zmq.Context |
         nonlocal reports
         stats = {
             "stage": "publisher", "skipped": skipped, "rejected": dict(rejects.counts),
+            **({"events": events.stats()} if events is not None else {}),
             "streams": {
                 sid: {
                     "published": st.published, "fps": st.rate.rate, "fps_overall": st.fps_overall,
@@ -138,9 +158,11 @@ def run_publisher(cfg: PipelineConfig, stop: threading.Event, ctx: zmq.Context |
                 for msg in newest.values():
                     if msg.stream not in streams:
                         streams[msg.stream] = StreamState(frame_log(cfg, msg.stream))
-                    publish_result(pub, msg, cfg, streams[msg.stream], metrics)
+                    publish_result(pub, msg, cfg, streams[msg.stream], metrics, events)
         report()
     finally:
+        if events is not None:
+            events.close(pub)  # open events end (sent while the socket is still open), clips are written
         for st in streams.values():
             if st.log is not None:
                 st.log.close()

@@ -1,0 +1,254 @@
+"""Snapshots and clips of events: a per-camera ring buffer of recent frames, and one writer thread.
+
+* **Ring buffer**: the stream's annotated frames as the JPEG bytes the publisher already
+  encoded (no second encode), for the last ``pre_roll_s`` seconds. Its memory is the sum of
+  those JPEGs: about ``fps x pre_roll_s x JPEG size`` per camera (25 fps x 5 s x ~40 kB =
+  ~5 MB at 640x480, quality 80); :attr:`FrameRing.nbytes` says what it holds.
+* **Clips**: an event's clip is the ring's frames (pre-roll) plus every frame until
+  ``post_roll_s`` after it ended (cut at ``max_clip_s``), written as H.264 MP4 by
+  :mod:`streamcam.publisher.video` (browsers play it).
+* **Snapshots**: the event's best frame, annotated (the published JPEG) and clean (the
+  frame as captured), ``<id>.jpg`` and ``<id>-clean.jpg``.
+* **Retention**: after each write, and at most once a minute otherwise, files older than
+  ``max_age_h`` go, then the oldest until the folder is under ``max_bytes``.
+
+Files are written by one background thread behind a bounded queue, so a slow disk or a
+long clip never blocks the publisher; a full queue drops the job and counts it.
+Paths in events are relative to the events folder: ``<stream>/<id>.jpg``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+import time
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+from .config import EventsConfig, RetentionConfig
+from .lifecycle import Event, FrameEvents
+
+log = logging.getLogger("streamcam.events")
+
+_RETENTION_EVERY_S = 60.0
+
+
+class FrameRing:
+    """The last ``seconds`` of one stream's frames as ``(t_ns, jpeg)``, oldest first."""
+
+    def __init__(self, seconds: float, max_frames: int = 3000) -> None:
+        self.seconds = seconds
+        self.frames: deque[tuple[int, bytes]] = deque(maxlen=max_frames)
+        self.nbytes = 0
+
+    def add(self, t_ns: int, jpeg: bytes) -> None:
+        if self.frames.maxlen and len(self.frames) == self.frames.maxlen:
+            self.nbytes -= len(self.frames[0][1])
+        self.frames.append((t_ns, jpeg))
+        self.nbytes += len(jpeg)
+        horizon = t_ns - int(self.seconds * 1e9)
+        while self.frames and self.frames[0][0] < horizon:
+            self.nbytes -= len(self.frames.popleft()[1])
+
+    def since(self, t_ns: int) -> list[tuple[int, bytes]]:
+        return [f for f in self.frames if f[0] >= t_ns]
+
+
+@dataclass
+class _Clip:
+    event: Event
+    frames: list[tuple[int, bytes]]
+    until_ns: Optional[int] = None
+    """Set when the event ends: frames are taken until this time (end + post-roll)."""
+    nbytes: int = 0
+
+
+@dataclass
+class MediaStats:
+    snapshots: int = 0
+    clips: int = 0
+    deleted: int = 0
+    dropped: Counter = field(default_factory=Counter)
+    """Jobs not done, by reason (``queue_full``, ``write_error``)."""
+
+
+class EventMedia:
+    """Snapshots, clips and retention for every stream of a publisher.
+
+    ``on_frame(stream, t_ns, jpeg, clean, frame_events)`` once per published frame, after
+    the event tracker: ``clean()`` returns the frame as captured, encoded, and is called
+    only when a snapshot needs it. ``close()`` finishes open clips and drains the writer.
+    """
+
+    def __init__(self, config: EventsConfig, directory: str, fps_hint: float = 25.0, queue_size: int = 64) -> None:
+        self.config = config
+        self.dir = Path(directory)
+        self.fps_hint = fps_hint
+        self.stats = MediaStats()
+        self._rings: dict[str, FrameRing] = {}
+        self._clips: dict[str, list[_Clip]] = {}
+        self._jobs: queue.Queue = queue.Queue(maxsize=queue_size)
+        self._stop = threading.Event()
+        self._last_retention = 0.0
+        self._thread = threading.Thread(target=self._work, name="event-media", daemon=True)
+        self._thread.start()
+
+    # --- per frame (the publisher's thread) -------------------------------------------
+    def paths(self, ev: Event) -> None:
+        """Fill an event's ``snapshot`` / ``clip`` (relative paths) before it is sent."""
+        if self.config.snapshots and ev.snapshot is None:
+            ev.snapshot = f"{ev.stream}/{ev.id}.jpg"
+        if self.config.clips and ev.clip is None:
+            ev.clip = f"{ev.stream}/{ev.id}.mp4"
+
+    def ring_bytes(self, stream: str) -> int:
+        ring = self._rings.get(stream)
+        return 0 if ring is None else ring.nbytes
+
+    def on_frame(self, stream: str, t_ns: int, jpeg: bytes, clean: Callable[[], Optional[bytes]],
+                 fe: FrameEvents) -> None:
+        cfg = self.config
+        if cfg.clips:
+            ring = self._rings.get(stream)
+            if ring is None:
+                ring = self._rings[stream] = FrameRing(max(cfg.pre_roll_s, 0.04))
+            clips = self._clips.setdefault(stream, [])
+            for ev in fe.started:
+                clips.append(_Clip(ev, ring.since(ev.last_seen_ns - int(cfg.pre_roll_s * 1e9))))
+            ring.add(t_ns, jpeg)
+            for ev in fe.ended:
+                for c in clips:
+                    if c.event is ev and c.until_ns is None:
+                        c.until_ns = (ev.end_ns or t_ns) + int(cfg.post_roll_s * 1e9)
+            for c in list(clips):
+                if c.until_ns is None or t_ns <= c.until_ns:
+                    c.frames.append((t_ns, jpeg))
+                if (c.until_ns is not None and t_ns >= c.until_ns) or \
+                        t_ns - c.frames[0][0] >= cfg.max_clip_s * 1e9:
+                    clips.remove(c)
+                    self._submit(("clip", c))
+        if cfg.snapshots:
+            for ev in fe.best:
+                self._submit(("snapshot", ev, jpeg, clean()))
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Write the clips still open (up to now), then stop the writer within ``timeout``."""
+        for clips in self._clips.values():
+            for c in clips:
+                self._submit(("clip", c))
+        self._clips.clear()
+        self._stop.set()
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            log.warning("event media: the writer did not finish within %.1f s", timeout)
+
+    # --- the writer thread ------------------------------------------------------------
+    def _submit(self, job: tuple) -> None:
+        try:
+            self._jobs.put_nowait(job)
+        except queue.Full:
+            self.stats.dropped["queue_full"] += 1
+
+    def _work(self) -> None:
+        while not (self._stop.is_set() and self._jobs.empty()):
+            try:
+                job = self._jobs.get(timeout=0.2)
+            except queue.Empty:
+                job = None
+            try:
+                if job is not None:
+                    self._do(job)
+                if time.monotonic() - self._last_retention >= _RETENTION_EVERY_S or job is not None:
+                    self._last_retention = time.monotonic()
+                    self.stats.deleted += apply_retention(self.dir, self.config.retention)
+            except Exception:  # one failed write must not stop the writer: counted, logged
+                self.stats.dropped["write_error"] += 1
+                log.exception("event media: %s failed", job[0] if job else "retention")
+
+    def _do(self, job: tuple) -> None:
+        kind = job[0]
+        if kind == "snapshot":
+            _, ev, jpeg, clean = job
+            folder = self.dir / ev.stream
+            folder.mkdir(parents=True, exist_ok=True)
+            _atomic_write(folder / f"{ev.id}.jpg", jpeg)
+            if clean is not None:
+                _atomic_write(folder / f"{ev.id}-clean.jpg", clean)
+            self.stats.snapshots += 1
+        elif kind == "clip":
+            write_clip_jpegs(self.dir / job[1].event.stream / f"{job[1].event.id}.mp4", job[1].frames, self.fps_hint)
+            self.stats.clips += 1
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    # A page or a sink reading the file never sees half of it.
+    tmp = path.with_name(path.name + ".part")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def write_clip_jpegs(path: Path, frames: list[tuple[int, bytes]], fps_hint: float) -> int:
+    """Decode ``(t_ns, jpeg)`` frames and write them as an H.264 MP4 at their measured rate."""
+    import cv2
+    import numpy as np
+
+    from ..publisher.recorder import measured_fps
+    from ..publisher.video import H264Writer
+
+    if not frames:
+        return 0
+    fps = measured_fps([t for t, _ in frames]) or fps_hint
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.stem + ".part.mp4")
+    n = 0
+    with H264Writer(str(tmp)) as writer:
+        for _, jpeg in frames:
+            img = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+            if img is None:
+                continue
+            if writer.size is None:
+                writer.open(fps, img.shape[1], img.shape[0])
+            writer.write(img)
+            n += 1
+    if n:
+        os.replace(tmp, path)
+    else:
+        tmp.unlink(missing_ok=True)
+    return n
+
+
+def apply_retention(directory: Path, retention: RetentionConfig, now: Optional[float] = None) -> int:
+    """Delete files older than ``max_age_h``, then the oldest until the total is under ``max_bytes``."""
+    if not directory.is_dir():
+        return 0
+    now = time.time() if now is None else now
+    files: list[tuple[float, int, Path]] = []
+    for p in directory.rglob("*"):
+        if p.is_file() and not p.name.endswith((".part", ".part.mp4")):
+            st = p.stat()
+            files.append((st.st_mtime, st.st_size, p))
+    files.sort()
+    deleted = 0
+    total = sum(size for _, size, _ in files)
+    for mtime, size, p in files:
+        too_old = retention.max_age_h > 0 and now - mtime > retention.max_age_h * 3600
+        too_big = retention.max_bytes > 0 and total > retention.max_bytes
+        if not (too_old or too_big):
+            continue
+        try:
+            p.unlink()
+            deleted += 1
+            total -= size
+        except OSError as exc:
+            log.warning("retention: cannot delete %s: %s", p, exc)
+    return deleted
+
+
+def describe(ev: Event, events_dir: str) -> dict[str, Any]:
+    """Where an event's files are on disk (for tools and tests)."""
+    root = Path(events_dir)
+    return {"snapshot": root / ev.snapshot if ev.snapshot else None, "clip": root / ev.clip if ev.clip else None}
