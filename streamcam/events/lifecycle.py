@@ -28,6 +28,7 @@ Line counters count a track's anchor crossing a line segment, per direction.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
@@ -48,7 +49,7 @@ def _iou(a: Sequence[float], b: Sequence[float]) -> float:
     return inter / union if union > 0 else 0.0
 
 
-@dataclass
+@dataclass(eq=False)  # identity: events are looked up in lists every frame
 class Event:
     """One object's event (what the sinks send, as :meth:`to_json`)."""
 
@@ -91,8 +92,9 @@ class _Track:
     last_frame: int = 0
     last_ns: int = 0
     box: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
-    zone_in: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
-    zone_out: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    zone_in: list[int] = field(default_factory=list)
+    """Per zone: consecutive frames inside (and outside, ``zone_out``)."""
+    zone_out: list[int] = field(default_factory=list)
     zone_since: dict[int, int] = field(default_factory=dict)
     """Zone index -> when the track was first counted in it (for loitering)."""
     still_anchor: tuple[float, float] = (0.0, 0.0)
@@ -130,6 +132,10 @@ class EventTracker:
         self.on_open = on_open
         self.config = config
         self.zones, self.masks, self.lines = tuple(zones), tuple(masks), tuple(lines)
+        # Per zone (name, min_frames, labels, loitering ns), and the config's times in ns: read every frame.
+        self._zone_rules = [(z.name, z.min_frames, frozenset(z.labels), int(z.loitering_s * 1e9)) for z in self.zones]
+        self._loitering = any(z.loitering_s > 0 for z in self.zones)
+        self._stationary_ns = int(config.stationary_s * 1e9)
         self._tracks: dict[int, _Track] = {}
         self._parked: list[Event] = []
         self._frame = 0
@@ -148,19 +154,22 @@ class EventTracker:
         geo = geometry(self.zones, self.masks, self.lines, int(width), int(height))
         boxes = np.array([d.box for d in detections], np.float64).reshape(-1, 4)
         anchor = anchors(boxes)
-        keep = ~masked(anchor, geo.masks) if geo.masks else np.ones(len(detections), bool)
+        keep = (~masked(anchor, geo.mask_edges)).tolist() if geo.masks else [True] * len(detections)
         out.kept = [d for d, k in zip(detections, keep) if k]
-        in_zone = np.stack([inside(anchor, z) for z in geo.zones]) if geo.zones else np.zeros((0, len(detections)), bool)
+        # Per frame, all anchors at once: zones (columns: detections) and line sides; per track, plain Python.
+        in_zone = np.stack([inside(anchor, e) for e in geo.zone_edges]).T.tolist() if geo.zones else None
+        sides = np.stack([side(anchor, a, b) for a, b in geo.lines]).T.tolist() if geo.lines else None
+        points = anchor.tolist()
         nz = len(self.zones)
         for i, d in enumerate(detections):
             if not keep[i] or d.track_id is None:
                 continue
             tr = self._tracks.get(d.track_id)
+            pt = (points[i][0], points[i][1])
             if tr is None:
-                tr = self._tracks[d.track_id] = _Track(d.label, t_ns, zone_in=np.zeros(nz, np.int64),
-                                                       zone_out=np.full(nz, 1 << 30, np.int64),
-                                                       still_anchor=tuple(anchor[i]), still_since_ns=t_ns)
-            self._step(tr, d, tuple(anchor[i]), in_zone[:, i], t_ns, seq, geo, out)
+                tr = self._tracks[d.track_id] = _Track(d.label, t_ns, zone_in=[0] * nz, zone_out=[1 << 30] * nz,
+                                                       still_anchor=pt, still_since_ns=t_ns)
+            self._step(tr, d, pt, in_zone[i] if in_zone else (), sides[i] if sides else (), t_ns, seq, geo, out)
         for tid in [tid for tid, tr in self._tracks.items() if tr.last_frame != self._frame]:
             tr = self._tracks[tid]
             if self._frame - tr.last_frame > cfg.lost_frames:
@@ -197,34 +206,37 @@ class EventTracker:
         return out
 
     # --- one tracked detection ---------------------------------------------------------
-    def _step(self, tr: _Track, d: Detection, anchor: tuple[float, float], in_zone: np.ndarray, t_ns: int,
-              seq: int, geo: Any, out: FrameEvents) -> None:
+    def _step(self, tr: _Track, d: Detection, anchor: tuple[float, float], in_zone: Sequence[bool],
+              sides: Sequence[float], t_ns: int, seq: int, geo: Any, out: FrameEvents) -> None:
         cfg = self.config
         tr.seen += 1
         tr.last_frame, tr.last_ns, tr.box = self._frame, t_ns, d.box
         # Zones, with inertia both ways.
         current: list[str] = []
-        for z, zone in enumerate(self.zones):
-            if in_zone[z] and (not zone.labels or d.label in zone.labels):
-                tr.zone_in[z] += 1
-                tr.zone_out[z] = 0
+        zone_in, zone_out, since = tr.zone_in, tr.zone_out, tr.zone_since
+        for z, (name, min_frames, labels, _) in enumerate(self._zone_rules):
+            if in_zone[z] and (not labels or d.label in labels):
+                zone_in[z] += 1
+                zone_out[z] = 0
             else:
-                tr.zone_in[z] = 0
-                tr.zone_out[z] += 1
-            was_in = z in tr.zone_since
-            now_in = tr.zone_in[z] >= zone.min_frames or (was_in and tr.zone_out[z] < cfg.leave_frames)
-            if now_in and not was_in:
-                tr.zone_since[z] = t_ns
-            elif was_in and not now_in:
-                del tr.zone_since[z]
+                zone_in[z] = 0
+                zone_out[z] += 1
+            was_in = z in since
+            now_in = zone_in[z] >= min_frames or (was_in and zone_out[z] < cfg.leave_frames)
             if now_in:
-                current.append(zone.name)
+                if not was_in:
+                    since[z] = t_ns
+                current.append(name)
+            elif was_in:
+                del since[z]
         # Stationary: the anchor stayed near where it settled.
-        h = max(d.box[3] - d.box[1], 1.0)
-        if np.hypot(anchor[0] - tr.still_anchor[0], anchor[1] - tr.still_anchor[1]) > cfg.stationary_radius * h:
+        box = d.box
+        h = max(box[3] - box[1], 1.0)
+        if math.hypot(anchor[0] - tr.still_anchor[0], anchor[1] - tr.still_anchor[1]) > cfg.stationary_radius * h:
             tr.still_anchor, tr.still_since_ns = anchor, t_ns
-        stationary = t_ns - tr.still_since_ns >= cfg.stationary_s * 1e9
-        self._count_lines(tr, d, anchor, geo, out)
+        stationary = t_ns - tr.still_since_ns >= self._stationary_ns
+        if sides:
+            self._count_lines(tr, d, anchor, sides, geo, out)
         eligible = bool(current) if self.zones else tr.seen >= cfg.min_frames
         ev, opened = tr.event, False
         if ev is None:
@@ -238,20 +250,17 @@ class EventTracker:
             self._end(ev, out)
             tr.event = None
             return
-        ev.last_seen_ns, ev.box = t_ns, d.box
+        ev.last_seen_ns, ev.box = t_ns, box
         if d.score > ev.score or opened:
             ev.score, ev.best_seq = d.score, seq
             if ev not in out.best:
                 out.best.append(ev)
             if d.score >= ev.sent_score + cfg.score_step:
                 ev.dirty = True
-        loitering = any(self.zones[z].loitering_s > 0 and t_ns - since >= self.zones[z].loitering_s * 1e9
-                        for z, since in tr.zone_since.items())
-        for name, value in (("zones", current), ("label", d.label), ("stationary", stationary),
-                            ("loitering", loitering)):
-            if getattr(ev, name) != value:
-                setattr(ev, name, value)
-                ev.dirty = True
+        loitering = self._loitering and any(
+            self._zone_rules[z][3] > 0 and t_ns - t0 >= self._zone_rules[z][3] for z, t0 in since.items())
+        if ev.zones != current or ev.label != d.label or ev.stationary != stationary or ev.loitering != loitering:
+            ev.zones, ev.label, ev.stationary, ev.loitering, ev.dirty = current, d.label, stationary, loitering, True
         for name in current:
             if name not in ev.entered_zones:
                 ev.entered_zones.append(name)
@@ -277,18 +286,16 @@ class EventTracker:
                 return ev
         return None
 
-    def _count_lines(self, tr: _Track, d: Detection, anchor: tuple[float, float], geo: Any, out: FrameEvents) -> None:
+    def _count_lines(self, tr: _Track, d: Detection, anchor: tuple[float, float], sides: Sequence[float], geo: Any,
+                     out: FrameEvents) -> None:
         # Per line, the last anchor that was off the line: an anchor landing exactly on it is neither side.
-        q = np.asarray(anchor)
         for k, (ln, (a, b)) in enumerate(zip(self.lines, geo.lines)):
-            if ln.labels and d.label not in ln.labels:
-                continue
-            now = side(q[None], a, b)[0]
-            if now == 0:
+            now = sides[k]
+            if now == 0 or (ln.labels and d.label not in ln.labels):
                 continue
             last = tr.line_sides.get(k)
             tr.line_sides[k] = (now, anchor)
-            if last is None or last[0] == now or not crosses_line(np.asarray(last[1]), q, a, b):
+            if last is None or last[0] == now or not crosses_line(np.asarray(last[1]), np.asarray(anchor), a, b):
                 continue
             direction = "in" if last[0] > 0 else "out"
             self.line_counts[ln.name][direction] += 1

@@ -67,6 +67,26 @@ class EventHub:
         self.frames += 1
         return fe
 
+    def draw_zones(self, stream: str, image: Any) -> None:
+        """Outline the stream's zones (and lines) on the annotated frame, in place."""
+        tr = self.trackers.get(stream)
+        if tr is None or not (tr.zones or tr.lines) or image.ndim != 3:
+            return
+        import cv2
+        import numpy as np
+
+        from .zones import geometry
+
+        h, w = image.shape[:2]
+        geo = geometry(tr.zones, tr.masks, tr.lines, w, h)
+        for zone, poly in zip(tr.zones, geo.zones):
+            pts = np.round(poly).astype(np.int32)
+            cv2.polylines(image, [pts], True, (255, 200, 0), 1, cv2.LINE_AA)
+            cv2.putText(image, zone.name, (int(pts[:, 0].min()) + 3, int(pts[:, 1].min()) + 12),
+                        cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 200, 0), 1, cv2.LINE_AA)
+        for a, b in geo.lines:
+            cv2.line(image, (int(a[0]), int(a[1])), (int(b[0]), int(b[1])), (0, 200, 255), 1, cv2.LINE_AA)
+
     def publish(self, pub: zmq.Socket, stream: str, seq: int, t_ns: int, fe: FrameEvents, jpeg: bytes,
                 clean: Callable[[], Optional[bytes]]) -> None:
         if self.media is not None:

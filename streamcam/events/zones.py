@@ -150,18 +150,24 @@ def anchors(boxes: np.ndarray) -> np.ndarray:
     return np.stack([(b[:, 0] + b[:, 2]) / 2.0, b[:, 3]], axis=1)
 
 
-def inside(points: np.ndarray, polygon: np.ndarray) -> np.ndarray:
+def edges(polygon: np.ndarray) -> tuple[np.ndarray, ...]:
+    """A polygon's edges ``(x0, y0, x1, y1)``, each ``[M]``: what :func:`inside` needs, computed once per zone."""
+    x0, y0 = polygon[:, 0], polygon[:, 1]
+    return x0, y0, np.roll(x0, -1), np.roll(y0, -1)
+
+
+def inside(points: np.ndarray, polygon: np.ndarray | tuple[np.ndarray, ...]) -> np.ndarray:
     """Whether each point ``[N, 2]`` lies inside ``polygon`` ``[M, 2]`` (even-odd rule), vectorised.
 
     A horizontal ray from the point crosses an odd number of edges exactly when it is inside;
-    edges are half-open in y so a vertex on the ray is counted once.
+    edges are half-open in y so a vertex on the ray is counted once. ``polygon`` may be given
+    as its :func:`edges`.
     """
     pts = np.asarray(points, np.float64).reshape(-1, 2)
     if not len(pts):
         return np.zeros(0, bool)
     x, y = pts[:, :1], pts[:, 1:]
-    x0, y0 = polygon[:, 0], polygon[:, 1]
-    x1, y1 = np.roll(x0, -1), np.roll(y0, -1)
+    x0, y0, x1, y1 = polygon if isinstance(polygon, tuple) else edges(polygon)
     straddle = (y0 > y) != (y1 > y)
     with np.errstate(divide="ignore", invalid="ignore"):
         xc = x0 + (y - y0) * (x1 - x0) / (y1 - y0)
@@ -204,20 +210,21 @@ class FrameGeometry:
     zones: tuple[np.ndarray, ...]
     masks: tuple[np.ndarray, ...]
     lines: tuple[tuple[np.ndarray, np.ndarray], ...]
+    zone_edges: tuple[tuple[np.ndarray, ...], ...] = ()
+    mask_edges: tuple[tuple[np.ndarray, ...], ...] = ()
 
 
 @lru_cache(maxsize=64)
 def geometry(zones: tuple[ZoneConfig, ...], masks: tuple[MaskConfig, ...], lines: tuple[LineConfig, ...],
              width: int, height: int) -> FrameGeometry:
     """The polygons in pixels of a ``width`` x ``height`` frame (cached: configs are frozen)."""
-    return FrameGeometry(
-        tuple(to_pixels(z.points, z.units, width, height) for z in zones),
-        tuple(to_pixels(m.points, m.units, width, height) for m in masks),
-        tuple(tuple(to_pixels(ln.points, ln.units, width, height)) for ln in lines),  # type: ignore[misc]
-    )
+    zp = tuple(to_pixels(z.points, z.units, width, height) for z in zones)
+    mp = tuple(to_pixels(m.points, m.units, width, height) for m in masks)
+    lp = tuple(tuple(to_pixels(ln.points, ln.units, width, height)) for ln in lines)
+    return FrameGeometry(zp, mp, lp, tuple(edges(z) for z in zp), tuple(edges(m) for m in mp))  # type: ignore[arg-type]
 
 
-def masked(anchor_points: np.ndarray, masks: Sequence[np.ndarray]) -> np.ndarray:
+def masked(anchor_points: np.ndarray, masks: Sequence[np.ndarray | tuple[np.ndarray, ...]]) -> np.ndarray:
     """Which anchors lie in any mask."""
     out = np.zeros(len(anchor_points), bool)
     for m in masks:

@@ -64,6 +64,8 @@ def publish_result(pub: zmq.Socket, msg: protocol.Message, cfg: PipelineConfig, 
     style = dict(stream=msg.stream, fps=state.rate.rate, latency_ms=shown_latency, tracks=msg.header.get("tracks") or ())
     annotated = annotate(image, cam, detections, heatmap=cfg.publisher.heatmap and not blended,
                          alpha=cfg.publisher.alpha, **style)
+    if events is not None:
+        events.draw_zones(msg.stream, annotated)
     parts = [protocol.jpeg_part("image", encode_jpeg(annotated, q), w, h)]
     if (cam is not None or blended) and plain_src is not None and cfg.publisher.wants_plain(cfg.serve.enabled):
         plain = annotate(plain_src, None, detections, heatmap=False, **style)
