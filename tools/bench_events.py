@@ -130,6 +130,7 @@ def quality(clips: int, clip_frames: int, model: str) -> dict[str, Any]:
                     continue
                 box = gt_boxes[e["new"]].get(g["track"])
                 if box is not None and _iou(e["box"], box) >= 0.3:
+                    e["matched"] = j
                     used.add(j)
                     matched += 1
                     break
@@ -139,7 +140,9 @@ def quality(clips: int, clip_frames: int, model: str) -> dict[str, Any]:
         tp_g += len(used)
         n_d += len(det)
         n_g += len(gt)
-        per_clip.append({"seed": seed, "events": len(det), "truth": len(gt), "matched": matched})
+        per_clip.append({"seed": seed, "events": len(det), "truth": len(gt), "matched": matched,
+                         "unmatched_events": [e for e in det if e.get("matched") is None],
+                         "missed_truth": [g for j, g in enumerate(gt) if j not in used]})
         getattr(tracked.detector, "close", tracked.detector.engine.close)()
     return {"clips": per_clip, "precision": round(tp_d / n_d, 3) if n_d else None,
             "recall": round(tp_g / n_g, 3) if n_g else None, "target": 0.9,

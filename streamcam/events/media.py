@@ -6,7 +6,9 @@
   ~5 MB at 640x480, quality 80); :attr:`FrameRing.nbytes` says what it holds.
 * **Clips**: an event's clip is the ring's frames (pre-roll) plus every frame until
   ``post_roll_s`` after it ended (cut at ``max_clip_s``), written as H.264 MP4 by
-  :mod:`streamcam.publisher.video` (browsers play it).
+  :mod:`streamcam.publisher.video` (browsers play it). A clip is encoded while the event
+  runs (JPEG decode + x264 ``veryfast``/``zerolatency``: a few ms per frame in the writer
+  thread), so memory stays at the ring and a stop only flushes.
 * **Snapshots**: the event's best frame, annotated (the published JPEG) and clean (the
   frame as captured), ``<id>.jpg`` and ``<id>-clean.jpg``.
 * **Retention**: after each write, and at most once a minute otherwise, files older than
@@ -27,7 +29,7 @@ import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Callable, Optional
 
 from .config import EventsConfig, RetentionConfig
 from .lifecycle import Event, FrameEvents
@@ -61,10 +63,9 @@ class FrameRing:
 @dataclass
 class _Clip:
     event: Event
-    frames: list[tuple[int, bytes]]
+    first_ns: int
     until_ns: Optional[int] = None
     """Set when the event ends: frames are taken until this time (end + post-roll)."""
-    nbytes: int = 0
 
 
 @dataclass
@@ -84,7 +85,7 @@ class EventMedia:
     only when a snapshot needs it. ``close()`` finishes open clips and drains the writer.
     """
 
-    def __init__(self, config: EventsConfig, directory: str, fps_hint: float = 25.0, queue_size: int = 64) -> None:
+    def __init__(self, config: EventsConfig, directory: str, fps_hint: float = 25.0, queue_size: int = 512) -> None:
         self.config = config
         self.dir = Path(directory)
         self.fps_hint = fps_hint
@@ -92,7 +93,10 @@ class EventMedia:
         self._rings: dict[str, FrameRing] = {}
         self._clips: dict[str, list[_Clip]] = {}
         self._jobs: queue.Queue = queue.Queue(maxsize=queue_size)
+        self._writers: dict[int, ClipWriter] = {}
+        """Open clips (the writer thread's own)."""
         self._stop = threading.Event()
+        self._closing = False
         self._last_retention = 0.0
         self._thread = threading.Thread(target=self._work, name="event-media", daemon=True)
         self._thread.start()
@@ -118,7 +122,10 @@ class EventMedia:
                 ring = self._rings[stream] = FrameRing(max(cfg.pre_roll_s, 0.04))
             clips = self._clips.setdefault(stream, [])
             for ev in fe.started:
-                clips.append(_Clip(ev, ring.since(ev.last_seen_ns - int(cfg.pre_roll_s * 1e9))))
+                pre = ring.since(ev.last_seen_ns - int(cfg.pre_roll_s * 1e9))
+                clip = _Clip(ev, pre[0][0] if pre else t_ns)
+                clips.append(clip)
+                self._submit(("open", clip, pre), wait=True)
             ring.add(t_ns, jpeg)
             for ev in fe.ended:
                 for c in clips:
@@ -126,20 +133,23 @@ class EventMedia:
                         c.until_ns = (ev.end_ns or t_ns) + int(cfg.post_roll_s * 1e9)
             for c in list(clips):
                 if c.until_ns is None or t_ns <= c.until_ns:
-                    c.frames.append((t_ns, jpeg))
-                if (c.until_ns is not None and t_ns >= c.until_ns) or \
-                        t_ns - c.frames[0][0] >= cfg.max_clip_s * 1e9:
+                    self._submit(("frame", c, jpeg))
+                if (c.until_ns is not None and t_ns >= c.until_ns) or t_ns - c.first_ns >= cfg.max_clip_s * 1e9:
                     clips.remove(c)
-                    self._submit(("clip", c))
+                    self._submit(("close", c), wait=True)
         if cfg.snapshots:
             for ev in fe.best:
                 self._submit(("snapshot", ev, jpeg, clean()))
 
-    def close(self, timeout: float = 5.0) -> None:
-        """Write the clips still open (up to now), then stop the writer within ``timeout``."""
+    def close(self, timeout: float = 1.0) -> None:
+        """Finish the clips still open (with the frames they have), then stop the writer within ``timeout``.
+
+        Clips are encoded as their frames arrive, so finishing one is only a flush: a stop fits
+        in the supervisor's grace period."""
+        self._closing = True  # frames still queued are skipped: each open clip ends with what it has
         for clips in self._clips.values():
             for c in clips:
-                self._submit(("clip", c))
+                self._submit(("close", c), wait=True)
         self._clips.clear()
         self._stop.set()
         self._thread.join(timeout)
@@ -147,9 +157,11 @@ class EventMedia:
             log.warning("event media: the writer did not finish within %.1f s", timeout)
 
     # --- the writer thread ------------------------------------------------------------
-    def _submit(self, job: tuple) -> None:
+    def _submit(self, job: tuple, wait: bool = False) -> None:
+        # A frame may be dropped when the disk or the encoder falls behind (counted); opening and
+        # closing a clip wait a little for room, so a clip is never left open.
         try:
-            self._jobs.put_nowait(job)
+            self._jobs.put(job, timeout=1.0) if wait else self._jobs.put_nowait(job)
         except queue.Full:
             self.stats.dropped["queue_full"] += 1
 
@@ -179,9 +191,66 @@ class EventMedia:
             if clean is not None:
                 _atomic_write(folder / f"{ev.id}-clean.jpg", clean)
             self.stats.snapshots += 1
-        elif kind == "clip":
-            write_clip_jpegs(self.dir / job[1].event.stream / f"{job[1].event.id}.mp4", job[1].frames, self.fps_hint)
-            self.stats.clips += 1
+        elif kind == "open":
+            _, clip, pre = job
+            writer = ClipWriter(self.dir / clip.event.stream / f"{clip.event.id}.mp4",
+                                measured_rate([t for t, _ in pre]) or self.fps_hint)
+            self._writers[id(clip)] = writer
+            for _, jpeg in pre:
+                writer.add(jpeg)
+        elif kind == "frame":
+            if self._closing:
+                self.stats.dropped["stopping"] += 1
+                return
+            writer = self._writers.get(id(job[1]))
+            if writer is not None:
+                writer.add(job[2])
+        elif kind == "close":
+            writer = self._writers.pop(id(job[1]), None)
+            if writer is not None and writer.finish():
+                self.stats.clips += 1
+
+
+class ClipWriter:
+    """One clip being encoded: JPEG frames in, an H.264 MP4 at ``path`` once finished.
+
+    Written as ``<name>.part.mp4`` and renamed when finished, so a clip that exists is whole.
+    """
+
+    def __init__(self, path: Path, fps: float) -> None:
+        from ..publisher.video import H264Writer
+
+        self.path = path
+        self.fps = fps
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = path.with_name(path.stem + ".part.mp4")
+        # zerolatency: no lookahead, so finishing a clip is immediate (a stop fits in its grace period).
+        self.writer = H264Writer(str(self.tmp), tune="zerolatency")
+
+    def add(self, jpeg: bytes) -> None:
+        import cv2
+        import numpy as np
+
+        img = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+        if img is None:
+            return
+        if self.writer.size is None:
+            self.writer.open(self.fps, img.shape[1], img.shape[0])
+        self.writer.write(img)
+
+    def finish(self) -> bool:
+        self.writer.close()
+        if self.writer.frames:
+            os.replace(self.tmp, self.path)
+            return True
+        self.tmp.unlink(missing_ok=True)
+        return False
+
+
+def measured_rate(t_ns: list[int]) -> Optional[float]:
+    from ..publisher.recorder import measured_fps
+
+    return measured_fps(t_ns)
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
@@ -191,36 +260,6 @@ def _atomic_write(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def write_clip_jpegs(path: Path, frames: list[tuple[int, bytes]], fps_hint: float) -> int:
-    """Decode ``(t_ns, jpeg)`` frames and write them as an H.264 MP4 at their measured rate."""
-    import cv2
-    import numpy as np
-
-    from ..publisher.recorder import measured_fps
-    from ..publisher.video import H264Writer
-
-    if not frames:
-        return 0
-    fps = measured_fps([t for t, _ in frames]) or fps_hint
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + ".part.mp4")
-    n = 0
-    with H264Writer(str(tmp)) as writer:
-        for _, jpeg in frames:
-            img = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
-            if img is None:
-                continue
-            if writer.size is None:
-                writer.open(fps, img.shape[1], img.shape[0])
-            writer.write(img)
-            n += 1
-    if n:
-        os.replace(tmp, path)
-    else:
-        tmp.unlink(missing_ok=True)
-    return n
-
-
 def apply_retention(directory: Path, retention: RetentionConfig, now: Optional[float] = None) -> int:
     """Delete files older than ``max_age_h``, then the oldest until the total is under ``max_bytes``."""
     if not directory.is_dir():
@@ -228,9 +267,13 @@ def apply_retention(directory: Path, retention: RetentionConfig, now: Optional[f
     now = time.time() if now is None else now
     files: list[tuple[float, int, Path]] = []
     for p in directory.rglob("*"):
-        if p.is_file() and not p.name.endswith((".part", ".part.mp4")):
-            st = p.stat()
-            files.append((st.st_mtime, st.st_size, p))
+        if not p.is_file():
+            continue
+        st = p.stat()
+        # A file being written is left alone; one an hour old was left by a killed process.
+        if p.name.endswith((".part", ".part.mp4")) and now - st.st_mtime < 3600:
+            continue
+        files.append((st.st_mtime, st.st_size, p))
     files.sort()
     deleted = 0
     total = sum(size for _, size, _ in files)
@@ -246,9 +289,3 @@ def apply_retention(directory: Path, retention: RetentionConfig, now: Optional[f
         except OSError as exc:
             log.warning("retention: cannot delete %s: %s", p, exc)
     return deleted
-
-
-def describe(ev: Event, events_dir: str) -> dict[str, Any]:
-    """Where an event's files are on disk (for tools and tests)."""
-    root = Path(events_dir)
-    return {"snapshot": root / ev.snapshot if ev.snapshot else None, "clip": root / ev.clip if ev.clip else None}

@@ -130,10 +130,11 @@ class EventHub:
             fe = tr.close(now)  # open clips are finished by media.close() with the frames they have
             self._emit(pub, stream, 0, now, fe)
         if self.media is not None:
-            self.media.close()
+            self.media.close(timeout=0.5)
+        # The whole stop stays inside the supervisor's grace period (1.5 s): a connected sink gets
+        # a moment to send the final ends, then every sink stops.
+        deadline = time.monotonic() + 0.5
+        while any(s.queued for s in self.sinks) and time.monotonic() < deadline:
+            time.sleep(0.02)
         for sink in self.sinks:
-            # Give a connected sink a moment to send the final ends before it stops.
-            deadline = time.monotonic() + 1.0
-            while sink.queued and time.monotonic() < deadline:
-                time.sleep(0.02)
-            sink.close()
+            sink.close(timeout=0.3)

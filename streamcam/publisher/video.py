@@ -46,10 +46,12 @@ class H264Writer:
     counts what was written. Odd sides are cut to even (``yuv420p``).
     """
 
-    def __init__(self, path: str, crf: int = 23, preset: str = "veryfast") -> None:
+    def __init__(self, path: str, crf: int = 23, preset: str = "veryfast", tune: Optional[str] = None) -> None:
         self.path = path
         self.crf = crf
         self.preset = preset
+        self.tune = tune
+        """x264 tune: ``zerolatency`` drops lookahead and B-frames (finishing is immediate)."""
         self.fps: Optional[float] = None
         self.size: Optional[tuple[int, int]] = None
         self.frames = 0
@@ -72,7 +74,7 @@ class H264Writer:
             raise StreamcamError(f"cannot open an H.264 writer ({CODEC}) for {self.path}: {exc}") from exc
         stream.width, stream.height, stream.pix_fmt = w, h, PIX_FMT
         stream.time_base = 1 / rate
-        stream.options = {"crf": str(self.crf), "preset": self.preset}
+        stream.options = {"crf": str(self.crf), "preset": self.preset, **({"tune": self.tune} if self.tune else {})}
         self._container, self._stream = container, stream
         self.fps, self.size = float(fps), (w, h)
         log.info("writing %s: H.264 %dx%d at %.2f fps", self.path, w, h, fps)
