@@ -133,3 +133,21 @@ def test_counts_follow_open_events_and_close_ends_everything():
     assert tr.update([person(100, tid=1), person(300, tid=2), person(500, tid=3, label="car")], 1, 1, W, H).counts is None
     fe = tr.close(2)
     assert types(fe.events) == ["end"] * 3 and fe.counts == {"person": 0, "car": 0}
+
+
+def test_events_messages_round_trip_and_bad_ones_are_rejected():
+    import pytest
+
+    from streamcam import protocol
+    from streamcam.errors import ProtocolError
+
+    tr = EventTracker("cam", EventsConfig(min_frames=1))
+    fe = tr.update([person(100)], 5, 3, W, H)
+    parts = protocol.encode("events", "cam", 3, 5, (), events=fe.events, counts=fe.counts)
+    msg = protocol.decode(parts)
+    assert msg.topic == "events/cam" and msg.header["events"][0]["type"] == "new"
+    assert msg.header["counts"] == {"person": 1}
+    for bad in ([{"type": "begin", "id": "x", "label": "person"}], [{"type": "new", "id": 3, "label": "p"}], "new"):
+        with pytest.raises(ProtocolError) as err:
+            protocol.decode(protocol.encode("events", "cam", 0, 0, (), events=bad))
+        assert err.value.reason == "bad_event"

@@ -162,7 +162,7 @@ def test_clip_has_pre_roll_event_and_post_roll_and_snapshots(tmp_path: Path):
         frame[:] = i
         media.on_frame("cam", i * 100_000_000, encode_jpeg(frame), lambda: encode_jpeg(frame[:, :, 0]), fe)
         ended = ended or next((e for e in fe.events if e["type"] == "end"), None)
-    media.close()
+    media.close(timeout=20)
     assert ended is not None and media.stats.clips == 1 and media.stats.snapshots >= 1
     info = probe(str(tmp_path / ended["clip"]))
     # 1 s pre-roll (10) + the event (frames 20-29 -> last seen 29) + 1 s post-roll (10): ~30 frames
@@ -180,3 +180,22 @@ def test_retention_deletes_old_files_then_the_oldest_over_the_size(tmp_path: Pat
         os.utime(p, (now - age_h * 3600, now - age_h * 3600))
     assert apply_retention(tmp_path, RetentionConfig(max_age_h=72, max_bytes=2500), now) == 3
     assert sorted(p.name for p in (tmp_path / "cam").iterdir()) == ["3.jpg", "4.jpg"]
+
+
+def test_a_stop_with_a_backlog_finishes_open_clips_within_its_timeout(tmp_path: Path):
+    from streamcam.publisher.video import probe
+
+    cfg = EventsConfig(min_frames=1, pre_roll_s=0.5, post_roll_s=0.5, dir=str(tmp_path))
+    media = EventMedia(cfg, str(tmp_path), fps_hint=25)
+    tr = EventTracker("cam", cfg, on_open=media.paths)
+    rng = np.random.default_rng(0)
+    noisy = [encode_jpeg(rng.integers(0, 255, (480, 640, 3), np.uint8), 90) for _ in range(4)]  # slow to encode
+    for i in range(200):  # faster than the writer can encode: a backlog
+        fe = tr.update([Detection((50, 20, 90, 100), 0.9, "person", 1)], i * 40_000_000, i, 640, 480)
+        media.on_frame("cam", i * 40_000_000, noisy[i % 4], lambda: noisy[0], fe)
+    clip = tmp_path / tr.open_events[0].clip
+    t0 = time.monotonic()
+    media.close(timeout=0.5)
+    assert time.monotonic() - t0 < 1.5
+    assert clip.exists() and not list(tmp_path.rglob("*.part*"))
+    assert probe(str(clip))["frames"] >= 1

@@ -37,6 +37,10 @@ from .lifecycle import Event, FrameEvents
 log = logging.getLogger("streamcam.events")
 
 _RETENTION_EVERY_S = 60.0
+SNAPSHOT_SAMPLE_S = 0.5
+"""How often an event's best frame may be replaced (each time costs one clean JPEG encode)."""
+SNAPSHOT_WRITE_S = 1.0
+"""How often an event's snapshot file may be rewritten while it runs."""
 
 
 class FrameRing:
@@ -96,7 +100,10 @@ class EventMedia:
         self._writers: dict[int, ClipWriter] = {}
         """Open clips (the writer thread's own)."""
         self._stop = threading.Event()
-        self._closing = False
+        self._skip_after = float("inf")
+        self._held: dict[Event, list] = {}
+        """Event -> [annotated jpeg, clean jpeg, sampled at ns, written at ns, not yet written]."""
+        self._final: set[Event] = set()
         self._last_retention = 0.0
         self._thread = threading.Thread(target=self._work, name="event-media", daemon=True)
         self._thread.start()
@@ -138,18 +145,36 @@ class EventMedia:
                     clips.remove(c)
                     self._submit(("close", c), wait=True)
         if cfg.snapshots:
-            for ev in fe.best:
-                self._submit(("snapshot", ev, jpeg, clean()))
+            self._snapshots(t_ns, jpeg, clean, fe)
+
+    def _snapshots(self, t_ns: int, jpeg: bytes, clean: Callable[[], Optional[bytes]], fe: FrameEvents) -> None:
+        # The best frame is sampled at most every SNAPSHOT_SAMPLE_S (each sample costs a clean JPEG
+        # encode) and written at most every SNAPSHOT_WRITE_S, and once more when the event ends.
+        for ev in fe.best:
+            held = self._held.get(ev)
+            if held is None or t_ns - held[2] >= SNAPSHOT_SAMPLE_S * 1e9:
+                self._held[ev] = [jpeg, clean(), t_ns, held[3] if held else None, True]
+        ended = set(fe.ended)
+        for ev, held in list(self._held.items()):
+            if held[4] and (held[3] is None or t_ns - held[3] >= SNAPSHOT_WRITE_S * 1e9 or ev in ended):
+                self._submit(("snapshot", ev, held[0], held[1]))
+                held[3], held[4] = t_ns, False
+            if ev in ended:
+                del self._held[ev]
 
     def close(self, timeout: float = 1.0) -> None:
         """Finish the clips still open (with the frames they have), then stop the writer within ``timeout``.
 
         Clips are encoded as their frames arrive, so finishing one is only a flush: a stop fits
         in the supervisor's grace period."""
-        self._closing = True  # frames still queued are skipped: each open clip ends with what it has
-        for clips in self._clips.values():
-            for c in clips:
-                self._submit(("close", c), wait=True)
+        # Queued work goes on for most of the timeout; after that, frames and snapshots are skipped
+        # and the writer finishes every open clip with what it has.
+        self._skip_after = time.monotonic() + 0.6 * timeout
+        for ev, held in self._held.items():
+            if held[4]:
+                self._final.add(ev)
+                self._submit(("snapshot", ev, held[0], held[1]), wait=True)
+        self._held.clear()
         self._clips.clear()
         self._stop.set()
         self._thread.join(timeout)
@@ -157,6 +182,10 @@ class EventMedia:
             log.warning("event media: the writer did not finish within %.1f s", timeout)
 
     # --- the writer thread ------------------------------------------------------------
+    @property
+    def _closing(self) -> bool:
+        return time.monotonic() > self._skip_after
+
     def _submit(self, job: tuple, wait: bool = False) -> None:
         # A frame may be dropped when the disk or the encoder falls behind (counted); opening and
         # closing a clip wait a little for room, so a clip is never left open.
@@ -166,6 +195,18 @@ class EventMedia:
             self.stats.dropped["queue_full"] += 1
 
     def _work(self) -> None:
+        try:
+            self._loop()
+        finally:
+            for writer in self._writers.values():
+                try:
+                    if writer.finish():
+                        self.stats.clips += 1
+                except Exception:  # noqa: BLE001 - a clip that cannot be finished is logged, the rest go on
+                    log.exception("event media: cannot finish %s", writer.path)
+            self._writers.clear()
+
+    def _loop(self) -> None:
         while not (self._stop.is_set() and self._jobs.empty()):
             try:
                 job = self._jobs.get(timeout=0.2)
@@ -184,6 +225,8 @@ class EventMedia:
     def _do(self, job: tuple) -> None:
         kind = job[0]
         if kind == "snapshot":
+            if self._closing and job[1] not in self._final:
+                return
             _, ev, jpeg, clean = job
             folder = self.dir / ev.stream
             folder.mkdir(parents=True, exist_ok=True)
@@ -192,6 +235,8 @@ class EventMedia:
                 _atomic_write(folder / f"{ev.id}-clean.jpg", clean)
             self.stats.snapshots += 1
         elif kind == "open":
+            if self._closing:
+                return
             _, clip, pre = job
             writer = ClipWriter(self.dir / clip.event.stream / f"{clip.event.id}.mp4",
                                 measured_rate([t for t, _ in pre]) or self.fps_hint)
@@ -199,8 +244,7 @@ class EventMedia:
             for _, jpeg in pre:
                 writer.add(jpeg)
         elif kind == "frame":
-            if self._closing:
-                self.stats.dropped["stopping"] += 1
+            if self._closing:  # stopping: the clip ends with what it has
                 return
             writer = self._writers.get(id(job[1]))
             if writer is not None:
