@@ -55,8 +55,24 @@ def test_leaving_the_zones_ends_the_event_and_coming_back_is_a_new_one():
 
 def test_without_zones_the_frame_is_the_zone():
     tr = EventTracker("cam", EventsConfig(min_frames=4, lost_frames=3))
-    events = run(tr, [[person(100)]] * 10 + [[]] * 5)
+    events = run(tr, [[person(100 + 10 * i)] for i in range(10)] + [[]] * 5)
     assert types(events) == ["new", "end"] and events[0]["zones"] == []
+
+
+def test_an_object_that_never_moved_ends_after_the_still_memory():
+    # lost before it was stationary, but it never moved: parked for still_memory_s (it may come back)
+    tr = EventTracker("cam", EventsConfig(min_frames=2, lost_frames=3, still_memory_s=2.0, stationary_s=60))
+    events = run(tr, [[person(100)]] * 10 + [[]] * 40)
+    assert types(events) == ["new", "end"] and events[-1]["end_ns"] == 9 * 100_000_000
+
+
+def test_a_walker_through_a_parked_spot_is_its_own_event():
+    cfg = EventsConfig(min_frames=3, lost_frames=3, stationary_s=1.0, update_interval_s=0.0)
+    tr = EventTracker("cam", cfg)
+    car = [[person(300, tid=1, label="car")]] * 20  # stationary, then lost: parked
+    walker = [[person(200 + 10 * i, tid=2, label="car")] for i in range(20)]  # drives through the same spot
+    events = run(tr, car + [[]] * 5 + walker + [[]] * 5)
+    assert types(events).count("new") == 2
 
 
 def test_updates_are_rate_limited_and_carry_the_best_score():
@@ -151,3 +167,15 @@ def test_events_messages_round_trip_and_bad_ones_are_rejected():
         with pytest.raises(ProtocolError) as err:
             protocol.decode(protocol.encode("events", "cam", 0, 0, (), events=bad))
         assert err.value.reason == "bad_event"
+
+
+def test_an_id_switch_continues_the_event():
+    tr = EventTracker("cam", EventsConfig(min_frames=2, lost_frames=5))
+    frames = [[person(100 + 5 * i, tid=1)] for i in range(10)] + [[person(150 + 5 * i, tid=2)] for i in range(10)]
+    events = run(tr, frames + [[]] * 8)
+    assert types(events) == ["new", "end"] and events[-1]["track_id"] == 2
+    # far away, it is another object; and with handover off, an id switch is a new event
+    tr2 = EventTracker("cam", EventsConfig(min_frames=2, lost_frames=5))
+    assert types(run(tr2, [[person(100, tid=1)]] * 5 + [[person(500, tid=2)]] * 5)).count("new") == 2
+    tr3 = EventTracker("cam", EventsConfig(min_frames=2, lost_frames=5, handover_distance=0))
+    assert types(run(tr3, frames)).count("new") == 2

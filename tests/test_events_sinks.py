@@ -156,8 +156,9 @@ def test_clip_has_pre_roll_event_and_post_roll_and_snapshots(tmp_path: Path):
     tr = EventTracker("cam", cfg, on_open=media.paths)
     frame = np.zeros((120, 160, 3), np.uint8)
     ended = None
-    for i in range(60):  # 10 fps: empty 0-19, a person 20-29, empty after
-        dets = [Detection((50, 20, 90, 100), 0.5 + i / 100, "person", 1)] if 20 <= i < 30 else []
+    for i in range(60):  # 10 fps: empty 0-19, a person walking 20-29, empty after
+        x = 4 * (i - 20)
+        dets = [Detection((50 + x, 20, 90 + x, 100), 0.5 + i / 100, "person", 1)] if 20 <= i < 30 else []
         fe = tr.update(dets, i * 100_000_000, i, 160, 120)
         frame[:] = i
         media.on_frame("cam", i * 100_000_000, encode_jpeg(frame), lambda: encode_jpeg(frame[:, :, 0]), fe)

@@ -115,6 +115,9 @@ class EventsConfig:
     coasts a track unpublished for a while and may bring it back with the same id)."""
     leave_frames: int = 5
     """Frames outside every zone after which the event ends (streams with zones)."""
+    handover_distance: float = 1.0
+    """A new track this close (centre distance in box heights) to a lost track with an open event
+    continues that event: the stabilizer's id switches are not new objects (0: off)."""
     update_interval_s: float = 1.0
     """Rate limit of ``update`` events per event: changes in between are merged into the next."""
     score_step: float = 0.05
@@ -126,6 +129,8 @@ class EventsConfig:
     parked_memory_s: float = 300.0
     """A stationary object whose track is lost and found again at the same place (IoU >= 0.3)
     within this time continues its event: a parked object never re-triggers."""
+    still_memory_s: float = 10.0
+    """The same for an object whose track never moved but was lost before ``stationary_s``."""
     snapshots: bool = True
     """Keep the event's best frame as JPEG, clean and annotated."""
     clips: bool = True
@@ -147,6 +152,8 @@ class EventsConfig:
             raise _bad(self, "lost_frames", "1-10000 frames")
         if not 1 <= self.leave_frames <= 10000:
             raise _bad(self, "leave_frames", "1-10000 frames")
+        if not 0 <= self.handover_distance <= 10:
+            raise _bad(self, "handover_distance", "0-10 box heights")
         if not 0 <= self.update_interval_s <= 3600:
             raise _bad(self, "update_interval_s", "0-3600 seconds")
         if not 0 <= self.score_step <= 1:
@@ -155,6 +162,8 @@ class EventsConfig:
             raise _bad(self, "stationary_s", "0-86400 seconds")
         if not 0 < self.stationary_radius <= 10:
             raise _bad(self, "stationary_radius", "0-10 box heights")
+        if not 0 <= self.still_memory_s <= 86400:
+            raise _bad(self, "still_memory_s", "0-86400 seconds")
         if not 0 <= self.parked_memory_s <= 86400:
             raise _bad(self, "parked_memory_s", "0-86400 seconds")
         for name in ("pre_roll_s", "post_roll_s"):

@@ -17,11 +17,17 @@ Per track:
   between are merged into the next).
 * **end** — its track has been missing for ``lost_frames`` frames, or (with zones) it
   left them all. ``end_ns`` is when it was last seen.
+* **handover** — a new track id that appears within ``handover_distance`` box heights of
+  where a track with an open event was lost (not yet ended) continues that event: an id
+  switch of the stabilizer is not a second object.
 * **stationary** — its anchor stayed within ``stationary_radius`` box heights for
   ``stationary_s``: the same event, flagged. A stationary object whose track is lost is
   *parked*: its event stays open for ``parked_memory_s``, and a track that appears at the
-  same place (IoU >= 0.3, same label) continues it, so a parked car that flickers in and
-  out of the detector never re-triggers.
+  same place (IoU >= 0.3, same label) and stands still there for a few frames continues
+  it, so a parked car that flickers in and out of the detector never re-triggers. An object
+  that never moved while its track lived is parked too (for ``still_memory_s``), and its
+  stillness carries over to the next track: a confuser the detector loses every few seconds
+  becomes stationary and stays one event.
 
 Line counters count a track's anchor crossing a line segment, per direction.
 """
@@ -39,6 +45,8 @@ from .config import EventsConfig
 from .zones import LineConfig, MaskConfig, ZoneConfig, anchors, crosses_line, geometry, inside, masked, side
 
 PARKED_IOU = 0.3
+PARKED_CONFIRM = 5
+"""Frames a new track near a parked object must stand still before it continues that object's event."""
 
 
 def _iou(a: Sequence[float], b: Sequence[float]) -> float:
@@ -69,6 +77,10 @@ class Event:
     snapshot: str | None = None
     clip: str | None = None
     last_seen_ns: int = 0
+    still_anchor: tuple[float, float] = (0.0, 0.0)
+    still_since_ns: int = 0
+    """Where and since when its object has stood (carried from one track to the next when parked)."""
+    parked_until_ns: int = 0
     last_sent_ns: int = 0
     sent_score: float = 0.0
     dirty: bool = False
@@ -161,11 +173,14 @@ class EventTracker:
         sides = np.stack([side(anchor, a, b) for a, b in geo.lines]).T.tolist() if geo.lines else None
         points = anchor.tolist()
         nz = len(self.zones)
+        present = {d.track_id for d in detections}
         for i, d in enumerate(detections):
             if not keep[i] or d.track_id is None:
                 continue
             tr = self._tracks.get(d.track_id)
             pt = (points[i][0], points[i][1])
+            if tr is None and cfg.handover_distance > 0:
+                tr = self._handover(d, present)
             if tr is None:
                 tr = self._tracks[d.track_id] = _Track(d.label, t_ns, zone_in=[0] * nz, zone_out=[1 << 30] * nz,
                                                        still_anchor=pt, still_since_ns=t_ns)
@@ -175,11 +190,17 @@ class EventTracker:
             if self._frame - tr.last_frame > cfg.lost_frames:
                 del self._tracks[tid]
                 if tr.event is not None:
-                    if tr.event.stationary and cfg.parked_memory_s > 0:
-                        self._parked.append(tr.event)
+                    ev = tr.event
+                    # Parked: stationary, or it never moved while its track lived (a stationary object
+                    # the detector keeps losing before it has stood still long enough to be called so).
+                    still = ev.stationary or tr.still_since_ns == tr.first_ns
+                    memory = cfg.parked_memory_s if ev.stationary else min(cfg.parked_memory_s, cfg.still_memory_s)
+                    if still and memory > 0:
+                        ev.parked_until_ns = ev.last_seen_ns + int(memory * 1e9)
+                        self._parked.append(ev)
                     else:
                         self._end(tr.event, out)
-        for ev in [ev for ev in self._parked if t_ns - ev.last_seen_ns > cfg.parked_memory_s * 1e9]:
+        for ev in [ev for ev in self._parked if t_ns > ev.parked_until_ns]:
             self._parked.remove(ev)
             self._end(ev, out)
         for ev in self.open_events:
@@ -242,10 +263,24 @@ class EventTracker:
         if ev is None:
             if not eligible:
                 return
-            ev = self._parked_match(d)
-            if ev is None:
+            parked = self._parked_near(d, anchor)
+            if parked is not None:
+                # Near a parked object: it is that object once it has stood still for PARKED_CONFIRM
+                # frames; one that walks on is another object (opens its own event then).
+                if tr.still_since_ns != tr.first_ns:
+                    parked = None
+                elif tr.seen < PARKED_CONFIRM:
+                    return
+            if parked is not None:
+                self._parked.remove(parked)
+                ev = parked
+                ev.track_id = d.track_id  # type: ignore[assignment]
+                tr.still_anchor, tr.still_since_ns = ev.still_anchor, ev.still_since_ns
+                stationary = t_ns - tr.still_since_ns >= self._stationary_ns
+            else:
                 ev, opened = self._open(tr, d, t_ns, seq, out), True
             tr.event = ev
+        ev.still_anchor, ev.still_since_ns = tr.still_anchor, tr.still_since_ns
         if self.zones and not eligible:
             self._end(ev, out)
             tr.event = None
@@ -278,11 +313,33 @@ class EventTracker:
         out.best.append(ev)
         return ev
 
-    def _parked_match(self, d: Detection) -> Event | None:
+    def _handover(self, d: Detection, present: set) -> _Track | None:
+        """A new track id near where a track with an open event was just lost (an id switch of the
+        stabilizer): the new id takes over the lost track's state and event."""
+        cfg = self.config
+        cx, cy = (d.box[0] + d.box[2]) / 2, (d.box[1] + d.box[3]) / 2
+        best, best_d = None, None
+        for tid, tr in self._tracks.items():
+            if tid in present or tr.event is None or tr.label != d.label:
+                continue
+            b = tr.box
+            dist = math.hypot(cx - (b[0] + b[2]) / 2, cy - (b[1] + b[3]) / 2) / max(b[3] - b[1], 1.0)
+            if dist <= cfg.handover_distance and (best_d is None or dist < best_d):
+                best, best_d = tid, dist
+        if best is None:
+            return None
+        tr = self._tracks.pop(best)
+        self._tracks[d.track_id] = tr
+        assert tr.event is not None
+        tr.event.track_id = d.track_id  # type: ignore[assignment]
+        return tr
+
+    def _parked_near(self, d: Detection, anchor: tuple[float, float]) -> Event | None:
+        """A parked event of the same label whose object stood where this detection stands."""
+        radius = self.config.stationary_radius * max(d.box[3] - d.box[1], 1.0)
         for ev in self._parked:
-            if ev.label == d.label and _iou(ev.box, d.box) >= PARKED_IOU:
-                self._parked.remove(ev)
-                ev.track_id = d.track_id  # type: ignore[assignment]
+            if ev.label == d.label and _iou(ev.box, d.box) >= PARKED_IOU and math.hypot(
+                    anchor[0] - ev.still_anchor[0], anchor[1] - ev.still_anchor[1]) <= radius:
                 return ev
         return None
 
