@@ -74,3 +74,14 @@ def test_pixel_zones_keep_pixels():
         check_polygon([[-1, 0], [10, 0], [10, 10]], "px")
     with pytest.raises(ValueError, match="same point"):
         LineConfig("l", ((0.5, 0.5), (0.5, 0.5)))
+
+
+def test_inside_many_matches_inside_per_polygon():
+    from streamcam.events.zones import MaskConfig, geometry, inside_many
+
+    zones = (ZoneConfig("a", SQUARE), ZoneConfig("b", tuple((x / 220, y / 170) for x, y in CONCAVE)))
+    masks = (MaskConfig(((0.0, 0.0), (0.3, 0.0), (0.0, 0.3))),)
+    geo = geometry(zones, masks, (), 640, 480)
+    pts = np.random.default_rng(0).uniform([0, 0], [640, 480], (200, 2))
+    want = np.stack([inside(pts, p) for p in geo.zones + geo.masks])
+    assert (inside_many(pts, geo.all_edges, geo.starts) == want).all() and want.any(axis=1).all()

@@ -42,7 +42,7 @@ import numpy as np
 
 from ..protocol import Detection
 from .config import EventsConfig
-from .zones import LineConfig, MaskConfig, ZoneConfig, anchors, crosses_line, geometry, inside, masked, side
+from .zones import LineConfig, MaskConfig, ZoneConfig, anchors, crosses_line, geometry, inside_many, side
 
 PARKED_IOU = 0.3
 PARKED_CONFIRM = 5
@@ -166,13 +166,15 @@ class EventTracker:
         geo = geometry(self.zones, self.masks, self.lines, int(width), int(height))
         boxes = np.array([d.box for d in detections], np.float64).reshape(-1, 4)
         anchor = anchors(boxes)
-        keep = (~masked(anchor, geo.mask_edges)).tolist() if geo.masks else [True] * len(detections)
+        # Per frame, all anchors against all polygons at once (zones, then masks) and line sides;
+        # per track, plain Python.
+        nz = len(self.zones)
+        hits = inside_many(anchor, geo.all_edges, geo.starts) if len(geo.starts) else None
+        keep = (~hits[nz:].any(axis=0)).tolist() if geo.masks else [True] * len(detections)
         out.kept = [d for d, k in zip(detections, keep) if k]
-        # Per frame, all anchors at once: zones (columns: detections) and line sides; per track, plain Python.
-        in_zone = np.stack([inside(anchor, e) for e in geo.zone_edges]).T.tolist() if geo.zones else None
+        in_zone = hits[:nz].T.tolist() if nz else None
         sides = np.stack([side(anchor, a, b) for a, b in geo.lines]).T.tolist() if geo.lines else None
         points = anchor.tolist()
-        nz = len(self.zones)
         present = {d.track_id for d in detections}
         for i, d in enumerate(detections):
             if not keep[i] or d.track_id is None:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Literal, Sequence
 
@@ -174,6 +174,20 @@ def inside(points: np.ndarray, polygon: np.ndarray | tuple[np.ndarray, ...]) -> 
     return (straddle & (x < xc)).sum(axis=1) % 2 == 1
 
 
+def inside_many(points: np.ndarray, all_edges: tuple[np.ndarray, ...], starts: np.ndarray) -> np.ndarray:
+    """:func:`inside` for several polygons in one pass: ``all_edges`` their :func:`edges` concatenated,
+    ``starts`` where each polygon's edges begin; returns ``bool [polygons, N]``."""
+    pts = np.asarray(points, np.float64).reshape(-1, 2)
+    if not len(pts) or not len(starts):
+        return np.zeros((len(starts), len(pts)), bool)
+    x, y = pts[:, :1], pts[:, 1:]
+    x0, y0, x1, y1 = all_edges
+    straddle = (y0 > y) != (y1 > y)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        xc = x0 + (y - y0) * (x1 - x0) / (y1 - y0)
+    return (np.add.reduceat(straddle & (x < xc), starts, axis=1) % 2 == 1).T
+
+
 def inside_reference(x: float, y: float, polygon: Sequence[Sequence[float]]) -> bool:
     """The obvious ray-casting test for one point (what :func:`inside` computes for many)."""
     n, hit = len(polygon), False
@@ -212,6 +226,9 @@ class FrameGeometry:
     lines: tuple[tuple[np.ndarray, np.ndarray], ...]
     zone_edges: tuple[tuple[np.ndarray, ...], ...] = ()
     mask_edges: tuple[tuple[np.ndarray, ...], ...] = ()
+    all_edges: tuple[np.ndarray, ...] = ()
+    """Zones' then masks' edges concatenated, for :func:`inside_many` (one pass per frame)."""
+    starts: np.ndarray = field(default_factory=lambda: np.zeros(0, np.intp))
 
 
 @lru_cache(maxsize=64)
@@ -221,12 +238,8 @@ def geometry(zones: tuple[ZoneConfig, ...], masks: tuple[MaskConfig, ...], lines
     zp = tuple(to_pixels(z.points, z.units, width, height) for z in zones)
     mp = tuple(to_pixels(m.points, m.units, width, height) for m in masks)
     lp = tuple(tuple(to_pixels(ln.points, ln.units, width, height)) for ln in lines)
-    return FrameGeometry(zp, mp, lp, tuple(edges(z) for z in zp), tuple(edges(m) for m in mp))  # type: ignore[arg-type]
-
-
-def masked(anchor_points: np.ndarray, masks: Sequence[np.ndarray | tuple[np.ndarray, ...]]) -> np.ndarray:
-    """Which anchors lie in any mask."""
-    out = np.zeros(len(anchor_points), bool)
-    for m in masks:
-        out |= inside(anchor_points, m)
-    return out
+    ze, me = tuple(edges(z) for z in zp), tuple(edges(m) for m in mp)
+    polys = ze + me
+    all_edges = tuple(np.concatenate([e[k] for e in polys]) for k in range(4)) if polys else ()
+    starts = np.cumsum([0] + [len(e[0]) for e in polys[:-1]]).astype(np.intp) if polys else np.zeros(0, np.intp)
+    return FrameGeometry(zp, mp, lp, ze, me, all_edges, starts)  # type: ignore[arg-type]
