@@ -200,3 +200,23 @@ def test_a_stop_with_a_backlog_finishes_open_clips_within_its_timeout(tmp_path: 
     assert time.monotonic() - t0 < 1.5
     assert clip.exists() and not list(tmp_path.rglob("*.part*"))
     assert probe(str(clip))["frames"] >= 1
+
+
+def test_home_assistant_discovery_configs_are_retained(mosquitto: Mosquitto):  # noqa: F811
+    from streamcam.events.mqtt import MqttSink
+
+    sink = MqttSink(MqttConfig(host="127.0.0.1", port=mosquitto.port, prefix="sc", discovery=True))
+    try:
+        sink.counts("yard", {"person": 1})
+        assert _wait(lambda: sink.connected, 10)
+        sub = Subscriber(mosquitto.port, ("homeassistant/#",))
+        try:
+            assert _wait(lambda: sub.messages, 10)
+            topic, payload, retained = sub.messages[0]
+            config = json.loads(payload)
+            assert topic == "homeassistant/sensor/sc_yard_person/config" and retained
+            assert config["state_topic"] == "sc/yard/person" and config["availability_topic"] == "sc/available"
+        finally:
+            sub.close()
+    finally:
+        sink.close()
