@@ -147,11 +147,14 @@ class MqttSink:
                 for topic, payload in counts:
                     self._discover(topic)
                     self._client.publish(topic, payload, qos=1, retain=True)
-                if event is not None and self._deliver(event):
-                    with self._cond:
-                        if self._queue and self._queue[0] is event:
-                            self._queue.popleft()
-                    self.sent += 1
+                if event is not None:
+                    if self._deliver(event):
+                        with self._cond:
+                            if self._queue and self._queue[0] is event:
+                                self._queue.popleft()
+                        self.sent += 1
+                    else:  # the broker went away under it: paho notices, then reconnects; try again then
+                        self._stop.wait(0.2)
             except Exception:  # noqa: BLE001 - one bad publish must not end the sender; logged
                 log.exception("mqtt: publishing failed")
                 self._stop.wait(0.5)

@@ -15,6 +15,7 @@ from typing import Any, Callable, Optional
 import zmq
 
 from .. import protocol
+from ..errors import ConfigError
 from ..protocol import Detection
 from ..transport import send_nowait
 from .lifecycle import EventTracker, FrameEvents
@@ -53,7 +54,7 @@ class EventHub:
             try:
                 sc = self.cfg.stream(stream)
                 zones, masks, lines = sc.zones, sc.masks, sc.lines
-            except Exception:  # a stream the config does not name (added at run time): no zones
+            except ConfigError:  # a stream the config does not name (added at run time): no zones
                 zones, masks, lines = (), (), ()
             tr = self.trackers[stream] = EventTracker(stream, self.cfg.events, zones, masks, lines,
                                                       on_open=self.media.paths if self.media else None)
