@@ -1,8 +1,9 @@
 """The publisher stage: results → annotated JPEG frames and detections for any number of subscribers.
 
 Two topics per stream on one PUB socket: ``frames/<id>`` (header + JPEG) and
-``detections/<id>`` (header only), and ``events/<id>`` with ``events.enabled``. A slow subscriber only loses its own messages
-(PUB drops at its high-water mark); it never slows the pipeline.
+``detections/<id>`` (header only), and ``events/<id>`` with ``events.enabled``. A slow
+subscriber only loses its own messages (PUB drops at its high-water mark); it never slows
+the pipeline.
 """
 
 from __future__ import annotations
@@ -113,16 +114,16 @@ def frame_log(cfg: PipelineConfig, stream: str):
 
 def run_publisher(cfg: PipelineConfig, stop: threading.Event, ctx: zmq.Context | None = None) -> int:
     ctx = ctx or zmq.Context.instance()
+    events = None
+    if cfg.events.enabled:  # before the sockets: a sink that cannot start stops the stage before it binds
+        from ..events.stage import EventHub
+
+        events = EventHub(cfg)
     pull = make_socket(ctx, "PULL", cfg.endpoint("results"), bind=True, curve=cfg.curve())
     pub = make_socket(ctx, "PUB", cfg.endpoint("publish"), bind=True, curve=cfg.curve())
     rejects = protocol.RejectCounter()
     metrics = StageMetrics("publisher", stage_port(cfg, "publisher"), cfg.metrics.host)
     streams: dict[str, StreamState] = {}
-    events = None
-    if cfg.events.enabled:
-        from ..events.stage import EventHub
-
-        events = EventHub(cfg)
     skipped = 0
     last_report = time.monotonic()
     log.info("publisher: %s → %s (topics frames/<id>, detections/<id>)", cfg.endpoint("results"), cfg.endpoint("publish"))
