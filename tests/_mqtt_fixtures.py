@@ -7,6 +7,7 @@ while the broker was stopped and started again (``restart``).
 
 from __future__ import annotations
 
+import getpass
 import shutil
 import socket
 import subprocess
@@ -27,12 +28,22 @@ def free_port() -> int:
 class Mosquitto:
     """``start()``, ``stop()`` (SIGTERM: it saves its sessions) and ``kill()`` a broker on ``port``."""
 
-    def __init__(self, binary: str, folder: Path) -> None:
+    def __init__(self, binary: str, folder: Path, users: dict[str, str] | None = None) -> None:
         self.binary = binary
         self.folder = folder
         self.port = free_port()
         self.conf = folder / "mosquitto.conf"
-        self.conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
+        auth = "allow_anonymous true\n"
+        if users:  # a password file made by Debian's mosquitto_passwd: anonymous clients are refused
+            pw = folder / "passwd"
+            for user, password in users.items():
+                subprocess.run([shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd", "-b",
+                                *([] if pw.exists() else ["-c"]), str(pw), user, password], check=True)
+            pw.chmod(0o600)
+            auth = f"allow_anonymous false\npassword_file {pw}\n"
+        # Started as root, mosquitto drops to user "mosquitto", who cannot read this private folder:
+        # it stays the user who runs the tests (the option is ignored for other users).
+        self.conf.write_text(f"user {getpass.getuser()}\nlistener {self.port} 127.0.0.1\n{auth}persistence true\n"
                              f"persistence_location {folder}/\nautosave_interval 1\n")
         self.proc: subprocess.Popen | None = None
 
@@ -62,11 +73,30 @@ class Mosquitto:
         self.proc = None
 
 
-@pytest.fixture
-def mosquitto() -> Iterator[Mosquitto]:
+def _binary() -> str:
     binary = shutil.which("mosquitto") or next((p for p in ("/usr/sbin/mosquitto",) if Path(p).exists()), None)
     if binary is None:
         pytest.skip("the MQTT tests need Debian's mosquitto (apt-get install -y mosquitto)")
+    return binary
+
+
+@pytest.fixture
+def mosquitto_auth() -> Iterator[Mosquitto]:
+    """A broker that takes only user ``cam`` with password ``s3cret``."""
+    binary = _binary()
+    folder = Path(tempfile.mkdtemp(prefix="sc-mqtt-"))
+    broker = Mosquitto(binary, folder, users={"cam": "s3cret"})
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def mosquitto() -> Iterator[Mosquitto]:
+    binary = _binary()
     folder = Path(tempfile.mkdtemp(prefix="sc-mqtt-"))
     broker = Mosquitto(binary, folder)
     broker.start()
@@ -80,12 +110,12 @@ def mosquitto() -> Iterator[Mosquitto]:
 class Subscriber:
     """A paho client with a persistent session that records every message, by topic."""
 
-    def __init__(self, port: int, topics: tuple[str, ...]) -> None:
+    def __init__(self, port: int, topics: tuple[str, ...], name: str = "test-sub") -> None:
         import paho.mqtt.client as mqtt
 
         self.messages: list[tuple[str, bytes, bool]] = []
         self.subscribed = 0
-        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"test-sub-{port}", clean_session=False)
+        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"{name}-{port}", clean_session=False)
         c.reconnect_delay_set(min_delay=1, max_delay=1)
 
         def on_connect(client, userdata, flags, rc, props=None):

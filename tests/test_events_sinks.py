@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from _mqtt_fixtures import Mosquitto, Subscriber, free_port, mosquitto  # noqa: F401 (fixture)
+from _mqtt_fixtures import Mosquitto, Subscriber, free_port, mosquitto, mosquitto_auth  # noqa: F401 (fixture)
 from streamcam.config import config_from_dict
 from streamcam.errors import ConfigError
 from streamcam.events.config import EventsConfig, MqttConfig, RetentionConfig, WebhookConfig
@@ -112,7 +112,7 @@ def test_mqtt_down_at_start_queues_and_delivers_once_the_broker_is_up(mosquitto:
             assert _wait(lambda: len([m for m in sub.messages if m[0] == "t/events"]) == 4, 5)
             assert [json.loads(p)["id"] for t, p, _ in sub.messages if t == "t/events"] == ["2", "3", "4", "5"]
             # the count is retained: a subscriber that comes later still gets it
-            late = Subscriber(mosquitto.port, ("t/cam/person",))
+            late = Subscriber(mosquitto.port, ("t/cam/person",), name="late")
             try:
                 assert _wait(lambda: late.messages, 5) and late.messages[0][1:] == (b"2", True)
             finally:
@@ -212,11 +212,33 @@ def test_home_assistant_discovery_configs_are_retained(mosquitto: Mosquitto):  #
         sub = Subscriber(mosquitto.port, ("homeassistant/#",))
         try:
             assert _wait(lambda: sub.messages, 10)
-            topic, payload, retained = sub.messages[0]
+            topic, payload, _ = sub.messages[0]
             config = json.loads(payload)
-            assert topic == "homeassistant/sensor/sc_yard_person/config" and retained
+            assert topic == "homeassistant/sensor/sc_yard_person/config"
             assert config["state_topic"] == "sc/yard/person" and config["availability_topic"] == "sc/available"
         finally:
             sub.close()
+        late = Subscriber(mosquitto.port, ("homeassistant/#",), name="late")  # Home Assistant started after streamcam
+        try:
+            assert _wait(lambda: late.messages, 10) and late.messages[0][2], "the discovery config is not retained"
+        finally:
+            late.close()
     finally:
         sink.close()
+
+
+def test_mqtt_with_a_username_and_password(mosquitto_auth: Mosquitto):  # noqa: F811
+    from streamcam.events.mqtt import MqttSink
+
+    good = MqttSink(MqttConfig(host="127.0.0.1", port=mosquitto_auth.port, prefix="a", username="cam", password="s3cret"))
+    bad = MqttSink(MqttConfig(host="127.0.0.1", port=mosquitto_auth.port, prefix="b", username="cam", password="nope"))
+    try:
+        good.send({"type": "new", "id": "1"})
+        bad.send({"type": "new", "id": "2"})
+        assert _wait(lambda: good.sent == 1, 10)
+        time.sleep(1.0)
+        # refused: nothing is sent, the event waits in the queue (and the broker's refusal is logged)
+        assert not bad.connected and bad.sent == 0 and bad.queued == 1
+    finally:
+        good.close()
+        bad.close()
