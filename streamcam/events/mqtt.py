@@ -10,8 +10,8 @@ Topics (``prefix`` defaults to ``streamcam``):
 
 :meth:`MqttSink.send` only appends to a bounded queue (the oldest event is dropped and
 counted when it is full). One sender thread publishes while connected and waits for the
-broker's PUBACK before taking the next, so an event in flight when the broker dies is
-sent again after it returns (at least once). paho's network thread reconnects with
+broker's PUBACK before taking the next; an event in flight when the broker dies is sent
+again by paho after it returns (handed to paho once, so not duplicated by the sink). paho's network thread reconnects with
 backoff (0.5 s doubling to ``reconnect_max_s``); on each connect the counts are sent again
 (a restarted broker without persistence has lost its retained messages).
 """
@@ -53,6 +53,9 @@ class MqttSink:
         self._counts_dirty: set[str] = set()
         self._discovered: set[str] = set()
         self._cond = threading.Condition()
+        self._inflight: Optional[tuple[dict[str, Any], int]] = None
+        """The event handed to paho and its message id, until the broker acknowledges it."""
+        self._acked: set[int] = set()
         self._connected = False
         self._stop = threading.Event()
         client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
@@ -65,6 +68,7 @@ class MqttSink:
         client.reconnect_delay_set(min_delay=1, max_delay=max(1, int(config.reconnect_max_s)))
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
+        client.on_publish = self._on_publish
         self._client = client
         # connect_async: a broker that is down at start is not an error; the loop keeps trying.
         client.connect_async(config.host, config.port, keepalive=config.keepalive_s)
@@ -153,20 +157,39 @@ class MqttSink:
                             if self._queue and self._queue[0] is event:
                                 self._queue.popleft()
                         self.sent += 1
-                    else:  # the broker went away under it: paho notices, then reconnects; try again then
-                        self._stop.wait(0.2)
+                    else:  # not acknowledged yet (the broker went away): paho sends it again on reconnect
+                        self._stop.wait(0.05)
             except Exception:  # noqa: BLE001 - one bad publish must not end the sender; logged
                 log.exception("mqtt: publishing failed")
                 self._stop.wait(0.5)
 
     def _deliver(self, event: dict[str, Any]) -> bool:
-        """Publish one event with QoS 1 and wait for its PUBACK; False when the broker went away."""
-        info = self._client.publish(f"{self.prefix}/events", json.dumps(event, separators=(",", ":")), qos=1)
-        try:
-            info.wait_for_publish(_PUBACK_TIMEOUT_S)
-        except (RuntimeError, ValueError):  # not queued: the connection is gone
-            return False
-        return info.is_published()
+        """Publish one event with QoS 1 and wait for its PUBACK; False when it has not come yet.
+
+        An event is handed to paho once: paho keeps an unacknowledged QoS 1 message and sends it
+        again after a reconnect, so publishing it again here would deliver it twice."""
+        if self._inflight is None or self._inflight[0] is not event:
+            info = self._client.publish(f"{self.prefix}/events", json.dumps(event, separators=(",", ":")), qos=1)
+            self._inflight = (event, info.mid)
+        mid = self._inflight[1]
+        with self._cond:
+            self._cond.wait_for(lambda: mid in self._acked or self._stop.is_set(), timeout=_PUBACK_TIMEOUT_S)
+            if mid not in self._acked:
+                return False
+            self._acked.discard(mid)
+        self._inflight = None
+        return True
+
+    def _on_publish(self, client: Any, userdata: Any, mid: int, reason_code: Any = None, properties: Any = None
+                    ) -> None:
+        # Every acknowledged id is noted: the PUBACK of an event can come before _deliver has noted
+        # its id (loopback is fast). Retained counts are acknowledged too; the set is trimmed.
+        with self._cond:
+            if len(self._acked) > 4096:
+                keep = self._inflight[1] if self._inflight is not None else None
+                self._acked = {m for m in self._acked if m == keep}
+            self._acked.add(mid)
+            self._cond.notify_all()
 
     def _discover(self, topic: str) -> None:
         if not self.config.discovery or topic in self._discovered:
