@@ -104,7 +104,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from .publisher.mjpeg import serve_main
 
     stop = _stage_setup(args, "serve")
-    serve_main(args.endpoint, args.host, args.port, stop, curve=_curve(args))
+    serve_main(args.endpoint, args.host, args.port, stop, curve=_curve(args), events_dir=args.events_dir)
     return 0
 
 
@@ -283,6 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
     consumer(sp)
     sp.add_argument("--host", default="127.0.0.1")
     sp.add_argument("--port", type=int, default=8080)
+    sp.add_argument("--events-dir", help="serve event snapshots and clips from this folder (the config's events.dir)")
     sp = add("view", cmd_view, "print (or show) a subscribed stream's detections")
     consumer(sp)
     sp.add_argument("--stream")

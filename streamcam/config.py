@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any, Literal, Optional
 
 from .errors import ConfigError, StreamcamError
+from .events.config import EventsConfig
+from .events.zones import LineConfig, MaskConfig, ZoneConfig
 from .tracking.tracker import TrackerConfig
 from .transport import check_endpoint
 
@@ -62,6 +64,12 @@ class StreamConfig:
     detect_fps: Optional[float] = None
     """This stream's detect rate (frames/s through the network), overriding processor.detect_fps;
     every frame is still published, with the stabilizer's predicted tracks between detections."""
+    zones: tuple[ZoneConfig, ...] = ()
+    """Named areas events report (anchored at a box's bottom centre; streamcam/events/zones.py)."""
+    masks: tuple[MaskConfig, ...] = ()
+    """Areas whose detections are dropped before annotation and events."""
+    lines: tuple[LineConfig, ...] = ()
+    """Counting lines: crossings per direction."""
 
 
 @dataclass(frozen=True)
@@ -238,6 +246,8 @@ class PipelineConfig:
     run: RunConfig = field(default_factory=RunConfig)
     security: SecurityConfig = field(default_factory=SecurityConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    events: EventsConfig = field(default_factory=EventsConfig)
+    """new / update / end events from the tracks, snapshots, clips, MQTT and webhooks."""
     base_dir: str = "."
     """Directory relative paths are resolved against (set by the loader, not in YAML)."""
 
@@ -370,6 +380,11 @@ def _validate(cfg: PipelineConfig) -> None:
             raise ConfigError(f"{key}.source: people/confusers must be >= 0")
         if not 0 < src.reconnect_initial_s <= src.reconnect_max_s:
             raise ConfigError(f"{key}.source.reconnect_initial_s: expected 0 < initial <= reconnect_max_s")
+        for what in ("zones", "lines"):
+            names = [z.name for z in getattr(s, what)]
+            for j, name in enumerate(names):
+                if name in names[:j]:
+                    raise ConfigError(f"{key}.{what}[{j}].name: duplicate name {name!r}")
     p = cfg.processor
     if p.cam_threshold is not None and not 0.0 < p.cam_threshold < 1.0:
         raise ConfigError(f"processor.cam_threshold: expected a fraction in (0, 1), got {p.cam_threshold}")

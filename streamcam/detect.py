@@ -62,7 +62,7 @@ def _annotated(cfg: PipelineConfig, image, result, tracks, stream: str):
 def detect_file(cfg: PipelineConfig, spec: str, out_path: str, limit: int | None = None, progress: bool = True,
                 video: str | None = None) -> dict[str, Any]:
     from .processor.stage import build_tracked_detector
-    from .publisher.recorder import _Mp4Writer
+    from .publisher.video import H264Writer
 
     tracked = build_tracked_detector(cfg)
     detector = tracked.detector
@@ -98,7 +98,7 @@ def detect_file(cfg: PipelineConfig, spec: str, out_path: str, limit: int | None
     stream = os.path.splitext(os.path.basename(spec.rstrip("/")))[0] or "file"
     stream = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in stream)[:64]
     classes = list(detector.meta.classes)
-    writer = _Mp4Writer(video) if video else None
+    writer = H264Writer(video) if video else None
     n = n_det = 0
     try:
         with open(out_path, "w") as out:

@@ -1,7 +1,7 @@
 """Wire protocol v1: multipart ZeroMQ messages ``[topic, header, payload...]``.
 
 * ``topic``: UTF-8, ``<kind>/<stream>`` (kinds: ``frame``, ``result``, ``frames``,
-  ``detections``, ``stats``), so subscribers filter by prefix.
+  ``detections``, ``events``, ``stats``), so subscribers filter by prefix.
 * ``header``: a UTF-8 JSON object; ``v`` (protocol version), ``kind``, ``stream``,
   ``seq``, ``t_capture_ns`` and ``parts``, one descriptor per payload part
   (``name``, ``encoding`` ``raw``/``jpeg``, and for raw parts ``shape``, ``dtype``,
@@ -35,7 +35,7 @@ import numpy as np
 from .errors import ProtocolError
 
 PROTOCOL_VERSION = 1
-KINDS = ("frame", "result", "frames", "detections", "stats")
+KINDS = ("frame", "result", "frames", "detections", "events", "stats")
 DTYPES = ("uint8", "uint16", "float32")
 PIXEL_FORMATS = ("BGR8", "GRAY8", "GRAY16", "CAM32")
 ENCODINGS = ("raw", "jpeg")
@@ -349,6 +349,8 @@ def decode(parts: Sequence[Any]) -> Message:
             raise ProtocolError("bad_encoding", f"part {i}: expected encoding in {ENCODINGS}, got {enc!r:.40}")
     if "heatmap_blended" in header:
         _check_blended(header, payloads)
+    if header["kind"] == "events":
+        _check_events(header)
     if "detections" in header:
         dets = header["detections"]
         if not isinstance(dets, list):
@@ -402,6 +404,21 @@ def _check_optional(header: dict[str, Any]) -> None:
         t = header["timings_ms"]
         if not isinstance(t, dict) or not all(_is_number(v) for v in t.values()):
             raise ProtocolError("bad_field", f"'timings_ms': expected an object of numbers, got {t!r:.60}")
+
+
+EVENT_TYPES = ("new", "update", "end")
+
+
+def _check_events(header: dict[str, Any]) -> None:
+    """``events`` messages: a list of event objects, each with a ``type``, an ``id`` and a ``label``."""
+    events = header.get("events")
+    if not isinstance(events, list):
+        raise ProtocolError("bad_event", "'events' must be a list of event objects")
+    for e in events:
+        if not isinstance(e, dict) or e.get("type") not in EVENT_TYPES or not isinstance(e.get("id"), str) \
+                or not isinstance(e.get("label"), str):
+            raise ProtocolError("bad_event", f"expected an object with type in {EVENT_TYPES}, a string id and label, "
+                                             f"got {e!r:.80}")
 
 
 def _check_blended(header: dict[str, Any], payloads: list[Any]) -> None:

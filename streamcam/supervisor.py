@@ -84,7 +84,8 @@ class Supervisor:
                 if cfg.security.curve else [])
         if cfg.serve.enabled:
             children.append(Child("serve", base + ["serve", cfg.endpoint("publish"), "--host", cfg.serve.host,
-                                                    "--port", str(cfg.serve.port)] + keys))
+                                                    "--port", str(cfg.serve.port)] + keys
+                                  + (["--events-dir", cfg.resolve(cfg.events.dir)] if cfg.events.enabled else [])))
         if cfg.record.enabled:
             argv = base + ["record", cfg.endpoint("publish"), "--stream", cfg.streams[0].id,
                            "--out", cfg.resolve(cfg.record.path)] + keys

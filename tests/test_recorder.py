@@ -109,6 +109,18 @@ def test_bad_jpeg_is_rejected_and_recording_goes_on(pub_endpoint, tmp_path):
     assert _read_back(path)[0] == 5
 
 
+def test_the_recording_is_h264_that_browsers_play(pub_endpoint, tmp_path):
+    from streamcam.publisher.video import probe
+
+    pub = FakePublisher(pub_endpoint, width=64, height=48)
+    try:
+        res = _run_record(pub_endpoint, pub, publish_fps=20.0, stream="cam0", path=str(tmp_path / "h.mp4"), frames=6)
+    finally:
+        pub.close()
+    info = probe(str(tmp_path / "h.mp4"))
+    assert (info["codec"], info["pix_fmt"], info["frames"]) == ("h264", "yuv420p", res["frames"])
+
+
 def test_measured_fps():
     assert measured_fps([0, 100_000_000, 200_000_000, 300_000_000]) == pytest.approx(10.0)
     assert measured_fps([5]) is None

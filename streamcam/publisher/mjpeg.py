@@ -8,6 +8,9 @@ Routes::
     /api/streams            {"streams": [{id, seq, fps, latency_ms, width, height, frames, age_s, plain}],
                              "rejected": {...}}
     /api/detections/<id>    the latest detections record (as published on ``detections/<id>``)
+    /api/events/<id>        {"events": [...]}: the stream's latest events (``events/<id>``), newest first,
+                            each in its latest state (an ``end`` replaces its ``new``)
+    /events/<stream>/<file> a snapshot (.jpg) or clip (.mp4) from the events folder (``--events-dir``)
     /healthz                {"ok": true, ...}
 
 Heatmap off: ``?heatmap=0`` on ``/stream`` and ``/snapshot`` serves the frames without the
@@ -48,6 +51,8 @@ from ..transport import make_socket
 log = logging.getLogger(__name__)
 
 BOUNDARY = "frame"
+MAX_EVENTS = 50
+"""Events the bridge keeps per stream (the page lists them)."""
 MAX_STREAMS = 64
 """Streams the bridge keeps; messages for more stream ids are rejected (bounded memory)."""
 PLAIN_FRESH_S = 3.0
@@ -79,6 +84,8 @@ class _StreamState:
     last_frame_t: Optional[float] = None
     last_update_t: float = field(default_factory=time.monotonic)
     detections: Optional[dict[str, Any]] = None
+    events: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Event id -> its latest state, oldest first (bounded by MAX_EVENTS)."""
 
     def summary(self, now: float) -> dict[str, Any]:
         fps = self.header_fps if self.header_fps is not None else self.measured_fps
@@ -141,6 +148,12 @@ class _Handler(BaseHTTPRequestHandler):
             elif m := re.fullmatch(r"/api/detections/([^/]+)", path):
                 rec = bridge.detections(unquote(m.group(1)))
                 self._json(rec) if rec is not None else self._not_found()
+            elif m := re.fullmatch(r"/api/events/([^/]+)", path):
+                self._json({"events": bridge.events(unquote(m.group(1)))})
+            elif m := re.fullmatch(r"/events/([A-Za-z0-9_-]+)/([A-Za-z0-9_.-]+\.(jpg|mp4))", path):
+                body = bridge.event_file(m.group(1), m.group(2))
+                ctype = "image/jpeg" if m.group(3) == "jpg" else "video/mp4"
+                self._send(200, ctype, body) if body is not None else self._not_found()
             elif m := re.fullmatch(r"/(snapshot|stream)/([^/]+)\.(jpg|mjpg)", path):
                 route, sid, ext = m.group(1), unquote(m.group(2)), m.group(3)
                 if (route, ext) not in (("snapshot", "jpg"), ("stream", "mjpg")):
@@ -211,8 +224,11 @@ class MjpegServer:
     Malformed messages are counted in :attr:`rejects` and skipped.
     """
 
-    def __init__(self, endpoint: str, host: str = "127.0.0.1", port: int = 8080, curve: Any = None) -> None:
+    def __init__(self, endpoint: str, host: str = "127.0.0.1", port: int = 8080, curve: Any = None,
+                 events_dir: Optional[str] = None) -> None:
         self.endpoint = endpoint
+        self.events_dir = events_dir
+        """Where the publisher writes snapshots and clips (``events.dir``); None: /events/ answers 404."""
         self.curve = curve
         self.host = host
         self.port = port
@@ -237,7 +253,7 @@ class MjpegServer:
         self._ctx = zmq.Context()
         try:
             self._sock = make_socket(self._ctx, "SUB", self.endpoint, bind=False,
-                                     subscribe=("frames/", "detections/"), curve=self.curve)
+                                     subscribe=("frames/", "detections/", "events/"), curve=self.curve)
             self._httpd = _HTTPServer((self.host, self.port), _Handler)
         except BaseException:
             if self._sock is not None:
@@ -333,8 +349,8 @@ class MjpegServer:
                     raise ProtocolError("missing_part", "frames message without a JPEG 'image' part")
                 if msg.has_part("image_plain") and not isinstance(msg.part("image_plain"), bytes):
                     raise ProtocolError("bad_part", "frames message with a non-JPEG 'image_plain' part")
-            elif msg.kind != "detections":
-                raise ProtocolError("bad_kind", f"expected frames or detections, got {msg.kind!r}")
+            elif msg.kind not in ("detections", "events"):
+                raise ProtocolError("bad_kind", f"expected frames, detections or events, got {msg.kind!r}")
         except ProtocolError as exc:
             self.rejects.reject(exc, log)
             return
@@ -347,6 +363,13 @@ class MjpegServer:
                     self.rejects.reject(ProtocolError("too_many_streams", f"more than {MAX_STREAMS} stream ids"), log)
                     return
                 st = self._streams[msg.stream] = _StreamState(msg.stream)
+            if msg.kind == "events":
+                for e in h["events"]:
+                    st.events.pop(e["id"], None)
+                    st.events[e["id"]] = e
+                while len(st.events) > MAX_EVENTS:
+                    st.events.pop(next(iter(st.events)))
+                return
             st.last_update_t = now
             if st.seq is None or msg.kind == "frames":
                 st.seq = msg.seq  # the latest frame's: it goes back to 0 when the publisher restarts
@@ -411,6 +434,23 @@ class MjpegServer:
             st = self._streams.get(sid)
             return None if st is None or st.detections is None else dict(st.detections)
 
+    def events(self, sid: str) -> list[dict[str, Any]]:
+        with self._cond:
+            st = self._streams.get(sid)
+            return [] if st is None else list(reversed(list(st.events.values())))
+
+    def event_file(self, stream: str, name: str) -> Optional[bytes]:
+        """A snapshot or clip under the events folder (names checked by the route: no path can leave it)."""
+        if self.events_dir is None:
+            return None
+        from pathlib import Path
+
+        path = Path(self.events_dir) / stream / name
+        try:
+            return path.read_bytes() if path.is_file() else None
+        except OSError:
+            return None
+
     def streams(self) -> dict[str, Any]:
         now = time.monotonic()
         with self._cond:
@@ -434,10 +474,11 @@ class MjpegServer:
 
 
 def serve_main(endpoint: str, host: str = "127.0.0.1", port: int = 8080,
-               stop_event: Optional[threading.Event] = None, curve: Any = None) -> dict[str, Any]:
+               stop_event: Optional[threading.Event] = None, curve: Any = None,
+               events_dir: Optional[str] = None) -> dict[str, Any]:
     """Run the bridge until ``stop_event`` is set (the CLI's ``streamcam serve``); returns reject counts."""
     stop_event = stop_event or threading.Event()
-    with MjpegServer(endpoint, host, port, curve=curve) as server:
+    with MjpegServer(endpoint, host, port, curve=curve, events_dir=events_dir) as server:
         log.info("MJPEG bridge for %s: %s", endpoint, server.url)
         while not stop_event.wait(0.5):
             pass

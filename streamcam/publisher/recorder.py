@@ -1,4 +1,4 @@
-"""Recording one stream's annotated frames (``frames/<stream>``) to an MP4 file.
+"""Recording one stream's annotated frames (``frames/<stream>``) to an H.264 MP4 file (browsers play it).
 
 Every received frame is written once, in order (frames the transport dropped are not
 filled in). The writer opens lazily: its size comes from the first frame, its rate from
@@ -8,23 +8,21 @@ the header's ``fps``; without one, from the capture timestamps of the first fram
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from typing import Any, Optional
 
-import cv2
 import numpy as np
 import zmq
 
-from ..errors import ProtocolError, StreamcamError
+from ..errors import ProtocolError
 from ..protocol import Message, RejectCounter, decode
 from ..transport import make_socket
 from .annotate import decode_jpeg
+from .video import H264Writer
 
 log = logging.getLogger(__name__)
 
-FOURCC = "mp4v"
 DEFAULT_FPS = 25.0
 """Used when the header has no ``fps`` and timestamps do not give a plausible rate."""
 _RATE_PROBE_FRAMES = 8
@@ -41,38 +39,6 @@ def measured_fps(t_capture_ns: list[int]) -> Optional[float]:
         return None
     fps = 1.0 / float(np.median(dt))
     return fps if 0.5 <= fps <= 1000.0 else None
-
-
-class _Mp4Writer:
-    """A ``cv2.VideoWriter`` opened at the first frame; frames of another size are resized."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self.fps: Optional[float] = None
-        self.size: Optional[tuple[int, int]] = None
-        self.frames = 0
-        self._writer: Optional[cv2.VideoWriter] = None
-
-    def open(self, fps: float, width: int, height: int) -> None:
-        parent = os.path.dirname(os.path.abspath(self.path))
-        os.makedirs(parent, exist_ok=True)
-        writer = cv2.VideoWriter(self.path, cv2.VideoWriter_fourcc(*FOURCC), float(fps), (width, height))
-        if not writer.isOpened():
-            raise StreamcamError(f"cannot open an MP4 writer ({FOURCC}, {width}x{height} at {fps:.2f} fps) for {self.path}")
-        self._writer, self.fps, self.size = writer, float(fps), (width, height)
-        log.info("recording %s: %dx%d at %.2f fps", self.path, width, height, fps)
-
-    def write(self, bgr: np.ndarray) -> None:
-        assert self._writer is not None and self.size is not None
-        if (bgr.shape[1], bgr.shape[0]) != self.size:
-            bgr = cv2.resize(bgr, self.size, interpolation=cv2.INTER_AREA)
-        self._writer.write(bgr)
-        self.frames += 1
-
-    def close(self) -> None:
-        if self._writer is not None:
-            self._writer.release()
-            self._writer = None
 
 
 def _frame_of(msg: Message) -> np.ndarray:
@@ -109,7 +75,7 @@ def record(
         raise ValueError(f"frames: expected a positive count, got {frames}")
     stop_event = stop_event or threading.Event()
     rejects = RejectCounter()
-    writer = _Mp4Writer(path)
+    writer = H264Writer(path)
     pending: list[tuple[np.ndarray, int]] = []  # frames held back while the rate is measured
     header_fps: Optional[float] = None
     first_t: Optional[float] = None

@@ -1,8 +1,9 @@
 """The publisher stage: results → annotated JPEG frames and detections for any number of subscribers.
 
 Two topics per stream on one PUB socket: ``frames/<id>`` (header + JPEG) and
-``detections/<id>`` (header only). A slow subscriber only loses its own messages
-(PUB drops at its high-water mark); it never slows the pipeline.
+``detections/<id>`` (header only), and ``events/<id>`` with ``events.enabled``. A slow
+subscriber only loses its own messages (PUB drops at its high-water mark); it never slows
+the pipeline.
 """
 
 from __future__ import annotations
@@ -42,8 +43,9 @@ class StreamState:
 
 
 def publish_result(pub: zmq.Socket, msg: protocol.Message, cfg: PipelineConfig, state: StreamState,
-                   metrics: StageMetrics | None = None) -> None:
-    """Annotate one processor result and publish it on both topics."""
+                   metrics: StageMetrics | None = None, events=None) -> None:
+    """Annotate one processor result and publish it on both topics (and ``events/<id>`` with an
+    :class:`~streamcam.events.stage.EventHub`)."""
     from .annotate import annotate, encode_jpeg
 
     image = msg.part("image")
@@ -54,12 +56,19 @@ def publish_result(pub: zmq.Socket, msg: protocol.Message, cfg: PipelineConfig, 
     plain_src = (msg.part("image_plain") if msg.has_part("image_plain") else None) if blended else image
     detections = msg.detections()
     h, w = image.shape[:2]
+    fe = None
+    if events is not None:
+        fe = events.track(msg.stream, detections, msg.t_capture_ns, msg.seq, w, h)
+        if len(fe.kept) != len(detections):  # masked detections are neither drawn nor published
+            detections = fe.kept
     q = cfg.publisher.jpeg_quality
     # The banner shows the latency so far; the published figure is measured when the frame leaves.
     shown_latency = (time.time_ns() - msg.t_capture_ns) / 1e6
     style = dict(stream=msg.stream, fps=state.rate.rate, latency_ms=shown_latency, tracks=msg.header.get("tracks") or ())
     annotated = annotate(image, cam, detections, heatmap=cfg.publisher.heatmap and not blended,
                          alpha=cfg.publisher.alpha, **style)
+    if events is not None:
+        events.draw_zones(msg.stream, annotated)
     parts = [protocol.jpeg_part("image", encode_jpeg(annotated, q), w, h)]
     if (cam is not None or blended) and plain_src is not None and cfg.publisher.wants_plain(cfg.serve.enabled):
         plain = annotate(plain_src, None, detections, heatmap=False, **style)
@@ -75,13 +84,21 @@ def publish_result(pub: zmq.Socket, msg: protocol.Message, cfg: PipelineConfig, 
         metrics.latency_ms.labels("publisher", msg.stream).observe(latency_ms)
         metrics.frames_out.labels("publisher", msg.stream).inc()
         metrics.fps.labels("publisher", msg.stream).set(state.rate.rate)
+    det_json = msg.header.get("detections", []) if fe is None or len(fe.kept) == len(msg.header.get("detections", [])) \
+        else [d.to_json() for d in detections]
     common = {
-        "width": w, "height": h, "detections": msg.header.get("detections", []),
+        "width": w, "height": h, "detections": det_json,
         "latency_ms": round(latency_ms, 2), "fps": round(state.rate.rate, 2),
         "timings_ms": msg.header.get("timings_ms", {}),
     }
     send_nowait(pub, protocol.encode("frames", msg.stream, msg.seq, msg.t_capture_ns, parts, **common))
     send_nowait(pub, protocol.encode("detections", msg.stream, msg.seq, msg.t_capture_ns, (), **common))
+    if events is not None and fe is not None:
+        def clean() -> bytes | None:
+            # The event's snapshot without drawings: only encoded when a snapshot wants this frame.
+            return encode_jpeg(plain_src, q) if plain_src is not None else None
+
+        events.publish(pub, msg.stream, msg.seq, msg.t_capture_ns, fe, parts[0][1], clean)
     if state.log is not None:
         dets = common["detections"]
         state.log.write(json.dumps({
@@ -99,6 +116,11 @@ def frame_log(cfg: PipelineConfig, stream: str):
 
 def run_publisher(cfg: PipelineConfig, stop: threading.Event, ctx: zmq.Context | None = None) -> int:
     ctx = ctx or zmq.Context.instance()
+    events = None
+    if cfg.events.enabled:  # before the sockets: a sink that cannot start stops the stage before it binds
+        from ..events.stage import EventHub
+
+        events = EventHub(cfg)
     pull = make_socket(ctx, "PULL", cfg.endpoint("results"), bind=True, curve=cfg.curve())
     pub = make_socket(ctx, "PUB", cfg.endpoint("publish"), bind=True, curve=cfg.curve())
     rejects = protocol.RejectCounter()
@@ -124,6 +146,7 @@ def run_publisher(cfg: PipelineConfig, stop: threading.Event, ctx: zmq.Context |
         stats = {
             "stage": "publisher", "skipped": skipped, "rejected": dict(rejects.counts), "failed": dict(guard.counts),
             "evicted": streams.evicted,
+            **({"events": events.stats()} if events is not None else {}),
             "streams": {
                 sid: {
                     "published": st.published, "fps": st.rate.rate, "fps_overall": st.fps_overall,
@@ -149,9 +172,11 @@ def run_publisher(cfg: PipelineConfig, stop: threading.Event, ctx: zmq.Context |
                 skipped += n_skipped
                 for msg in newest.values():
                     with guard.message(msg.stream):
-                        publish_result(pub, msg, cfg, streams.get(msg.stream), metrics)
+                        publish_result(pub, msg, cfg, streams.get(msg.stream), metrics, events)
         report()
     finally:
+        if events is not None:
+            events.close(pub)  # open events end (sent while the socket is still open), clips are written
         for sid, st in streams.items():
             close_log(sid, st)
         pull.close(0)
