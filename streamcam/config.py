@@ -19,6 +19,10 @@ from .errors import ConfigError
 from .tracking.tracker import TrackerConfig
 from .transport import check_endpoint
 
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+WILDCARD_HOSTS = ("*",)
+"""ZeroMQ's bind-to-all name: stages connect with the same endpoint string, and nothing connects to ``*``."""
+
 SourceKind = Literal["synthetic", "camera", "file", "url", "thermal", "images"]
 
 
@@ -181,6 +185,13 @@ class ServeConfig:
     host: str = "127.0.0.1"
     """Loopback by default: exposing video to a network is an explicit decision."""
     port: int = 8080
+    max_clients: int = 16
+    """Open HTTP connections at most (MJPEG streams hold theirs); more are answered 503 at once."""
+    allowed_hosts: tuple[str, ...] = ()
+    """Host header values served (DNS rebinding): empty = localhost, 127.0.0.1, [::1] and serve.host."""
+    token_file: Optional[str] = None
+    """File holding the access token clients must present (``?token=`` once, then a cookie); required
+    when security.curve is on (the bus is secured) or serve.host is beyond loopback."""
 
 
 @dataclass(frozen=True)
@@ -408,15 +419,31 @@ def _validate(cfg: PipelineConfig) -> None:
     for name in ("frames", "results", "publish"):
         ep = check_endpoint(cfg.endpoint(name), f"endpoints.{name}")
         host = ep[len("tcp://"):].rsplit(":", 1)[0] if ep.startswith("tcp://") else None
-        if host is not None and host not in ("127.0.0.1", "localhost", "[::1]", "::1") and not cfg.security.allow_remote_bind:
+        if host in WILDCARD_HOSTS:
+            # The same endpoint string is what the other stages connect to: a wildcard binds, then
+            # every connecting stage fails. Name the address they should reach.
+            raise ConfigError(f"endpoints.{name}: {ep} is a wildcard; the stages that connect to it need a real "
+                              "address (tcp://<this host's address>:PORT, with security.allow_remote_bind: true)")
+        if host is not None and host.strip("[]") not in LOOPBACK_HOSTS and not cfg.security.allow_remote_bind:
             raise ConfigError(
                 f"endpoints.{name}: {ep} binds beyond loopback; set security.allow_remote_bind: true "
                 f"(and preferably security.curve: true) to expose it"
             )
-    if cfg.serve.host not in ("127.0.0.1", "localhost", "::1") and not cfg.security.allow_remote_bind:
-        raise ConfigError(f"serve.host: {cfg.serve.host} is beyond loopback; set security.allow_remote_bind: true to expose it")
+    for key, host in (("serve.host", cfg.serve.host), ("metrics.host", cfg.metrics.host)):
+        if host.strip("[]") not in LOOPBACK_HOSTS and not cfg.security.allow_remote_bind:
+            raise ConfigError(f"{key}: {host} is beyond loopback; set security.allow_remote_bind: true to expose it")
     if not 0 <= cfg.serve.port < 65536:
         raise ConfigError(f"serve.port: expected 0-65535, got {cfg.serve.port}")
+    if not 1 <= cfg.serve.max_clients <= 1024:
+        raise ConfigError(f"serve.max_clients: expected 1-1024, got {cfg.serve.max_clients}")
+    if cfg.serve.enabled and cfg.serve.token_file is None:
+        if cfg.security.curve:
+            raise ConfigError("serve.token_file: required when security.curve is on (the bridge would re-serve the "
+                              "secured video to anyone); `streamcam keys` writes one, or set serve.enabled: false")
+        if cfg.serve.host.strip("[]") not in LOOPBACK_HOSTS:
+            raise ConfigError(f"serve.token_file: required when serve.host ({cfg.serve.host}) is beyond loopback")
+    if cfg.serve.enabled and cfg.serve.token_file is not None and not Path(cfg.resolve(cfg.serve.token_file)).is_file():
+        raise ConfigError(f"serve.token_file: {cfg.resolve(cfg.serve.token_file)} not found")
     if not 1024 <= cfg.metrics.base_port <= 65535 - 2 - len(cfg.streams):
         raise ConfigError(f"metrics.base_port: expected 1024-{65533 - len(cfg.streams)}, got {cfg.metrics.base_port}")
     if not len(cfg.streams) <= cfg.run.max_streams <= 100_000:

@@ -40,6 +40,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import zmq
 
+from .access import BridgeAccess, host_names
 from ..httpserve import DISCONNECT, QuietThreadingHTTPServer
 from ..errors import ProtocolError
 from ..protocol import RejectCounter, decode
@@ -117,6 +118,26 @@ def _record(header: dict[str, Any]) -> dict[str, Any]:
 class _HTTPServer(QuietThreadingHTTPServer):
     bridge: "MjpegServer"
 
+    def process_request(self, request: Any, client_address: Any) -> None:
+        # The cap is taken before a thread exists: a flood of connections costs a refusal each, not a thread.
+        if not self.bridge.access.admit():
+            self.bridge.refused += 1
+            body = b"too many clients\n"
+            try:
+                request.sendall(b"HTTP/1.0 503 Service Unavailable\r\nContent-Type: text/plain\r\n"
+                                b"Retry-After: 5\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+            except OSError:
+                pass
+            self.shutdown_request(request)
+            return
+        super().process_request(request, client_address)
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.bridge.access.release()
+
 
 class _Handler(BaseHTTPRequestHandler):
     server: _HTTPServer
@@ -132,6 +153,12 @@ class _Handler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         path = url.path
         try:
+            denied = bridge.access.check(self.headers, url.query)
+            if denied is not None:
+                bridge.denied[denied[0]] += 1
+                self._send(denied[0], "text/plain; charset=utf-8", denied[1].encode() + b"\n")
+                return
+            self._cookie = bridge.access.set_cookie(self.headers, url.query)
             if path in ("/", "/index.html"):
                 self._send(200, "text/html; charset=utf-8", bridge.page().encode())
             elif path == "/healthz":
@@ -163,8 +190,12 @@ class _Handler(BaseHTTPRequestHandler):
         except DISCONNECT as exc:
             log.debug("client %s went away: %s", self.client_address, exc)
 
+    _cookie: Optional[str] = None
+
     def _send(self, code: int, ctype: str, body: bytes) -> None:
         self.send_response(code)
+        if self._cookie:
+            self.send_header("Set-Cookie", self._cookie)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Cache-Control", "no-store")
@@ -211,11 +242,18 @@ class MjpegServer:
     Malformed messages are counted in :attr:`rejects` and skipped.
     """
 
-    def __init__(self, endpoint: str, host: str = "127.0.0.1", port: int = 8080, curve: Any = None) -> None:
+    def __init__(self, endpoint: str, host: str = "127.0.0.1", port: int = 8080, curve: Any = None,
+                 access: Optional[BridgeAccess] = None) -> None:
         self.endpoint = endpoint
         self.curve = curve
         self.host = host
         self.port = port
+        self.access = access or BridgeAccess(host_names(host))
+        """Connection cap, Host allow-list and token (streamcam/publisher/access.py)."""
+        self.refused = 0
+        """Connections answered 503 at the cap."""
+        self.denied: Counter[int] = Counter()
+        """Requests refused by status: 421 (Host not allowed), 401 (no valid token)."""
         self.rejects = RejectCounter()
         self.failures: Counter[str] = Counter()
         """Valid messages whose handling raised, by ``error:<ExceptionType>``."""
@@ -425,6 +463,7 @@ class MjpegServer:
             "endpoint": self.endpoint,
             "streams": n,
             "rejected": self.rejects.total,
+            "refused": self.refused, "denied": {str(k): v for k, v in self.denied.items()},
             "uptime_s": round(time.monotonic() - self._started_t, 3),
         }
 
@@ -434,10 +473,11 @@ class MjpegServer:
 
 
 def serve_main(endpoint: str, host: str = "127.0.0.1", port: int = 8080,
-               stop_event: Optional[threading.Event] = None, curve: Any = None) -> dict[str, Any]:
+               stop_event: Optional[threading.Event] = None, curve: Any = None,
+               access: Optional[BridgeAccess] = None) -> dict[str, Any]:
     """Run the bridge until ``stop_event`` is set (the CLI's ``streamcam serve``); returns reject counts."""
     stop_event = stop_event or threading.Event()
-    with MjpegServer(endpoint, host, port, curve=curve) as server:
+    with MjpegServer(endpoint, host, port, curve=curve, access=access) as server:
         log.info("MJPEG bridge for %s: %s", endpoint, server.url)
         while not stop_event.wait(0.5):
             pass
