@@ -106,6 +106,27 @@ class FacesConfig:
 
 
 @dataclass(frozen=True)
+class TensorRTConfig:
+    """The TensorRT plan the processor loads (processor.backend: tensorrt); the same options as
+    `streamcam build-engine`, so the plan that command built is the one found and loaded."""
+
+    precision: Literal["fp16", "fp32", "int8"] = "fp16"
+    max_batch: int = 8
+    """Largest batch the plan accepts (the processor batches the newest frame of every stream)."""
+    opt_batch: Optional[int] = None
+    """Batch size TensorRT tunes kernels for; None = max_batch. 1 for a single camera."""
+    calibration: Optional[str] = None
+    """int8 only (required there): the folder of frames the plan was calibrated on."""
+    cache_dir: str = "engines/cache"
+    """Where build-engine caches plans, keyed by model, GPU, TensorRT version, precision, shapes."""
+    plan: Optional[str] = None
+    """A plan file to load as it is (its sidecar must name this model); None: the cached plan for the options."""
+    build_on_start: bool = False
+    """No plan for these options yet: build it at start-up (minutes, before any frame is processed)
+    instead of refusing with the build-engine command to run."""
+
+
+@dataclass(frozen=True)
 class ProcessorConfig:
     """The network, the CAM and the box rule."""
 
@@ -134,6 +155,18 @@ class ProcessorConfig:
     predicted tracks and the last map (a detect rate below the frame rate: a big input on a small CPU)."""
     faces: FacesConfig = field(default_factory=FacesConfig)
     """Face finding in face mode (mode: faces); ignored in cam mode."""
+    tensorrt: TensorRTConfig = field(default_factory=TensorRTConfig)
+    """The TensorRT plan's options (backend tensorrt); ignored by onnxruntime."""
+
+    def engine_options(self, resolve: Any = None) -> dict[str, Any]:
+        """Keyword options for the chosen backend's engine (paths resolved with ``resolve``)."""
+        if self.backend != "tensorrt":
+            return {}
+        t = self.tensorrt
+        r = resolve or (lambda p: p)
+        return {"precision": t.precision, "max_batch": t.max_batch, "opt_batch": t.opt_batch,
+                "calibration": r(t.calibration) if t.calibration else None, "cache_dir": r(t.cache_dir),
+                "plan": r(t.plan) if t.plan else None, "build": t.build_on_start}
 
 
 @dataclass(frozen=True)
@@ -401,6 +434,14 @@ def _validate(cfg: PipelineConfig) -> None:
                           "blends the heatmap into the frame it detected on, not into the frames between)")
     if not 0.0 <= p.min_score <= 1.0:
         raise ConfigError(f"processor.min_score: expected a probability in [0, 1], got {p.min_score}")
+    t = p.tensorrt
+    if not 1 <= t.max_batch <= 1024:
+        raise ConfigError(f"processor.tensorrt.max_batch: expected 1-1024, got {t.max_batch}")
+    if t.opt_batch is not None and not 1 <= t.opt_batch <= t.max_batch:
+        raise ConfigError(f"processor.tensorrt.opt_batch: expected 1-{t.max_batch} (max_batch), got {t.opt_batch}")
+    if (t.precision == "int8") != (t.calibration is not None):
+        raise ConfigError("processor.tensorrt.calibration: the folder of calibration frames is required for "
+                          f"precision int8 and only there (precision {t.precision}, calibration {t.calibration!r})")
     if not 1 <= p.threads <= 64:
         raise ConfigError(f"processor.threads: expected 1-64, got {p.threads}")
     if p.frame_path != "cpu":

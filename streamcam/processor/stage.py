@@ -36,6 +36,14 @@ def check_backend(cfg: PipelineConfig) -> None:
     if not ok and not p.fallback:
         raise BackendUnavailable(f"processor.backend: {p.backend!r} cannot run here: {why} "
                                  "(or set processor.fallback: true to use onnxruntime)")
+    if ok and p.backend == "tensorrt" and not p.tensorrt.build_on_start:
+        # The plan is found (or its absence named, with the build-engine command) before any stage
+        # starts, not by a processor that would build one for minutes while frames drop.
+        from ..gpu.plan import resolve_plan
+
+        o = p.engine_options(cfg.resolve)
+        resolve_plan(cfg.model_path(), o["precision"], o["max_batch"], o["opt_batch"], o["calibration"],
+                     o["cache_dir"], o["plan"], build=False)
 
 
 def build_detector(cfg: PipelineConfig):
@@ -44,7 +52,7 @@ def build_detector(cfg: PipelineConfig):
     from .engines import create_engine
 
     p = cfg.processor
-    engine = create_engine(cfg.model_path(), p.backend, p.threads, p.fallback)
+    engine = create_engine(cfg.model_path(), p.backend, p.threads, p.fallback, p.engine_options(cfg.resolve))
     if p.mode == "faces":
         from .faces import FaceDetector, FaceEmotionDetector
 
