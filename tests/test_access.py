@@ -92,3 +92,23 @@ def test_remote_metrics_and_a_tokened_remote_bridge_are_allowed_when_asked(tmp_p
     cfg = config_from_dict({"metrics": {"host": "0.0.0.0"}, "security": {"allow_remote_bind": True},
                             "serve": {"host": "0.0.0.0", "token_file": "bridge.token"}}, base_dir=str(tmp_path))
     assert cfg.metrics.host == "0.0.0.0" and cfg.serve.token_file == "bridge.token"
+
+
+def test_a_flood_of_stream_ids_cannot_lock_a_later_stream_out_of_the_bridge(pub_endpoint):  # noqa: F811
+    from streamcam.publisher.mjpeg import MAX_STREAMS
+
+    pub = FakePublisher(pub_endpoint)
+    with MjpegServer(pub_endpoint, port=0) as server:
+        deadline = time.monotonic() + 20
+        i = 0
+        while server.evicted < 10 and time.monotonic() < deadline:  # more ids than the bridge holds
+            pub.publish(f"flood{i}")
+            i += 1
+            time.sleep(0.002)
+        while not server.has_stream("late") and time.monotonic() < deadline:
+            pub.publish("late")
+            time.sleep(0.02)
+        assert server.has_stream("late") and server.evicted >= 10
+        listing = server.streams()
+        assert len(listing["streams"]) <= MAX_STREAMS and listing["rejected"] == {}
+    pub.close()

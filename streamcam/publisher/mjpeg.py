@@ -252,6 +252,8 @@ class MjpegServer:
         """Connection cap, Host allow-list and token (streamcam/publisher/access.py)."""
         self.refused = 0
         """Connections answered 503 at the cap."""
+        self.evicted = 0
+        """Streams dropped to make room past MAX_STREAMS (least recently updated first)."""
         self.denied: Counter[int] = Counter()
         """Requests refused by status: 421 (Host not allowed), 401 (no valid token)."""
         self.rejects = RejectCounter()
@@ -382,8 +384,11 @@ class MjpegServer:
             st = self._streams.get(msg.stream)
             if st is None:
                 if len(self._streams) >= MAX_STREAMS:
-                    self.rejects.reject(ProtocolError("too_many_streams", f"more than {MAX_STREAMS} stream ids"), log)
-                    return
+                    # Ids come off the wire: the least recently updated stream makes room (counted), so a
+                    # flood of ids can neither grow the bridge nor lock out a stream that starts later.
+                    oldest = min(self._streams.values(), key=lambda x: x.last_update_t or 0.0)
+                    del self._streams[oldest.id]
+                    self.evicted += 1
                 st = self._streams[msg.stream] = _StreamState(msg.stream)
             st.last_update_t = now
             if st.seq is None or msg.kind == "frames":
@@ -453,7 +458,8 @@ class MjpegServer:
         now = time.monotonic()
         with self._cond:
             listing = [self._streams[k].summary(now) for k in sorted(self._streams)]
-        return {"streams": listing, "rejected": dict(self.rejects.counts), "failed": dict(self.failures)}
+        return {"streams": listing, "rejected": dict(self.rejects.counts), "failed": dict(self.failures),
+                "evicted": self.evicted}
 
     def health(self) -> dict[str, Any]:
         with self._cond:
