@@ -4,6 +4,7 @@ import json
 import signal
 import subprocess
 import sys
+import time
 
 import cv2
 import numpy as np
@@ -17,14 +18,18 @@ def test_a_second_run_of_the_same_config_refuses_naming_the_first(short_tmp, tin
     try:
         assert _receive(port, "detections/cam0", 3)
         pids = sorted(_stage_pids(short_tmp / "run"))
-        stats_before = (short_tmp / "run" / "stats" / "publisher.json").exists()
+        stats = short_tmp / "run" / "stats" / "publisher.json"
+        deadline = time.monotonic() + 10
+        while not stats.exists() and time.monotonic() < deadline:  # written once a second
+            time.sleep(0.1)
+        stats_before = stats.exists()
         second = subprocess.run([sys.executable, "-m", "streamcam", "run", str(cfg)], capture_output=True,
                                 text=True, timeout=60)
         assert second.returncode == 2, second.stdout + second.stderr
         assert f"pid {first.pid}" in second.stderr and "in use" in second.stderr, second.stderr
         # The first run is untouched: its stages, its sockets, its stats.
         assert sorted(_stage_pids(short_tmp / "run")) == pids
-        assert stats_before and (short_tmp / "run" / "stats" / "publisher.json").exists()
+        assert stats_before and stats.exists()  # a second run would have deleted the stats dir
         assert _receive(port, "detections/cam0", 3)
     finally:
         first.send_signal(signal.SIGTERM)
