@@ -82,7 +82,7 @@ test-fast: setup
 	$(BIN)/python -m pytest -q -m "not torch and not slow"
 
 soak: setup
-	$(BIN)/python tools/soak.py --minutes $${SOAK_MINUTES:-5}
+	$(BIN)/python tools/soak.py --minutes $${SOAK_MINUTES:-10} --hostile-rate 100 --overload 2 --kill-every 60
 
 bench: setup-train
 	$(BIN)/pip install -q -e '.[bench]'

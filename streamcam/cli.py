@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import threading
 from pathlib import Path
@@ -104,7 +105,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from .publisher.mjpeg import serve_main
 
     stop = _stage_setup(args, "serve")
-    serve_main(args.endpoint, args.host, args.port, stop, curve=_curve(args), events_dir=args.events_dir)
+    from .publisher.access import BridgeAccess, host_names, read_token
+
+    if not args.token_file and (args.keys or args.host.strip("[]") not in ("127.0.0.1", "localhost", "::1")):
+        raise StreamcamError("serve: --token-file is required when the bus is secured (--keys) or --host is beyond "
+                             "loopback: the bridge would re-serve the video to anyone")
+    access = BridgeAccess(host_names(args.host, tuple(args.allowed_host)),
+                          read_token(args.token_file) if args.token_file else None, args.max_clients)
+    serve_main(args.endpoint, args.host, args.port, stop, curve=_curve(args), access=access,
+               events_dir=args.events_dir)
     return 0
 
 
@@ -232,7 +241,15 @@ def cmd_info(args: argparse.Namespace) -> int:
 def cmd_keys(args: argparse.Namespace) -> int:
     from .security import generate_keys
 
+    import secrets
+
     paths = generate_keys(args.dir, args.client_name)
+    token = os.path.join(args.dir, "bridge.token")
+    if not os.path.exists(token):  # the HTTP bridge's access token (serve.token_file)
+        fd = os.open(token, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_urlsafe(24) + "\n")
+    paths["bridge token"] = token
     for k, v in paths.items():
         print(f"{k:14s} {v}")
     print(f"set security.curve: true and security.keys_dir: {args.dir} in the config; copy {args.client_name}.key_secret"
@@ -284,6 +301,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--host", default="127.0.0.1")
     sp.add_argument("--port", type=int, default=8080)
     sp.add_argument("--events-dir", help="serve event snapshots and clips from this folder (the config's events.dir)")
+    sp.add_argument("--max-clients", type=int, default=16, help="open connections at most (503 past it)")
+    sp.add_argument("--allowed-host", action="append", default=[],
+                    help="a Host header name served (repeat; default: localhost, 127.0.0.1, [::1] and --host)")
+    sp.add_argument("--token-file", help="clients must present this file's token (?token= or Bearer)")
     sp = add("view", cmd_view, "print (or show) a subscribed stream's detections")
     consumer(sp)
     sp.add_argument("--stream")

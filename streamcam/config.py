@@ -21,6 +21,10 @@ from .events.zones import LineConfig, MaskConfig, ZoneConfig
 from .tracking.tracker import TrackerConfig
 from .transport import check_endpoint
 
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+WILDCARD_HOSTS = ("*",)
+"""ZeroMQ's bind-to-all name: stages connect with the same endpoint string, and nothing connects to ``*``."""
+
 SourceKind = Literal["synthetic", "camera", "file", "url", "thermal", "images"]
 
 
@@ -97,6 +101,27 @@ class FacesConfig:
 
 
 @dataclass(frozen=True)
+class TensorRTConfig:
+    """The TensorRT plan the processor loads (processor.backend: tensorrt); the same options as
+    `streamcam build-engine`, so the plan that command built is the one found and loaded."""
+
+    precision: Literal["fp16", "fp32", "int8"] = "fp16"
+    max_batch: int = 8
+    """Largest batch the plan accepts (the processor batches the newest frame of every stream)."""
+    opt_batch: Optional[int] = None
+    """Batch size TensorRT tunes kernels for; None = max_batch. 1 for a single camera."""
+    calibration: Optional[str] = None
+    """int8 only (required there): the folder of frames the plan was calibrated on."""
+    cache_dir: str = "engines/cache"
+    """Where build-engine caches plans, keyed by model, GPU, TensorRT version, precision, shapes."""
+    plan: Optional[str] = None
+    """A plan file to load as it is (its sidecar must name this model); None: the cached plan for the options."""
+    build_on_start: bool = False
+    """No plan for these options yet: build it at start-up (minutes, before any frame is processed)
+    instead of refusing with the build-engine command to run."""
+
+
+@dataclass(frozen=True)
 class ProcessorConfig:
     """The network, the CAM and the box rule."""
 
@@ -128,6 +153,18 @@ class ProcessorConfig:
     Frigate's detect fps); None: every detect_every-th frame. streams[].detect_fps overrides it."""
     faces: FacesConfig = field(default_factory=FacesConfig)
     """Face finding in face mode (mode: faces); ignored in cam mode."""
+    tensorrt: TensorRTConfig = field(default_factory=TensorRTConfig)
+    """The TensorRT plan's options (backend tensorrt); ignored by onnxruntime."""
+
+    def engine_options(self, resolve: Any = None) -> dict[str, Any]:
+        """Keyword options for the chosen backend's engine (paths resolved with ``resolve``)."""
+        if self.backend != "tensorrt":
+            return {}
+        t = self.tensorrt
+        r = resolve or (lambda p: p)
+        return {"precision": t.precision, "max_batch": t.max_batch, "opt_batch": t.opt_batch,
+                "calibration": r(t.calibration) if t.calibration else None, "cache_dir": r(t.cache_dir),
+                "plan": r(t.plan) if t.plan else None, "build": t.build_on_start}
 
 
 @dataclass(frozen=True)
@@ -179,6 +216,13 @@ class ServeConfig:
     host: str = "127.0.0.1"
     """Loopback by default: exposing video to a network is an explicit decision."""
     port: int = 8080
+    max_clients: int = 16
+    """Open HTTP connections at most (MJPEG streams hold theirs); more are answered 503 at once."""
+    allowed_hosts: tuple[str, ...] = ()
+    """Host header values served (DNS rebinding): empty = localhost, 127.0.0.1, [::1] and serve.host."""
+    token_file: Optional[str] = None
+    """File holding the access token clients must present (``?token=`` once, then a cookie); required
+    when security.curve is on (the bus is secured) or serve.host is beyond loopback."""
 
 
 @dataclass(frozen=True)
@@ -407,6 +451,14 @@ def _validate(cfg: PipelineConfig) -> None:
                               "into the frame it detected on, not into the frames between)")
     if not 0.0 <= p.min_score <= 1.0:
         raise ConfigError(f"processor.min_score: expected a probability in [0, 1], got {p.min_score}")
+    t = p.tensorrt
+    if not 1 <= t.max_batch <= 1024:
+        raise ConfigError(f"processor.tensorrt.max_batch: expected 1-1024, got {t.max_batch}")
+    if t.opt_batch is not None and not 1 <= t.opt_batch <= t.max_batch:
+        raise ConfigError(f"processor.tensorrt.opt_batch: expected 1-{t.max_batch} (max_batch), got {t.opt_batch}")
+    if (t.precision == "int8") != (t.calibration is not None):
+        raise ConfigError("processor.tensorrt.calibration: the folder of calibration frames is required for "
+                          f"precision int8 and only there (precision {t.precision}, calibration {t.calibration!r})")
     if not 1 <= p.threads <= 64:
         raise ConfigError(f"processor.threads: expected 1-64, got {p.threads}")
     if p.frame_path != "cpu":
@@ -425,15 +477,31 @@ def _validate(cfg: PipelineConfig) -> None:
     for name in ("frames", "results", "publish"):
         ep = check_endpoint(cfg.endpoint(name), f"endpoints.{name}")
         host = ep[len("tcp://"):].rsplit(":", 1)[0] if ep.startswith("tcp://") else None
-        if host is not None and host not in ("127.0.0.1", "localhost", "[::1]", "::1") and not cfg.security.allow_remote_bind:
+        if host in WILDCARD_HOSTS:
+            # The same endpoint string is what the other stages connect to: a wildcard binds, then
+            # every connecting stage fails. Name the address they should reach.
+            raise ConfigError(f"endpoints.{name}: {ep} is a wildcard; the stages that connect to it need a real "
+                              "address (tcp://<this host's address>:PORT, with security.allow_remote_bind: true)")
+        if host is not None and host.strip("[]") not in LOOPBACK_HOSTS and not cfg.security.allow_remote_bind:
             raise ConfigError(
                 f"endpoints.{name}: {ep} binds beyond loopback; set security.allow_remote_bind: true "
                 f"(and preferably security.curve: true) to expose it"
             )
-    if cfg.serve.host not in ("127.0.0.1", "localhost", "::1") and not cfg.security.allow_remote_bind:
-        raise ConfigError(f"serve.host: {cfg.serve.host} is beyond loopback; set security.allow_remote_bind: true to expose it")
+    for key, host in (("serve.host", cfg.serve.host), ("metrics.host", cfg.metrics.host)):
+        if host.strip("[]") not in LOOPBACK_HOSTS and not cfg.security.allow_remote_bind:
+            raise ConfigError(f"{key}: {host} is beyond loopback; set security.allow_remote_bind: true to expose it")
     if not 0 <= cfg.serve.port < 65536:
         raise ConfigError(f"serve.port: expected 0-65535, got {cfg.serve.port}")
+    if not 1 <= cfg.serve.max_clients <= 1024:
+        raise ConfigError(f"serve.max_clients: expected 1-1024, got {cfg.serve.max_clients}")
+    if cfg.serve.enabled and cfg.serve.token_file is None:
+        if cfg.security.curve:
+            raise ConfigError("serve.token_file: required when security.curve is on (the bridge would re-serve the "
+                              "secured video to anyone); `streamcam keys` writes one, or set serve.enabled: false")
+        if cfg.serve.host.strip("[]") not in LOOPBACK_HOSTS:
+            raise ConfigError(f"serve.token_file: required when serve.host ({cfg.serve.host}) is beyond loopback")
+    if cfg.serve.enabled and cfg.serve.token_file is not None and not Path(cfg.resolve(cfg.serve.token_file)).is_file():
+        raise ConfigError(f"serve.token_file: {cfg.resolve(cfg.serve.token_file)} not found")
     if not 1024 <= cfg.metrics.base_port <= 65535 - 2 - len(cfg.streams):
         raise ConfigError(f"metrics.base_port: expected 1024-{65533 - len(cfg.streams)}, got {cfg.metrics.base_port}")
     if not len(cfg.streams) <= cfg.run.max_streams <= 100_000:

@@ -32,3 +32,7 @@ class SourceError(StreamcamError):
 
 class DataError(StreamcamError):
     """A dataset file (ground truth, sequence info) is missing or malformed; the message names the file and line."""
+
+
+class RunDirBusy(StreamcamError):
+    """Another running pipeline holds the run directory (its sockets, stats and logs); names its pid."""

@@ -27,8 +27,21 @@ def _load_frames(run_dir: Path) -> dict[str, list[dict]]:
     return out
 
 
+def _matplotlib():
+    """matplotlib (the ``report`` extra), or one error saying how to get it."""
+    try:
+        import matplotlib
+    except ImportError:
+        from .errors import BackendUnavailable
+
+        raise BackendUnavailable("the plots need matplotlib, which the base install leaves out: "
+                                 "pip install 'streamcam[report]'") from None
+    return matplotlib
+
+
 def make_report(run_dir: str | Path, out_dir: str | Path | None = None) -> list[str]:
-    import matplotlib
+    """Plot a run's latency, fps and track timeline into ``RUN_DIR/report`` (needs the ``report`` extra)."""
+    matplotlib = _matplotlib()
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

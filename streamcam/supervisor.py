@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .config import PipelineConfig, to_dict
+from .errors import RunDirBusy
 from .stats import read_stats
 from .transport import ipc_path
 
@@ -53,7 +54,11 @@ def _preexec() -> None:
 
 
 class Supervisor:
-    """Runs the stages of ``cfg``; ``run()`` blocks until stopped or ``duration_s`` elapses."""
+    """Runs the stages of ``cfg``; ``run()`` blocks until stopped, ``duration_s`` elapses, or every
+    source has ended (``loop: false`` files)."""
+
+    DRAIN_S = 1.5
+    """After the last source ends: time for its last frames to be processed and published."""
 
     def __init__(self, cfg: PipelineConfig, stop_timeout_s: float = 2.0,
                  stop_event: threading.Event | None = None) -> None:
@@ -63,6 +68,33 @@ class Supervisor:
         self.run_dir = cfg.run_dir
         self.children: list[Child] = []
         self.started_ns = 0
+        self._lock_fd: int | None = None
+
+    # -- the run directory is one running pipeline's ---------------------------------------
+    def lock_run_dir(self) -> None:
+        """Hold ``RUN_DIR/run.lock`` (flock) for this run; a second run of the same config would take over
+        the first one's ipc sockets and delete its stats, so it is refused, naming the holder's pid.
+        The kernel drops the lock when this process dies, however it dies: no stale lock to clean."""
+        import fcntl
+
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        path = self.run_dir / "run.lock"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise RunDirBusy(f"run dir {self.run_dir} is in use by a running pipeline (streamcam run, pid {holder}); "
+                             "stop it first, or give this run its own run.run_dir") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._lock_fd = fd
+
+    def unlock_run_dir(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # closing releases the flock
+            self._lock_fd = None
 
     # -- planning ---------------------------------------------------------------------
     def plan(self) -> list[Child]:
@@ -79,12 +111,19 @@ class Supervisor:
             Child("processor", base + ["process", str(cfg_path)] + common),
         ]
         for s in cfg.streams:
-            children.append(Child(f"capture-{s.id}", base + ["capture", str(cfg_path), "--stream", s.id] + common))
+            # A file, sequence or folder with loop: false ends: exit 0 is the stream done, not a crash.
+            ends = not s.source.loop and s.source.kind in ("file", "thermal", "images")
+            children.append(Child(f"capture-{s.id}", base + ["capture", str(cfg_path), "--stream", s.id] + common,
+                                  restart=not ends))
         keys = (["--keys", cfg.resolve(cfg.security.keys_dir), "--client-name", cfg.security.client_name]
                 if cfg.security.curve else [])
         if cfg.serve.enabled:
+            serve = ["--max-clients", str(cfg.serve.max_clients)]
+            serve += [a for h in cfg.serve.allowed_hosts for a in ("--allowed-host", h)]
+            if cfg.serve.token_file:
+                serve += ["--token-file", cfg.resolve(cfg.serve.token_file)]
             children.append(Child("serve", base + ["serve", cfg.endpoint("publish"), "--host", cfg.serve.host,
-                                                    "--port", str(cfg.serve.port)] + keys
+                                                    "--port", str(cfg.serve.port)] + serve + keys
                                   + (["--events-dir", cfg.resolve(cfg.events.dir)] if cfg.events.enabled else [])))
         if cfg.record.enabled:
             argv = base + ["record", cfg.endpoint("publish"), "--stream", cfg.streams[0].id,
@@ -142,19 +181,31 @@ class Supervisor:
         duration_s = duration_s if duration_s is not None else self.cfg.run.duration_s
         if self.stop_event.is_set():  # stopped while starting up: start nothing
             return self.summary()
-        self.start()
-        deadline = None if duration_s is None else time.monotonic() + duration_s
+        self.lock_run_dir()
         try:
-            while not self.stop_event.is_set():
-                now = time.monotonic()
-                if deadline is not None and now >= deadline:
-                    break
-                for child in self.children:
-                    self._check(child, now)
-                self.stop_event.wait(0.1)
+            self.start()
+            deadline = None if duration_s is None else time.monotonic() + duration_s
+            drain_until = None
+            try:
+                while not self.stop_event.is_set():
+                    now = time.monotonic()
+                    if deadline is not None and now >= deadline:
+                        break
+                    for child in self.children:
+                        self._check(child, now)
+                    captures = [c for c in self.children if c.name.startswith("capture-")]
+                    if drain_until is None and captures and all(c.done for c in captures):
+                        # Every source ended (loop: false): let the last frames through, then stop.
+                        log.info("every source ended; stopping after %.1f s for the last frames", self.DRAIN_S)
+                        drain_until = now + self.DRAIN_S
+                    if drain_until is not None and now >= drain_until:
+                        break
+                    self.stop_event.wait(0.1)
+            finally:
+                self.shutdown()
+            return self.summary()
         finally:
-            self.shutdown()
-        return self.summary()
+            self.unlock_run_dir()
 
     def stop(self) -> None:
         self.stop_event.set()

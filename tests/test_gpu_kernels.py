@@ -348,7 +348,8 @@ def test_gpu_preprocess_matches_cpu(tmp_path, resize, channels, frame_shape):
     frames = rng.integers(0, 256, (2,) + frame_shape, dtype=np.uint8)
     with GpuPreprocess(meta) as pre:
         out, geom = pre(frames)
-        got = out.get()
+        with pre.context:  # a GPUArray's get() needs its context current; the call popped it
+            got = out.get()
     for i in range(2):
         want, want_geom = preprocess(frames[i], "GRAY8" if frames.ndim == 3 else "BGR8", meta)
         assert geom == want_geom
@@ -379,8 +380,10 @@ def test_tensorrt_matches_onnxruntime(tmp_path):
         with trt_engine.context:
             dev = gpuarray.to_gpu(batch[:4])
         logits, features = trt_engine.infer_gpu(dev)
+        with trt_engine.context:  # the device buffer's context must be current for get()
+            features_host = features.get()
         np.testing.assert_allclose(logits, want.logits[:4], rtol=1e-3, atol=1e-3)
-        np.testing.assert_allclose(features.get(), want.features[:4], rtol=1e-3, atol=1e-3)
+        np.testing.assert_allclose(features_host, want.features[:4], rtol=1e-3, atol=1e-3)
     # The second engine finds the cached plan instead of rebuilding.
     plans = list((tmp_path / "cache").glob("*.plan"))
     assert len(plans) == 1

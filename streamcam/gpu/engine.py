@@ -32,14 +32,17 @@ class TensorRTEngine:
 
     def __init__(self, model_path: str, precision: str = "fp16", max_batch: int = 8,
                  cache_dir: str = "engines/cache", calibration: str | None = None, device: int = 0,
-                 context=None) -> None:
+                 context=None, opt_batch: int | None = None, plan: str | None = None, build: bool = True) -> None:
+        """``precision``/``max_batch``/``opt_batch``/``calibration``: the plan's options, as for
+        `streamcam build-engine` (processor.tensorrt); ``plan``: a plan file to load as is; ``build``:
+        build a missing plan now (else a ModelError names the build-engine command)."""
         try:
             import pycuda.driver as cuda
             import tensorrt as trt
         except ImportError as exc:
             raise BackendUnavailable(f"{exc.name or exc} is not installed; pip install 'streamcam[gpu]'") from exc
         from .context import PrimaryContext
-        from .plan import build_plan
+        from .plan import resolve_plan
 
         path = Path(model_path)
         if not path.is_file():
@@ -47,7 +50,8 @@ class TensorRTEngine:
         self.path = str(path)
         self.metadata = read_metadata(self.path)
         m = self.metadata
-        self.plan_path = build_plan(path, precision, calibration, max_batch, cache_dir, device=device)
+        self.plan_path = resolve_plan(path, precision, max_batch, opt_batch, calibration, cache_dir, plan, build,
+                                      device=device)
         self._cuda, self._trt = cuda, trt
         self._owns_ctx = context is None
         self.context = context or PrimaryContext(device)

@@ -5,7 +5,7 @@
     with FusedCam() as fused:
         blended, lowres = fused(features, weights, classes, frames)
 
-* ``features`` float32 ``[N, K, h, w]`` (``h * w <= 1024``): a numpy array (uploaded), or
+* ``features`` float32 ``[N, K, h, w]`` (window ``h * w <= MAX_LOWRES``, 8192 cells): a numpy array (uploaded), or
   already on the GPU — a pycuda ``GPUArray``, a torch CUDA tensor, anything with
   ``__cuda_array_interface__`` (e.g. TensorRT's output buffer via
   :meth:`TensorRTEngine.infer_gpu <streamcam.gpu.engine.TensorRTEngine.infer_gpu>`).
@@ -21,7 +21,7 @@
 
 Returns ``blended`` uint8 ``[N, S, H, W, 3]`` and ``lowres`` float32 ``[N, S, h, w]`` (the
 min-max normalised low-res maps the stabilizer takes its peaks from, on the CPU: they are
-at most 4 KiB each and peak finding on them is cheaper than another launch). With
+at most 32 KiB each and peak finding on them is cheaper than another launch). With
 ``to_host=False`` both stay on the GPU (pycuda ``GPUArray``s owned by this object,
 overwritten by the next call).
 
@@ -43,7 +43,8 @@ from .reference import class_table, colormap_lut
 log = logging.getLogger(__name__)
 
 THREADS = 256
-MAX_LOWRES = 1024
+MAX_LOWRES = 8192
+"""Cells of the low-res map the kernel holds in shared memory (``CAM_MAX_LOWRES`` in cam_fused.cu)."""
 BLOCKS_PER_SM = 4
 """At most this many blocks per SM: every block recomputes the low-res map (see band_rows)."""
 
@@ -172,7 +173,7 @@ class FusedCam:
             x0, y0, x1, y1 = check_window(window, fh, fw)
             h, w = y1 - y0, x1 - x0
             if h * w > MAX_LOWRES:
-                raise ValueError(f"features: expected a window of at most {MAX_LOWRES} cells, got {h} x {w}")
+                raise ValueError(f"features: expected a window of at most {MAX_LOWRES} cells, got {h} x {w} = {h * w}")
             w_ptr, w_shape = self._weights(weights)
             if len(w_shape) != 2 or w_shape[1] != k:
                 raise ValueError(f"weights: expected [C, {k}], got shape {list(w_shape)}")

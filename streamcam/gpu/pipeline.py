@@ -286,7 +286,25 @@ def frame_path_detector(engine: Engine, frame_path: str, alpha: float = 0.4, cla
         raise ModelError(f"processor.frame_path {frame_path}: this model reads its presence at the CAM's peak "
                          f"(presence {meta.presence}, cam_floor {meta.cam_floor}), which the fused GPU kernel does "
                          f"not do yet; use frame_path: cpu (the network still runs on the chosen backend)")
+    check_map_size(engine, frame_path)
     return OverlayDetector(engine, frame_path, alpha, **kw)
+
+
+def check_map_size(engine: Engine, frame_path: str) -> tuple[int, int]:
+    """The model's feature map ``(h, w)``, learnt from one inference on a blank input at start-up;
+    raises :class:`ModelError` naming the size and the limit when the fused kernel cannot hold it
+    (the reference path, its numpy twin, refuses the same models so the two stay comparable)."""
+    from ..errors import ModelError
+    from .fused_cam import MAX_LOWRES
+
+    meta = engine.metadata
+    blank = np.zeros((1, meta.input_channels, meta.input_height, meta.input_width), np.float32)
+    fh, fw = engine.infer(blank).features.shape[-2:]
+    if fh * fw > MAX_LOWRES:
+        raise ModelError(f"processor.frame_path {frame_path}: the model's feature map is {fh} x {fw} = {fh * fw} cells, "
+                         f"more than the fused kernel's {MAX_LOWRES}; use frame_path: cpu (the network still runs "
+                         "on the chosen backend) or a model with a coarser map")
+    return int(fh), int(fw)
 
 
 __all__ = ["CamFrame", "FRAME_PATHS", "FramePath", "GpuFramePath", "OverlayDetector", "OverlayResult",

@@ -284,6 +284,82 @@ def _read_timing_cache(path: Path) -> bytes:
         return b""
 
 
+def plan_fields(onnx_path: str | Path, meta: Any, precision: str, max_batch: int, opt_batch: int | None,
+                calibration: Sequence[Path], tensorrt_version: str, gpu_name: str,
+                compute_capability: tuple[int, int]) -> PlanFields:
+    """What a plan is built for (and looked up by): the one function both `streamcam build-engine`
+    and the processor use, so the same options give the same plan key."""
+    chw = (meta.input_channels, meta.input_height, meta.input_width)
+    opt = max_batch if opt_batch is None else opt_batch
+    return PlanFields(
+        onnx_sha256=sha256_file(onnx_path), tensorrt_version=tensorrt_version, gpu_name=gpu_name,
+        compute_capability=tuple(compute_capability), precision=precision, input_name=meta.input_name,
+        min_shape=(1,) + chw, opt_shape=(opt,) + chw, max_shape=(max_batch,) + chw,
+        calibration=calibration_id(calibration) if calibration else "")
+
+
+def calibration_batch(opt_batch: int, n_frames: int) -> int:
+    """The INT8 calibrator's batch: the tuned batch, or all frames when there are fewer. The
+    calibration profile is built with exactly this batch (min = opt = max), so the two agree."""
+    if n_frames < 1:
+        raise ModelError("calibration: no frames")
+    return min(opt_batch, n_frames)
+
+
+def resolve_plan(onnx_path: str | Path, precision: str = "fp16", max_batch: int = 8, opt_batch: int | None = None,
+                 calibration: str | Path | None = None, cache_dir: str | Path = DEFAULT_CACHE_DIR,
+                 plan: str | Path | None = None, build: bool = False, device: int = 0) -> Path:
+    """The plan the processor loads: ``plan`` as given (checked against the model), else the cached
+    plan for these options (what ``streamcam build-engine`` with the same options made); when there
+    is none, built now if ``build``, else a :class:`ModelError` naming the command that builds it."""
+    onnx_path = Path(onnx_path)
+    if plan is not None:
+        return check_plan_file(plan, onnx_path)
+    if build:
+        return build_plan(onnx_path, precision, calibration, max_batch, cache_dir, opt_batch=opt_batch, device=device)
+    from ..processor.model_meta import read_metadata
+
+    trt = _import_tensorrt()
+    gpu_name, cc = device_identity(device)
+    files = calibration_files(calibration) if calibration is not None else []
+    fields = plan_fields(onnx_path, read_metadata(str(onnx_path)), precision, max_batch, opt_batch, files,
+                         trt.__version__, gpu_name, cc)
+    hit = cached_plan(cache_dir, onnx_path, fields)
+    if hit is None:
+        raise ModelError(f"no TensorRT plan for {onnx_path.name} ({precision}, batch opt {fields.opt_shape[0]} / max "
+                         f"{max_batch}) on {gpu_name} in {cache_dir}; build it first (minutes): "
+                         + build_command(onnx_path, precision, max_batch, opt_batch, calibration, cache_dir)
+                         + "  (or set processor.tensorrt.build_on_start: true)")
+    return hit
+
+
+def build_command(onnx_path: str | Path, precision: str, max_batch: int, opt_batch: int | None,
+                  calibration: str | Path | None, cache_dir: str | Path) -> str:
+    """The `streamcam build-engine` line that builds the plan these options look for."""
+    cmd = f"streamcam build-engine {onnx_path} --precision {precision} --max-batch {max_batch}"
+    if opt_batch is not None:
+        cmd += f" --opt-batch {opt_batch}"
+    if calibration is not None:
+        cmd += f" --calibration {calibration}"
+    return cmd + f" --cache-dir {cache_dir}"
+
+
+def check_plan_file(plan: str | Path, onnx_path: str | Path) -> Path:
+    """A plan named in the config: it must exist, and its sidecar (when there is one) name this model."""
+    plan = Path(plan)
+    if not plan.is_file():
+        raise ModelError(f"processor.tensorrt.plan: {plan} not found")
+    side = plan.with_suffix(".json")
+    if side.is_file():
+        try:
+            stored = json.loads(side.read_text(encoding="utf-8"))
+        except ValueError as exc:
+            raise ModelError(f"processor.tensorrt.plan: sidecar {side} unreadable: {exc}") from None
+        if stored.get("onnx_sha256") != sha256_file(onnx_path):
+            raise ModelError(f"processor.tensorrt.plan: {plan} was built from another model than {onnx_path}")
+    return plan
+
+
 def build_plan(onnx_path: str | Path, precision: str = "fp16", calibration: str | Path | None = None,
                max_batch: int = 8, cache_dir: str | Path = DEFAULT_CACHE_DIR,
                timing_cache: str | Path | None = None, *, opt_batch: int | None = None, force: bool = False,
@@ -311,13 +387,9 @@ def build_plan(onnx_path: str | Path, precision: str = "fp16", calibration: str 
     meta = read_metadata(str(onnx_path))
     trt = _import_tensorrt()
     gpu_name, cc = device_identity(device)
-    chw = (meta.input_channels, meta.input_height, meta.input_width)
     files = calibration_files(calibration) if calibration is not None else []
-    fields = PlanFields(
-        onnx_sha256=sha256_file(onnx_path), tensorrt_version=trt.__version__, gpu_name=gpu_name,
-        compute_capability=cc, precision=precision, input_name=meta.input_name,
-        min_shape=(1,) + chw, opt_shape=(opt_batch,) + chw, max_shape=(max_batch,) + chw,
-        calibration=calibration_id(files) if files else "")
+    fields = plan_fields(onnx_path, meta, precision, max_batch, opt_batch, files, trt.__version__, gpu_name, cc)
+    chw = fields.max_shape[1:]
     cache_dir = Path(cache_dir)
     if not force and (hit := cached_plan(cache_dir, onnx_path, fields)) is not None:
         log.info("using cached TensorRT plan %s", hit)
@@ -353,10 +425,15 @@ def build_plan(onnx_path: str | Path, precision: str = "fp16", calibration: str 
         ctx = PrimaryContext(device)
         ctx.__enter__()
         config.set_flag(trt.BuilderFlag.INT8)
-        calibrator = _entropy_calibrator(trt, files, meta, min(opt_batch, len(files)),
-                                         out.with_suffix(".calib"))
+        # TensorRT calibrates at the calibration profile's shape: one of exactly the calibrator's batch
+        # (the tuning profile's opt batch may be larger than the frames there are).
+        cal_batch = calibration_batch(opt_batch, len(files))
+        calibrator = _entropy_calibrator(trt, files, meta, cal_batch, out.with_suffix(".calib"))
         config.int8_calibrator = calibrator
-        config.set_calibration_profile(profile)
+        cal_profile = builder.create_optimization_profile()
+        cal_shape = (cal_batch,) + tuple(chw)
+        cal_profile.set_shape(meta.input_name, cal_shape, cal_shape, cal_shape)
+        config.set_calibration_profile(cal_profile)
     monitor = _progress_monitor(trt)
     label = f"building {precision} TensorRT plan for {onnx_path.name} on {gpu_name}"
     try:
@@ -384,8 +461,8 @@ def build_plan(onnx_path: str | Path, precision: str = "fp16", calibration: str 
     return out
 
 
-def build_engine_main(argv: Sequence[str] | None = None) -> int:
-    """``streamcam build-engine MODEL.onnx [options]``: build (or find) the TensorRT plan; prints its path."""
+def build_engine_parser() -> argparse.ArgumentParser:
+    """The options of ``streamcam build-engine`` (the processor's ``processor.tensorrt`` mirrors them)."""
     ap = argparse.ArgumentParser(
         prog="streamcam build-engine",
         description="Build a TensorRT plan for a streamcam ONNX model and cache it (needs the gpu extra and a GPU).")
@@ -398,7 +475,12 @@ def build_engine_main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--timing-cache", help="timing cache file (default: one per GPU in --cache-dir)")
     ap.add_argument("--workspace-mb", type=int, default=2048, help="builder workspace (default 2048 MiB)")
     ap.add_argument("--force", action="store_true", help="rebuild even if a valid cached plan exists")
-    args = ap.parse_args(argv)
+    return ap
+
+
+def build_engine_main(argv: Sequence[str] | None = None) -> int:
+    """``streamcam build-engine MODEL.onnx [options]``: build (or find) the TensorRT plan; prints its path."""
+    args = build_engine_parser().parse_args(argv)
     try:
         path = build_plan(args.model, args.precision, args.calibration, args.max_batch, args.cache_dir,
                           args.timing_cache, opt_batch=args.opt_batch, force=args.force,
@@ -410,5 +492,6 @@ def build_engine_main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-__all__ = ["PRECISIONS", "PlanFields", "build_engine_main", "build_plan", "cached_plan", "device_identity",
-           "parser_errors", "plan_key", "plan_path", "sha256_file"]
+__all__ = ["PRECISIONS", "PlanFields", "build_command", "build_engine_main", "build_engine_parser", "build_plan", "cached_plan",
+           "calibration_batch", "check_plan_file", "device_identity", "parser_errors", "plan_fields", "plan_key",
+           "plan_path", "resolve_plan", "sha256_file"]

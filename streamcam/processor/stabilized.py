@@ -94,8 +94,8 @@ class TrackedDetector:
         if not self.config.enabled:
             return result, []
         t0 = time.perf_counter()
-        stab, t = self._stabilizer(stream, t_capture_ns)
-        tracked = stab.update(self.candidates(result, frame_size), t, frame_size)
+        stab, t_dyn = self._stabilizer(stream, t_capture_ns)
+        tracked = stab.update(self.candidates(result, frame_size), t_dyn, frame_size)
         tracks = [{"id": t.id, "state": t.state, "trail": [[round(x, 1), round(y, 1)] for x, y in t.trail]}
                   for t in stab.tracks if t.state != "tentative"]
         timings = dict(result.timings_ms, track=(time.perf_counter() - t0) * 1e3)
@@ -107,8 +107,8 @@ class TrackedDetector:
         with the last detected frame's map and probabilities (engine time 0)."""
         t0 = time.perf_counter()
         if self.config.enabled:
-            stab, t = self._stabilizer(stream, t_capture_ns)
-            detections = stab.predict(t, frame_size)
+            stab, t_dyn = self._stabilizer(stream, t_capture_ns)
+            detections = stab.predict(t_dyn, frame_size)
             tracks = [{"id": t.id, "state": t.state, "trail": [[round(x, 1), round(y, 1)] for x, y in t.trail]}
                       for t in stab.tracks if t.state != "tentative"]
         else:

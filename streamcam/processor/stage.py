@@ -45,6 +45,13 @@ def check_backend(cfg: PipelineConfig) -> None:
                                  "(or set processor.fallback: true to use onnxruntime)")
     if p.mode == "faces":  # the face finder's model, before any stage starts (ModelError names the install)
         importlib.import_module("streamcam.faces.finder").centerface_path()
+    if ok and p.backend == "tensorrt" and not p.tensorrt.build_on_start:
+        # The plan is found (or its absence named, with the build-engine command) before any stage
+        # starts, not by a processor that would build one for minutes while frames drop.
+        resolve_plan = importlib.import_module("streamcam.gpu.plan").resolve_plan  # named: no processor->gpu import
+        o = p.engine_options(cfg.resolve)
+        resolve_plan(cfg.model_path(), o["precision"], o["max_batch"], o["opt_batch"], o["calibration"],
+                     o["cache_dir"], o["plan"], build=False)
 
 
 def build_detector(cfg: PipelineConfig):
@@ -53,7 +60,7 @@ def build_detector(cfg: PipelineConfig):
     from .engines import create_engine
 
     p = cfg.processor
-    engine = create_engine(cfg.model_path(), p.backend, p.threads, p.fallback)
+    engine = create_engine(cfg.model_path(), p.backend, p.threads, p.fallback, p.engine_options(cfg.resolve))
     if p.mode == "faces":
         # Named, not imported: the faces room builds on the processor (engines, CAM), not the reverse.
         FaceEmotionDetector = importlib.import_module("streamcam.faces.detector").FaceEmotionDetector

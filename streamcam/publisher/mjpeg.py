@@ -43,6 +43,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import zmq
 
+from .access import BridgeAccess, host_names
 from ..httpserve import DISCONNECT, QuietThreadingHTTPServer
 from ..errors import ProtocolError
 from ..protocol import RejectCounter, decode
@@ -124,6 +125,26 @@ def _record(header: dict[str, Any]) -> dict[str, Any]:
 class _HTTPServer(QuietThreadingHTTPServer):
     bridge: "MjpegServer"
 
+    def process_request(self, request: Any, client_address: Any) -> None:
+        # The cap is taken before a thread exists: a flood of connections costs a refusal each, not a thread.
+        if not self.bridge.access.admit():
+            self.bridge.refused += 1
+            body = b"too many clients\n"
+            try:
+                request.sendall(b"HTTP/1.0 503 Service Unavailable\r\nContent-Type: text/plain\r\n"
+                                b"Retry-After: 5\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+            except OSError:
+                pass
+            self.shutdown_request(request)
+            return
+        super().process_request(request, client_address)
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.bridge.access.release()
+
 
 class _Handler(BaseHTTPRequestHandler):
     server: _HTTPServer
@@ -139,6 +160,12 @@ class _Handler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         path = url.path
         try:
+            denied = bridge.access.check(self.headers, url.query)
+            if denied is not None:
+                bridge.denied[denied[0]] += 1
+                self._send(denied[0], "text/plain; charset=utf-8", denied[1].encode() + b"\n")
+                return
+            self._cookie = bridge.access.set_cookie(self.headers, url.query)
             if path in ("/", "/index.html"):
                 self._send(200, "text/html; charset=utf-8", bridge.page().encode())
             elif path == "/healthz":
@@ -176,8 +203,12 @@ class _Handler(BaseHTTPRequestHandler):
         except DISCONNECT as exc:
             log.debug("client %s went away: %s", self.client_address, exc)
 
+    _cookie: Optional[str] = None
+
     def _send(self, code: int, ctype: str, body: bytes) -> None:
         self.send_response(code)
+        if self._cookie:
+            self.send_header("Set-Cookie", self._cookie)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Cache-Control", "no-store")
@@ -225,13 +256,21 @@ class MjpegServer:
     """
 
     def __init__(self, endpoint: str, host: str = "127.0.0.1", port: int = 8080, curve: Any = None,
-                 events_dir: Optional[str] = None) -> None:
+                 events_dir: Optional[str] = None, access: Optional[BridgeAccess] = None) -> None:
         self.endpoint = endpoint
         self.events_dir = events_dir
         """Where the publisher writes snapshots and clips (``events.dir``); None: /events/ answers 404."""
         self.curve = curve
         self.host = host
         self.port = port
+        self.access = access or BridgeAccess(host_names(host))
+        """Connection cap, Host allow-list and token (streamcam/publisher/access.py)."""
+        self.refused = 0
+        """Connections answered 503 at the cap."""
+        self.evicted = 0
+        """Streams dropped to make room past MAX_STREAMS (least recently updated first)."""
+        self.denied: Counter[int] = Counter()
+        """Requests refused by status: 421 (Host not allowed), 401 (no valid token)."""
         self.rejects = RejectCounter()
         self.failures: Counter[str] = Counter()
         """Valid messages whose handling raised, by ``error:<ExceptionType>``."""
@@ -360,8 +399,11 @@ class MjpegServer:
             st = self._streams.get(msg.stream)
             if st is None:
                 if len(self._streams) >= MAX_STREAMS:
-                    self.rejects.reject(ProtocolError("too_many_streams", f"more than {MAX_STREAMS} stream ids"), log)
-                    return
+                    # Ids come off the wire: the least recently updated stream makes room (counted), so a
+                    # flood of ids can neither grow the bridge nor lock out a stream that starts later.
+                    oldest = min(self._streams.values(), key=lambda x: x.last_update_t or 0.0)
+                    del self._streams[oldest.id]
+                    self.evicted += 1
                 st = self._streams[msg.stream] = _StreamState(msg.stream)
             if msg.kind == "events":
                 for e in h["events"]:
@@ -455,7 +497,8 @@ class MjpegServer:
         now = time.monotonic()
         with self._cond:
             listing = [self._streams[k].summary(now) for k in sorted(self._streams)]
-        return {"streams": listing, "rejected": dict(self.rejects.counts), "failed": dict(self.failures)}
+        return {"streams": listing, "rejected": dict(self.rejects.counts), "failed": dict(self.failures),
+                "evicted": self.evicted}
 
     def health(self) -> dict[str, Any]:
         with self._cond:
@@ -465,6 +508,7 @@ class MjpegServer:
             "endpoint": self.endpoint,
             "streams": n,
             "rejected": self.rejects.total,
+            "refused": self.refused, "denied": {str(k): v for k, v in self.denied.items()},
             "uptime_s": round(time.monotonic() - self._started_t, 3),
         }
 
@@ -475,10 +519,10 @@ class MjpegServer:
 
 def serve_main(endpoint: str, host: str = "127.0.0.1", port: int = 8080,
                stop_event: Optional[threading.Event] = None, curve: Any = None,
-               events_dir: Optional[str] = None) -> dict[str, Any]:
+               access: Optional[BridgeAccess] = None, events_dir: Optional[str] = None) -> dict[str, Any]:
     """Run the bridge until ``stop_event`` is set (the CLI's ``streamcam serve``); returns reject counts."""
     stop_event = stop_event or threading.Event()
-    with MjpegServer(endpoint, host, port, curve=curve, events_dir=events_dir) as server:
+    with MjpegServer(endpoint, host, port, curve=curve, access=access, events_dir=events_dir) as server:
         log.info("MJPEG bridge for %s: %s", endpoint, server.url)
         while not stop_event.wait(0.5):
             pass

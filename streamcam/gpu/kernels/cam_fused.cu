@@ -12,8 +12,8 @@
 //     heat   = lut[rint(255 * v)]                           256-entry BGR colour map (cv2.COLORMAP_JET)
 //     out    = sat_u8(rint((1 - alpha) * frame(x, y) + alpha * heat))
 //
-// Why one launch with no grid-wide synchronisation: the low-res map is tiny (h * w <= 1024), so
-// every block recomputes it (phase 1) into shared memory, reduces min/max there, and then
+// Why one launch with no grid-wide synchronisation: the low-res map is small (h * w <= 8192 cells,
+// 32 KiB of shared memory), so every block recomputes it (phase 1) in shared memory, reduces min/max there, and then
 // writes its own band of output rows (phase 2). Blocks never wait on each other, so there is no
 // cooperative launch and no spin-wait that could deadlock. The redundant work is
 // (blocks per pair) x h*w*K multiply-adds; the host sizes the bands so a frame gets only a few
@@ -33,8 +33,7 @@
 // Compiled by pycuda's SourceModule(no_extern_c=True) and by `nvcc -ptx` in the tests.
 
 #define CAM_THREADS 256
-#define CAM_MAX_LOWRES 1024
-#define CAM_PIX_PER_THREAD (CAM_MAX_LOWRES / CAM_THREADS)
+#define CAM_MAX_LOWRES 8192   // streamcam/gpu/fused_cam.py MAX_LOWRES; shared: 32 KiB map + 4 KiB weights + LUT < 48 KiB
 #define CAM_K_CHUNK 1024
 
 __device__ __forceinline__ unsigned char sat_u8(float x)
@@ -83,44 +82,35 @@ cam_fused_overlay(const float* __restrict__ features,
 
     for (int i = tid; i < 256 * 3; i += CAM_THREADS) s_lut[i] = lut[i];
 
-    // ---- phase 1: the low-res CAM, each thread owning up to CAM_PIX_PER_THREAD grid cells ----
-    float acc[CAM_PIX_PER_THREAD];
-    int src[CAM_PIX_PER_THREAD];  // offset of window cell p inside one fh x fw feature plane
-#pragma unroll
-    for (int j = 0; j < CAM_PIX_PER_THREAD; ++j) {
-        const int p = tid + j * CAM_THREADS;
-        acc[j] = 0.0f;
-        src[j] = p < hw ? (y0w + p / w) * fw + x0w + p % w : 0;
-    }
+    // ---- phase 1: the low-res CAM, accumulated in shared memory ----
+    // Thread tid owns cells p = tid, tid + CAM_THREADS, ... in every loop below, so no cell is
+    // touched by two threads and only the weight chunks need barriers. (Accumulating in shared
+    // memory rather than registers is what lifts the map limit to CAM_MAX_LOWRES cells: the
+    // shipped 60 x 80 thermal map has 4,800.) Summation order per cell is k = 0 .. K-1, as in
+    // streamcam/gpu/reference.py's einsum up to float rounding.
+    for (int p = tid; p < hw; p += CAM_THREADS) s_map[p] = 0.0f;
 
     for (int k0 = 0; k0 < K; k0 += CAM_K_CHUNK) {
         const int kn = min(CAM_K_CHUNK, K - k0);
         __syncthreads();  // previous chunk fully consumed
         for (int i = tid; i < kn; i += CAM_THREADS) s_w[i] = wc[k0 + i];
         __syncthreads();
-#pragma unroll
-        for (int j = 0; j < CAM_PIX_PER_THREAD; ++j) {
-            const int p = tid + j * CAM_THREADS;
-            if (p < hw) {
-                const float* fp = f + (size_t)k0 * (size_t)fhw + src[j];  // consecutive p: mostly consecutive cells
-                float a = acc[j];
+        for (int p = tid; p < hw; p += CAM_THREADS) {
+            // consecutive p: mostly consecutive cells of one feature plane (coalesced reads)
+            const float* fp = f + (size_t)k0 * (size_t)fhw + (size_t)((y0w + p / w) * fw + x0w + p % w);
+            float a = s_map[p];
 #pragma unroll 8
-                for (int k = 0; k < kn; ++k) a = fmaf(s_w[k], fp[(size_t)k * (size_t)fhw], a);
-                acc[j] = a;
-            }
+            for (int k = 0; k < kn; ++k) a = fmaf(s_w[k], fp[(size_t)k * (size_t)fhw], a);
+            s_map[p] = a;
         }
     }
 
-    // ---- min / max of the low-res map: per-thread, warp shuffles, then across the 8 warps ----
+    // ---- min / max of the low-res map: per-thread over its own cells, warp shuffles, then across warps ----
     float lo = __int_as_float(0x7f800000);   // +inf
     float hi = -lo;
-#pragma unroll
-    for (int j = 0; j < CAM_PIX_PER_THREAD; ++j) {
-        const int p = tid + j * CAM_THREADS;
-        if (p < hw) {
-            lo = fminf(lo, acc[j]);
-            hi = fmaxf(hi, acc[j]);
-        }
+    for (int p = tid; p < hw; p += CAM_THREADS) {
+        lo = fminf(lo, s_map[p]);
+        hi = fmaxf(hi, s_map[p]);
     }
 #pragma unroll
     for (int off = 16; off > 0; off >>= 1) {
@@ -141,17 +131,14 @@ cam_fused_overlay(const float* __restrict__ features,
     }
     const float span = hi - lo;
 
-    // ---- normalise into shared memory; block x == 0 also publishes the low-res map ----
-#pragma unroll
-    for (int j = 0; j < CAM_PIX_PER_THREAD; ++j) {
-        const int p = tid + j * CAM_THREADS;
-        if (p < hw) {
-            const float v = span > 0.0f ? (acc[j] - lo) / span : 0.0f;
-            s_map[p] = v;
-            if (blockIdx.x == 0) {
-                lowres_out[(size_t)pair * (size_t)hw + p] = v;
-                if (raw_out != nullptr) raw_out[(size_t)pair * (size_t)hw + p] = acc[j];
-            }
+    // ---- normalise in place (each thread its own cells); block x == 0 also publishes the maps ----
+    for (int p = tid; p < hw; p += CAM_THREADS) {
+        const float raw = s_map[p];
+        const float v = span > 0.0f ? (raw - lo) / span : 0.0f;
+        s_map[p] = v;
+        if (blockIdx.x == 0) {
+            lowres_out[(size_t)pair * (size_t)hw + p] = v;
+            if (raw_out != nullptr) raw_out[(size_t)pair * (size_t)hw + p] = raw;
         }
     }
     __syncthreads();

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 import logging
-from typing import Callable
+from typing import Any, Callable
 
 from ...errors import BackendUnavailable
 from .base import Engine, EngineOutput
@@ -17,19 +17,19 @@ _INSTALL_HINT = {
 }
 
 
-def _load_onnxruntime(path: str, threads: int) -> Engine:
+def _load_onnxruntime(path: str, threads: int, **options: Any) -> Engine:
     from .onnxrt import OnnxRuntimeEngine
 
     return OnnxRuntimeEngine(path, threads=threads)
 
 
-def _load_tensorrt(path: str, threads: int) -> Engine:
+def _load_tensorrt(path: str, threads: int, **options: Any) -> Engine:
     # Named, not imported: the GPU room (streamcam.gpu) builds on the processor's CAM, preprocessing
     # and engine protocol, so the processor does not import it back. Creating it imports tensorrt, pycuda.
-    return importlib.import_module("streamcam.gpu.engine").TensorRTEngine(path)
+    return importlib.import_module("streamcam.gpu.engine").TensorRTEngine(path, **options)
 
 
-BACKENDS: dict[str, Callable[[str, int], Engine]] = {
+BACKENDS: dict[str, Callable[..., Engine]] = {
     "onnxruntime": _load_onnxruntime,
     "tensorrt": _load_tensorrt,
 }
@@ -50,8 +50,11 @@ def backend_status(name: str) -> tuple[bool, str]:
     return False, f"unknown backend {name!r}; expected one of {sorted(BACKENDS)}"
 
 
-def create_engine(path: str, backend: str = "onnxruntime", threads: int = 1, fallback: bool = False) -> Engine:
-    """Load ``path`` with ``backend``; with ``fallback`` a backend that cannot run here yields ONNX Runtime."""
+def create_engine(path: str, backend: str = "onnxruntime", threads: int = 1, fallback: bool = False,
+                  options: dict[str, Any] | None = None) -> Engine:
+    """Load ``path`` with ``backend`` (``options``: the backend's own, e.g. the TensorRT plan's,
+    :meth:`ProcessorConfig.engine_options`); with ``fallback`` a backend that cannot run here
+    yields ONNX Runtime."""
     if backend not in BACKENDS:
         raise BackendUnavailable(f"processor.backend: unknown backend {backend!r}; expected one of {sorted(BACKENDS)}")
     ok, why = backend_status(backend)
@@ -60,7 +63,7 @@ def create_engine(path: str, backend: str = "onnxruntime", threads: int = 1, fal
             log.warning("backend %s cannot run here (%s); falling back to onnxruntime", backend, why)
             return create_engine(path, "onnxruntime", threads, fallback=False)
         raise BackendUnavailable(f"backend {backend!r} cannot run here: {why}")
-    return BACKENDS[backend](path, threads)
+    return BACKENDS[backend](path, threads, **(options or {}))
 
 
 __all__ = ["BACKENDS", "Engine", "EngineOutput", "backend_status", "create_engine"]

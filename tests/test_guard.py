@@ -1,0 +1,90 @@
+"""One message never stops a stage: what escapes its handling is counted by reason, logged once, skipped."""
+
+import json
+import logging
+import threading
+import time
+
+import numpy as np
+import pytest
+import zmq
+
+from streamcam import protocol
+from streamcam.guard import MessageGuard
+from streamcam.metrics import StageMetrics
+from streamcam.transport import make_socket
+
+
+def test_failures_are_counted_by_type_and_logged_once_per_reason(caplog):
+    guard = MessageGuard("test", StageMetrics("test", None), logging.getLogger("streamcam.test"))
+    with caplog.at_level(logging.ERROR, logger="streamcam.test"):
+        for i in range(5):
+            with guard.message("s"):
+                raise OverflowError("int too large to convert to float")
+            with guard.message("s"):
+                [][i]
+        with guard.message("s"):
+            pass  # a message handled fine counts nothing
+    assert guard.counts == {"error:OverflowError": 5, "error:IndexError": 5} and guard.total == 10
+    logged = [r for r in caplog.records if "failed" in r.getMessage()]
+    assert len(logged) == 2 and all(r.exc_info for r in logged)  # the traceback, once per reason
+
+
+@pytest.mark.parametrize("exc", [KeyboardInterrupt, SystemExit])
+def test_shutdown_still_goes_through(exc):
+    guard = MessageGuard("test", StageMetrics("test", None), logging.getLogger("streamcam.test"))
+    with pytest.raises(exc):
+        with guard.message("s"):
+            raise exc()
+    assert guard.total == 0
+
+
+def test_a_message_that_breaks_the_publisher_is_counted_and_the_next_one_published(short_tmp, tiny_model, port,
+                                                                                    monkeypatch):
+    """A fault injected where no validation can reach (the drawing code): the stage must go on."""
+    from streamcam.config import load_config
+    from streamcam.publisher import annotate as annotate_mod
+    from streamcam.publisher.stage import run_publisher
+    from test_pipeline import _config
+
+    real = annotate_mod.annotate
+
+    def annotate(image, *a, stream="", **k):
+        if stream == "bad":
+            raise OverflowError("a fault no decoder check foresaw")
+        return real(image, *a, stream=stream, **k)
+
+    monkeypatch.setattr(annotate_mod, "annotate", annotate)
+    cfg = load_config(_config(short_tmp, tiny_model, port))
+    stop = threading.Event()
+    th = threading.Thread(target=run_publisher, args=(cfg, stop))
+    th.start()
+    ctx = zmq.Context()
+    push = make_socket(ctx, "PUSH", cfg.endpoint("results"), bind=False)
+    sub = make_socket(ctx, "SUB", cfg.endpoint("publish"), bind=False, subscribe="detections/good")
+    img = np.zeros((24, 32), np.uint8)
+    got = []
+    try:
+        time.sleep(0.5)
+        for seq in range(20):
+            for sid in ("bad", "good"):
+                push.send_multipart(protocol.encode("result", sid, seq, time.time_ns(),
+                                                    [protocol.raw_part("image", img, "GRAY8")],
+                                                    width=32, height=24, detections=[]))
+            time.sleep(0.03)
+            while sub.poll(0):
+                got.append(protocol.decode(sub.recv_multipart()).seq)
+        time.sleep(1.3)
+        while sub.poll(0):
+            got.append(protocol.decode(sub.recv_multipart()).seq)
+        stats = json.loads((cfg.run_dir / "stats" / "publisher.json").read_text())
+    finally:
+        stop.set()
+        th.join(5)
+        push.close(0)
+        sub.close(0)
+        ctx.term()
+    assert not th.is_alive()
+    assert len(got) >= 15, got  # the good stream went on (the slow joiner may miss the first few)
+    assert stats["failed"] == {"error:OverflowError": 20}
+    assert "bad" not in stats["streams"] or stats["streams"]["bad"]["published"] == 0
