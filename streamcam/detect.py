@@ -62,7 +62,7 @@ def _annotated(cfg: PipelineConfig, image, result, tracks, stream: str):
 def detect_file(cfg: PipelineConfig, spec: str, out_path: str, limit: int | None = None, progress: bool = True,
                 video: str | None = None) -> dict[str, Any]:
     from .processor.stage import build_tracked_detector
-    from .publisher.video import H264Writer
+    from .video import H264Writer
 
     tracked = build_tracked_detector(cfg)
     detector = tracked.detector

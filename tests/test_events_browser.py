@@ -19,7 +19,7 @@ from _publisher_fixtures import FakePublisher, pub_endpoint  # noqa: F401 (fixtu
 from streamcam.protocol import encode
 from streamcam.publisher.annotate import encode_jpeg
 from streamcam.publisher.mjpeg import MjpegServer
-from streamcam.publisher.video import write_clip
+from streamcam.video import write_clip
 
 pytestmark = pytest.mark.slow
 W, H = 320, 240

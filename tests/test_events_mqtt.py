@@ -53,7 +53,7 @@ def _result(scene, index, seq, t_ns):
 
 def test_one_person_one_new_one_end_through_a_broker_restart(short_tmp, mosquitto: Mosquitto):
     from streamcam.publisher.stage import run_publisher
-    from streamcam.publisher.video import probe
+    from streamcam.video import probe
 
     cfg = _cfg(short_tmp, mosquitto.port)
     scene = SyntheticIRScene(**SCENE)

@@ -149,7 +149,7 @@ def test_the_ring_keeps_the_pre_roll_and_counts_its_bytes():
 
 
 def test_clip_has_pre_roll_event_and_post_roll_and_snapshots(tmp_path: Path):
-    from streamcam.publisher.video import probe
+    from streamcam.video import probe
 
     cfg = EventsConfig(min_frames=1, lost_frames=2, pre_roll_s=1.0, post_roll_s=1.0, dir=str(tmp_path))
     media = EventMedia(cfg, str(tmp_path), fps_hint=10)
@@ -184,7 +184,7 @@ def test_retention_deletes_old_files_then_the_oldest_over_the_size(tmp_path: Pat
 
 
 def test_a_stop_with_a_backlog_finishes_open_clips_within_its_timeout(tmp_path: Path):
-    from streamcam.publisher.video import probe
+    from streamcam.video import probe
 
     cfg = EventsConfig(min_frames=1, pre_roll_s=0.5, post_roll_s=0.5, dir=str(tmp_path))
     media = EventMedia(cfg, str(tmp_path), fps_hint=25)

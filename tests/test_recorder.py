@@ -9,7 +9,8 @@ import cv2
 import pytest
 
 from _publisher_fixtures import FakePublisher, pub_endpoint  # noqa: F401 (fixture)
-from streamcam.publisher.recorder import measured_fps, record
+from streamcam.publisher.recorder import record
+from streamcam.video import measured_fps
 
 
 def _run_record(endpoint, pub, streams=("cam0",), publish_fps=None, period=0.02, timeout=8.0, **kw):
@@ -110,7 +111,7 @@ def test_bad_jpeg_is_rejected_and_recording_goes_on(pub_endpoint, tmp_path):
 
 
 def test_the_recording_is_h264_that_browsers_play(pub_endpoint, tmp_path):
-    from streamcam.publisher.video import probe
+    from streamcam.video import probe
 
     pub = FakePublisher(pub_endpoint, width=64, height=48)
     try:

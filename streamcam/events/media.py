@@ -6,7 +6,7 @@
   ~5 MB at 640x480, quality 80); :attr:`FrameRing.nbytes` says what it holds.
 * **Clips**: an event's clip is the ring's frames (pre-roll) plus every frame until
   ``post_roll_s`` after it ended (cut at ``max_clip_s``), written as H.264 MP4 by
-  :mod:`streamcam.publisher.video` (browsers play it). A clip is encoded while the event
+  :mod:`streamcam.video` (browsers play it). A clip is encoded while the event
   runs (JPEG decode + x264 ``veryfast``/``zerolatency``: a few ms per frame in the writer
   thread), so memory stays at the ring and a stop only flushes.
 * **Snapshots**: the event's best frame, annotated (the published JPEG) and clean (the
@@ -262,7 +262,7 @@ class ClipWriter:
     """
 
     def __init__(self, path: Path, fps: float) -> None:
-        from ..publisher.video import H264Writer
+        from ..video import H264Writer
 
         self.path = path
         self.fps = fps
@@ -292,7 +292,7 @@ class ClipWriter:
 
 
 def measured_rate(t_ns: list[int]) -> Optional[float]:
-    from ..publisher.recorder import measured_fps
+    from ..video import measured_fps
 
     return measured_fps(t_ns)
 

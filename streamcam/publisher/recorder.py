@@ -19,7 +19,7 @@ from ..errors import ProtocolError
 from ..protocol import Message, RejectCounter, decode
 from ..transport import make_socket
 from .annotate import decode_jpeg
-from .video import H264Writer
+from ..video import H264Writer, measured_fps
 
 log = logging.getLogger(__name__)
 
@@ -27,18 +27,6 @@ DEFAULT_FPS = 25.0
 """Used when the header has no ``fps`` and timestamps do not give a plausible rate."""
 _RATE_PROBE_FRAMES = 8
 """Without a header ``fps``, frames buffered to measure the rate before the writer opens."""
-
-
-def measured_fps(t_capture_ns: list[int]) -> Optional[float]:
-    """Frame rate from capture timestamps (median interval), or None when it is not plausible."""
-    if len(t_capture_ns) < 2:
-        return None
-    dt = np.diff(np.asarray(t_capture_ns, dtype=np.int64)) / 1e9
-    dt = dt[dt > 0]
-    if dt.size == 0:
-        return None
-    fps = 1.0 / float(np.median(dt))
-    return fps if 0.5 <= fps <= 1000.0 else None
 
 
 def _frame_of(msg: Message) -> np.ndarray:

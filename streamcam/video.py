@@ -17,13 +17,25 @@ from typing import Any, Optional
 
 import numpy as np
 
-from ..errors import StreamcamError
+from .errors import StreamcamError
 
 log = logging.getLogger(__name__)
 
 CODEC = "libx264"
 PIX_FMT = "yuv420p"
 """4:2:0 chroma: the only H.264 format browsers decode (yuv444 plays nowhere)."""
+
+
+def measured_fps(t_capture_ns: list[int]) -> Optional[float]:
+    """Frame rate from capture timestamps (median interval), or None when it is not plausible."""
+    if len(t_capture_ns) < 2:
+        return None
+    dt = np.diff(np.asarray(t_capture_ns, dtype=np.int64)) / 1e9
+    dt = dt[dt > 0]
+    if dt.size == 0:
+        return None
+    fps = 1.0 / float(np.median(dt))
+    return fps if 0.5 <= fps <= 1000.0 else None
 
 
 def _av():
