@@ -224,7 +224,10 @@ class Supervisor:
             except subprocess.TimeoutExpired:
                 log.warning("%s did not stop in time; killing it", child.name)
                 child.proc.kill()
-                child.proc.wait(timeout=1.0)
+                try:  # a SIGKILLed child is gone at once, but a loaded machine may reap it late
+                    child.proc.wait(timeout=5.0)
+                except subprocess.TimeoutExpired:
+                    log.error("%s (pid %d) still not reaped 5 s after SIGKILL", child.name, child.proc.pid)
         for child in self.children:
             if child.log_file is not None:
                 child.log_file.close()
