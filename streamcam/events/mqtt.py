@@ -23,17 +23,17 @@ import logging
 import ssl
 import threading
 import uuid
-from collections import Counter, deque
 from typing import Any, Optional
 
 from .config import MqttConfig
+from .outbox import Outbox
 
 log = logging.getLogger("streamcam.events.mqtt")
 
 _PUBACK_TIMEOUT_S = 2.0
 
 
-class MqttSink:
+class MqttSink(Outbox):
     """Publishes events and counts to one broker; ``close()`` stops within about a second."""
 
     def __init__(self, config: MqttConfig) -> None:
@@ -41,18 +41,15 @@ class MqttSink:
 
         if config.host is None:
             raise ValueError("events.mqtt.host: required to send events over MQTT")
+        super().__init__(config.queue_size)  # dropped["queue_full"]: the broker was away too long
         self.config = config
         self.prefix = config.prefix
         self.sent = 0
-        self.dropped: Counter[str] = Counter()
-        """Events not sent, by reason: ``queue_full`` (the broker was away too long)."""
         self.connects = 0
-        self._queue: deque[dict[str, Any]] = deque()
         self._counts: dict[str, str] = {}
         """Count topic -> payload: the latest of each, re-sent on every connect."""
         self._counts_dirty: set[str] = set()
         self._discovered: set[str] = set()
-        self._cond = threading.Condition()
         self._inflight: Optional[tuple[dict[str, Any], int]] = None
         """The event handed to paho and its message id, until the broker acknowledges it."""
         self._acked: set[int] = set()
@@ -77,15 +74,6 @@ class MqttSink:
         self._thread.start()
 
     # --- the publisher's side -----------------------------------------------------------
-    def send(self, event: dict[str, Any]) -> None:
-        """Queue one event object (never blocks)."""
-        with self._cond:
-            if len(self._queue) >= self.config.queue_size:
-                self._queue.popleft()
-                self.dropped["queue_full"] += 1
-            self._queue.append(event)
-            self._cond.notify()
-
     def counts(self, stream: str, counts: dict[str, int]) -> None:
         """Open events per label of a stream (retained topics ``<prefix>/<stream>/<label>``)."""
         with self._cond:
@@ -94,11 +82,6 @@ class MqttSink:
                 self._counts[topic] = str(int(n))
                 self._counts_dirty.add(topic)
             self._cond.notify()
-
-    @property
-    def queued(self) -> int:
-        with self._cond:
-            return len(self._queue)
 
     @property
     def connected(self) -> bool:

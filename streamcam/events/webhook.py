@@ -15,41 +15,25 @@ import logging
 import threading
 import urllib.error
 import urllib.request
-from collections import Counter, deque
 from typing import Any
 
 from .config import WebhookConfig
+from .outbox import Outbox
 
 log = logging.getLogger("streamcam.events.webhook")
 
 _MAX_BACKOFF_S = 30.0
 
 
-class WebhookSink:
+class WebhookSink(Outbox):
     def __init__(self, config: WebhookConfig) -> None:
+        super().__init__(config.queue_size)  # dropped: queue_full (down too long), rejected (4xx after the retries)
         self.config = config
         self.sent = 0
         self.attempts = 0
-        self.dropped: Counter[str] = Counter()
-        """``queue_full`` (endpoint down too long) and ``rejected`` (4xx after the retries)."""
-        self._queue: deque[dict[str, Any]] = deque()
-        self._cond = threading.Condition()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="webhook", daemon=True)
         self._thread.start()
-
-    def send(self, event: dict[str, Any]) -> None:
-        with self._cond:
-            if len(self._queue) >= self.config.queue_size:
-                self._queue.popleft()
-                self.dropped["queue_full"] += 1
-            self._queue.append(event)
-            self._cond.notify()
-
-    @property
-    def queued(self) -> int:
-        with self._cond:
-            return len(self._queue)
 
     def close(self, timeout: float = 1.0) -> None:
         self._stop.set()
