@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from .config import PipelineConfig, to_dict
+from .config import ENDPOINT_NAMES, PipelineConfig, to_dict
 from .errors import RunDirBusy
 from .stats import read_stats
 from .transport import ipc_path
@@ -106,10 +106,15 @@ class Supervisor:
         cfg_path.write_text(json.dumps(to_dict(cfg), indent=1))
         base = [sys.executable, "-m", "streamcam"]
         common = ["--base-dir", cfg.base_dir, "--log-level", cfg.run.log_level]
-        children = [
-            Child("publisher", base + ["publish", str(cfg_path)] + common),
-            Child("processor", base + ["process", str(cfg_path)] + common),
-        ]
+        children = [Child("publisher", base + ["publish", str(cfg_path)] + common)]
+        if cfg.scaled_out:
+            # Stateless workers behind ZeroMQ's load balancing; the per-stream state in its own stage.
+            children.append(Child("stabilizer", base + ["stabilize", str(cfg_path)] + common))
+            children.append(Child("dispatcher", base + ["dispatch", str(cfg_path)] + common))
+            children += [Child(f"worker-w{i}", base + ["process", str(cfg_path), "--name", f"w{i}"] + common)
+                         for i in range(cfg.processor.workers)]
+        else:
+            children.append(Child("processor", base + ["process", str(cfg_path)] + common))
         for s in cfg.streams:
             # A file, sequence or folder with loop: false ends: exit 0 is the stream done, not a crash.
             ends = not s.source.loop and s.source.kind in ("file", "thermal", "images")
@@ -232,7 +237,7 @@ class Supervisor:
             if child.log_file is not None:
                 child.log_file.close()
                 child.log_file = None
-        for name in ("frames", "results", "publish"):
+        for name in ENDPOINT_NAMES:
             path = ipc_path(self.cfg.endpoint(name))
             if path and os.path.exists(path):
                 try:
@@ -278,6 +283,13 @@ def format_summary(summary: dict[str, Any]) -> str:
             f"  processor ({proc.get('backend')}): {proc.get('processed')} frames, skipped {proc.get('skipped')} "
             f"(newest-frame policy), engine p50 {proc.get('engine_ms_p50') or float('nan'):.1f} ms"
         )
+    workers = {name: st for name, st in stages.items() if name.startswith("worker-")}
+    for name, st in sorted(workers.items()):
+        lines.append(f"  {name} ({st.get('backend')}): {st.get('processed')} frames, skipped {st.get('skipped')}, "
+                     f"engine p50 {st.get('engine_ms_p50') or float('nan'):.1f} ms")
+    stab = stages.get("stabilizer")
+    if stab:
+        lines.append(f"  stabilizer: {stab.get('published')} results in seq order, late {stab.get('late')} (dropped)")
     if summary.get("restarts"):
         lines.append(f"  restarts: {summary['restarts']}")
     if not summary.get("streams"):
@@ -292,7 +304,12 @@ def print_plan(cfg: PipelineConfig) -> None:
     print(f"streamcam {__version__}: pipeline {cfg.name!r}")
     for s in cfg.streams:
         print(f"  capture {s.id}: {s.source.kind} {s.source.uri or ''} ({s.source.width}x{s.source.height} @ {s.source.fps:g} fps)")
-    print(f"  processor: {cfg.model_path()} on {cfg.processor.backend}")
+    if cfg.scaled_out:
+        print(f"  dispatcher: {cfg.endpoint('frames')} → {cfg.endpoint('work')} (workers connect)")
+        print(f"  workers: {cfg.processor.workers} here, {cfg.model_path()} on {cfg.processor.backend}")
+        print(f"  stabilizer: {cfg.endpoint('detected')} → {cfg.endpoint('results')}")
+    else:
+        print(f"  processor: {cfg.model_path()} on {cfg.processor.backend}")
     print(f"  publisher: {cfg.endpoint('publish')} (topics frames/<id>, detections/<id>)")
     if cfg.serve.enabled:
         print(f"  web page: http://{cfg.serve.host}:{cfg.serve.port}/")
