@@ -22,7 +22,7 @@ from .tracking.tracker import TrackerConfig
 from .transport import check_endpoint
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
-ENDPOINT_NAMES = ("frames", "results", "publish", "work", "detected")
+ENDPOINT_NAMES = ("frames", "results", "publish", "work", "detected", "control")
 WILDCARD_HOSTS = ("*",)
 """ZeroMQ's bind-to-all name: stages connect with the same endpoint string, and nothing connects to ``*``."""
 
@@ -218,6 +218,8 @@ class EndpointsConfig:
     """Scaled out: dispatcher -> workers (the dispatcher binds PUSH; each worker connects PULL)."""
     detected: str = "ipc://{run_dir}/detected.sock"
     """Scaled out: workers -> stabilizer (the stabilizer binds PULL; it pushes to ``results``)."""
+    control: str = "ipc://{run_dir}/control.sock"
+    """The supervisor's REP socket: `streamcam streams add|remove|list` (streamcam/control.py)."""
 
 
 @dataclass(frozen=True)

@@ -115,11 +115,7 @@ class Supervisor:
                          for i in range(cfg.processor.workers)]
         else:
             children.append(Child("processor", base + ["process", str(cfg_path)] + common))
-        for s in cfg.streams:
-            # A file, sequence or folder with loop: false ends: exit 0 is the stream done, not a crash.
-            ends = not s.source.loop and s.source.kind in ("file", "thermal", "images")
-            children.append(Child(f"capture-{s.id}", base + ["capture", str(cfg_path), "--stream", s.id] + common,
-                                  restart=not ends))
+        children += [self._capture(s) for s in cfg.streams]
         keys = (["--keys", cfg.resolve(cfg.security.keys_dir), "--client-name", cfg.security.client_name]
                 if cfg.security.curve else [])
         if cfg.serve.enabled:
@@ -139,6 +135,91 @@ class Supervisor:
         for c in children:
             c.backoff_s = cfg.run.restart_backoff_s
         return children
+
+    def _capture(self, s) -> Child:
+        # A file, sequence or folder with loop: false ends: exit 0 is the stream done, not a crash.
+        ends = not s.source.loop and s.source.kind in ("file", "thermal", "images")
+        argv = [sys.executable, "-m", "streamcam", "capture", str(self.run_dir / "config.json"), "--stream", s.id,
+                "--base-dir", self.cfg.base_dir, "--log-level", self.cfg.run.log_level]
+        child = Child(f"capture-{s.id}", argv, restart=not ends)
+        child.backoff_s = self.cfg.run.restart_backoff_s
+        return child
+
+    # -- streams at run time (streamcam/control.py) --------------------------------------
+    def _write_config(self, cfg: PipelineConfig) -> None:
+        path = self.run_dir / "config.json"
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(to_dict(cfg), indent=1))
+        os.replace(tmp, path)  # a stage restarting meanwhile reads the old file or the new, never half
+
+    def control(self, raw: bytes) -> dict[str, Any]:
+        """One control request (``streamcam streams ...``) → its reply; nothing changes on an error."""
+        from .config import config_from_dict
+        from .control import parse_request
+        from .errors import ConfigError
+
+        try:
+            req = parse_request(raw)
+            streams = [to_dict(self.cfg)["streams"][i] for i in range(len(self.cfg.streams))]
+            if req["op"] == "add":
+                data = to_dict(self.cfg)
+                data["streams"] = streams + [req["stream"]]
+                cfg = config_from_dict(data, base_dir=self.cfg.base_dir)  # every start-time check, naming the key
+                added = cfg.streams[-1]
+                self._write_config(cfg)
+                self.cfg = cfg
+                child = self._capture(added)
+                self.children.append(child)
+                self._start(child)
+                log.info("stream %s added", added.id)
+            elif req["op"] == "remove":
+                ids = [s.id for s in self.cfg.streams]
+                if req["id"] not in ids:
+                    raise ConfigError(f"remove: no stream {req['id']!r} (have {ids})")
+                if len(ids) == 1:
+                    raise ConfigError("remove: the last stream cannot be removed (stop the pipeline instead)")
+                data = to_dict(self.cfg)
+                data["streams"] = [s for s in streams if s["id"] != req["id"]]
+                cfg = config_from_dict(data, base_dir=self.cfg.base_dir)
+                child = next(c for c in self.children if c.name == f"capture-{req['id']}")
+                self._stop_child(child)
+                self.children.remove(child)
+                self._write_config(cfg)
+                self.cfg = cfg
+                log.info("stream %s removed", req["id"])
+            return {"ok": True, "streams": [to_dict(self.cfg)["streams"][i] for i in range(len(self.cfg.streams))]}
+        except ConfigError as exc:
+            return {"ok": False, "error": str(exc)}
+
+    def _stop_child(self, child: Child) -> None:
+        """SIGTERM one child, SIGKILL it if it has not stopped within the stop timeout."""
+        child.done = True
+        if child.proc is not None and child.proc.poll() is None:
+            child.proc.send_signal(signal.SIGTERM)
+            try:
+                child.proc.wait(timeout=self.stop_timeout_s)
+            except subprocess.TimeoutExpired:
+                child.proc.kill()
+                child.proc.wait(timeout=5.0)
+        if child.log_file is not None:
+            child.log_file.close()
+            child.log_file = None
+
+    def _serve_control(self, sock) -> None:
+        """Answer the control requests waiting (at most a few per tick: the stages come first)."""
+        import zmq
+
+        for _ in range(8):
+            try:
+                raw = sock.recv(flags=zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            try:
+                reply = self.control(raw)
+            except Exception as exc:  # noqa: BLE001 (one request never stops the supervisor)
+                log.exception("control request failed")
+                reply = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+            sock.send(json.dumps(reply).encode())
 
     # -- process control ----------------------------------------------------------------
     def _start(self, child: Child) -> None:
@@ -187,8 +268,16 @@ class Supervisor:
         if self.stop_event.is_set():  # stopped while starting up: start nothing
             return self.summary()
         self.lock_run_dir()
+        control = None
         try:
+            import zmq
+
+            from .control import CONTROL_POLICY
+            from .transport import make_socket
+
             self.start()
+            control = make_socket(zmq.Context.instance(), "REP", self.cfg.endpoint("control"), bind=True,
+                                  policy=CONTROL_POLICY, curve=self.cfg.curve())
             deadline = None if duration_s is None else time.monotonic() + duration_s
             drain_until = None
             try:
@@ -205,11 +294,14 @@ class Supervisor:
                         drain_until = now + self.DRAIN_S
                     if drain_until is not None and now >= drain_until:
                         break
-                    self.stop_event.wait(0.1)
+                    if control.poll(100, 1):  # zmq.POLLIN: a `streamcam streams` request, else the 0.1 s tick
+                        self._serve_control(control)
             finally:
                 self.shutdown()
             return self.summary()
         finally:
+            if control is not None:
+                control.close(0)
             self.unlock_run_dir()
 
     def stop(self) -> None:
