@@ -113,13 +113,14 @@ def failover(run_dir: Path, t_kill: float, after_s: float) -> dict[str, float]:
     """The longest gap between published frames from just before the kill to ``after_s`` after it,
     beside the longest in the same span before it."""
     times = published_times(run_dir)
-    def longest(lo: float, hi: float) -> float:
+
+    def longest(lo: float, hi: float) -> tuple[float, float]:
         ts = [t for t, _, _ in times if lo <= t <= hi]
-        return max((b - a for a, b in zip(ts, ts[1:])), default=float("nan"))
+        return max(((b - a, a) for a, b in zip(ts, ts[1:])), default=(float("nan"), float("nan")))
 
-    return {"gap_after_kill_s": round(longest(t_kill - 0.5, t_kill + after_s), 3),
-            "gap_before_kill_s": round(longest(t_kill - 0.5 - after_s, t_kill - 0.5), 3)}
-
+    gap, at = longest(t_kill - 0.5, t_kill + after_s)
+    return {"gap_after_kill_s": round(gap, 3), "gap_starts_s_after_kill": round(at - t_kill, 3),
+            "gap_before_kill_s": round(longest(t_kill - 0.5 - after_s, t_kill - 0.5)[0], 3)}
 
 def run(seconds: float = 8.0, streams: int = 2, fps: float = 60.0, width: int = 160, height: int = 120,
         model_k: int = 2048, model: Path | None = None, python: str = sys.executable) -> dict[str, Any]:
