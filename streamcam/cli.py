@@ -58,10 +58,61 @@ def cmd_capture(args: argparse.Namespace) -> int:
 
 
 def cmd_process(args: argparse.Namespace) -> int:
+    cfg = _load(args)
+    if cfg.scaled_out:  # a stateless worker: any number, on any host, take frames from the dispatcher
+        from .processor.worker import run_worker, worker_name
+
+        name = worker_name(args.name)
+        return run_worker(cfg, _stage_setup(args, f"worker-{name}"), name)
     from .processor.stage import run_processor
 
-    cfg = _load(args)
     return run_processor(cfg, _stage_setup(args, "processor"))
+
+
+def cmd_dispatch(args: argparse.Namespace) -> int:
+    from .processor.dispatch import run_dispatcher
+
+    return run_dispatcher(_scaled_out(_load(args), "dispatch"), _stage_setup(args, "dispatcher"))
+
+
+def cmd_stabilize(args: argparse.Namespace) -> int:
+    from .processor.stabilize import run_stabilizer
+
+    return run_stabilizer(_scaled_out(_load(args), "stabilize"), _stage_setup(args, "stabilizer"))
+
+
+def cmd_streams(args: argparse.Namespace) -> int:
+    """Add, remove or list the streams of a running pipeline (its supervisor's control endpoint)."""
+    import yaml
+
+    from .control import request
+
+    cfg = _load(args)
+    if args.action == "add":
+        if not args.id or not args.source:
+            raise StreamcamError("streams add: --id and --source are required, e.g. --source '{kind: url, uri: rtsp://...}'")
+        source = yaml.safe_load(args.source)
+        req = {"op": "add", "stream": {"id": args.id, "source": source}}
+    elif args.action == "remove":
+        if not args.id:
+            raise StreamcamError("streams remove: --id is required")
+        req = {"op": "remove", "id": args.id}
+    else:
+        req = {"op": "list"}
+    reply = request(cfg.endpoint("control"), req, curve=cfg.curve())
+    if not reply.get("ok"):
+        raise StreamcamError(f"streams {args.action}: {reply.get('error')}")
+    for st in reply["streams"]:
+        src = st["source"]
+        print(f"{st['id']}\t{src['kind']}\t{src.get('uri') or ''}")
+    return 0
+
+
+def _scaled_out(cfg, command: str):
+    if not cfg.scaled_out:
+        raise StreamcamError(f"{command}: the config is not scaled out (processor.workers: 1, scale_out off): "
+                             "its processor holds the stabilizer; set processor.scale_out: true")
+    return cfg
 
 
 def cmd_publish(args: argparse.Namespace) -> int:
@@ -288,7 +339,19 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--duration", type=float, help="stop after this many seconds")
     sp = add("capture", cmd_capture, "run one capture stage alone (multi-host use)", config=True)
     sp.add_argument("--stream", help="stream id (default: the first)")
-    add("process", cmd_process, "run the processor stage alone", config=True)
+    sp = add("process", cmd_process, "run the processor stage alone; scaled out (processor.scale_out), one "
+             "stateless detection worker (start any number, on any host)", config=True)
+    sp.add_argument("--name", help="scaled out: this worker's name in results and stats (default HOST-PID)")
+    sp = add("streams", cmd_streams, "add, remove or list the streams of a running pipeline (streamcam run)")
+    sp.add_argument("action", choices=["add", "remove", "list"])
+    sp.add_argument("config", help="the running pipeline's YAML (its control endpoint)")
+    sp.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=argparse.SUPPRESS)
+    sp.add_argument("--base-dir", help=argparse.SUPPRESS)
+    sp.add_argument("--id", help="stream id (add, remove)")
+    sp.add_argument("--source", help="add: the stream's source as YAML, e.g. '{kind: synthetic, fps: 15}'")
+    add("dispatch", cmd_dispatch, "scaled out: the device that hands frames to the workers (zmq proxy)", config=True)
+    add("stabilize", cmd_stabilize, "scaled out: the stabilizer stage after the workers (seq order, tracks)",
+        config=True)
     add("publish", cmd_publish, "run the publisher stage alone", config=True)
 
     def consumer(sp: argparse.ArgumentParser) -> None:

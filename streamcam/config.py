@@ -22,6 +22,7 @@ from .tracking.tracker import TrackerConfig
 from .transport import check_endpoint
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+ENDPOINT_NAMES = ("frames", "results", "publish", "work", "detected", "control")
 WILDCARD_HOSTS = ("*",)
 """ZeroMQ's bind-to-all name: stages connect with the same endpoint string, and nothing connects to ``*``."""
 
@@ -155,6 +156,13 @@ class ProcessorConfig:
     """Face finding in face mode (mode: faces); ignored in cam mode."""
     tensorrt: TensorRTConfig = field(default_factory=TensorRTConfig)
     """The TensorRT plan's options (backend tensorrt); ignored by onnxruntime."""
+    workers: int = 1
+    """Detection workers the supervisor starts on this host. 1 (scale_out off): one processor with the
+    stabilizer inside, no extra hop. Scaled out, more workers on any host (`streamcam process`) share
+    the frames through ZeroMQ's load balancing; 0 = only remote ones."""
+    scale_out: Optional[bool] = None
+    """Stateless workers behind a dispatcher (frames -> work) and the stabilizer as its own stage
+    (detected -> results); None: on when workers is not 1. On with workers: 1 lets other hosts add workers."""
 
     def engine_options(self, resolve: Any = None) -> dict[str, Any]:
         """Keyword options for the chosen backend's engine (paths resolved with ``resolve``)."""
@@ -206,6 +214,12 @@ class EndpointsConfig:
     """processor -> publisher (publisher binds PULL)."""
     publish: str = "tcp://127.0.0.1:5560"
     """publisher PUB socket for subscribers: ``frames/<id>`` and ``detections/<id>`` topics."""
+    work: str = "ipc://{run_dir}/work.sock"
+    """Scaled out: dispatcher -> workers (the dispatcher binds PUSH; each worker connects PULL)."""
+    detected: str = "ipc://{run_dir}/detected.sock"
+    """Scaled out: workers -> stabilizer (the stabilizer binds PULL; it pushes to ``results``)."""
+    control: str = "ipc://{run_dir}/control.sock"
+    """The supervisor's REP socket: `streamcam streams add|remove|list` (streamcam/control.py)."""
 
 
 @dataclass(frozen=True)
@@ -319,6 +333,12 @@ class PipelineConfig:
 
     def model_path(self) -> str:
         return self.resolve(self.processor.model)
+
+    @property
+    def scaled_out(self) -> bool:
+        """Stateless workers behind a dispatcher, and the stabilizer as its own stage (processor.scale_out)."""
+        p = self.processor
+        return p.workers != 1 if p.scale_out is None else p.scale_out
 
     def curve(self):
         """The CURVE policy for this process's sockets, or None when security.curve is off."""
@@ -449,6 +469,19 @@ def _validate(cfg: PipelineConfig) -> None:
         if p.frame_path != "cpu":
             raise ConfigError(f"{key}: a detect rate needs frame_path cpu (the {p.frame_path} path blends the heatmap "
                               "into the frame it detected on, not into the frames between)")
+    if not 0 <= p.workers <= 64:
+        raise ConfigError(f"processor.workers: expected 0-64 local workers, got {p.workers}")
+    if p.scale_out is False and p.workers != 1:
+        raise ConfigError(f"processor.workers: {p.workers} workers need processor.scale_out (false: one processor "
+                          "with the stabilizer inside)")
+    if cfg.scaled_out:
+        # A detect rate keeps per-stream state (when each stream was last detected) in the processor;
+        # stateless workers cannot share it.
+        for key, on in (("processor.detect_every", p.detect_every > 1), ("processor.detect_fps", p.detect_fps is not None),
+                        ("streams[].detect_fps", any(s.detect_fps is not None for s in cfg.streams))):
+            if on:
+                raise ConfigError(f"{key}: a detect rate needs one processor (processor.workers: 1, scale_out off); "
+                                  "scaled-out workers are stateless")
     if not 0.0 <= p.min_score <= 1.0:
         raise ConfigError(f"processor.min_score: expected a probability in [0, 1], got {p.min_score}")
     t = p.tensorrt
@@ -474,7 +507,7 @@ def _validate(cfg: PipelineConfig) -> None:
         raise ConfigError(f"publisher.jpeg_quality: expected 1-100, got {cfg.publisher.jpeg_quality}")
     if not 0.0 <= cfg.publisher.alpha <= 1.0:
         raise ConfigError(f"publisher.alpha: expected 0-1, got {cfg.publisher.alpha}")
-    for name in ("frames", "results", "publish"):
+    for name in ENDPOINT_NAMES:
         ep = check_endpoint(cfg.endpoint(name), f"endpoints.{name}")
         host = ep[len("tcp://"):].rsplit(":", 1)[0] if ep.startswith("tcp://") else None
         if host in WILDCARD_HOSTS:

@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from .config import PipelineConfig, to_dict
+from .config import ENDPOINT_NAMES, PipelineConfig, to_dict
 from .errors import RunDirBusy
 from .stats import read_stats
 from .transport import ipc_path
@@ -106,15 +106,16 @@ class Supervisor:
         cfg_path.write_text(json.dumps(to_dict(cfg), indent=1))
         base = [sys.executable, "-m", "streamcam"]
         common = ["--base-dir", cfg.base_dir, "--log-level", cfg.run.log_level]
-        children = [
-            Child("publisher", base + ["publish", str(cfg_path)] + common),
-            Child("processor", base + ["process", str(cfg_path)] + common),
-        ]
-        for s in cfg.streams:
-            # A file, sequence or folder with loop: false ends: exit 0 is the stream done, not a crash.
-            ends = not s.source.loop and s.source.kind in ("file", "thermal", "images")
-            children.append(Child(f"capture-{s.id}", base + ["capture", str(cfg_path), "--stream", s.id] + common,
-                                  restart=not ends))
+        children = [Child("publisher", base + ["publish", str(cfg_path)] + common)]
+        if cfg.scaled_out:
+            # Stateless workers behind ZeroMQ's load balancing; the per-stream state in its own stage.
+            children.append(Child("stabilizer", base + ["stabilize", str(cfg_path)] + common))
+            children.append(Child("dispatcher", base + ["dispatch", str(cfg_path)] + common))
+            children += [Child(f"worker-w{i}", base + ["process", str(cfg_path), "--name", f"w{i}"] + common)
+                         for i in range(cfg.processor.workers)]
+        else:
+            children.append(Child("processor", base + ["process", str(cfg_path)] + common))
+        children += [self._capture(s) for s in cfg.streams]
         keys = (["--keys", cfg.resolve(cfg.security.keys_dir), "--client-name", cfg.security.client_name]
                 if cfg.security.curve else [])
         if cfg.serve.enabled:
@@ -134,6 +135,91 @@ class Supervisor:
         for c in children:
             c.backoff_s = cfg.run.restart_backoff_s
         return children
+
+    def _capture(self, s) -> Child:
+        # A file, sequence or folder with loop: false ends: exit 0 is the stream done, not a crash.
+        ends = not s.source.loop and s.source.kind in ("file", "thermal", "images")
+        argv = [sys.executable, "-m", "streamcam", "capture", str(self.run_dir / "config.json"), "--stream", s.id,
+                "--base-dir", self.cfg.base_dir, "--log-level", self.cfg.run.log_level]
+        child = Child(f"capture-{s.id}", argv, restart=not ends)
+        child.backoff_s = self.cfg.run.restart_backoff_s
+        return child
+
+    # -- streams at run time (streamcam/control.py) --------------------------------------
+    def _write_config(self, cfg: PipelineConfig) -> None:
+        path = self.run_dir / "config.json"
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(to_dict(cfg), indent=1))
+        os.replace(tmp, path)  # a stage restarting meanwhile reads the old file or the new, never half
+
+    def control(self, raw: bytes) -> dict[str, Any]:
+        """One control request (``streamcam streams ...``) → its reply; nothing changes on an error."""
+        from .config import config_from_dict
+        from .control import parse_request
+        from .errors import ConfigError
+
+        try:
+            req = parse_request(raw)
+            streams = [to_dict(self.cfg)["streams"][i] for i in range(len(self.cfg.streams))]
+            if req["op"] == "add":
+                data = to_dict(self.cfg)
+                data["streams"] = streams + [req["stream"]]
+                cfg = config_from_dict(data, base_dir=self.cfg.base_dir)  # every start-time check, naming the key
+                added = cfg.streams[-1]
+                self._write_config(cfg)
+                self.cfg = cfg
+                child = self._capture(added)
+                self.children.append(child)
+                self._start(child)
+                log.info("stream %s added", added.id)
+            elif req["op"] == "remove":
+                ids = [s.id for s in self.cfg.streams]
+                if req["id"] not in ids:
+                    raise ConfigError(f"remove: no stream {req['id']!r} (have {ids})")
+                if len(ids) == 1:
+                    raise ConfigError("remove: the last stream cannot be removed (stop the pipeline instead)")
+                data = to_dict(self.cfg)
+                data["streams"] = [s for s in streams if s["id"] != req["id"]]
+                cfg = config_from_dict(data, base_dir=self.cfg.base_dir)
+                child = next(c for c in self.children if c.name == f"capture-{req['id']}")
+                self._stop_child(child)
+                self.children.remove(child)
+                self._write_config(cfg)
+                self.cfg = cfg
+                log.info("stream %s removed", req["id"])
+            return {"ok": True, "streams": [to_dict(self.cfg)["streams"][i] for i in range(len(self.cfg.streams))]}
+        except ConfigError as exc:
+            return {"ok": False, "error": str(exc)}
+
+    def _stop_child(self, child: Child) -> None:
+        """SIGTERM one child, SIGKILL it if it has not stopped within the stop timeout."""
+        child.done = True
+        if child.proc is not None and child.proc.poll() is None:
+            child.proc.send_signal(signal.SIGTERM)
+            try:
+                child.proc.wait(timeout=self.stop_timeout_s)
+            except subprocess.TimeoutExpired:
+                child.proc.kill()
+                child.proc.wait(timeout=5.0)
+        if child.log_file is not None:
+            child.log_file.close()
+            child.log_file = None
+
+    def _serve_control(self, sock) -> None:
+        """Answer the control requests waiting (at most a few per tick: the stages come first)."""
+        import zmq
+
+        for _ in range(8):
+            try:
+                raw = sock.recv(flags=zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            try:
+                reply = self.control(raw)
+            except Exception as exc:  # noqa: BLE001 (one request never stops the supervisor)
+                log.exception("control request failed")
+                reply = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+            sock.send(json.dumps(reply).encode())
 
     # -- process control ----------------------------------------------------------------
     def _start(self, child: Child) -> None:
@@ -182,8 +268,16 @@ class Supervisor:
         if self.stop_event.is_set():  # stopped while starting up: start nothing
             return self.summary()
         self.lock_run_dir()
+        control = None
         try:
+            import zmq
+
+            from .control import CONTROL_POLICY
+            from .transport import make_socket
+
             self.start()
+            control = make_socket(zmq.Context.instance(), "REP", self.cfg.endpoint("control"), bind=True,
+                                  policy=CONTROL_POLICY, curve=self.cfg.curve())
             deadline = None if duration_s is None else time.monotonic() + duration_s
             drain_until = None
             try:
@@ -200,11 +294,14 @@ class Supervisor:
                         drain_until = now + self.DRAIN_S
                     if drain_until is not None and now >= drain_until:
                         break
-                    self.stop_event.wait(0.1)
+                    if control.poll(100, 1):  # zmq.POLLIN: a `streamcam streams` request, else the 0.1 s tick
+                        self._serve_control(control)
             finally:
                 self.shutdown()
             return self.summary()
         finally:
+            if control is not None:
+                control.close(0)
             self.unlock_run_dir()
 
     def stop(self) -> None:
@@ -232,7 +329,7 @@ class Supervisor:
             if child.log_file is not None:
                 child.log_file.close()
                 child.log_file = None
-        for name in ("frames", "results", "publish"):
+        for name in ENDPOINT_NAMES:
             path = ipc_path(self.cfg.endpoint(name))
             if path and os.path.exists(path):
                 try:
@@ -278,6 +375,13 @@ def format_summary(summary: dict[str, Any]) -> str:
             f"  processor ({proc.get('backend')}): {proc.get('processed')} frames, skipped {proc.get('skipped')} "
             f"(newest-frame policy), engine p50 {proc.get('engine_ms_p50') or float('nan'):.1f} ms"
         )
+    workers = {name: st for name, st in stages.items() if name.startswith("worker-")}
+    for name, st in sorted(workers.items()):
+        lines.append(f"  {name} ({st.get('backend')}): {st.get('processed')} frames, skipped {st.get('skipped')}, "
+                     f"engine p50 {st.get('engine_ms_p50') or float('nan'):.1f} ms")
+    stab = stages.get("stabilizer")
+    if stab:
+        lines.append(f"  stabilizer: {stab.get('published')} results in seq order, late {stab.get('late')} (dropped)")
     if summary.get("restarts"):
         lines.append(f"  restarts: {summary['restarts']}")
     if not summary.get("streams"):
@@ -292,7 +396,12 @@ def print_plan(cfg: PipelineConfig) -> None:
     print(f"streamcam {__version__}: pipeline {cfg.name!r}")
     for s in cfg.streams:
         print(f"  capture {s.id}: {s.source.kind} {s.source.uri or ''} ({s.source.width}x{s.source.height} @ {s.source.fps:g} fps)")
-    print(f"  processor: {cfg.model_path()} on {cfg.processor.backend}")
+    if cfg.scaled_out:
+        print(f"  dispatcher: {cfg.endpoint('frames')} → {cfg.endpoint('work')} (workers connect)")
+        print(f"  workers: {cfg.processor.workers} here, {cfg.model_path()} on {cfg.processor.backend}")
+        print(f"  stabilizer: {cfg.endpoint('detected')} → {cfg.endpoint('results')}")
+    else:
+        print(f"  processor: {cfg.model_path()} on {cfg.processor.backend}")
     print(f"  publisher: {cfg.endpoint('publish')} (topics frames/<id>, detections/<id>)")
     if cfg.serve.enabled:
         print(f"  web page: http://{cfg.serve.host}:{cfg.serve.port}/")

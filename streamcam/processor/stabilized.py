@@ -28,37 +28,48 @@ class _StreamTracking:
         self.clock = StreamClock()
 
 
-class TrackedDetector:
-    """``process(stream, image, pixel_format, t_capture_ns) -> (FrameResult, tracks)``.
+class StreamTracks:
+    """The per-stream state after a detector: one Stabilizer per stream, fed each result's candidates.
 
-    ``live``: the dynamics run on capture times anchored to this host's monotonic clock
-    (:class:`~streamcam.tracking.clock.StreamClock`), so a wall-clock step or a late frame
-    never makes time run backwards; offline (a file), on the capture times alone.
-    ``max_streams``: streams with a stabilizer; the least recently seen is evicted past it.
+    ``track(stream, result, frame_size, t_capture_ns) -> (FrameResult, tracks)``. Held by the processor
+    (inside :class:`TrackedDetector`) or, scaled out, by the stabilizer stage after the stateless
+    workers; both need only what a result message carries (detections, the map, the probabilities).
+    ``label`` / ``class_index``: the first chosen class, whose map's peaks are candidates (input: peaks).
+    ``faces``: face-mode results (a track is a face; its label, the emotion, changes freely).
     """
 
-    def __init__(self, detector: Detector, config: StabilizerConfig, live: bool = False,
-                 max_streams: int = 64) -> None:
+    def __init__(self, config: StabilizerConfig, label: str, class_index: int, min_score: float,
+                 box_correction: Any = None, faces: bool = False, live: bool = False, max_streams: int = 64) -> None:
         from ..bounded import StreamTable
 
-        self.detector = detector
         self.live = live
-        if not isinstance(detector, Detector):
+        if faces:
             # Face mode has no whole-frame class map to find peaks in: track its face boxes. A track is a
             # face; its label (the emotion) changes from frame to frame without starting another track.
             config = dataclasses.replace(config, input="boxes",
                                          tracker=dataclasses.replace(config.tracker, gate_labels=False))
         # The box-size correction belongs to the model's boxes: the model's own unless the config sets one.
-        meta = getattr(detector, "meta", None)
-        config = dataclasses.replace(config, tracker=config.tracker.for_model(getattr(meta, "box_correction", None)))
+        config = dataclasses.replace(config, tracker=config.tracker.for_model(box_correction))
         self.config = config
+        self.label = label
+        self.class_index = class_index
         # Hysteresis needs the weak candidates too: a confirmed track is sustained by scores
         # down to score_leave, so candidates are gated there, not at processor.min_score
         # (which still gates the detector when the stabilizer is off).
-        self.candidate_min_score = (min(detector.min_score, config.tracker.score_leave) if config.enabled
-                                    else detector.min_score)
+        self.candidate_min_score = min(min_score, config.tracker.score_leave) if config.enabled else min_score
         self.streams: StreamTable[_StreamTracking] = StreamTable(
             max_streams, lambda _stream: _StreamTracking(self.config.tracker))
+
+    @classmethod
+    def for_detector(cls, detector: Any, config: StabilizerConfig, live: bool = False,
+                     max_streams: int = 64) -> "StreamTracks":
+        """The tracks a detector's results feed (its first class, its model's box-size correction)."""
+        meta = getattr(detector, "meta", None)
+        faces = not isinstance(detector, Detector)  # no class map: its boxes are the candidates
+        label, index = ("", 0) if faces else (detector.class_names[0], detector.class_indices[0])
+        return cls(config, label, index, detector.min_score,
+                   getattr(meta, "box_correction", None), faces=faces,
+                   live=live, max_streams=max_streams)
 
     def _stabilizer(self, stream: str, t_capture_ns: int):
         """The stream's stabilizer and the dynamics time (s) of a frame captured at ``t_capture_ns``."""
@@ -75,12 +86,10 @@ class TrackedDetector:
 
         if result.cam is None:
             return []
-        c = self.detector.class_indices[0]
-        p = float(result.probs[c])
+        p = float(result.probs[self.class_index])
         if p < self.candidate_min_score:
             return []
-        label = self.detector.class_names[0]
-        return [Detection(tuple(pk.box), p * float(pk.value), label)  # type: ignore[arg-type]
+        return [Detection(tuple(pk.box), p * float(pk.value), self.label)  # type: ignore[arg-type]
                 for pk in find_peaks(result.cam, frame_size)]
 
     def candidates(self, result: FrameResult, frame_size: tuple[int, int]) -> list[Detection]:
@@ -89,8 +98,8 @@ class TrackedDetector:
 
     def track(self, stream: str, result: FrameResult, frame_size: tuple[int, int], t_capture_ns: int
               ) -> tuple[FrameResult, list[dict[str, Any]]]:
-        """The stabilizer step of :meth:`process` on a detector's ``result`` (detected at the
-        candidate gate, ``candidate_min_score``): tracked detections and the published tracks."""
+        """The stabilizer step on a detector's ``result`` (detected at the candidate gate,
+        ``candidate_min_score``): tracked detections and the published tracks."""
         if not self.config.enabled:
             return result, []
         t0 = time.perf_counter()
@@ -116,6 +125,33 @@ class TrackedDetector:
         timings = {"preprocess": 0.0, "engine": 0.0, "cam": 0.0, "track": (time.perf_counter() - t0) * 1e3}
         timings["total"] = timings["track"]
         return dataclasses.replace(last, detections=detections, timings_ms=timings), tracks
+
+
+class TrackedDetector:
+    """``process(stream, image, pixel_format, t_capture_ns) -> (FrameResult, tracks)``.
+
+    ``live``: the dynamics run on capture times anchored to this host's monotonic clock
+    (:class:`~streamcam.tracking.clock.StreamClock`), so a wall-clock step or a late frame
+    never makes time run backwards; offline (a file), on the capture times alone.
+    ``max_streams``: streams with a stabilizer; the least recently seen is evicted past it.
+    """
+
+    def __init__(self, detector: Detector, config: StabilizerConfig, live: bool = False,
+                 max_streams: int = 64) -> None:
+        self.detector = detector
+        self.live = live
+        self.tracks = StreamTracks.for_detector(detector, config, live=live, max_streams=max_streams)
+        self.config = self.tracks.config
+        self.candidate_min_score = self.tracks.candidate_min_score
+        self.streams = self.tracks.streams
+        self.track = self.tracks.track
+        self.predict = self.tracks.predict
+        self.candidates = self.tracks.candidates
+
+    @property
+    def clock_steps(self) -> int:
+        """Capture-clock steps the streams' clocks re-anchored over (the streams still held)."""
+        return self.tracks.clock_steps
 
     def process(self, stream: str, image: np.ndarray, pixel_format: str, t_capture_ns: int
                 ) -> tuple[FrameResult, list[dict[str, Any]]]:

@@ -1,0 +1,117 @@
+"""A stateless detection worker (scaled out): frames from the dispatcher → engine → CAM → boxes → the stabilizer.
+
+Any number of workers, on any hosts, connect to the dispatcher's ``work`` endpoint; ZeroMQ's
+PUSH hands each frame to one of them (round robin over the workers whose queue has room, so a
+slow or busy worker gets fewer). A worker keeps nothing per stream: its results carry the
+candidates (boxes at the stabilizer's candidate gate, the map and the probabilities) to the
+stabilizer stage, which holds the tracks and puts each stream's results back in ``seq`` order.
+A worker that dies loses only the frames queued to it; the others take its share.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+
+import zmq
+
+from .. import protocol
+from ..config import PipelineConfig
+from ..guard import MessageGuard
+from ..intake import take_newest
+from ..metrics import StageMetrics
+from ..stats import LatencyWindow, RateMeter, write_stats
+from ..transport import SocketPolicy, make_socket, send_nowait
+from .stage import _pixel_format, build_tracked_detector, result_message
+
+log = logging.getLogger("streamcam.worker")
+
+WORK_POLICY = SocketPolicy(rcvhwm=1, heartbeat_ms=250)
+"""A worker queues as few frames as it can: what waits here is lost if it dies, and is not
+given to an idle peer meanwhile (ZeroMQ's round robin only skips a peer whose queue is full)."""
+
+
+def worker_name(name: str | None = None) -> str:
+    """The worker's name in results and stats: given, or ``<host>-<pid>``."""
+    return name or f"{socket.gethostname()}-{os.getpid()}"
+
+
+def run_worker(cfg: PipelineConfig, stop: threading.Event, name: str | None = None,
+               ctx: zmq.Context | None = None) -> int:
+    """Take frames from ``work`` until ``stop``; push each frame's detector result to ``detected``."""
+    name = worker_name(name)
+    tracked = build_tracked_detector(cfg, live=True)  # only its candidate gate is used: no stabilizer is made
+    detector = tracked.detector
+    ctx = ctx or zmq.Context.instance()
+    pull = make_socket(ctx, "PULL", cfg.endpoint("work"), bind=False, policy=WORK_POLICY, curve=cfg.curve())
+    push = make_socket(ctx, "PUSH", cfg.endpoint("detected"), bind=False, curve=cfg.curve())
+    rejects = protocol.RejectCounter()
+    metrics = StageMetrics("worker", None)  # several workers per host: no fixed metrics port
+    guard = MessageGuard("worker", metrics, log)
+    plain = cfg.publisher.wants_plain(cfg.serve.enabled)
+    processed = skipped = dropped = 0
+    rate = RateMeter()
+    engine_ms = LatencyWindow()
+    batches = LatencyWindow()
+    last_report = time.monotonic()
+    log.info("worker %s: %s on %s, %s → %s", name, cfg.model_path(), detector.engine.name,
+             cfg.endpoint("work"), cfg.endpoint("detected"))
+
+    def report() -> None:
+        write_stats(cfg.run_dir, f"worker-{name}", {
+            "stage": "worker", "worker": name, "backend": detector.engine.name, "processed": processed,
+            "skipped": skipped, "dropped": dropped, "fps": rate.rate, "batch_p50": batches.recent(50),
+            "engine_ms_p50": engine_ms.recent(50), "engine_ms_p99": engine_ms.recent(99),
+            "rejected": dict(rejects.counts), "failed": dict(guard.counts),
+        })
+
+    def send(msg: protocol.Message, result) -> None:
+        nonlocal processed, dropped
+        extra: dict = {"t_processed_ns": time.time_ns(), "worker": name}
+        if result.batch > 1:
+            extra["batch"] = result.batch
+        if "truth" in msg.header:
+            extra["truth"] = msg.header["truth"]
+        engine_ms.add(result.timings_ms["engine"])
+        batches.add(float(result.batch))
+        if send_nowait(push, result_message(msg, result, extra, plain)):
+            processed += 1
+            rate.tick()
+            metrics.frames_out.labels("worker", msg.stream).inc()
+        else:
+            dropped += 1
+            metrics.frames_dropped.labels("worker", msg.stream, "queue_full").inc()
+
+    try:
+        while not stop.is_set():
+            now = time.monotonic()
+            if now - last_report >= 1.0:
+                last_report = now
+                report()
+            if not pull.poll(100, zmq.POLLIN):
+                continue
+            newest, n_skipped = take_newest(pull, "frame", "worker", rejects, metrics, log, guard)
+            skipped += n_skipped
+            frames = list(newest.values())
+            found: dict = {}
+            # The newest frame of every stream waiting here in one engine call (batching across streams);
+            # if the batch fails, each frame is detected alone, so one bad frame fails alone.
+            with guard.message("batch"):
+                args = [(m.stream, m.part("image"), _pixel_format(m), m.t_capture_ns) for m in frames]
+                found = dict(zip(map(id, frames), tracked.detect_batch(args)))
+            for msg in frames:
+                with guard.message(msg.stream):
+                    result = found.get(id(msg))
+                    if result is None:
+                        result = tracked.detect_batch([(msg.stream, msg.part("image"), _pixel_format(msg),
+                                                        msg.t_capture_ns)])[0]
+                    send(msg, result)
+        report()
+    finally:
+        pull.close(0)
+        push.close(0)
+        getattr(detector, "close", detector.engine.close)()
+    return 0

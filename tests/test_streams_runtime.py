@@ -1,0 +1,81 @@
+"""Streams added and removed while the pipeline runs: `streamcam streams add|remove|list` against a
+real `streamcam run` (its supervisor's control endpoint), frames of the new stream published."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _streams(cfg: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "streamcam", "streams", *args[:1], str(cfg), *args[1:]], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
+
+
+def _published(run_dir: Path) -> dict:
+    try:
+        return json.loads((run_dir / "stats" / "publisher.json").read_text()).get("streams", {})
+    except (OSError, ValueError):
+        return {}
+
+
+def _wait(cond, timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not cond():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.3)
+
+
+def test_streams_added_and_removed_at_run_time(tmp_path):
+    run_dir = tmp_path / "run"
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump({
+        "name": "runtime", "streams": [{"id": "a"}], "processor": {"model": str(ROOT / "engines/person-ir.onnx")},
+        "serve": {"enabled": False}, "endpoints": {"publish": "tcp://127.0.0.1:5791"}, "run": {"run_dir": str(run_dir)}}))
+    sup = subprocess.Popen([sys.executable, "-m", "streamcam", "run", str(cfg)], cwd=ROOT,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait(lambda: _published(run_dir).get("a", {}).get("published", 0) > 5, 60, "stream a's first frames")
+        r = _streams(cfg, "add", "--id", "b", "--source", "{kind: synthetic, seed: 9, fps: 15}")
+        assert r.returncode == 0 and r.stdout.split() == ["a", "synthetic", "b", "synthetic"], r.stdout + r.stderr
+        _wait(lambda: _published(run_dir).get("b", {}).get("published", 0) > 5, 60, "the added stream's frames")
+        # A bad stream is refused with the key named, and changes nothing.
+        bad = _streams(cfg, "add", "--id", "c", "--source", "{kind: url, uri: ftp://x}")
+        assert bad.returncode != 0 and "streams[2].source.uri" in bad.stderr, bad.stderr
+        dup = _streams(cfg, "add", "--id", "a", "--source", "{kind: synthetic}")
+        assert dup.returncode != 0 and "duplicate stream id 'a'" in dup.stderr, dup.stderr
+        r = _streams(cfg, "remove", "--id", "a")
+        assert r.returncode == 0 and r.stdout.split() == ["b", "synthetic"], r.stdout + r.stderr
+        time.sleep(2.0)
+        before = _published(run_dir)
+        time.sleep(2.0)
+        after = _published(run_dir)
+        assert after["a"]["published"] == before["a"]["published"]  # its capture is stopped
+        assert after["b"]["published"] > before["b"]["published"]  # the other goes on, no restart
+        last = _streams(cfg, "remove", "--id", "b")
+        assert last.returncode != 0 and "last stream" in last.stderr
+        assert _streams(cfg, "list").stdout.split() == ["b", "synthetic"]
+    finally:
+        sup.send_signal(signal.SIGTERM)
+        try:
+            sup.wait(20)
+        except subprocess.TimeoutExpired:
+            sup.kill()
+            sup.wait(5)
+    assert sup.returncode == 0
+
+
+def test_streams_command_without_a_running_pipeline_says_so(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump({"name": "none", "run": {"run_dir": str(tmp_path / "run")}}))
+    r = subprocess.run([sys.executable, "-m", "streamcam", "streams", "list", str(cfg)], cwd=ROOT,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0 and "is the pipeline running" in r.stderr, r.stderr
