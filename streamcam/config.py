@@ -18,7 +18,7 @@ from typing import Any, Literal, Optional
 from .errors import ConfigError, StreamcamError
 from .events.config import EventsConfig
 from .events.zones import LineConfig, MaskConfig, ZoneConfig
-from .tracking.tracker import TrackerConfig
+from .tracking.config import TrackerConfig
 from .transport import check_endpoint
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
@@ -176,7 +176,7 @@ class StabilizerConfig:
     input: Literal["boxes", "peaks"] = "boxes"
     """Candidates per frame: the CAM box rule's boxes, or heatmap peaks (one box per peak basin)."""
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
-    """Association, Kalman, lifecycle, hysteresis and smoothing knobs (see streamcam/tracking/tracker.py)."""
+    """Association, Kalman, lifecycle, hysteresis and smoothing knobs (see streamcam/tracking/config.py)."""
 
 
 @dataclass(frozen=True)

@@ -56,7 +56,7 @@ from ..capture.synthetic import SyntheticIRScene
 from ..protocol import Detection
 from ..tracking import Stabilizer, TrackerConfig, find_peaks
 from ..geometry import iou_matrix
-from ..tracking.tracker import BoxCorrection
+from ..tracking.box_correction import BoxCorrection
 from .peer_trackers import NorfairBoxes, RoboflowTracker, available
 
 Box = Sequence[float]
