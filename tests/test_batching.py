@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from streamcam import protocol
-from streamcam.capture.synthetic import SyntheticIRScene
+from streamcam.datasets.synthetic import SyntheticIRScene
 from streamcam.processor.detector import Detector
 from streamcam.processor.engines import create_engine
 from tiny_model import make_tiny_gap_onnx

@@ -71,3 +71,12 @@ def test_tracker_names_keep_their_old_home():
     from streamcam.tracking.config import TrackerConfig
     from streamcam.tracking.tracker import BoxCorrection as c, TrackerConfig as d
     assert a is c is BoxCorrection and b is d is TrackerConfig
+
+
+def test_the_synthetic_scene_is_a_dataset_the_capture_room_plays():
+    """The scene lives in datasets/; the capture room imports it (and keeps the old import path)."""
+    from streamcam.capture import synthetic as old
+    from streamcam.datasets import synthetic
+    assert old.SyntheticIRScene is synthetic.SyntheticIRScene and old.SceneFrame is synthetic.SceneFrame
+    edges = room_imports()
+    assert "datasets" in edges["capture"] and "capture" not in edges.get("datasets", set())

@@ -52,7 +52,7 @@ def write_folder(root: Path, per_class: int, seed: int = 2000, scenes: int = 5) 
     """What a user collects: ``person/`` pictures of one person each (roughly centred, with their
     surroundings: a crop of a training frame, 2 x (window + 2 context) px), ``no_person/`` whole
     frames of the same scenes without anyone. No box is written anywhere."""
-    from streamcam.capture.synthetic import SyntheticIRScene
+    from streamcam.datasets.synthetic import SyntheticIRScene
 
     rng = np.random.default_rng(seed)
     counts = {"person": 0, "no_person": 0}

@@ -21,7 +21,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..capture.synthetic import SyntheticIRScene
+from ..datasets.synthetic import SyntheticIRScene
 from ..geometry import iou
 from ..processor.boxes import boxes_from_cam
 

@@ -52,7 +52,7 @@ from typing import Any, Sequence
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from ..capture.synthetic import SyntheticIRScene
+from ..datasets.synthetic import SyntheticIRScene
 from ..protocol import Detection
 from ..tracking import Stabilizer, TrackerConfig, find_peaks
 from ..geometry import iou_matrix
