@@ -49,7 +49,7 @@ def test_accuracy_counts_per_person_not_per_frame():
 def test_default_model_localizes_people_on_held_out_scenes():
     """The pipeline's own processing (Detector, calibrated box rule, score gate) on test scenes."""
     from streamcam.config import load_config
-    from streamcam.evaluate import run_eval
+    from streamcam.evaluation.pipeline import run_eval
 
     quality = json.loads(EVAL.read_text())
     floor = quality["regression_floor"]

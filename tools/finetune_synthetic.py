@@ -101,7 +101,7 @@ def run(per_class: int = 20, backbone: str = "tiny_gap", weights: str | None = D
         brightness: float = 0.06, contrast: float = 0.15, patience: int = 99, seed: int = 0,
         average_epochs: int = 0, ensemble: int = 1, flip_average: bool = False) -> dict:
     from streamcam.config import load_config
-    from streamcam.evaluate import run_eval
+    from streamcam.evaluation.pipeline import run_eval
     from streamcam.evaluation.calibration import calibrate, synthetic_frames, synthetic_source, write_calibration
     from streamcam.processor.model_meta import read_metadata
     from streamcam.training.backbones import pretrained_info
