@@ -32,13 +32,11 @@ sets an Event, stops the HTTP loop, wakes every MJPEG writer, and joins with tim
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import threading
 import time
 from collections import Counter
-from http.server import BaseHTTPRequestHandler
 from importlib import resources
 from typing import Any, Optional
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -46,7 +44,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import zmq
 
 from .access import BridgeAccess, host_names
-from ..httpserve import DISCONNECT, QuietThreadingHTTPServer
+from ..httpserve import DISCONNECT, AppHTTPServer, HttpApp, PageHandler, ServedApp
 from ..errors import ProtocolError
 from ..protocol import RejectCounter, decode
 from ..transport import make_socket
@@ -61,13 +59,13 @@ BOUNDARY = "frame"
 _MJPEG_WAKE_S = 0.25
 
 
-class _HTTPServer(QuietThreadingHTTPServer):
-    bridge: "MjpegServer"
+class _HTTPServer(AppHTTPServer):
+    app: "MjpegServer"
 
     def process_request(self, request: Any, client_address: Any) -> None:
         # The cap is taken before a thread exists: a flood of connections costs a refusal each, not a thread.
-        if not self.bridge.access.admit():
-            self.bridge.refused += 1
+        if not self.app.access.admit():
+            self.app.refused += 1
             body = b"too many clients\n"
             try:
                 request.sendall(b"HTTP/1.0 503 Service Unavailable\r\nContent-Type: text/plain\r\n"
@@ -82,20 +80,15 @@ class _HTTPServer(QuietThreadingHTTPServer):
         try:
             super().process_request_thread(request, client_address)
         finally:
-            self.bridge.access.release()
+            self.app.access.release()
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(PageHandler):
     server: _HTTPServer
     server_version = "streamcam"
-    protocol_version = "HTTP/1.0"
-    timeout = 10  # a stalled client times out of a write instead of holding a thread forever
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (stdlib signature)
-        log.debug("%s %s", self.address_string(), format % args)
 
     def do_GET(self) -> None:  # noqa: N802 (stdlib name)
-        bridge = self.server.bridge
+        bridge = self.server.app
         url = urlsplit(self.path)
         path = url.path
         try:
@@ -108,14 +101,14 @@ class _Handler(BaseHTTPRequestHandler):
             if path in ("/", "/index.html"):
                 self._send(200, "text/html; charset=utf-8", bridge.page().encode())
             elif path == "/healthz":
-                self._json(bridge.health())
+                self._json(200, bridge.health())
             elif path == "/api/streams":
-                self._json(bridge.streams())
+                self._json(200, bridge.streams())
             elif m := re.fullmatch(r"/api/detections/([^/]+)", path):
                 rec = bridge.detections(unquote(m.group(1)))
-                self._json(rec) if rec is not None else self._not_found()
+                self._json(200, rec) if rec is not None else self._not_found()
             elif m := re.fullmatch(r"/api/events/([^/]+)", path):
-                self._json({"events": bridge.events(unquote(m.group(1)))})
+                self._json(200, {"events": bridge.events(unquote(m.group(1)))})
             elif m := re.fullmatch(r"/events/([A-Za-z0-9_-]+)/([A-Za-z0-9_.-]+\.(jpg|mp4))", path):
                 body = bridge.event_file(m.group(1), m.group(2))
                 ctype = "image/jpeg" if m.group(3) == "jpg" else "video/mp4"
@@ -144,24 +137,14 @@ class _Handler(BaseHTTPRequestHandler):
 
     _cookie: Optional[str] = None
 
-    def _send(self, code: int, ctype: str, body: bytes) -> None:
-        self.send_response(code)
-        if self._cookie:
-            self.send_header("Set-Cookie", self._cookie)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Cache-Control", "no-store")
-        self.end_headers()
-        self.wfile.write(body)
-
-    def _json(self, obj: Any) -> None:
-        self._send(200, "application/json", json.dumps(obj).encode())
+    def extra_headers(self) -> list[tuple[str, str]]:
+        return [("Set-Cookie", self._cookie)] if self._cookie else []
 
     def _not_found(self, why: str = "not found") -> None:
         self._send(404, "text/plain; charset=utf-8", why.encode() + b"\n")
 
     def _mjpeg(self, sid: str, heatmap: bool) -> None:
-        bridge = self.server.bridge
+        bridge = self.server.app
         self.close_connection = True
         self.send_response(200)
         self.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={BOUNDARY}")
@@ -187,7 +170,7 @@ def _heatmap_param(query: str) -> Optional[bool]:
     return {"1": True, "true": True, "on": True, "0": False, "false": False, "off": False}.get(values[-1].lower())
 
 
-class MjpegServer:
+class MjpegServer(HttpApp):
     """Subscribes to a publisher's ``frames/`` and ``detections/`` topics and serves them over HTTP.
 
     ``port=0`` picks a free port; :attr:`url` reports the real one after :meth:`start`.
@@ -216,37 +199,30 @@ class MjpegServer:
         self._stop = threading.Event()
         self._ctx: Optional[zmq.Context] = None
         self._sock: Optional[zmq.Socket] = None
-        self._httpd: Optional[_HTTPServer] = None
-        self._threads: list[threading.Thread] = []
+        self._http = ServedApp(self, _Handler, host, port, "mjpeg-http", server_class=_HTTPServer)
+        self._receiver: Optional[threading.Thread] = None
         self._started_t = time.monotonic()
         self._page_template = resources.files(__package__).joinpath("page.html").read_text(encoding="utf-8")
 
     # --- lifecycle -------------------------------------------------------------------
     def start(self) -> "MjpegServer":
-        if self._threads:
+        if self._receiver is not None:
             raise RuntimeError("MjpegServer already started")
         self._stop.clear()
         self._ctx = zmq.Context()
         try:
             self._sock = make_socket(self._ctx, "SUB", self.endpoint, bind=False,
                                      subscribe=("frames/", "detections/", "events/"), curve=self.curve)
-            self._httpd = _HTTPServer((self.host, self.port), _Handler)
+            self.port = self._http.start()
         except BaseException:
             if self._sock is not None:
                 self._sock.close(0)
             self._ctx.term()
             self._sock = self._ctx = None
             raise
-        self._httpd.bridge = self
-        self.port = self._httpd.server_address[1]
         self._started_t = time.monotonic()
-        self._threads = [
-            threading.Thread(target=self._receive_loop, name="mjpeg-zmq", daemon=True),
-            threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.1},
-                             name="mjpeg-http", daemon=True),
-        ]
-        for t in self._threads:
-            t.start()
+        self._receiver = threading.Thread(target=self._receive_loop, name="mjpeg-zmq", daemon=True)
+        self._receiver.start()
         log.info("serving %s at %s", self.endpoint, self.url)
         return self
 
@@ -255,31 +231,17 @@ class MjpegServer:
         deadline = time.monotonic() + timeout
         self._stop.set()
         self.state.wake()  # MJPEG writers see the stop and return
-        if self._httpd is not None and self._threads:
-            self._httpd.shutdown()  # returns once serve_forever's loop (polling every 0.1 s) ends
-        for t in self._threads:
-            t.join(max(0.0, deadline - time.monotonic()))
-            if t.is_alive():
-                log.warning("thread %s did not stop within %.1f s", t.name, timeout)
-        if self._httpd is not None:
-            self._httpd.server_close()
-            self._httpd = None
-        receiver_alive = any(t.is_alive() and t.name == "mjpeg-zmq" for t in self._threads)
+        self._http.stop(timeout)
+        receiver_alive = False
+        if self._receiver is not None:
+            self._receiver.join(max(0.0, deadline - time.monotonic()))
+            receiver_alive = self._receiver.is_alive()
+            if receiver_alive:
+                log.warning("thread %s did not stop within %.1f s", self._receiver.name, timeout)
         if self._ctx is not None and not receiver_alive:
             self._ctx.term()  # the receive thread closed its socket on the way out
             self._ctx = None
-        self._threads = []
-
-    def __enter__(self) -> "MjpegServer":
-        return self.start()
-
-    def __exit__(self, *exc: Any) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}/"
+        self._receiver = None
 
     @property
     def stopping(self) -> bool:
@@ -377,7 +339,7 @@ class MjpegServer:
     def health(self) -> dict[str, Any]:
         n = len(self.state)
         return {
-            "ok": not self._stop.is_set() and all(t.is_alive() for t in self._threads),
+            "ok": not self._stop.is_set() and (self._receiver is None or (self._receiver.is_alive() and self._http.alive)),
             "endpoint": self.endpoint,
             "streams": n,
             "rejected": self.rejects.total,
