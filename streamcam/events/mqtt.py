@@ -23,10 +23,11 @@ import logging
 import ssl
 import threading
 import uuid
-from collections import Counter, deque
+from collections import Counter
 from typing import Any, Optional
 
 from .config import MqttConfig
+from .outbox import Outbox
 
 log = logging.getLogger("streamcam.events.mqtt")
 
@@ -47,12 +48,12 @@ class MqttSink:
         self.dropped: Counter[str] = Counter()
         """Events not sent, by reason: ``queue_full`` (the broker was away too long)."""
         self.connects = 0
-        self._queue: deque[dict[str, Any]] = deque()
         self._counts: dict[str, str] = {}
         """Count topic -> payload: the latest of each, re-sent on every connect."""
         self._counts_dirty: set[str] = set()
         self._discovered: set[str] = set()
         self._cond = threading.Condition()
+        self._queue = Outbox(config.queue_size, self.dropped, self._cond)
         self._inflight: Optional[tuple[dict[str, Any], int]] = None
         """The event handed to paho and its message id, until the broker acknowledges it."""
         self._acked: set[int] = set()
@@ -79,12 +80,7 @@ class MqttSink:
     # --- the publisher's side -----------------------------------------------------------
     def send(self, event: dict[str, Any]) -> None:
         """Queue one event object (never blocks)."""
-        with self._cond:
-            if len(self._queue) >= self.config.queue_size:
-                self._queue.popleft()
-                self.dropped["queue_full"] += 1
-            self._queue.append(event)
-            self._cond.notify()
+        self._queue.put(event)
 
     def counts(self, stream: str, counts: dict[str, int]) -> None:
         """Open events per label of a stream (retained topics ``<prefix>/<stream>/<label>``)."""
@@ -97,8 +93,7 @@ class MqttSink:
 
     @property
     def queued(self) -> int:
-        with self._cond:
-            return len(self._queue)
+        return len(self._queue)
 
     @property
     def connected(self) -> bool:
@@ -141,21 +136,19 @@ class MqttSink:
         while not self._stop.is_set():
             with self._cond:
                 self._cond.wait_for(lambda: self._stop.is_set() or (self._connected and (
-                    self._queue or self._counts_dirty)), timeout=0.5)
+                    self._queue.head() is not None or self._counts_dirty)), timeout=0.5)
                 if self._stop.is_set() or not self._connected:
                     continue
                 counts = [(t, self._counts[t]) for t in sorted(self._counts_dirty)]
                 self._counts_dirty.clear()
-                event = self._queue[0] if self._queue else None
+                event = self._queue.head()
             try:
                 for topic, payload in counts:
                     self._discover(topic)
                     self._client.publish(topic, payload, qos=1, retain=True)
                 if event is not None:
                     if self._deliver(event):
-                        with self._cond:
-                            if self._queue and self._queue[0] is event:
-                                self._queue.popleft()
+                        self._queue.done(event)
                         self.sent += 1
                     else:  # not acknowledged yet (the broker went away): paho sends it again on reconnect
                         self._stop.wait(0.05)

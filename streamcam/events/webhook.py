@@ -15,10 +15,11 @@ import logging
 import threading
 import urllib.error
 import urllib.request
-from collections import Counter, deque
+from collections import Counter
 from typing import Any
 
 from .config import WebhookConfig
+from .outbox import Outbox
 
 log = logging.getLogger("streamcam.events.webhook")
 
@@ -32,24 +33,19 @@ class WebhookSink:
         self.attempts = 0
         self.dropped: Counter[str] = Counter()
         """``queue_full`` (endpoint down too long) and ``rejected`` (4xx after the retries)."""
-        self._queue: deque[dict[str, Any]] = deque()
         self._cond = threading.Condition()
+        self._queue = Outbox(config.queue_size, self.dropped, self._cond)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="webhook", daemon=True)
         self._thread.start()
 
     def send(self, event: dict[str, Any]) -> None:
-        with self._cond:
-            if len(self._queue) >= self.config.queue_size:
-                self._queue.popleft()
-                self.dropped["queue_full"] += 1
-            self._queue.append(event)
-            self._cond.notify()
+        """Queue one event object (never blocks)."""
+        self._queue.put(event)
 
     @property
     def queued(self) -> int:
-        with self._cond:
-            return len(self._queue)
+        return len(self._queue)
 
     def close(self, timeout: float = 1.0) -> None:
         self._stop.set()
@@ -76,10 +72,10 @@ class WebhookSink:
         rejections = 0
         while not self._stop.is_set():
             with self._cond:
-                self._cond.wait_for(lambda: self._stop.is_set() or bool(self._queue), timeout=0.5)
-                if self._stop.is_set() or not self._queue:
+                self._cond.wait_for(lambda: self._stop.is_set() or self._queue.head() is not None, timeout=0.5)
+                event = self._queue.head()
+                if self._stop.is_set() or event is None:
                     continue
-                event = self._queue[0]
             status = self._post(event)
             if 200 <= status < 300 or (400 <= status < 500 and rejections >= self.config.retries):
                 if status >= 400:
@@ -88,9 +84,7 @@ class WebhookSink:
                                 event.get("id"), status)
                 else:
                     self.sent += 1
-                with self._cond:
-                    if self._queue and self._queue[0] is event:
-                        self._queue.popleft()
+                self._queue.done(event)
                 backoff, rejections = self.config.backoff_s, 0
                 continue
             if 400 <= status < 500:
