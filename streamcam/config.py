@@ -3,6 +3,11 @@
 Every field is declared here with a one-line *why*. Loading rejects unknown keys,
 wrong types and bad endpoints, naming the full key (``processor.cam_threshold``)
 and the value, so a typo never becomes a silently ignored setting.
+
+Why one module of ~600 lines: every key a user can write is declared here, in the order of the
+YAML, each with its *why* and its range check beside it, so one file answers "what can I set";
+the sections that belong to a room live there (the stabilizer's knobs in
+``streamcam/tracking/config.py``, events and zones in ``streamcam/events/``).
 """
 
 from __future__ import annotations
