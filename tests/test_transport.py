@@ -49,9 +49,12 @@ def test_stale_ipc_file_is_replaced(short_tmp):
         ctx.term()
 
 
-def test_tcp_bind_conflict_is_a_clear_error(port):
+def test_tcp_bind_conflict_is_a_clear_error():
     ctx = zmq.Context()
-    a = make_socket(ctx, "PUB", f"tcp://127.0.0.1:{port}", bind=True)
+    # The first socket takes a port the OS picks and reads it back: no free-port-then-bind race.
+    a = ctx.socket(zmq.PUB)
+    a.bind("tcp://127.0.0.1:*")
+    taken = a.getsockopt_string(zmq.LAST_ENDPOINT)
     with pytest.raises(ConfigError, match="cannot bind PUB"):
-        make_socket(ctx, "PUB", f"tcp://127.0.0.1:{port}", bind=True)
-    a.close(); ctx.term()
+        make_socket(ctx, "PUB", taken, bind=True)
+    a.close(0); ctx.term()
