@@ -198,3 +198,22 @@ def test_frames_kept_elsewhere_calibrate_by_split_and_one_kind_of_frame_leaves_t
     assert cal["person_logit_shift"] == 0.0 and cal["val_presence_accuracy_after"] == cal["val_presence_accuracy_before"]
     with pytest.raises(ConfigError, match="no frame of that split"):
         frames_of_split(labels, data, "training")
+
+
+def test_the_f1_objective_trades_localization_for_precision_and_bad_objectives_are_refused():
+    frames = list(synthetic_frames((5000,), 8))
+    loc = calibrate(str(MODEL), frames, aspect=False)
+    f1 = calibrate(str(MODEL), frames, aspect=False, objective="f1")
+
+    def f1_of(r):
+        a, p = r["val_localization_accuracy"], r["val_box_precision"]
+        return 2 * a * p / (a + p) if a + p else 0.0
+
+    assert loc["objective"] == "localization" and f1["objective"] == "f1"
+    assert loc["val_objective"] == loc["val_localization_accuracy"]
+    assert f1["val_objective"] == pytest.approx(f1_of(f1), abs=1e-4)
+    # each is the best of the same sweep by its own measure
+    assert f1_of(f1) >= f1_of(loc) - 1e-4
+    assert loc["val_localization_accuracy"] >= f1["val_localization_accuracy"]
+    with pytest.raises(ConfigError, match="objective"):
+        calibrate(str(MODEL), frames, objective="recall")

@@ -56,17 +56,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--detect-every", type=int, nargs="+", default=[1, 2],
                     help="processor.detect_every values to run (network on every n-th frame)")
     ap.add_argument("--model", default=str(ROOT / "engines" / "person-rgb.onnx"))
+    ap.add_argument("--heatmap", choices=("on", "off", "both"), default="on",
+                    help="publisher.heatmap: the CAM blended into each published frame, or boxes only")
     ap.add_argument("--out", help="write the results JSON here")
     a = ap.parse_args(argv)
+    heatmaps = {"on": [True], "off": [False], "both": [True, False]}[a.heatmap]
     meta = read_metadata(a.model)
     setup_logging("WARNING", "bench")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         source, what = footage(Path(tmp))
-        for threads, every in ((t, e) for e in a.detect_every for t in a.threads):
+        for threads, every, heat in ((t, e, h) for e in a.detect_every for t in a.threads for h in heatmaps):
             overrides = {"processor.model": str(Path(a.model).resolve()), "processor.threads": threads,
-                         "processor.detect_every": every,
-                         "serve.enabled": False, "run.log_level": "WARNING", "run.run_dir": str(Path(tmp) / f"run{threads}-{every}")}
+                         "processor.detect_every": every, "publisher.heatmap": heat,
+                         "serve.enabled": False, "run.log_level": "WARNING", "run.run_dir": str(Path(tmp) / f"run{threads}-{every}-{int(heat)}")}
             doc = yaml.safe_load((ROOT / "configs" / "camera.yaml").read_text())
             doc["streams"][0]["source"] = source  # the camera, replaced by the recording
             path = Path(tmp) / "camera.yaml"
@@ -75,17 +78,17 @@ def main(argv: list[str] | None = None) -> int:
             summary = Supervisor(cfg).run(a.seconds)
             st = next(iter(summary.get("streams", {}).values()), {})
             proc = summary.get("stages", {}).get("processor", {})
-            row = {"threads": threads, "detect_every": every, "fps": st.get("fps"), "latency_ms_p50": st.get("latency_ms_p50"),
+            row = {"threads": threads, "detect_every": every, "heatmap": heat, "fps": st.get("fps"), "latency_ms_p50": st.get("latency_ms_p50"),
                    "latency_ms_p99": st.get("latency_ms_p99"), "published": st.get("published"),
                    "skipped": proc.get("skipped"), "engine_ms": proc.get("engine_ms_p50")}
             rows.append(row)
             print(json.dumps(row), file=sys.stderr, flush=True)
     print(f"source: {what}; model {Path(a.model).name}, input {meta.input_width}x{meta.input_height}")
-    print("| processor threads | detect_every | published fps | p50 ms | p99 ms | skipped | engine ms | targets (>= 25 fps, p99 <= 150 ms) |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| processor threads | detect_every | heatmap | published fps | p50 ms | p99 ms | skipped | engine ms | targets (>= 25 fps, p99 <= 150 ms) |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         ok = (r["fps"] or 0) >= TARGET_FPS and (r["latency_ms_p99"] or 1e9) <= TARGET_P99_MS
-        print(f"| {r['threads']} | {r['detect_every']} | {r['fps']} | {r['latency_ms_p50']} | {r['latency_ms_p99']} | {r['skipped']} | "
+        print(f"| {r['threads']} | {r['detect_every']} | {'on' if r['heatmap'] else 'off'} | {r['fps']} | {r['latency_ms_p50']} | {r['latency_ms_p99']} | {r['skipped']} | "
               f"{r['engine_ms']} | {'met' if ok else 'MISSED'} |")
     if a.out:
         Path(a.out).write_text(json.dumps({"source": what, "input": [meta.input_width, meta.input_height],

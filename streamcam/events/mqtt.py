@@ -23,7 +23,6 @@ import logging
 import ssl
 import threading
 import uuid
-from collections import Counter
 from typing import Any, Optional
 
 from .config import MqttConfig
@@ -34,7 +33,7 @@ log = logging.getLogger("streamcam.events.mqtt")
 _PUBACK_TIMEOUT_S = 2.0
 
 
-class MqttSink:
+class MqttSink(Outbox):
     """Publishes events and counts to one broker; ``close()`` stops within about a second."""
 
     def __init__(self, config: MqttConfig) -> None:
@@ -42,18 +41,15 @@ class MqttSink:
 
         if config.host is None:
             raise ValueError("events.mqtt.host: required to send events over MQTT")
+        super().__init__(config.queue_size)  # dropped["queue_full"]: the broker was away too long
         self.config = config
         self.prefix = config.prefix
         self.sent = 0
-        self.dropped: Counter[str] = Counter()
-        """Events not sent, by reason: ``queue_full`` (the broker was away too long)."""
         self.connects = 0
         self._counts: dict[str, str] = {}
         """Count topic -> payload: the latest of each, re-sent on every connect."""
         self._counts_dirty: set[str] = set()
         self._discovered: set[str] = set()
-        self._cond = threading.Condition()
-        self._queue = Outbox(config.queue_size, self.dropped, self._cond)
         self._inflight: Optional[tuple[dict[str, Any], int]] = None
         """The event handed to paho and its message id, until the broker acknowledges it."""
         self._acked: set[int] = set()
@@ -78,10 +74,6 @@ class MqttSink:
         self._thread.start()
 
     # --- the publisher's side -----------------------------------------------------------
-    def send(self, event: dict[str, Any]) -> None:
-        """Queue one event object (never blocks)."""
-        self._queue.put(event)
-
     def counts(self, stream: str, counts: dict[str, int]) -> None:
         """Open events per label of a stream (retained topics ``<prefix>/<stream>/<label>``)."""
         with self._cond:
@@ -90,10 +82,6 @@ class MqttSink:
                 self._counts[topic] = str(int(n))
                 self._counts_dirty.add(topic)
             self._cond.notify()
-
-    @property
-    def queued(self) -> int:
-        return len(self._queue)
 
     @property
     def connected(self) -> bool:
@@ -136,19 +124,21 @@ class MqttSink:
         while not self._stop.is_set():
             with self._cond:
                 self._cond.wait_for(lambda: self._stop.is_set() or (self._connected and (
-                    self._queue.head() is not None or self._counts_dirty)), timeout=0.5)
+                    self._queue or self._counts_dirty)), timeout=0.5)
                 if self._stop.is_set() or not self._connected:
                     continue
                 counts = [(t, self._counts[t]) for t in sorted(self._counts_dirty)]
                 self._counts_dirty.clear()
-                event = self._queue.head()
+                event = self._queue[0] if self._queue else None
             try:
                 for topic, payload in counts:
                     self._discover(topic)
                     self._client.publish(topic, payload, qos=1, retain=True)
                 if event is not None:
                     if self._deliver(event):
-                        self._queue.done(event)
+                        with self._cond:
+                            if self._queue and self._queue[0] is event:
+                                self._queue.popleft()
                         self.sent += 1
                     else:  # not acknowledged yet (the broker went away): paho sends it again on reconnect
                         self._stop.wait(0.05)

@@ -15,7 +15,6 @@ import logging
 import threading
 import urllib.error
 import urllib.request
-from collections import Counter
 from typing import Any
 
 from .config import WebhookConfig
@@ -26,26 +25,15 @@ log = logging.getLogger("streamcam.events.webhook")
 _MAX_BACKOFF_S = 30.0
 
 
-class WebhookSink:
+class WebhookSink(Outbox):
     def __init__(self, config: WebhookConfig) -> None:
+        super().__init__(config.queue_size)  # dropped: queue_full (down too long), rejected (4xx after the retries)
         self.config = config
         self.sent = 0
         self.attempts = 0
-        self.dropped: Counter[str] = Counter()
-        """``queue_full`` (endpoint down too long) and ``rejected`` (4xx after the retries)."""
-        self._cond = threading.Condition()
-        self._queue = Outbox(config.queue_size, self.dropped, self._cond)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="webhook", daemon=True)
         self._thread.start()
-
-    def send(self, event: dict[str, Any]) -> None:
-        """Queue one event object (never blocks)."""
-        self._queue.put(event)
-
-    @property
-    def queued(self) -> int:
-        return len(self._queue)
 
     def close(self, timeout: float = 1.0) -> None:
         self._stop.set()
@@ -72,10 +60,10 @@ class WebhookSink:
         rejections = 0
         while not self._stop.is_set():
             with self._cond:
-                self._cond.wait_for(lambda: self._stop.is_set() or self._queue.head() is not None, timeout=0.5)
-                event = self._queue.head()
-                if self._stop.is_set() or event is None:
+                self._cond.wait_for(lambda: self._stop.is_set() or bool(self._queue), timeout=0.5)
+                if self._stop.is_set() or not self._queue:
                     continue
+                event = self._queue[0]
             status = self._post(event)
             if 200 <= status < 300 or (400 <= status < 500 and rejections >= self.config.retries):
                 if status >= 400:
@@ -84,7 +72,9 @@ class WebhookSink:
                                 event.get("id"), status)
                 else:
                     self.sent += 1
-                self._queue.done(event)
+                with self._cond:
+                    if self._queue and self._queue[0] is event:
+                        self._queue.popleft()
                 backoff, rejections = self.config.backoff_s, 0
                 continue
             if 400 <= status < 500:

@@ -137,6 +137,16 @@ class Detector:
         return [Detection(tuple(float(v) for v in box), prob * float(peak) / top, label)  # type: ignore[arg-type]
                 for box, peak in found]
 
+    def _detections(self, cams: np.ndarray, probs: np.ndarray, frame_size: tuple[int, int],
+                    gate: float) -> tuple[list[Detection], np.ndarray | None]:
+        """One frame's boxes (each chosen class at probability >= ``gate``) and its shown map."""
+        detections: list[Detection] = []
+        for j, (name, c) in enumerate(zip(self.class_names, self.class_indices)):
+            p = float(probs[c])
+            if p >= gate:
+                detections += self.boxes(cams[j], p, name, frame_size)
+        return detections, (self.shown_map(cams[0]) if len(cams) else None)
+
     def detect(self, image: np.ndarray, pixel_format: str = "GRAY8", min_score: float | None = None,
                stream: str = "") -> FrameResult:
         """Boxes of every chosen class whose probability is at least ``min_score`` (default: the detector's).
@@ -147,20 +157,10 @@ class Detector:
         t0 = time.perf_counter()
         cams, probs, frame_size, timings = self.maps(image, pixel_format)
         t2 = time.perf_counter()
-        detections, shown = self._gated_boxes(cams, probs, frame_size, gate)
+        detections, shown = self._detections(cams, probs, frame_size, gate)
         timings["cam"] = (time.perf_counter() - t2) * 1e3
         timings["total"] = (time.perf_counter() - t0) * 1e3
         return FrameResult(detections, shown, probs.astype(np.float32), timings)
-
-    def _gated_boxes(self, cams: np.ndarray, probs: np.ndarray, frame_size: tuple[int, int],
-                     gate: float) -> tuple[list[Detection], np.ndarray | None]:
-        """One frame's boxes of every chosen class at least ``gate`` probable, and the map to show."""
-        detections: list[Detection] = []
-        for j, (name, c) in enumerate(zip(self.class_names, self.class_indices)):
-            p = float(probs[c])
-            if p >= gate:
-                detections += self.boxes(cams[j], p, name, frame_size)
-        return detections, (self.shown_map(cams[0]) if len(cams) else None)
 
     def detect_batch(self, images: Sequence[np.ndarray], pixel_formats: Sequence[str],
                      min_score: float | None = None) -> list[FrameResult]:
@@ -188,7 +188,7 @@ class Detector:
             t3 = time.perf_counter()
             cams, probs = self._frame_maps(all_cams[i], out.logits[i], geom)
             frame_size = (geom.frame_width, geom.frame_height)
-            detections, shown = self._gated_boxes(cams, probs, frame_size, gate)
+            detections, shown = self._detections(cams, probs, frame_size, gate)
             cam_ms = (time.perf_counter() - t3) * 1e3
             timings = {"preprocess": (t1 - t0) * 1e3 / n, "engine": (t2 - t1) * 1e3 / n,
                        "engine_call": (t2 - t1) * 1e3, "cam": cam_ms}
