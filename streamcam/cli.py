@@ -190,7 +190,7 @@ def cmd_record(args: argparse.Namespace) -> int:
 
 
 def cmd_detect(args: argparse.Namespace) -> int:
-    from .detect import detect_file
+    from .offline import detect_file
 
     cfg = _load(args)
     stats = detect_file(cfg, args.video, args.out, limit=args.limit, progress=not args.quiet, video=args.write_video)
@@ -229,7 +229,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
             Path(args.out).write_text(json.dumps(result, indent=1, default=float) + "\n")
         print(json.dumps(result, indent=1, default=float))
         return 0
-    from .evaluate import run_eval
+    from .evaluation.pipeline import run_eval
 
     result = run_eval(cfg, frames=args.frames, seed=args.seed, out=args.out)
     print(json.dumps(result, indent=1))

@@ -3,12 +3,18 @@
 Every field is declared here with a one-line *why*. Loading rejects unknown keys,
 wrong types and bad endpoints, naming the full key (``processor.cam_threshold``)
 and the value, so a typo never becomes a silently ignored setting.
+
+Why one module of ~600 lines: every key a user can write is declared here, in the order of the
+YAML, each with its *why* and its range check beside it, so one file answers "what can I set";
+the sections that belong to a room live there (the stabilizer's knobs in
+``streamcam/tracking/config.py``, events and zones in ``streamcam/events/``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -18,13 +24,22 @@ from typing import Any, Literal, Optional
 from .errors import ConfigError, StreamcamError
 from .events.config import EventsConfig
 from .events.zones import LineConfig, MaskConfig, ZoneConfig
-from .tracking.tracker import TrackerConfig
+from .tracking.config import TrackerConfig
 from .transport import check_endpoint
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 ENDPOINT_NAMES = ("frames", "results", "publish", "work", "detected", "control")
 WILDCARD_HOSTS = ("*",)
 """ZeroMQ's bind-to-all name: stages connect with the same endpoint string, and nothing connects to ``*``."""
+
+class FieldError(ValueError):
+    """A value out of its field's range, raised by the dataclass that declares the field (its
+    ``__post_init__``); loading a config names the full key (``streams[0].source.fps: ...``)."""
+
+    def __init__(self, field: str, why: str) -> None:
+        super().__init__(f"{field}: {why}" if field else why)
+        self.field, self.why = field, why
+
 
 SourceKind = Literal["synthetic", "camera", "file", "url", "thermal", "images"]
 
@@ -58,6 +73,23 @@ class SourceConfig:
     """First wait before reopening a dropped camera or stream; doubles up to reconnect_max_s."""
     reconnect_max_s: float = 10.0
 
+    def __post_init__(self) -> None:
+        uri = self.uri
+        if self.kind != "synthetic" and not uri:
+            raise FieldError("uri", f"required for kind {self.kind!r}")
+        if self.kind == "camera" and uri is not None and not str(uri).isdigit() and not str(uri).startswith("/dev/"):
+            raise FieldError("uri", f"camera expects a device index or /dev path, got {uri!r}")
+        if self.kind == "url" and not re.match(r"^(rtsp|rtsps|http|https|rtmp|udp|tcp)://", str(uri)):
+            raise FieldError("uri", f"expected an rtsp:// or http(s):// URL, got {uri!r}")
+        if not 0 < self.fps <= 1000:
+            raise FieldError("fps", f"expected 0 < fps <= 1000, got {self.fps}")
+        if self.width < 0 or self.height < 0 or (self.kind == "synthetic" and (self.width < 64 or self.height < 64)):
+            raise FieldError("", f"expected width/height >= 64, got {self.width}x{self.height}")
+        if self.people < 0 or self.confusers < 0:
+            raise FieldError("", "people/confusers must be >= 0")
+        if not 0 < self.reconnect_initial_s <= self.reconnect_max_s:
+            raise FieldError("reconnect_initial_s", "expected 0 < initial <= reconnect_max_s")
+
 
 @dataclass(frozen=True)
 class StreamConfig:
@@ -75,6 +107,12 @@ class StreamConfig:
     """Areas whose detections are dropped before annotation and events."""
     lines: tuple[LineConfig, ...] = ()
     """Counting lines: crossings per direction."""
+
+    def __post_init__(self) -> None:
+        if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", self.id):
+            raise FieldError("id", f"expected letters, digits, '-' or '_' (1-64), got {self.id!r}")
+        if self.detect_fps is not None and not 0.0 < self.detect_fps <= 1000.0:
+            raise FieldError("detect_fps", f"expected 0 < frames/s <= 1000, got {self.detect_fps}")
 
 
 @dataclass(frozen=True)
@@ -121,6 +159,15 @@ class TensorRTConfig:
     """No plan for these options yet: build it at start-up (minutes, before any frame is processed)
     instead of refusing with the build-engine command to run."""
 
+    def __post_init__(self) -> None:
+        if not 1 <= self.max_batch <= 1024:
+            raise FieldError("max_batch", f"expected 1-1024, got {self.max_batch}")
+        if self.opt_batch is not None and not 1 <= self.opt_batch <= self.max_batch:
+            raise FieldError("opt_batch", f"expected 1-{self.max_batch} (max_batch), got {self.opt_batch}")
+        if (self.precision == "int8") != (self.calibration is not None):
+            raise FieldError("calibration", "the folder of calibration frames is required for precision int8 and "
+                             f"only there (precision {self.precision}, calibration {self.calibration!r})")
+
 
 @dataclass(frozen=True)
 class ProcessorConfig:
@@ -164,6 +211,36 @@ class ProcessorConfig:
     """Stateless workers behind a dispatcher (frames -> work) and the stabilizer as its own stage
     (detected -> results); None: on when workers is not 1. On with workers: 1 lets other hosts add workers."""
 
+    def __post_init__(self) -> None:
+        if self.cam_threshold is not None and not 0.0 < self.cam_threshold < 1.0:
+            raise FieldError("cam_threshold", f"expected a fraction in (0, 1), got {self.cam_threshold}")
+        if not 1 <= self.detect_every <= 100:
+            raise FieldError("detect_every", f"expected 1..100 frames, got {self.detect_every}")
+        blends = (f"(the {self.frame_path} path blends the heatmap into the frame it detected on, not into the "
+                  "frames between)")
+        if self.detect_every > 1 and self.frame_path != "cpu":
+            raise FieldError("detect_every", f"{self.detect_every} needs frame_path cpu {blends}")
+        if self.detect_fps is not None:
+            if not 0.0 < self.detect_fps <= 1000.0:
+                raise FieldError("detect_fps", f"expected 0 < frames/s <= 1000, got {self.detect_fps}")
+            if self.detect_every > 1:
+                raise FieldError("detect_fps", f"set either a detect rate or processor.detect_every "
+                                 f"({self.detect_every}), not both")
+            if self.frame_path != "cpu":
+                raise FieldError("detect_fps", f"a detect rate needs frame_path cpu {blends}")
+        if not 0.0 <= self.min_score <= 1.0:
+            raise FieldError("min_score", f"expected a probability in [0, 1], got {self.min_score}")
+        if not 1 <= self.threads <= 64:
+            raise FieldError("threads", f"expected 1-64, got {self.threads}")
+        if self.frame_path != "cpu":
+            need = "tensorrt" if self.frame_path == "gpu" else "onnxruntime"
+            if self.backend != need:
+                raise FieldError("frame_path", f"{self.frame_path} runs on backend {need}, got processor.backend "
+                                 f"{self.backend!r}")
+            if self.mode != "cam":
+                raise FieldError("frame_path", f"{self.frame_path} blends whole-frame CAMs; mode {self.mode!r} "
+                                 "needs frame_path cpu")
+
     def engine_options(self, resolve: Any = None) -> dict[str, Any]:
         """Keyword options for the chosen backend's engine (paths resolved with ``resolve``)."""
         if self.backend != "tensorrt":
@@ -184,7 +261,7 @@ class StabilizerConfig:
     input: Literal["boxes", "peaks"] = "boxes"
     """Candidates per frame: the CAM box rule's boxes, or heatmap peaks (one box per peak basin)."""
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
-    """Association, Kalman, lifecycle, hysteresis and smoothing knobs (see streamcam/tracking/tracker.py)."""
+    """Association, Kalman, lifecycle, hysteresis and smoothing knobs (see streamcam/tracking/config.py)."""
 
 
 @dataclass(frozen=True)
@@ -199,6 +276,12 @@ class PublisherConfig:
     plain_frames: Optional[bool] = None
     """Also send each frame annotated without the heatmap (JPEG part ``image_plain``) for the web
     page's heatmap toggle; None: only when serve.enabled (it costs one more annotate + JPEG per frame)."""
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.jpeg_quality <= 100:
+            raise FieldError("jpeg_quality", f"expected 1-100, got {self.jpeg_quality}")
+        if not 0.0 <= self.alpha <= 1.0:
+            raise FieldError("alpha", f"expected 0-1, got {self.alpha}")
 
     def wants_plain(self, serving: bool) -> bool:
         return self.heatmap and (serving if self.plain_frames is None else self.plain_frames)
@@ -237,6 +320,12 @@ class ServeConfig:
     token_file: Optional[str] = None
     """File holding the access token clients must present (``?token=`` once, then a cookie); required
     when security.curve is on (the bus is secured) or serve.host is beyond loopback."""
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port < 65536:
+            raise FieldError("port", f"expected 0-65535, got {self.port}")
+        if not 1 <= self.max_clients <= 1024:
+            raise FieldError("max_clients", f"expected 1-1024, got {self.max_clients}")
 
 
 @dataclass(frozen=True)
@@ -287,6 +376,10 @@ class RunConfig:
     """Streams each stage keeps state for (tracks, rates); stream ids come off the wire, so past this
     the least recently seen is evicted (counted) instead of memory growing with every new id."""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    def __post_init__(self) -> None:
+        if self.duration_s is not None and self.duration_s <= 0:
+            raise FieldError("duration_s", f"expected a positive number of seconds, got {self.duration_s}")
 
 
 @dataclass(frozen=True)
@@ -411,59 +504,32 @@ def _build(cls: type, data: Any, prefix: str) -> Any:
         kwargs[name] = _convert(value, hints[name], f"{prefix}.{name}" if prefix else name)
     try:
         return cls(**kwargs)
+    except FieldError as exc:
+        raise ConfigError(f"{'.'.join(k for k in (prefix, exc.field) if k) or where}: {exc.why}") from None
     except (TypeError, ValueError) as exc:
         # Dataclasses that validate themselves (TrackerConfig) raise ValueError naming the field.
         raise ConfigError(f"{where}: {exc}") from None
 
 
 def _validate(cfg: PipelineConfig) -> None:
-    import re
-
+    """The checks that span fields of several sections; each field's own range is checked beside it."""
     if not cfg.streams:
         raise ConfigError("streams: expected at least one stream")
     seen = set()
     for i, s in enumerate(cfg.streams):
         key = f"streams[{i}]"
-        if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", s.id):
-            raise ConfigError(f"{key}.id: expected letters, digits, '-' or '_' (1-64), got {s.id!r}")
         if s.id in seen:
             raise ConfigError(f"{key}.id: duplicate stream id {s.id!r}")
         seen.add(s.id)
-        src = s.source
-        if src.kind != "synthetic" and not src.uri:
-            raise ConfigError(f"{key}.source.uri: required for kind {src.kind!r}")
-        if src.kind == "camera" and src.uri is not None and not str(src.uri).isdigit() and not str(src.uri).startswith("/dev/"):
-            raise ConfigError(f"{key}.source.uri: camera expects a device index or /dev path, got {src.uri!r}")
-        if src.kind == "url" and not re.match(r"^(rtsp|rtsps|http|https|rtmp|udp|tcp)://", str(src.uri)):
-            raise ConfigError(f"{key}.source.uri: expected an rtsp:// or http(s):// URL, got {src.uri!r}")
-        if not 0 < src.fps <= 1000:
-            raise ConfigError(f"{key}.source.fps: expected 0 < fps <= 1000, got {src.fps}")
-        if src.width < 0 or src.height < 0 or (src.kind == "synthetic" and (src.width < 64 or src.height < 64)):
-            raise ConfigError(f"{key}.source: expected width/height >= 64, got {src.width}x{src.height}")
-        if src.people < 0 or src.confusers < 0:
-            raise ConfigError(f"{key}.source: people/confusers must be >= 0")
-        if not 0 < src.reconnect_initial_s <= src.reconnect_max_s:
-            raise ConfigError(f"{key}.source.reconnect_initial_s: expected 0 < initial <= reconnect_max_s")
         for what in ("zones", "lines"):
             names = [z.name for z in getattr(s, what)]
             for j, name in enumerate(names):
                 if name in names[:j]:
                     raise ConfigError(f"{key}.{what}[{j}].name: duplicate name {name!r}")
     p = cfg.processor
-    if p.cam_threshold is not None and not 0.0 < p.cam_threshold < 1.0:
-        raise ConfigError(f"processor.cam_threshold: expected a fraction in (0, 1), got {p.cam_threshold}")
-    if not 1 <= p.detect_every <= 100:
-        raise ConfigError(f"processor.detect_every: expected 1..100 frames, got {p.detect_every}")
-    if p.detect_every > 1 and p.frame_path != "cpu":
-        raise ConfigError(f"processor.detect_every: {p.detect_every} needs frame_path cpu (the {p.frame_path} path "
-                          "blends the heatmap into the frame it detected on, not into the frames between)")
-    rates = [("processor.detect_fps", p.detect_fps)] + [(f"streams[{i}].detect_fps", s.detect_fps)
-                                                         for i, s in enumerate(cfg.streams)]
-    for key, fps in rates:
+    for key, fps in ((f"streams[{i}].detect_fps", s.detect_fps) for i, s in enumerate(cfg.streams)):
         if fps is None:
             continue
-        if not 0.0 < fps <= 1000.0:
-            raise ConfigError(f"{key}: expected 0 < frames/s <= 1000, got {fps}")
         if p.detect_every > 1:
             raise ConfigError(f"{key}: set either a detect rate or processor.detect_every ({p.detect_every}), not both")
         if p.frame_path != "cpu":
@@ -482,31 +548,9 @@ def _validate(cfg: PipelineConfig) -> None:
             if on:
                 raise ConfigError(f"{key}: a detect rate needs one processor (processor.workers: 1, scale_out off); "
                                   "scaled-out workers are stateless")
-    if not 0.0 <= p.min_score <= 1.0:
-        raise ConfigError(f"processor.min_score: expected a probability in [0, 1], got {p.min_score}")
-    t = p.tensorrt
-    if not 1 <= t.max_batch <= 1024:
-        raise ConfigError(f"processor.tensorrt.max_batch: expected 1-1024, got {t.max_batch}")
-    if t.opt_batch is not None and not 1 <= t.opt_batch <= t.max_batch:
-        raise ConfigError(f"processor.tensorrt.opt_batch: expected 1-{t.max_batch} (max_batch), got {t.opt_batch}")
-    if (t.precision == "int8") != (t.calibration is not None):
-        raise ConfigError("processor.tensorrt.calibration: the folder of calibration frames is required for "
-                          f"precision int8 and only there (precision {t.precision}, calibration {t.calibration!r})")
-    if not 1 <= p.threads <= 64:
-        raise ConfigError(f"processor.threads: expected 1-64, got {p.threads}")
-    if p.frame_path != "cpu":
-        need = "tensorrt" if p.frame_path == "gpu" else "onnxruntime"
-        if p.backend != need:
-            raise ConfigError(f"processor.frame_path: {p.frame_path} runs on backend {need}, got processor.backend {p.backend!r}")
-        if p.mode != "cam":
-            raise ConfigError(f"processor.frame_path: {p.frame_path} blends whole-frame CAMs; mode {p.mode!r} needs frame_path cpu")
-        if not cfg.publisher.heatmap:
-            raise ConfigError(f"processor.frame_path: {p.frame_path} blends the heatmap, but publisher.heatmap is false; "
-                              "use frame_path cpu")
-    if not 1 <= cfg.publisher.jpeg_quality <= 100:
-        raise ConfigError(f"publisher.jpeg_quality: expected 1-100, got {cfg.publisher.jpeg_quality}")
-    if not 0.0 <= cfg.publisher.alpha <= 1.0:
-        raise ConfigError(f"publisher.alpha: expected 0-1, got {cfg.publisher.alpha}")
+    if p.frame_path != "cpu" and not cfg.publisher.heatmap:
+        raise ConfigError(f"processor.frame_path: {p.frame_path} blends the heatmap, but publisher.heatmap is false; "
+                          "use frame_path cpu")
     for name in ENDPOINT_NAMES:
         ep = check_endpoint(cfg.endpoint(name), f"endpoints.{name}")
         host = ep[len("tcp://"):].rsplit(":", 1)[0] if ep.startswith("tcp://") else None
@@ -523,10 +567,6 @@ def _validate(cfg: PipelineConfig) -> None:
     for key, host in (("serve.host", cfg.serve.host), ("metrics.host", cfg.metrics.host)):
         if host.strip("[]") not in LOOPBACK_HOSTS and not cfg.security.allow_remote_bind:
             raise ConfigError(f"{key}: {host} is beyond loopback; set security.allow_remote_bind: true to expose it")
-    if not 0 <= cfg.serve.port < 65536:
-        raise ConfigError(f"serve.port: expected 0-65535, got {cfg.serve.port}")
-    if not 1 <= cfg.serve.max_clients <= 1024:
-        raise ConfigError(f"serve.max_clients: expected 1-1024, got {cfg.serve.max_clients}")
     if cfg.serve.enabled and cfg.serve.token_file is None:
         if cfg.security.curve:
             raise ConfigError("serve.token_file: required when security.curve is on (the bridge would re-serve the "
@@ -540,8 +580,6 @@ def _validate(cfg: PipelineConfig) -> None:
     if not len(cfg.streams) <= cfg.run.max_streams <= 100_000:
         raise ConfigError(f"run.max_streams: expected {len(cfg.streams)} (the configured streams) to 100000, "
                           f"got {cfg.run.max_streams}")
-    if cfg.run.duration_s is not None and cfg.run.duration_s <= 0:
-        raise ConfigError(f"run.duration_s: expected a positive number of seconds, got {cfg.run.duration_s}")
 
 
 def config_from_dict(data: Any, base_dir: str = ".") -> PipelineConfig:

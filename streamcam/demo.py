@@ -68,7 +68,7 @@ def run_demo(seconds: float = 20.0, serve: bool = True, record_s: float = 5.0, p
         print(f"  annotated MP4: {cfg.resolve(cfg.record.path)}")
     print(f"  summary: {cfg.run_dir / 'summary.json'}")
     # A short localization check of the same model, then the plots of this run.
-    from .evaluate import run_eval
+    from .evaluation.pipeline import run_eval
     from .report import make_report
 
     ev = run_eval(cfg, frames=40, out=str(cfg.run_dir / "eval.json"), progress=False)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -60,11 +61,7 @@ def make_report(run_dir: str | Path, out_dir: str | Path | None = None) -> list[
     for sid, rows in streams.items():
         lat = np.array([r["latency_ms"] for r in rows])
         ax.hist(lat, bins=50, alpha=0.6, label=f"{sid}: p50 {np.percentile(lat, 50):.1f} ms, p99 {np.percentile(lat, 99):.1f} ms")
-    ax.set_xlabel("capture → publish latency (ms)")
-    ax.set_ylabel("frames")
-    ax.set_title("Latency")
-    ax.legend()
-    written.append(_save(fig, out / "latency_hist.png"))
+    written.append(_finish(fig, ax, "capture → publish latency (ms)", "frames", "Latency", out / "latency_hist.png"))
 
     fig, ax = plt.subplots(figsize=(7, 4))
     for sid, rows in streams.items():
@@ -75,11 +72,7 @@ def make_report(run_dir: str | Path, out_dir: str | Path | None = None) -> list[
         bins = np.arange(0, t[-1] + 1.0, 1.0)
         counts, edges = np.histogram(t, bins=bins)
         ax.plot(edges[:-1], counts, marker=".", label=sid)
-    ax.set_xlabel("time (s)")
-    ax.set_ylabel("published frames / s")
-    ax.set_title("Frame rate over time")
-    ax.legend()
-    written.append(_save(fig, out / "fps.png"))
+    written.append(_finish(fig, ax, "time (s)", "published frames / s", "Frame rate over time", out / "fps.png"))
 
     fig, ax = plt.subplots(figsize=(8, 4))
     tracked = False
@@ -123,6 +116,15 @@ def make_report(run_dir: str | Path, out_dir: str | Path | None = None) -> list[
             ax.legend()
             written.append(_save(fig, out / "cam_threshold.png"))
     return written
+
+
+def _finish(fig: Any, ax: Any, xlabel: str, ylabel: str, title: str, path: Path) -> str:
+    """Label a plot with its legend and save it (what every figure of the report ends with)."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend()
+    return _save(fig, path)
 
 
 def _save(fig, path: Path) -> str:

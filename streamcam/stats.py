@@ -37,6 +37,21 @@ class LatencyWindow:
         return (idx + 1) / 10.0
 
 
+class Every:
+    """``due()`` is True once per ``period_s`` of the monotonic clock: a stage loop's periodic report."""
+
+    def __init__(self, period_s: float = 1.0) -> None:
+        self.period_s = period_s
+        self._last = time.monotonic()
+
+    def due(self) -> bool:
+        now = time.monotonic()
+        if now - self._last < self.period_s:
+            return False
+        self._last = now
+        return True
+
+
 class RateMeter:
     """Events per second over a sliding window of timestamps."""
 

@@ -73,8 +73,12 @@ def make_socket(
     """Create, configure and bind/connect a socket of ``kind`` (PUSH, PULL, PUB, SUB, PAIR, REQ or REP).
 
     ``curve``: a :class:`streamcam.security.Curve` to authenticate and encrypt tcp endpoints.
+    A binding socket may name the port ``*`` (``tcp://127.0.0.1:*``): the OS picks a free one, and
+    :func:`bound_endpoint` reads it back (tests: no free-port-then-bind race). A config cannot:
+    the stages that connect need the port before the binder starts.
     """
-    check_endpoint(endpoint)
+    any_port = bind and endpoint.startswith("tcp://") and endpoint.endswith(":*")
+    check_endpoint(endpoint[:-1] + "1" if any_port else endpoint)
     sock = ctx.socket(_TYPES[kind])
     sock.setsockopt(zmq.LINGER, policy.linger_ms)
     sock.setsockopt(zmq.SNDHWM, policy.sndhwm)
@@ -109,6 +113,11 @@ def make_socket(
         sock.close(0)
         raise ConfigError(f"cannot {'bind' if bind else 'connect'} {kind} socket to {endpoint}: {exc}") from exc
     return sock
+
+
+def bound_endpoint(sock: zmq.Socket) -> str:
+    """The endpoint a socket really bound (its port when it asked for ``*``)."""
+    return sock.getsockopt_string(zmq.LAST_ENDPOINT)
 
 
 def send_nowait(sock: zmq.Socket, parts: list[Any]) -> bool:

@@ -7,6 +7,7 @@ while the broker was stopped and started again (``restart``).
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import shutil
 import socket
@@ -14,7 +15,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Optional
 
 import pytest
 
@@ -80,31 +81,30 @@ def _binary() -> str:
     return binary
 
 
-@pytest.fixture
-def mosquitto_auth() -> Iterator[Mosquitto]:
-    """A broker that takes only user ``cam`` with password ``s3cret``."""
+@contextlib.contextmanager
+def _broker(users: Optional[dict[str, str]] = None) -> Iterator[Mosquitto]:
     binary = _binary()
     folder = Path(tempfile.mkdtemp(prefix="sc-mqtt-"))
-    broker = Mosquitto(binary, folder, users={"cam": "s3cret"})
+    broker = Mosquitto(binary, folder, users=users)
     broker.start()
     try:
         yield broker
     finally:
         broker.stop()
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def mosquitto_auth() -> Iterator[Mosquitto]:
+    """A broker that takes only user ``cam`` with password ``s3cret``."""
+    with _broker({"cam": "s3cret"}) as broker:
+        yield broker
 
 
 @pytest.fixture
 def mosquitto() -> Iterator[Mosquitto]:
-    binary = _binary()
-    folder = Path(tempfile.mkdtemp(prefix="sc-mqtt-"))
-    broker = Mosquitto(binary, folder)
-    broker.start()
-    try:
+    with _broker() as broker:
         yield broker
-    finally:
-        broker.stop()
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 class Subscriber:

@@ -33,3 +33,28 @@ def processor_thread(cfg, settle_s: float = 0.5):
         pull.close(0)
         ctx.term()
     assert not th.is_alive(), "the processor did not stop"
+
+
+def stats_when(run_dir, ready, stage: str = "processor", timeout: float = 5.0) -> dict:
+    """The stage's stats file once ``ready(stats)`` holds (it is rewritten once a second), or the
+    last one read when ``timeout`` passes: the test's assertions then say what differed."""
+    import json
+    from pathlib import Path
+
+    path = Path(run_dir) / "stats" / f"{stage}.json"
+    deadline = time.monotonic() + timeout
+    stats: dict = {}
+    while True:
+        try:
+            stats = json.loads(path.read_text())
+        except (OSError, ValueError):  # not written yet
+            pass
+        else:
+            try:
+                if ready(stats):
+                    return stats
+            except KeyError:  # an older report without the field
+                pass
+        if time.monotonic() >= deadline:
+            return stats
+        time.sleep(0.05)

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from streamcam.capture.agc import AGC, agc_frame, clip_limits
+from streamcam.agc import AGC, agc_frame, clip_limits
 from streamcam.errors import SourceError
 
 

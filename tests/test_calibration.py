@@ -51,7 +51,7 @@ def test_ties_go_to_the_simpler_rule():
 
 def _write_labelled(tmp_path, n=6):
     """A user's validation set: frames written as PNG files, boxes in a JSON next to them."""
-    from streamcam.capture.synthetic import SyntheticIRScene
+    from streamcam.datasets.synthetic import SyntheticIRScene
 
     frames = []
     for k in range(n):
@@ -69,7 +69,7 @@ def test_own_labelled_frames_calibrate_like_the_synthetic_ones(tmp_path):
     assert len(got) == 6 and [len(b) for _, _, b in got] == [len(f["boxes"]) for f in frames]
     assert all(fmt == "GRAY8" and img.ndim == 2 for img, fmt, _ in got)
     # the same frames from the scene itself give the same calibration: the file loses nothing
-    from streamcam.capture.synthetic import SyntheticIRScene
+    from streamcam.datasets.synthetic import SyntheticIRScene
 
     direct = [(fr.image, "GRAY8", [o.box for o in fr.objects if o.label == "person"])
               for fr in (SyntheticIRScene(seed=5001, people=4 if k % 3 else 0).frame(k * 97) for k in range(6))]
@@ -123,7 +123,7 @@ def test_cli_calibrates_a_model_from_a_labels_file_and_reports_bad_input(tmp_pat
 def test_sixteen_bit_thermal_and_colour_frames_are_read(tmp_path):
     import numpy as np
 
-    from streamcam.capture.synthetic import SyntheticIRScene
+    from streamcam.datasets.synthetic import SyntheticIRScene
 
     fr = SyntheticIRScene(seed=5002, people=4).frame(0)
     raw16 = (fr.image.astype(np.uint16) * 64 + 1000)  # a radiometric-looking 16-bit frame
@@ -142,7 +142,7 @@ def test_the_decision_shift_moves_the_positive_logit_in_graph_and_metadata_alike
     import numpy as np
 
     pytest.importorskip("onnx")
-    from streamcam.capture.synthetic import SyntheticIRScene
+    from streamcam.datasets.synthetic import SyntheticIRScene
     from streamcam.processor.cam import class_activation_map
     from streamcam.processor.engines import create_engine
     from streamcam.processor.preprocess import preprocess
@@ -180,7 +180,7 @@ def test_the_decision_shift_moves_the_positive_logit_in_graph_and_metadata_alike
 def test_frames_kept_elsewhere_calibrate_by_split_and_one_kind_of_frame_leaves_the_bias(tmp_path):
     from streamcam.evaluation.calibration import frames_of_split
 
-    from streamcam.capture.synthetic import SyntheticIRScene
+    from streamcam.datasets.synthetic import SyntheticIRScene
 
     data, frames = tmp_path / "data", []
     data.mkdir()

@@ -79,3 +79,30 @@ def test_heatmap_free_copy_only_when_someone_can_view_it():
     forced = config_from_dict({"publisher": {"plain_frames": True}})
     assert forced.publisher.wants_plain(serving=False)
     assert not config_from_dict({"publisher": {"heatmap": False, "plain_frames": True}}).publisher.wants_plain(True)
+
+
+@pytest.mark.parametrize("cls, kwargs, field", [
+    ("SourceConfig", {"fps": 0}, "fps"),
+    ("SourceConfig", {"kind": "file"}, "uri"),
+    ("StreamConfig", {"id": "a/b"}, "id"),
+    ("ProcessorConfig", {"min_score": 2.0}, "min_score"),
+    ("ProcessorConfig", {"detect_every": 2, "detect_fps": 5.0}, "detect_fps"),
+    ("TensorRTConfig", {"max_batch": 0}, "max_batch"),
+    ("PublisherConfig", {"alpha": 2.0}, "alpha"),
+    ("ServeConfig", {"port": 70000}, "port"),
+    ("RunConfig", {"duration_s": 0}, "duration_s"),
+])
+def test_a_fields_range_is_checked_where_the_field_is_declared(cls, kwargs, field):
+    """Built in code, not only loaded from YAML, a section refuses a value out of its field's range."""
+    import streamcam.config as config
+
+    with pytest.raises(config.FieldError) as err:
+        getattr(config, cls)(**kwargs)
+    assert err.value.field == field and str(err.value).startswith(f"{field}: ")
+
+
+def test_a_nested_fields_error_names_the_full_key():
+    with pytest.raises(ConfigError, match=r"^streams\[1\]\.source\.reconnect_initial_s: expected 0 < initial"):
+        config_from_dict({"streams": [{"id": "a"}, {"id": "b", "source": {"reconnect_initial_s": 20.0}}]})
+    with pytest.raises(ConfigError, match=r"^processor\.tensorrt\.opt_batch: expected 1-8"):
+        config_from_dict({"processor": {"tensorrt": {"opt_batch": 9}}})

@@ -19,7 +19,7 @@ import zmq
 
 from _mqtt_fixtures import Mosquitto, Subscriber, mosquitto  # noqa: F401 (fixture)
 from streamcam import protocol
-from streamcam.capture.synthetic import SyntheticIRScene
+from streamcam.datasets.synthetic import SyntheticIRScene
 from streamcam.config import config_from_dict
 from streamcam.transport import make_socket
 

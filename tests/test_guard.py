@@ -1,6 +1,5 @@
 """One message never stops a stage: what escapes its handling is counted by reason, logged once, skipped."""
 
-import json
 import logging
 import threading
 import time
@@ -45,6 +44,7 @@ def test_a_message_that_breaks_the_publisher_is_counted_and_the_next_one_publish
     from streamcam.config import load_config
     from streamcam.publisher import annotate as annotate_mod
     from streamcam.publisher.stage import run_publisher
+    from _processor_fixtures import stats_when
     from test_pipeline import _config
 
     real = annotate_mod.annotate
@@ -74,10 +74,9 @@ def test_a_message_that_breaks_the_publisher_is_counted_and_the_next_one_publish
             time.sleep(0.03)
             while sub.poll(0):
                 got.append(protocol.decode(sub.recv_multipart()).seq)
-        time.sleep(1.3)
+        stats = stats_when(cfg.run_dir, lambda s: s["failed"] == {"error:OverflowError": 20}, stage="publisher")
         while sub.poll(0):
             got.append(protocol.decode(sub.recv_multipart()).seq)
-        stats = json.loads((cfg.run_dir / "stats" / "publisher.json").read_text())
     finally:
         stop.set()
         th.join(5)

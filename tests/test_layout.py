@@ -52,3 +52,31 @@ def test_config_loads_no_scipy():
     code = "import sys, streamcam.config; print('scipy' in sys.modules, 'streamcam.tracking.peaks' in sys.modules)"
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=PACKAGE.parent)
     assert r.stdout.split() == ["False", "False"], r.stdout + r.stderr
+
+
+def test_config_reads_the_stabilizer_settings_without_the_stabilizer():
+    """config.py imports only the stabilizer's config module (numpy-only), never the tracker itself."""
+    code = ("import sys, streamcam.config; "
+            "print(sorted(m for m in sys.modules if m.startswith('streamcam.tracking.')))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=PACKAGE.parent)
+    assert r.returncode == 0, r.stderr
+    assert eval(r.stdout) == ["streamcam.tracking.box_correction", "streamcam.tracking.config",
+                              "streamcam.tracking.kalman"], r.stdout
+
+
+def test_tracker_names_keep_their_old_home():
+    """The split kept every name where callers import it from."""
+    from streamcam.tracking import BoxCorrection as a, TrackerConfig as b
+    from streamcam.tracking.box_correction import BoxCorrection
+    from streamcam.tracking.config import TrackerConfig
+    from streamcam.tracking.tracker import BoxCorrection as c, TrackerConfig as d
+    assert a is c is BoxCorrection and b is d is TrackerConfig
+
+
+def test_the_synthetic_scene_is_a_dataset_the_capture_room_plays():
+    """The scene lives in datasets/; the capture room imports it (and keeps the old import path)."""
+    from streamcam.capture import synthetic as old
+    from streamcam.datasets import synthetic
+    assert old.SyntheticIRScene is synthetic.SyntheticIRScene and old.SceneFrame is synthetic.SceneFrame
+    edges = room_imports()
+    assert "datasets" in edges["capture"] and "capture" not in edges.get("datasets", set())

@@ -49,7 +49,7 @@ def test_accuracy_counts_per_person_not_per_frame():
 def test_default_model_localizes_people_on_held_out_scenes():
     """The pipeline's own processing (Detector, calibrated box rule, score gate) on test scenes."""
     from streamcam.config import load_config
-    from streamcam.evaluate import run_eval
+    from streamcam.evaluation.pipeline import run_eval
 
     quality = json.loads(EVAL.read_text())
     floor = quality["regression_floor"]
@@ -63,7 +63,7 @@ def test_default_model_localizes_people_on_held_out_scenes():
 def test_the_evaluator_scores_the_boxes_the_live_processor_draws():
     """One CAM evaluator, with the model's box rule: its figures are those of the live processor's
     Detector.detect boxes on the same frames (an independent path through the same code)."""
-    from streamcam.capture.synthetic import SyntheticIRScene
+    from streamcam.datasets.synthetic import SyntheticIRScene
     from streamcam.evaluation.localization import evaluate_detector, model_detector, score_frames
 
     det = model_detector(str(MODEL))

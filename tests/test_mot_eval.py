@@ -146,7 +146,7 @@ def test_evaluate_sequence_scores_raw_and_stabilized():
 
 # ------------------------------------------------------------------------------------ the CLI
 def _synthetic_sequence(root: Path, frames: int = 8) -> Path:
-    from streamcam.capture.synthetic import SyntheticIRScene
+    from streamcam.datasets.synthetic import SyntheticIRScene
 
     scene = SyntheticIRScene(320, 240, seed=9000, fps=10.0, people=2)
     rows, images = [], []

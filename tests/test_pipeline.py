@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -13,7 +14,7 @@ import pytest
 import zmq
 
 from streamcam import protocol
-from _processor_fixtures import processor_thread
+from _processor_fixtures import processor_thread, stats_when
 from streamcam.transport import make_socket
 
 
@@ -61,8 +62,22 @@ def _receive(port, topic, n, timeout=20.0):
 
 
 def _stage_pids(run_dir):
-    out = subprocess.run(["pgrep", "-f", f"streamcam .* {run_dir}/config.json"], capture_output=True, text=True).stdout
-    return [int(p) for p in out.split()]
+    """Live processes started with this run's config (``streamcam <stage> RUN_DIR/config.json``).
+
+    Read from /proc, matching one argv element exactly: no pgrep, whose pattern also matches
+    other processes' command lines; an orphan of a stopped supervisor is still found."""
+    want = f"{run_dir}/config.json".encode()
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:  # it ended while we looked
+            continue
+        if want in argv and any(a.endswith(b"streamcam") for a in argv):
+            pids.append(int(proc.name))
+    return sorted(pids)
 
 
 @pytest.mark.slow
@@ -106,7 +121,9 @@ def test_run_publishes_frames_and_detections_and_stops_cleanly(short_tmp, tiny_m
         stop_s = time.monotonic() - t0
     assert sup.returncode == 0, out
     assert stop_s < 2.5, f"stopping took {stop_s:.2f} s"
-    time.sleep(0.2)
+    deadline = time.monotonic() + 2.0  # the supervisor has reaped them; /proc may lag a moment
+    while _stage_pids(short_tmp / "run") and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert _stage_pids(short_tmp / "run") == [], "orphaned stage processes"
     assert not list((short_tmp / "run").glob("*.sock")), "stale ipc socket files"
     summary = json.loads((short_tmp / "run" / "summary.json").read_text())
@@ -171,8 +188,7 @@ def test_malformed_frames_are_counted_and_the_processor_keeps_going(short_tmp, t
                 got = protocol.decode(pull.recv_multipart())
         assert got is not None and got.kind == "result" and got.seq == 1
         assert got.part("cam").dtype == np.float32
-        time.sleep(1.2)
-        stats = json.loads((cfg.run_dir / "stats" / "processor.json").read_text())
+        stats = stats_when(cfg.run_dir, lambda s: s["rejected"] == {"bad_header": 1, "too_few_parts": 1})
         assert stats["rejected"] == {"bad_header": 1, "too_few_parts": 1}
 
 
@@ -250,8 +266,7 @@ def test_detect_every_runs_the_network_on_every_nth_frame_and_predicts_between(s
         engine = [m.header["timings_ms"]["engine"] for m in got]
         assert [e > 0 for e in engine] == [True, False, False] * 3
         assert all(m.part("cam") is not None for m in got)  # the last map is shown between detections
-        time.sleep(1.2)
-        stats = json.loads((cfg.run_dir / "stats" / "processor.json").read_text())
+        stats = stats_when(cfg.run_dir, lambda s: s["predicted"] == 6)
         assert stats["predicted"] == 6 and stats["detect_every"] == 3
     with pytest.raises(Exception, match="detect_every"):
         load_config(_config(short_tmp, tiny_model, port), {"processor.detect_every": 0})

@@ -9,7 +9,7 @@ import zmq
 from streamcam import protocol
 from streamcam.errors import ConfigError
 from streamcam.security import Curve, generate_keys, stop_authenticators
-from streamcam.transport import make_socket, send_nowait
+from streamcam.transport import bound_endpoint, make_socket, send_nowait
 
 
 @pytest.fixture
@@ -40,10 +40,10 @@ def _msg():
     return protocol.encode("detections", "cam0", 1, 2, (), detections=[])
 
 
-def test_allowed_subscriber_receives_and_intruders_do_not(keys, port):
+def test_allowed_subscriber_receives_and_intruders_do_not(keys):
     ctx = zmq.Context()
-    ep = f"tcp://127.0.0.1:{port}"
-    pub = make_socket(ctx, "PUB", ep, bind=True, curve=Curve(str(keys / "keys")))
+    pub = make_socket(ctx, "PUB", "tcp://127.0.0.1:*", bind=True, curve=Curve(str(keys / "keys")))
+    ep = bound_endpoint(pub)  # the port the OS picked: no free-port-then-bind race
     good = make_socket(ctx, "SUB", ep, bind=False, curve=Curve(str(keys / "keys")))
     intruder = make_socket(ctx, "SUB", ep, bind=False, curve=Curve(str(keys / "intruder")))
     plain = make_socket(ctx, "SUB", ep, bind=False)  # no CURVE at all
@@ -58,10 +58,10 @@ def test_allowed_subscriber_receives_and_intruders_do_not(keys, port):
         ctx.term()
 
 
-def test_unauthorised_client_cannot_push_frames(keys, port):
+def test_unauthorised_client_cannot_push_frames(keys):
     ctx = zmq.Context()
-    ep = f"tcp://127.0.0.1:{port}"
-    pull = make_socket(ctx, "PULL", ep, bind=True, curve=Curve(str(keys / "keys")))
+    pull = make_socket(ctx, "PULL", "tcp://127.0.0.1:*", bind=True, curve=Curve(str(keys / "keys")))
+    ep = bound_endpoint(pull)
     intruder = make_socket(ctx, "PUSH", ep, bind=False, curve=Curve(str(keys / "intruder")))
     good = make_socket(ctx, "PUSH", ep, bind=False, curve=Curve(str(keys / "keys")))
     frame = protocol.encode("frame", "cam0", 0, 1, [protocol.raw_part("image", np.zeros((4, 4), np.uint8), "GRAY8")])

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from streamcam.capture.synthetic import SceneFrame, SyntheticIRScene
+from streamcam.datasets.synthetic import SceneFrame, SyntheticIRScene
 
 
 @pytest.fixture(scope="module")

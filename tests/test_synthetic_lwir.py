@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from streamcam.capture import synthetic_lwir as lwir
-from streamcam.capture.synthetic import SyntheticIRScene
+from streamcam.datasets import synthetic_lwir as lwir
+from streamcam.datasets.synthetic import SyntheticIRScene
 
 
 @pytest.mark.parametrize("style", ["classic", "lwir"])

@@ -6,7 +6,7 @@ import zmq
 
 from streamcam import protocol
 from streamcam.errors import ConfigError
-from streamcam.transport import check_endpoint, drain, make_socket, send_nowait
+from streamcam.transport import bound_endpoint, check_endpoint, drain, make_socket, send_nowait
 
 
 @pytest.mark.parametrize("ep", ["tcp://127.0.0.1:5555", "ipc:///tmp/x.sock", "inproc://a"])
@@ -49,9 +49,23 @@ def test_stale_ipc_file_is_replaced(short_tmp):
         ctx.term()
 
 
-def test_tcp_bind_conflict_is_a_clear_error(port):
+def test_tcp_bind_conflict_is_a_clear_error():
     ctx = zmq.Context()
-    a = make_socket(ctx, "PUB", f"tcp://127.0.0.1:{port}", bind=True)
+    # The first socket takes a port the OS picks and reads it back: no free-port-then-bind race.
+    a = make_socket(ctx, "PUB", "tcp://127.0.0.1:*", bind=True)
+    taken = bound_endpoint(a)
+    assert taken.startswith("tcp://127.0.0.1:") and not taken.endswith(":*")
     with pytest.raises(ConfigError, match="cannot bind PUB"):
-        make_socket(ctx, "PUB", f"tcp://127.0.0.1:{port}", bind=True)
-    a.close(); ctx.term()
+        make_socket(ctx, "PUB", taken, bind=True)
+    a.close(0); ctx.term()
+
+
+def test_any_port_is_for_a_binding_socket_only_never_a_config():
+    with pytest.raises(ConfigError, match="endpoints.publish"):
+        check_endpoint("tcp://127.0.0.1:*", "endpoints.publish")  # the connecting stages need the port
+    ctx = zmq.Context()
+    try:
+        with pytest.raises(ConfigError):
+            make_socket(ctx, "SUB", "tcp://127.0.0.1:*", bind=False)
+    finally:
+        ctx.term()

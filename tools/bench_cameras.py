@@ -84,7 +84,7 @@ class Receiver(threading.Thread):
 
 def bare_engine_fps(model: str, threads: int, batch: int, seconds: float = 2.0) -> float:
     """Frames per second of ``engine.infer`` alone on preprocessed frames, ``batch`` frames per call."""
-    from streamcam.capture.synthetic import SyntheticIRScene
+    from streamcam.datasets.synthetic import SyntheticIRScene
     from streamcam.processor.engines import create_engine
     from streamcam.processor.preprocess import preprocess
 

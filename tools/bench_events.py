@@ -121,7 +121,7 @@ def _clip_frames(seed: int, clip_frames: int, model: str, cache: str | None):
         with open(path) as fh:
             raw = json.load(fh)
     else:
-        from streamcam.capture.synthetic import SyntheticIRScene
+        from streamcam.datasets.synthetic import SyntheticIRScene
         from streamcam.config import config_from_dict
         from streamcam.processor.stage import build_tracked_detector
 
@@ -231,7 +231,7 @@ def parked_flicker(clip_frames: int = 3000, seed: int = 5) -> dict[str, Any]:
 
 
 def ring_memory(fps: float = 25.0, pre_roll_s: float = 5.0, width: int = 640, height: int = 480) -> dict[str, Any]:
-    from streamcam.capture.synthetic import SyntheticIRScene
+    from streamcam.datasets.synthetic import SyntheticIRScene
     from streamcam.events.media import FrameRing
     from streamcam.publisher.annotate import annotate, encode_jpeg
 

@@ -89,7 +89,7 @@ def _path_costs(lean: bool, det, scene_frames, batch: int, stab_factory) -> dict
 
 
 def main(argv: list[str] | None = None) -> int:
-    from streamcam.capture.synthetic import SyntheticIRScene
+    from streamcam.datasets.synthetic import SyntheticIRScene
     from streamcam.processor.detector import Detector
     from streamcam.processor.engines import create_engine
     from streamcam.tracking.tracker import Stabilizer, TrackerConfig

@@ -24,7 +24,7 @@ import numpy as np
 
 
 def main(argv: list[str] | None = None) -> int:
-    from streamcam.capture.synthetic import SyntheticIRScene
+    from streamcam.datasets.synthetic import SyntheticIRScene
     from streamcam.evaluation.calibration import calibrate, synthetic_frames, write_calibration
     from streamcam.evaluation.localization import match_boxes
     from streamcam.processor.detector import Detector

@@ -52,7 +52,7 @@ def write_folder(root: Path, per_class: int, seed: int = 2000, scenes: int = 5) 
     """What a user collects: ``person/`` pictures of one person each (roughly centred, with their
     surroundings: a crop of a training frame, 2 x (window + 2 context) px), ``no_person/`` whole
     frames of the same scenes without anyone. No box is written anywhere."""
-    from streamcam.capture.synthetic import SyntheticIRScene
+    from streamcam.datasets.synthetic import SyntheticIRScene
 
     rng = np.random.default_rng(seed)
     counts = {"person": 0, "no_person": 0}
@@ -101,7 +101,7 @@ def run(per_class: int = 20, backbone: str = "tiny_gap", weights: str | None = D
         brightness: float = 0.06, contrast: float = 0.15, patience: int = 99, seed: int = 0,
         average_epochs: int = 0, ensemble: int = 1, flip_average: bool = False) -> dict:
     from streamcam.config import load_config
-    from streamcam.evaluate import run_eval
+    from streamcam.evaluation.pipeline import run_eval
     from streamcam.evaluation.calibration import calibrate, synthetic_frames, synthetic_source, write_calibration
     from streamcam.processor.model_meta import read_metadata
     from streamcam.training.backbones import pretrained_info

@@ -37,7 +37,7 @@ DATA = Path(os.environ.get("STREAMCAM_THERMAL_DATA", ROOT / ".." / "shared" / "d
 def render(root: Path, lwir: int, classic: int, per: int, neg: int, size: tuple[int, int], seed: int = 0) -> None:
     """Training folder ``root/{person,empty}``: frames of each scene with people, and of the same
     scene without them (the multiple-instance recipe needs both from one camera)."""
-    from streamcam.capture.synthetic import SyntheticIRScene
+    from streamcam.datasets.synthetic import SyntheticIRScene
 
     for c in ("person", "empty"):
         (root / c).mkdir(parents=True, exist_ok=True)
@@ -79,7 +79,7 @@ def score(model: str, frames) -> dict:
 
 
 def held_out_frames():
-    from streamcam.capture.synthetic import SyntheticIRScene
+    from streamcam.datasets.synthetic import SyntheticIRScene
 
     for s in range(9000, 9004):
         for people in (4, 0):

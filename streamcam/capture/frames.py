@@ -106,7 +106,7 @@ def to_image(frame: Any, what: str, agc: Optional[Callable[[np.ndarray], np.ndar
         if frame.ndim != 2:
             raise SourceError(f"{what}: expected 16-bit frames to have 1 channel, got {frame.shape[2]} channels")
         if agc is None:
-            from .agc import AGC
+            from ..agc import AGC
 
             agc = AGC()
         raw = np.ascontiguousarray(frame)

@@ -4,7 +4,7 @@ The capture sources (:mod:`.sources`) deliver frames in order, for a live pipeli
 and training need frame *i* of a recording instead: :class:`IndexedFrames` opens the same
 recordings and returns frame ``i`` as it is stored (uint8 BGR/grey, or uint16 thermal counts),
 and :meth:`IndexedFrames.display` gives an 8-bit picture of it (stateless percentile AGC for
-16-bit frames, as :func:`~streamcam.capture.agc.agc_frame` maps one thermal frame).
+16-bit frames, as :func:`~streamcam.agc.agc_frame` maps one thermal frame).
 
 * a **video file**: ``cv2.VideoCapture``; reading on from the last frame read is sequential, any
   other index seeks (``CAP_PROP_POS_FRAMES``, as :func:`streamcam.training.data.load_labelled_video`
@@ -149,7 +149,7 @@ class IndexedFrames:
         img = self.frame(i)
         if img.dtype == np.uint8:
             return img
-        from .agc import agc_frame
+        from ..agc import agc_frame
 
         return agc_frame(img)
 

@@ -122,7 +122,7 @@ class OpenCVSource:
         if self.y16:
             frame = self._unpack_y16(frame)
         if frame is not None and getattr(frame, "dtype", None) == np.uint16 and self._agc is None:
-            from .agc import AGC
+            from ..agc import AGC
 
             self._agc = AGC()
         image, fmt, raw = to_image(frame, f"{self!r} frame {self._index}", self._agc)

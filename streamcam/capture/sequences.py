@@ -92,7 +92,7 @@ class ThermalSequenceSource(_Sequence):
 
     ``pattern`` is a folder (all ``.npy``/``.tif``/``.tiff`` in natural order) or a glob.
     Each frame is checked (finite, integer counts within uint16), kept as ``raw`` and
-    mapped to GRAY8 by a temporally smoothed :class:`~streamcam.capture.agc.AGC`.
+    mapped to GRAY8 by a temporally smoothed :class:`~streamcam.agc.AGC`.
     """
 
     def __init__(self, pattern: str, fps: Optional[float] = 30.0, loop: bool = True) -> None:
@@ -101,7 +101,7 @@ class ThermalSequenceSource(_Sequence):
             raise SourceError(f"thermal: no .npy/.tif/.tiff files match {pattern!r}")
         super().__init__(files, fps, loop)
         self.pattern = str(pattern)
-        from .agc import AGC
+        from ..agc import AGC
 
         self._agc = AGC()
 
@@ -179,7 +179,7 @@ class ImageFolderSource(_Sequence):
         img, path = item
         t = time.time_ns()
         if img.dtype == np.uint16 and self._agc is None:
-            from .agc import AGC
+            from ..agc import AGC
 
             self._agc = AGC()
         image, fmt, raw = to_image(img, f"images: {path}", self._agc)

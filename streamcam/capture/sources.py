@@ -58,7 +58,7 @@ class SyntheticSource:
     def __init__(
         self, width: int = 640, height: int = 480, seed: int = 7, people: int = 4, confusers: int = 3, fps: float = 30.0, raw: bool = False
     ) -> None:
-        from .synthetic import SyntheticIRScene
+        from ..datasets.synthetic import SyntheticIRScene
 
         self.scene = SyntheticIRScene(width=width, height=height, seed=seed, people=people, confusers=confusers, fps=fps)
         self.fps: Optional[float] = float(fps)

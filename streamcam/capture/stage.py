@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
+from typing import TYPE_CHECKING
 
 import zmq
 
@@ -12,13 +12,16 @@ from .. import protocol
 from ..config import PipelineConfig
 from ..errors import SourceError
 from ..metrics import StageMetrics, stage_port
-from ..stats import RateMeter, write_stats
+from ..stats import Every, RateMeter, write_stats
 from ..transport import make_socket, send_nowait
+
+if TYPE_CHECKING:
+    from .frames import SourceFrame
 
 log = logging.getLogger("streamcam.capture")
 
 
-def frame_message(stream: str, seq: int, frame: "SourceFrame", send_raw: bool) -> list:  # noqa: F821
+def frame_message(stream: str, seq: int, frame: "SourceFrame", send_raw: bool) -> list:
     """Wire message for one captured frame: the 8-bit image, plus the 16-bit raw frame if asked."""
     parts = [protocol.raw_part("image", frame.image, frame.pixel_format)]
     if send_raw and frame.raw is not None:
@@ -51,7 +54,7 @@ def run_capture(cfg: PipelineConfig, stream_id: str, stop: threading.Event, ctx:
     watcher.start()
     seq = sent = dropped = 0
     rate = RateMeter()
-    last_report = time.monotonic()
+    reporting = Every(1.0)
     log.info("capture %s: %s source %s → %s", stream_id, src_cfg.kind, src_cfg.uri or "", cfg.endpoint("frames"))
     reconnects = 0
 
@@ -91,9 +94,7 @@ def run_capture(cfg: PipelineConfig, stream_id: str, stop: threading.Event, ctx:
                 dropped += 1
                 metrics.frames_dropped.labels("capture", stream_id, "queue_full").inc()
             seq += 1
-            now = time.monotonic()
-            if now - last_report >= 1.0:
-                last_report = now
+            if reporting.due():
                 reconnects = report(reconnects)
         report(reconnects)
     finally:

@@ -58,7 +58,7 @@ Frame = tuple[np.ndarray, str, list[tuple[float, float, float, float]]]
 def synthetic_frames(seeds: Sequence[int] = (5000, 5001, 5002), frames: int = 25) -> Iterator[Frame]:
     """Validation frames of the synthetic IR scene: ``frames`` with people and ``frames // 2``
     without, per scene seed (5000..: neither the training nor the test scenes)."""
-    from ..capture.synthetic import SyntheticIRScene
+    from ..datasets.synthetic import SyntheticIRScene
 
     for s in seeds:
         for people in (4, 0):

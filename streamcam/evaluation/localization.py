@@ -9,7 +9,7 @@ reported separately as ``box_precision``.
 :func:`evaluate_detector` renders held-out frames (scene seeds the model was not trained
 on), runs them through the processor's own :class:`~streamcam.processor.detector.Detector`
 (preprocessing, engine, CAM and *the model's box rule*: its threshold, margins or peaks) and
-scores the boxes with :func:`score_frames`. ``streamcam eval`` (:func:`streamcam.evaluate.run_eval`)
+scores the boxes with :func:`score_frames`. ``streamcam eval`` (:func:`streamcam.evaluation.pipeline.run_eval`)
 is it with a pipeline config's detector; :func:`evaluate_synthetic` with a model file (training's
 test figures). :func:`sweep_thresholds` alone scores the *raw* rule family, for training to choose a
 new model's threshold before its rule is calibrated.
@@ -21,7 +21,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..capture.synthetic import SyntheticIRScene
+from ..datasets.synthetic import SyntheticIRScene
 from ..geometry import iou
 from ..processor.boxes import boxes_from_cam
 

@@ -52,11 +52,11 @@ from typing import Any, Sequence
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from ..capture.synthetic import SyntheticIRScene
+from ..datasets.synthetic import SyntheticIRScene
 from ..protocol import Detection
 from ..tracking import Stabilizer, TrackerConfig, find_peaks
 from ..geometry import iou_matrix
-from ..tracking.tracker import BoxCorrection
+from ..tracking.box_correction import BoxCorrection
 from .peer_trackers import NorfairBoxes, RoboflowTracker, available
 
 Box = Sequence[float]

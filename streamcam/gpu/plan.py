@@ -9,6 +9,9 @@ version is rebuilt, never loaded.
 
 ``streamcam build-engine MODEL.onnx`` is :func:`build_engine_main`. tensorrt is imported
 when a plan is built, never at module import.
+
+Why one module of ~500 lines: the key, the cache lookup, calibration and the build are one
+contract (a plan is loaded only if it was built from exactly these inputs) and change together.
 """
 
 from __future__ import annotations

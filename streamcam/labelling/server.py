@@ -25,14 +25,13 @@ import re
 import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler
 from importlib import resources
 from pathlib import Path
 from typing import Any, Callable, Optional
 from urllib.parse import urlsplit
 
 from ..capture.indexed import IndexedFrames
-from ..httpserve import DISCONNECT, QuietThreadingHTTPServer
+from ..httpserve import DISCONNECT, HttpApp, PageHandler, ServedApp
 from ..errors import SourceError, StreamcamError
 from .labels import LabelError, Labels, check_classes, parse_classes, parse_labels
 from .writer import load_session, write_dataset
@@ -43,18 +42,11 @@ MAX_BODY = 4 << 20
 """Largest save request (bytes): thousands of ranges and boxes fit in far less."""
 
 
-class _HTTPServer(QuietThreadingHTTPServer):
-    app: "LabelServer"
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _HTTPServer
+class _Handler(PageHandler):
     server_version = "streamcam-label"
-    protocol_version = "HTTP/1.0"
-    timeout = 10  # a stalled client times out instead of holding a thread
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (stdlib signature)
-        log.debug("%s %s", self.address_string(), format % args)
+    def extra_headers(self) -> list[tuple[str, str]]:
+        return [("X-Content-Type-Options", "nosniff")]
 
     def do_GET(self) -> None:  # noqa: N802 (stdlib name)
         app = self.server.app
@@ -121,24 +113,12 @@ class _Handler(BaseHTTPRequestHandler):
             log.exception("save failed")
             self._json(500, {"error": f"save failed: {exc}"})
 
-    def _send(self, code: int, ctype: str, body: bytes, cache: str = "no-store") -> None:
-        self.send_response(code)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Cache-Control", cache)
-        self.send_header("X-Content-Type-Options", "nosniff")
-        self.end_headers()
-        self.wfile.write(body)
-
-    def _json(self, code: int, obj: Any) -> None:
-        self._send(code, "application/json", json.dumps(obj).encode())
-
 
 def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a number JSON allows")
 
 
-class LabelServer:
+class LabelServer(HttpApp):
     """Serves one recording's frames and a labelling page; Save writes OUT_DIR (see :mod:`.writer`).
 
     ``classes=None``: the saved session's classes, else ``person,empty``. An existing OUT_DIR's
@@ -168,46 +148,22 @@ class LabelServer:
                 raise LabelError("--classes", f"{self.out_dir} has ranges of {missing}, not among {list(self.classes)}")
             self.labels = saved["labels"]
         self._save_lock = threading.Lock()
-        self._httpd: Optional[_HTTPServer] = None
-        self._thread: Optional[threading.Thread] = None
+        self._http = ServedApp(self, _Handler, host, port, "label-http")
         self._started_t = time.monotonic()
         self._page = resources.files(__package__).joinpath("page.html").read_text(encoding="utf-8")
 
     # --- lifecycle -------------------------------------------------------------------
     def start(self) -> "LabelServer":
-        if self._thread is not None:
+        if self._http.alive:
             raise RuntimeError("LabelServer already started")
-        self._httpd = _HTTPServer((self.host, self.port), _Handler)
-        self._httpd.app = self
-        self.port = self._httpd.server_address[1]
+        self.port = self._http.start()
         self._started_t = time.monotonic()
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.1},
-                                        name="label-http", daemon=True)
-        self._thread.start()
         log.debug("labelling %s at %s", self.frames.path, self.url)
         return self
 
     def stop(self, timeout: float = 2.0) -> None:
         """Stop serving; returns within ``timeout`` seconds (plus a little)."""
-        if self._httpd is not None and self._thread is not None:
-            self._httpd.shutdown()
-            self._thread.join(timeout)
-            if self._thread.is_alive():
-                log.warning("the HTTP thread did not stop within %.1f s", timeout)
-        if self._httpd is not None:
-            self._httpd.server_close()
-        self._httpd, self._thread = None, None
-
-    def __enter__(self) -> "LabelServer":
-        return self.start()
-
-    def __exit__(self, *exc: Any) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}/"
+        self._http.stop(timeout)
 
     # --- what the handlers call (thread-safe) ------------------------------------------
     def page(self) -> str:
@@ -223,7 +179,7 @@ class LabelServer:
                 "labels": self.labels.to_json(), "saved": self.saved_at is not None}
 
     def health(self) -> dict[str, Any]:
-        return {"ok": self._thread is not None and self._thread.is_alive(), "frames": self.frames.count,
+        return {"ok": self._http.alive, "frames": self.frames.count,
                 "uptime_s": round(time.monotonic() - self._started_t, 3)}
 
     def save(self, doc: Any) -> dict[str, Any]:

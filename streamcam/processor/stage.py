@@ -24,7 +24,7 @@ from ..config import PipelineConfig
 from ..bounded import StreamTable
 from ..guard import MessageGuard
 from ..metrics import StageMetrics, stage_port
-from ..stats import LatencyWindow, RateMeter, write_stats
+from ..stats import Every, LatencyWindow, RateMeter, write_stats
 from ..intake import take_waiting
 from ..transport import make_socket, send_nowait
 
@@ -147,7 +147,7 @@ def run_processor(cfg: PipelineConfig, stop: threading.Event, ctx: zmq.Context |
     batches = LatencyWindow()  # frames per engine call
     plain = cfg.publisher.wants_plain(cfg.serve.enabled)
     frame_path = getattr(getattr(detector, "path", None), "name", "cpu")
-    last_report = time.monotonic()
+    reporting = Every(1.0)
     log.info(
         "processor: %s on %s (%s), classes %s → %s",
         cfg.model_path(), detector.engine.name, cfg.endpoint("frames"), list(detector.class_names), cfg.endpoint("results"),
@@ -251,9 +251,7 @@ def run_processor(cfg: PipelineConfig, stop: threading.Event, ctx: zmq.Context |
 
     try:
         while not stop.is_set():
-            now = time.monotonic()
-            if now - last_report >= 1.0:
-                last_report = now
+            if reporting.due():
                 report()
             finish(block=False)
             if not pull.poll(5 if inflight else 100, zmq.POLLIN):

@@ -22,6 +22,9 @@ says whether the stream offers that variant (a plain frame within the last
 that arrives without ``image_plain`` while the variant is offered had no heatmap to remove
 (the publisher omits the part then), so its ``image`` is served as is.
 
+What the bridge knows about each stream (latest frames, detections, events; bounded) is
+:mod:`.stream_state`; this module is the sockets and HTTP around it.
+
 Threads: one ZeroMQ receive thread (owns the SUB socket) and the HTTP server thread,
 which starts one daemon thread per connection. Shutdown is designed: :meth:`MjpegServer.stop`
 sets an Event, stops the HTTP loop, wakes every MJPEG writer, and joins with timeouts.
@@ -29,14 +32,11 @@ sets an Event, stops the HTTP loop, wakes every MJPEG writer, and joins with tim
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler
 from importlib import resources
 from typing import Any, Optional
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -44,91 +44,28 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import zmq
 
 from .access import BridgeAccess, host_names
-from ..httpserve import DISCONNECT, QuietThreadingHTTPServer
+from ..httpserve import DISCONNECT, AppHTTPServer, HttpApp, PageHandler, ServedApp
 from ..errors import ProtocolError
 from ..protocol import RejectCounter, decode
 from ..transport import make_socket
+from .stream_state import MAX_EVENTS, MAX_STREAMS, NO_PLAIN, PLAIN_FRESH_S, BridgeStreams
+
+__all__ = ["BOUNDARY", "MAX_EVENTS", "MAX_STREAMS", "MjpegServer", "NO_PLAIN", "PLAIN_FRESH_S", "serve_main"]
 
 log = logging.getLogger(__name__)
 
 BOUNDARY = "frame"
-MAX_EVENTS = 50
-"""Events the bridge keeps per stream (the page lists them)."""
-MAX_STREAMS = 64
-"""Streams the bridge keeps; messages for more stream ids are rejected (bounded memory)."""
-PLAIN_FRESH_S = 3.0
-"""A stream offers ``?heatmap=0`` while its last heatmap-free frame is at most this old."""
-NO_PLAIN = ("no frames without the heatmap for this stream: the publisher bakes the heatmap into the JPEG"
-            " and sends a heatmap-free copy (JPEG part 'image_plain') only with publisher.plain_frames: true")
-_HEADER_ONLY = ("v", "kind", "parts")
+
 _MJPEG_WAKE_S = 0.25
 
 
-@dataclass
-class _StreamState:
-    """What the bridge knows about one stream; guarded by the server's condition lock."""
-
-    id: str
-    jpeg: Optional[bytes] = None
-    plain: Optional[bytes] = None
-    """The latest frame without the heatmap (its ``image_plain`` part, or ``image`` when it has none)."""
-    last_plain_t: Optional[float] = None
-    version: int = 0
-    """Incremented on every new frame: MJPEG writers send when it changes."""
-    seq: Optional[int] = None
-    width: Optional[int] = None
-    height: Optional[int] = None
-    header_fps: Optional[float] = None
-    measured_fps: Optional[float] = None
-    latency_ms: Optional[float] = None
-    frames: int = 0
-    last_frame_t: Optional[float] = None
-    last_update_t: float = field(default_factory=time.monotonic)
-    detections: Optional[dict[str, Any]] = None
-    events: dict[str, dict[str, Any]] = field(default_factory=dict)
-    """Event id -> its latest state, oldest first (bounded by MAX_EVENTS)."""
-
-    def summary(self, now: float) -> dict[str, Any]:
-        fps = self.header_fps if self.header_fps is not None else self.measured_fps
-        return {
-            "id": self.id,
-            "seq": self.seq,
-            "fps": None if fps is None else round(fps, 2),
-            "latency_ms": self.latency_ms,
-            "width": self.width,
-            "height": self.height,
-            "frames": self.frames,
-            "age_s": round(now - self.last_update_t, 3),
-            "plain": self.offers_plain(now),
-        }
-
-    def offers_plain(self, now: float) -> bool:
-        return self.last_plain_t is not None and now - self.last_plain_t <= PLAIN_FRESH_S
-
-    def frame(self, heatmap: bool, now: float) -> Optional[bytes]:
-        """The latest JPEG with or without the heatmap; None when there is none (yet)."""
-        if heatmap:
-            return self.jpeg
-        if not self.offers_plain(now):
-            return None
-        return self.plain if self.plain is not None else self.jpeg
-
-
-def _number(value: Any) -> Optional[float]:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
-
-
-def _record(header: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in header.items() if k not in _HEADER_ONLY}
-
-
-class _HTTPServer(QuietThreadingHTTPServer):
-    bridge: "MjpegServer"
+class _HTTPServer(AppHTTPServer):
+    app: "MjpegServer"
 
     def process_request(self, request: Any, client_address: Any) -> None:
         # The cap is taken before a thread exists: a flood of connections costs a refusal each, not a thread.
-        if not self.bridge.access.admit():
-            self.bridge.refused += 1
+        if not self.app.access.admit():
+            self.app.refused += 1
             body = b"too many clients\n"
             try:
                 request.sendall(b"HTTP/1.0 503 Service Unavailable\r\nContent-Type: text/plain\r\n"
@@ -143,20 +80,15 @@ class _HTTPServer(QuietThreadingHTTPServer):
         try:
             super().process_request_thread(request, client_address)
         finally:
-            self.bridge.access.release()
+            self.app.access.release()
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(PageHandler):
     server: _HTTPServer
     server_version = "streamcam"
-    protocol_version = "HTTP/1.0"
-    timeout = 10  # a stalled client times out of a write instead of holding a thread forever
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (stdlib signature)
-        log.debug("%s %s", self.address_string(), format % args)
 
     def do_GET(self) -> None:  # noqa: N802 (stdlib name)
-        bridge = self.server.bridge
+        bridge = self.server.app
         url = urlsplit(self.path)
         path = url.path
         try:
@@ -169,14 +101,14 @@ class _Handler(BaseHTTPRequestHandler):
             if path in ("/", "/index.html"):
                 self._send(200, "text/html; charset=utf-8", bridge.page().encode())
             elif path == "/healthz":
-                self._json(bridge.health())
+                self._json(200, bridge.health())
             elif path == "/api/streams":
-                self._json(bridge.streams())
+                self._json(200, bridge.streams())
             elif m := re.fullmatch(r"/api/detections/([^/]+)", path):
                 rec = bridge.detections(unquote(m.group(1)))
-                self._json(rec) if rec is not None else self._not_found()
+                self._json(200, rec) if rec is not None else self._not_found()
             elif m := re.fullmatch(r"/api/events/([^/]+)", path):
-                self._json({"events": bridge.events(unquote(m.group(1)))})
+                self._json(200, {"events": bridge.events(unquote(m.group(1)))})
             elif m := re.fullmatch(r"/events/([A-Za-z0-9_-]+)/([A-Za-z0-9_.-]+\.(jpg|mp4))", path):
                 body = bridge.event_file(m.group(1), m.group(2))
                 ctype = "image/jpeg" if m.group(3) == "jpg" else "video/mp4"
@@ -205,24 +137,14 @@ class _Handler(BaseHTTPRequestHandler):
 
     _cookie: Optional[str] = None
 
-    def _send(self, code: int, ctype: str, body: bytes) -> None:
-        self.send_response(code)
-        if self._cookie:
-            self.send_header("Set-Cookie", self._cookie)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Cache-Control", "no-store")
-        self.end_headers()
-        self.wfile.write(body)
-
-    def _json(self, obj: Any) -> None:
-        self._send(200, "application/json", json.dumps(obj).encode())
+    def extra_headers(self) -> list[tuple[str, str]]:
+        return [("Set-Cookie", self._cookie)] if self._cookie else []
 
     def _not_found(self, why: str = "not found") -> None:
         self._send(404, "text/plain; charset=utf-8", why.encode() + b"\n")
 
     def _mjpeg(self, sid: str, heatmap: bool) -> None:
-        bridge = self.server.bridge
+        bridge = self.server.app
         self.close_connection = True
         self.send_response(200)
         self.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={BOUNDARY}")
@@ -248,7 +170,7 @@ def _heatmap_param(query: str) -> Optional[bool]:
     return {"1": True, "true": True, "on": True, "0": False, "false": False, "off": False}.get(values[-1].lower())
 
 
-class MjpegServer:
+class MjpegServer(HttpApp):
     """Subscribes to a publisher's ``frames/`` and ``detections/`` topics and serves them over HTTP.
 
     ``port=0`` picks a free port; :attr:`url` reports the real one after :meth:`start`.
@@ -267,49 +189,40 @@ class MjpegServer:
         """Connection cap, Host allow-list and token (streamcam/publisher/access.py)."""
         self.refused = 0
         """Connections answered 503 at the cap."""
-        self.evicted = 0
-        """Streams dropped to make room past MAX_STREAMS (least recently updated first)."""
         self.denied: Counter[int] = Counter()
         """Requests refused by status: 421 (Host not allowed), 401 (no valid token)."""
         self.rejects = RejectCounter()
         self.failures: Counter[str] = Counter()
         """Valid messages whose handling raised, by ``error:<ExceptionType>``."""
-        self._cond = threading.Condition()
-        self._streams: dict[str, _StreamState] = {}
+        self.state = BridgeStreams()
+        """Every stream's latest frames, detections and events (streamcam/publisher/stream_state.py)."""
         self._stop = threading.Event()
         self._ctx: Optional[zmq.Context] = None
         self._sock: Optional[zmq.Socket] = None
-        self._httpd: Optional[_HTTPServer] = None
-        self._threads: list[threading.Thread] = []
+        self._http = ServedApp(self, _Handler, host, port, "mjpeg-http", server_class=_HTTPServer)
+        self._receiver: Optional[threading.Thread] = None
         self._started_t = time.monotonic()
         self._page_template = resources.files(__package__).joinpath("page.html").read_text(encoding="utf-8")
 
     # --- lifecycle -------------------------------------------------------------------
     def start(self) -> "MjpegServer":
-        if self._threads:
+        if self._receiver is not None:
             raise RuntimeError("MjpegServer already started")
         self._stop.clear()
         self._ctx = zmq.Context()
         try:
             self._sock = make_socket(self._ctx, "SUB", self.endpoint, bind=False,
                                      subscribe=("frames/", "detections/", "events/"), curve=self.curve)
-            self._httpd = _HTTPServer((self.host, self.port), _Handler)
+            self.port = self._http.start()
         except BaseException:
             if self._sock is not None:
                 self._sock.close(0)
             self._ctx.term()
             self._sock = self._ctx = None
             raise
-        self._httpd.bridge = self
-        self.port = self._httpd.server_address[1]
         self._started_t = time.monotonic()
-        self._threads = [
-            threading.Thread(target=self._receive_loop, name="mjpeg-zmq", daemon=True),
-            threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.1},
-                             name="mjpeg-http", daemon=True),
-        ]
-        for t in self._threads:
-            t.start()
+        self._receiver = threading.Thread(target=self._receive_loop, name="mjpeg-zmq", daemon=True)
+        self._receiver.start()
         log.info("serving %s at %s", self.endpoint, self.url)
         return self
 
@@ -317,33 +230,18 @@ class MjpegServer:
         """Stop receiving and serving; returns within ``timeout`` seconds (plus a little)."""
         deadline = time.monotonic() + timeout
         self._stop.set()
-        with self._cond:
-            self._cond.notify_all()  # wake MJPEG writers: they see the stop and return
-        if self._httpd is not None and self._threads:
-            self._httpd.shutdown()  # returns once serve_forever's loop (polling every 0.1 s) ends
-        for t in self._threads:
-            t.join(max(0.0, deadline - time.monotonic()))
-            if t.is_alive():
-                log.warning("thread %s did not stop within %.1f s", t.name, timeout)
-        if self._httpd is not None:
-            self._httpd.server_close()
-            self._httpd = None
-        receiver_alive = any(t.is_alive() and t.name == "mjpeg-zmq" for t in self._threads)
+        self.state.wake()  # MJPEG writers see the stop and return
+        self._http.stop(timeout)
+        receiver_alive = False
+        if self._receiver is not None:
+            self._receiver.join(max(0.0, deadline - time.monotonic()))
+            receiver_alive = self._receiver.is_alive()
+            if receiver_alive:
+                log.warning("thread %s did not stop within %.1f s", self._receiver.name, timeout)
         if self._ctx is not None and not receiver_alive:
             self._ctx.term()  # the receive thread closed its socket on the way out
             self._ctx = None
-        self._threads = []
-
-    def __enter__(self) -> "MjpegServer":
-        return self.start()
-
-    def __exit__(self, *exc: Any) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}/"
+        self._receiver = None
 
     @property
     def stopping(self) -> bool:
@@ -393,93 +291,33 @@ class MjpegServer:
         except ProtocolError as exc:
             self.rejects.reject(exc, log)
             return
-        now = time.monotonic()
-        h = msg.header
-        with self._cond:
-            st = self._streams.get(msg.stream)
-            if st is None:
-                if len(self._streams) >= MAX_STREAMS:
-                    # Ids come off the wire: the least recently updated stream makes room (counted), so a
-                    # flood of ids can neither grow the bridge nor lock out a stream that starts later.
-                    oldest = min(self._streams.values(), key=lambda x: x.last_update_t or 0.0)
-                    del self._streams[oldest.id]
-                    self.evicted += 1
-                st = self._streams[msg.stream] = _StreamState(msg.stream)
-            if msg.kind == "events":
-                for e in h["events"]:
-                    st.events.pop(e["id"], None)
-                    st.events[e["id"]] = e
-                while len(st.events) > MAX_EVENTS:
-                    st.events.pop(next(iter(st.events)))
-                return
-            st.last_update_t = now
-            if st.seq is None or msg.kind == "frames":
-                st.seq = msg.seq  # the latest frame's: it goes back to 0 when the publisher restarts
-            latency = _number(h.get("latency_ms"))
-            if latency is not None:
-                st.latency_ms = latency
-            if isinstance(h.get("width"), int) and isinstance(h.get("height"), int):
-                st.width, st.height = h["width"], h["height"]
-            have = st.detections.get("seq", -1) if st.detections else -1
-            if msg.kind == "detections":
-                if msg.seq >= have or msg.seq < have - 1000:  # newer, or the publisher restarted
-                    st.detections = _record(h)
-            else:
-                if "detections" in h and (st.detections is None or msg.seq > have):
-                    st.detections = _record(h)
-                st.jpeg = msg.part("image")
-                st.plain = msg.part("image_plain") if msg.has_part("image_plain") else None
-                if st.plain is not None or h.get("heatmap") is False:
-                    st.last_plain_t = now
-                st.version += 1
-                st.frames += 1
-                st.header_fps = _number(h.get("fps"))
-                if st.last_frame_t is not None and now > st.last_frame_t:
-                    inst = 1.0 / (now - st.last_frame_t)
-                    st.measured_fps = inst if st.measured_fps is None else 0.9 * st.measured_fps + 0.1 * inst
-                st.last_frame_t = now
-                self._cond.notify_all()
+        self.state.apply(msg, time.monotonic())
 
     # --- queries (used by the HTTP handlers; thread-safe) ------------------------------
+    @property
+    def evicted(self) -> int:
+        """Streams dropped to make room past MAX_STREAMS (least recently updated first)."""
+        return self.state.evicted
+
     def has_stream(self, sid: str) -> bool:
-        with self._cond:
-            return sid in self._streams
+        return self.state.has_stream(sid)
 
     def offers_plain(self, sid: str) -> bool:
-        with self._cond:
-            st = self._streams.get(sid)
-            return st is not None and st.offers_plain(time.monotonic())
+        return self.state.offers_plain(sid)
 
     def wait_frame(self, sid: str, seen_version: int, timeout: float,
                    heatmap: bool = True) -> tuple[Optional[bytes], int]:
-        """The stream's latest JPEG once its version differs from ``seen_version`` (or None on timeout).
-
-        With ``heatmap=False`` the frame without the heatmap; a new frame that has none is skipped.
-        """
-        with self._cond:
-            st = self._streams.get(sid)
-            if st is None:
-                return None, seen_version
-            self._cond.wait_for(lambda: self._stop.is_set() or (st.jpeg is not None and st.version != seen_version),
-                                timeout)
-            if st.jpeg is None or st.version == seen_version:
-                return None, seen_version
-            return st.frame(heatmap, time.monotonic()), st.version
+        """The stream's latest JPEG once it is newer than ``seen_version`` (None on timeout or stop)."""
+        return self.state.wait_frame(sid, seen_version, timeout, heatmap, stopping=self._stop.is_set)
 
     def snapshot(self, sid: str, heatmap: bool = True) -> Optional[bytes]:
-        with self._cond:
-            st = self._streams.get(sid)
-            return None if st is None else st.frame(heatmap, time.monotonic())
+        return self.state.snapshot(sid, heatmap)
 
     def detections(self, sid: str) -> Optional[dict[str, Any]]:
-        with self._cond:
-            st = self._streams.get(sid)
-            return None if st is None or st.detections is None else dict(st.detections)
+        return self.state.detections(sid)
 
     def events(self, sid: str) -> list[dict[str, Any]]:
-        with self._cond:
-            st = self._streams.get(sid)
-            return [] if st is None else list(reversed(list(st.events.values())))
+        return self.state.events(sid)
 
     def event_file(self, stream: str, name: str) -> Optional[bytes]:
         """A snapshot or clip under the events folder (names checked by the route: no path can leave it)."""
@@ -494,17 +332,14 @@ class MjpegServer:
             return None
 
     def streams(self) -> dict[str, Any]:
-        now = time.monotonic()
-        with self._cond:
-            listing = [self._streams[k].summary(now) for k in sorted(self._streams)]
+        listing = self.state.listing(time.monotonic())
         return {"streams": listing, "rejected": dict(self.rejects.counts), "failed": dict(self.failures),
                 "evicted": self.evicted}
 
     def health(self) -> dict[str, Any]:
-        with self._cond:
-            n = len(self._streams)
+        n = len(self.state)
         return {
-            "ok": not self._stop.is_set() and all(t.is_alive() for t in self._threads),
+            "ok": not self._stop.is_set() and (self._receiver is None or (self._receiver.is_alive() and self._http.alive)),
             "endpoint": self.endpoint,
             "streams": n,
             "rejected": self.rejects.total,

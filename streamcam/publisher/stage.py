@@ -20,7 +20,7 @@ from ..config import PipelineConfig
 from ..bounded import StreamTable
 from ..guard import MessageGuard
 from ..metrics import StageMetrics, stage_port
-from ..stats import LatencyWindow, RateMeter, write_stats
+from ..stats import Every, LatencyWindow, RateMeter, write_stats
 from ..intake import take_newest
 from ..transport import make_socket, send_nowait
 
@@ -136,7 +136,7 @@ def run_publisher(cfg: PipelineConfig, stop: threading.Event, ctx: zmq.Context |
     streams: StreamTable[StreamState] = StreamTable(
         cfg.run.max_streams, lambda sid: StreamState(frame_log(cfg, sid) if sid in logged else None), close_log)
     skipped = 0
-    last_report = time.monotonic()
+    reporting = Every(1.0)
     log.info("publisher: %s → %s (topics frames/<id>, detections/<id>)", cfg.endpoint("results"), cfg.endpoint("publish"))
 
     reports = 0
@@ -163,9 +163,7 @@ def run_publisher(cfg: PipelineConfig, stop: threading.Event, ctx: zmq.Context |
 
     try:
         while not stop.is_set():
-            now = time.monotonic()
-            if now - last_report >= 1.0:
-                last_report = now
+            if reporting.due():
                 report()
             if pull.poll(100, zmq.POLLIN):
                 newest, n_skipped = take_newest(pull, "result", "publisher", rejects, metrics, log, guard)

@@ -1,7 +1,12 @@
 """The stabilizer: heatmap peaks -> associated, filtered, tracked detections (pure numpy/scipy).
 
 The names below are loaded on first use: ``streamcam.config`` reads ``TrackerConfig`` from
-:mod:`.tracker` in every stage, and scipy (~0.6 s) should load only where tracks are made.
+:mod:`.config` in every stage, and scipy (~0.6 s) should load only where tracks are made.
+
+* :mod:`.box_correction` — the per-model size calibration of candidate boxes
+* :mod:`.config` — the stabilizer's knobs (numpy-only)
+* :mod:`.tracker` — the :class:`Stabilizer` (association, lifecycle, publishing)
+* :mod:`.kalman`, :mod:`.one_euro`, :mod:`.peaks`, :mod:`.clock` — its filters, heatmap peaks, clock
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ from typing import Any
 
 _WHERE = {"find_peaks": "peaks", "Peak": "peaks", "KalmanBoxFilter": "kalman", "KalmanNoise": "kalman",
           "OneEuroFilter": "one_euro", "one_euro_reference": "one_euro", "Stabilizer": "tracker",
-          "Track": "tracker", "TrackerConfig": "tracker"}
+          "Track": "tracker", "TrackerConfig": "config", "BoxCorrection": "box_correction"}
 __all__ = list(_WHERE)
 
 

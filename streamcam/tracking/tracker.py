@@ -33,151 +33,25 @@ synchronous). Per call:
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
+from scipy.optimize import linear_sum_assignment
 
 from ..geometry import iou_matrix
 from ..protocol import Detection
 from . import kalman
-from .kalman import KalmanNoise
+from .box_correction import BoxCorrection
+from .config import TrackerConfig
 from .one_euro import one_euro_step
+
+__all__ = ["BoxCorrection", "COASTING", "CONFIRMED", "Stabilizer", "TENTATIVE", "Track", "TrackerConfig"]
+# BoxCorrection and TrackerConfig live in their own modules (config.py must not load scipy) and are
+# re-exported here, where callers have always found them.
 
 TENTATIVE, CONFIRMED, COASTING = "tentative", "confirmed", "coasting"
 _GATED = 1e6
-
-
-@dataclass(frozen=True)
-class BoxCorrection:
-    """Size calibration of the detector's boxes: ``log w' = a + b log w + c log h`` (and so for ``h'``).
-
-    A CAM box's extent is not the object's: its width follows the blurred blob, not the
-    body, so its error depends on the box size (too wide for small, distant people, too
-    narrow for near ones with the default model). Fitted per model against ground truth
-    on scenes other than the evaluation's (``python -m streamcam.evaluation.tracking
-    --fit-box-correction``); the centre is kept. The default is the identity.
-    """
-
-    width: tuple[float, ...] = (0.0, 1.0, 0.0)
-    """``(a, b, c)`` of ``log w' = a + b log w + c log h``."""
-    height: tuple[float, ...] = (0.0, 0.0, 1.0)
-    """``(a, b, c)`` of ``log h' = a + b log w + c log h``."""
-
-    def __post_init__(self) -> None:
-        for name in ("width", "height"):
-            v = getattr(self, name)
-            if len(v) != 3 or not all(np.isfinite(float(c)) for c in v):
-                raise ValueError(f"BoxCorrection.{name}: expected 3 finite numbers (a, b, c), got {v!r}")
-
-    @property
-    def is_identity(self) -> bool:
-        return tuple(self.width) == (0.0, 1.0, 0.0) and tuple(self.height) == (0.0, 0.0, 1.0)
-
-    def apply(self, boxes: np.ndarray) -> np.ndarray:
-        """Corrected boxes ``[M, 4]`` (same centres; sides below 1 px are taken as 1 px)."""
-        if self.is_identity or not len(boxes):
-            return boxes
-        z = kalman.box_to_z(boxes)
-        lw, lh = np.log(np.maximum(z[:, 2], 1.0)), np.log(np.maximum(z[:, 3], 1.0))
-        (aw, bw, cw), (ah, bh, ch) = self.width, self.height
-        z[:, 2] = np.exp(aw + bw * lw + cw * lh)
-        z[:, 3] = np.exp(ah + bh * lw + ch * lh)
-        return kalman.z_to_box(z)
-
-
-@dataclass(frozen=True)
-class TrackerConfig:
-    """Knobs of the stabilizer (units: pixels, seconds, frames)."""
-
-    max_distance: float = 1.0
-    """Gate: centre distance / box size above which a candidate cannot be a track's."""
-    min_iou: float = 0.0
-    """Gate: IoU with the predicted box below which a pair is not considered (0 = distance gate only)."""
-    iou_weight: float = 1.0
-    """Weight of ``1 - IoU`` next to the normalised distance in the assignment cost."""
-    hits_to_confirm: int = 3
-    """n: strong hits before a track is published (a one- or two-frame false positive never is)."""
-    max_tentative_misses: int = 1
-    """A tentative track missing more frames than this is deleted."""
-    max_misses: int = 10
-    """m: frames a confirmed track coasts on its prediction before deletion (it keeps its id if found again)."""
-    coast_publish: int = 1
-    """Frames a coasting track is still published (bridges one-frame dropouts); after that it lives on
-    unpublished until ``max_misses``: a prediction that long is more often a false box than a true one."""
-    max_merged: int = 60
-    """Frames a published track may ride on its prediction while hidden in one candidate box shared
-    with other tracks (people crossing), before such frames count as misses (0: no merge handling)."""
-    merge_min_hits: int = 15
-    """Hits a track needs before a shared candidate may hide it: a young track's motion is too uncertain
-    to ride on, and duplicates and false tracks are young."""
-    score_enter: float = 0.5
-    """High hysteresis threshold: score a candidate needs to start or confirm a track."""
-    score_leave: float = 0.25
-    """Low hysteresis threshold: score still sustaining a confirmed track; below, candidates are ignored."""
-    score_smoothing: float = 0.3
-    """Weight of a new score in the track score's exponential average."""
-    coast_score_decay: float = 0.85
-    """Published score factor per missed frame while coasting."""
-    one_euro_min_cutoff: float = 2.0
-    """One-euro cutoff (Hz) at rest: lower = steadier boxes when the object is still."""
-    one_euro_beta: float = 0.05
-    """One-euro speed coefficient (1/px): higher = less lag when the object moves fast."""
-    one_euro_d_cutoff: float = 1.0
-    """One-euro cutoff (Hz) of the speed estimate."""
-    box_correction: BoxCorrection | None = None
-    """Size calibration applied to every candidate box before tracking. None (the default): the
-    model's own (its metadata's ``box_correction``, fitted to that model's boxes), identity if it
-    has none; a value here overrides the model's (``{}``: identity, whatever the model says)."""
-    kalman: KalmanNoise = field(default_factory=KalmanNoise)
-    """Noise model of the constant-velocity Kalman filter (see streamcam.tracking.kalman)."""
-    trail_length: int = 20
-    """Centres kept per track for drawing its trail."""
-    default_label: str = "person"
-    """Label given to inputs without one (heatmap peaks)."""
-    gate_labels: bool = True
-    """A track keeps to one label: a candidate of another label never continues it. False: the label is
-    an attribute of the object (a face's emotion), taken from the latest candidate the track matched;
-    face mode sets it, so one face is one track whatever its emotion does."""
-    publish_outside: bool = False
-    """Publish coasting tracks whose predicted centre left the frame (needs frame_size in update)."""
-
-    def for_model(self, model_correction: dict | None) -> "TrackerConfig":
-        """This config with ``box_correction`` decided: its own if set, else ``model_correction``
-        (a model metadata's ``{"width": (a, b, c), "height": (a, b, c)}``), else identity."""
-        if self.box_correction is not None:
-            return self
-        bc = BoxCorrection(**{k: tuple(v) for k, v in model_correction.items()}) if model_correction else BoxCorrection()
-        return replace(self, box_correction=bc)
-
-    def __post_init__(self) -> None:
-        def bad(name: str, why: str) -> ValueError:
-            return ValueError(f"TrackerConfig.{name}: expected {why}, got {getattr(self, name)!r}")
-
-        if not self.max_distance > 0:
-            raise bad("max_distance", "> 0")
-        if not 0.0 <= self.min_iou < 1.0:
-            raise bad("min_iou", "0 <= min_iou < 1")
-        if self.iou_weight < 0:
-            raise bad("iou_weight", ">= 0")
-        for name in ("hits_to_confirm", "trail_length", "merge_min_hits"):
-            if int(getattr(self, name)) < 1:
-                raise bad(name, "an integer >= 1")
-        for name in ("max_misses", "max_tentative_misses", "max_merged", "coast_publish"):
-            if int(getattr(self, name)) < 0:
-                raise bad(name, "an integer >= 0")
-        if not self.score_leave <= self.score_enter:
-            raise ValueError(f"TrackerConfig: expected score_leave <= score_enter, got "
-                             f"{self.score_leave} > {self.score_enter}")
-        if not 0.0 < self.score_smoothing <= 1.0:
-            raise bad("score_smoothing", "0 < x <= 1")
-        if not 0.0 <= self.coast_score_decay <= 1.0:
-            raise bad("coast_score_decay", "0 <= x <= 1")
-        if self.one_euro_min_cutoff <= 0 or self.one_euro_d_cutoff <= 0:
-            raise ValueError("TrackerConfig: expected one_euro_min_cutoff > 0 and one_euro_d_cutoff > 0, got "
-                             f"{self.one_euro_min_cutoff}, {self.one_euro_d_cutoff}")
-        if self.one_euro_beta < 0:
-            raise bad("one_euro_beta", ">= 0")
 
 
 @dataclass(frozen=True)
@@ -368,8 +242,6 @@ class Stabilizer:
                                 or (labels and labels[0] != self._labels[0])):
             gated |= np.asarray(self._labels, dtype=object)[:, None] != np.asarray(labels, dtype=object)[None, :]
         cost = np.where(gated, _GATED, cost)
-        from scipy.optimize import linear_sum_assignment  # here: config imports this module in every stage
-
         rows, cols = linear_sum_assignment(cost)
         ok = cost[rows, cols] < _GATED
         return rows[ok], cols[ok]

@@ -48,7 +48,7 @@ class ObjectPool:
 def render_object_pool(seeds, frames_per_scene: int, input_size: tuple[int, int], scene_kwargs: dict, seed: int,
                        max_time_s: float = 600.0) -> ObjectPool:
     """Frames at random times of person-free scenes ``seeds``, with every object's box and kind."""
-    from ..capture.synthetic import SyntheticIRScene
+    from ..datasets.synthetic import SyntheticIRScene
 
     rng = np.random.default_rng(seed)
     iw, ih = input_size

@@ -1,4 +1,4 @@
-"""Training data from :class:`~streamcam.capture.synthetic.SyntheticIRScene`: image-level labels only.
+"""Training data from :class:`~streamcam.datasets.synthetic.SyntheticIRScene`: image-level labels only.
 
 A *pool* of frames is rendered once (AGC'd 8-bit frames resized to the model input,
 plus, per frame, the person boxes used only to *decide the label* of a crop). Training
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from ..capture.synthetic import SyntheticIRScene
+from ..datasets.synthetic import SyntheticIRScene
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""The ``lwir`` style of :class:`~streamcam.capture.synthetic.SyntheticIRScene`: what real street LWIR shows.
+"""The ``lwir`` style of :class:`~streamcam.datasets.synthetic.SyntheticIRScene`: what real street LWIR shows.
 
 The ``classic`` scene (the default) shows people as smooth warm blobs on a cool, plain
 ground seen from a low camera. Real night footage of an uncooled LWIR core (the LLVIP

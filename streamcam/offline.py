@@ -1,4 +1,7 @@
-"""`streamcam detect`: a recorded video through the live processing code, as fast as possible.
+"""`streamcam detect`, offline: a recorded video through the live processing code, as fast as possible.
+
+(The live per-frame detector this drives is :mod:`streamcam.processor.detector`; this module is
+the batch job around it: read a file, detect every frame, write JSON lines and an annotated MP4.)
 
 Decoding runs in a thread ahead of the network (bounded queue, so memory stays flat)
 while the main thread runs the same :class:`Detector` the live processor uses. One

@@ -1,4 +1,4 @@
-"""`streamcam eval`: how well a pipeline config localizes people on held-out synthetic IR frames.
+"""`streamcam eval`: how well a pipeline *config* localizes people on held-out synthetic IR frames.
 
 It runs the *pipeline's* processing code (the same :class:`Detector`, thresholds and
 score gate as the live processor) on frames of scene seeds the default model was not
@@ -16,15 +16,15 @@ from pathlib import Path
 from typing import Any
 
 
-from .config import PipelineConfig
+from ..config import PipelineConfig
 
 SWEEP = tuple(round(0.05 * k, 2) for k in range(1, 20))
 
 
 def run_eval(cfg: PipelineConfig, frames: int = 200, seed: int = 9000, out: str | None = None,
              scenes: int = 4, progress: bool = True, sweep: bool = True) -> dict[str, Any]:
-    from .evaluation.localization import evaluate_detector
-    from .processor.stage import build_detector
+    from .localization import evaluate_detector
+    from ..processor.stage import build_detector
 
     detector = build_detector(cfg)
     src = cfg.streams[0].source
