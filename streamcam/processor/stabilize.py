@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections import Counter
 
 import numpy as np
@@ -24,7 +23,7 @@ from ..config import PipelineConfig
 from ..guard import MessageGuard
 from ..intake import take_waiting
 from ..metrics import StageMetrics
-from ..stats import RateMeter, write_stats
+from ..stats import Every, RateMeter, write_stats
 from ..transport import make_socket, send_nowait
 from .detector import FrameResult
 
@@ -79,7 +78,7 @@ def run_stabilizer(cfg: PipelineConfig, stop: threading.Event, ctx: zmq.Context 
     received = published = dropped = 0
     by_worker: Counter[str] = Counter()
     rate = RateMeter()
-    last_report = time.monotonic()
+    reporting = Every(1.0)
     log.info("stabilizer: %s → %s", cfg.endpoint("detected"), cfg.endpoint("results"))
 
     def report() -> None:
@@ -108,9 +107,7 @@ def run_stabilizer(cfg: PipelineConfig, stop: threading.Event, ctx: zmq.Context 
 
     try:
         while not stop.is_set():
-            now = time.monotonic()
-            if now - last_report >= 1.0:
-                last_report = now
+            if reporting.due():
                 report()
             if not pull.poll(100, zmq.POLLIN):
                 continue

@@ -23,7 +23,7 @@ from ..config import PipelineConfig
 from ..guard import MessageGuard
 from ..intake import take_newest
 from ..metrics import StageMetrics
-from ..stats import LatencyWindow, RateMeter, write_stats
+from ..stats import Every, LatencyWindow, RateMeter, write_stats
 from ..transport import SocketPolicy, make_socket, send_nowait
 from .stage import _pixel_format, build_tracked_detector, result_message
 
@@ -56,7 +56,7 @@ def run_worker(cfg: PipelineConfig, stop: threading.Event, name: str | None = No
     rate = RateMeter()
     engine_ms = LatencyWindow()
     batches = LatencyWindow()
-    last_report = time.monotonic()
+    reporting = Every(1.0)
     log.info("worker %s: %s on %s, %s → %s", name, cfg.model_path(), detector.engine.name,
              cfg.endpoint("work"), cfg.endpoint("detected"))
 
@@ -87,9 +87,7 @@ def run_worker(cfg: PipelineConfig, stop: threading.Event, name: str | None = No
 
     try:
         while not stop.is_set():
-            now = time.monotonic()
-            if now - last_report >= 1.0:
-                last_report = now
+            if reporting.due():
                 report()
             if not pull.poll(100, zmq.POLLIN):
                 continue
