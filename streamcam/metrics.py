@@ -68,6 +68,13 @@ class StageMetrics:
             log.warning("cannot serve metrics on %s:%d: %s", host, port, exc)
 
 
+    def sent(self, ok: bool, stage: str, stream: str) -> bool:
+        """Count one non-blocking send (``transport.send_nowait``'s result) and return it: frames_out
+        when it went, frames_dropped{why="queue_full"} when the next stage's queue was full."""
+        (self.frames_out.labels(stage, stream) if ok else self.frames_dropped.labels(stage, stream, "queue_full")).inc()
+        return ok
+
+
 def stage_port(cfg: Any, stage: str, stream_index: int = 0) -> int | None:
     m = cfg.metrics
     if not m.enabled:

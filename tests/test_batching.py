@@ -47,6 +47,7 @@ def test_a_multiple_instance_model_batches_too():
     grey = SyntheticIRScene(seed=3, width=384, height=288).frame(5).image
     colour = rng.integers(0, 255, (288, 384, 3), dtype=np.uint8)
     batched = det.detect_batch([grey, colour], ["GRAY8", "BGR8"], min_score=0.0)
+    assert [r.batch for r in batched] == [2, 2] and all(r.cam is not None for r in batched)
     _same(batched[0], det.detect(grey, "GRAY8", min_score=0.0))
     _same(batched[1], det.detect(colour, "BGR8", min_score=0.0))
 

@@ -86,13 +86,11 @@ def run_capture(cfg: PipelineConfig, stream_id: str, stop: threading.Event, ctx:
                 log.info("capture %s: end of source after %d frames", stream_id, seq)
                 break
             metrics.frames_in.labels("capture", stream_id).inc()
-            if send_nowait(sock, frame_message(stream_id, seq, frame, src_cfg.send_raw)):
+            if metrics.sent(send_nowait(sock, frame_message(stream_id, seq, frame, src_cfg.send_raw)), "capture", stream_id):
                 sent += 1
                 rate.tick()
-                metrics.frames_out.labels("capture", stream_id).inc()
             else:
                 dropped += 1
-                metrics.frames_dropped.labels("capture", stream_id, "queue_full").inc()
             seq += 1
             if reporting.due():
                 reconnects = report(reconnects)

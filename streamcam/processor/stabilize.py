@@ -97,13 +97,12 @@ def run_stabilizer(cfg: PipelineConfig, stop: threading.Event, ctx: zmq.Context 
         image = msg.part("image")
         result, tracked = tracks.track(msg.stream, frame_result(msg), (image.shape[1], image.shape[0]),
                                        msg.t_capture_ns)
-        if send_nowait(push, tracked_message(msg, result, tracked, cfg.stabilizer.enabled)):
+        if metrics.sent(send_nowait(push, tracked_message(msg, result, tracked, cfg.stabilizer.enabled)),
+                        "stabilizer", msg.stream):
             published += 1
             rate.tick()
-            metrics.frames_out.labels("stabilizer", msg.stream).inc()
         else:
             dropped += 1
-            metrics.frames_dropped.labels("stabilizer", msg.stream, "queue_full").inc()
 
     try:
         while not stop.is_set():

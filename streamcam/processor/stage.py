@@ -200,11 +200,9 @@ def run_processor(cfg: PipelineConfig, stop: threading.Event, ctx: zmq.Context |
         if "truth" in msg.header:
             extra["truth"] = msg.header["truth"]
         out = result_message(msg, result, extra, plain)
-        if send_nowait(push, out):
+        if metrics.sent(send_nowait(push, out), "processor", msg.stream):
             rate.tick()
-            metrics.frames_out.labels("processor", msg.stream).inc()
             return 1, int(not due)
-        metrics.frames_dropped.labels("processor", msg.stream, "queue_full").inc()
         return 0, int(not due)
 
     def publish(msg: protocol.Message, due: bool, found) -> None:

@@ -77,13 +77,11 @@ def run_worker(cfg: PipelineConfig, stop: threading.Event, name: str | None = No
             extra["truth"] = msg.header["truth"]
         engine_ms.add(result.timings_ms["engine"])
         batches.add(float(result.batch))
-        if send_nowait(push, result_message(msg, result, extra, plain)):
+        if metrics.sent(send_nowait(push, result_message(msg, result, extra, plain)), "worker", msg.stream):
             processed += 1
             rate.tick()
-            metrics.frames_out.labels("worker", msg.stream).inc()
         else:
             dropped += 1
-            metrics.frames_dropped.labels("worker", msg.stream, "queue_full").inc()
 
     try:
         while not stop.is_set():
