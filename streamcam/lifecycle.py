@@ -68,3 +68,18 @@ def single_threaded_opencv() -> None:
 def setup_logging(level: str = "INFO", name: str = "") -> None:
     fmt = f"%(asctime)s {name + ' ' if name else ''}%(levelname)s %(name)s: %(message)s"
     logging.basicConfig(level=getattr(logging, level, logging.INFO), format=fmt, stream=sys.stderr, force=True)
+
+
+def terminate(proc, timeout: float, kill_wait: float = 5.0) -> None:
+    """SIGTERM a child process (a ``subprocess.Popen``), SIGKILL it if it has not stopped within
+    ``timeout`` seconds: the designed shutdown first, the hard one only for a stage that hangs."""
+    import subprocess
+
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=kill_wait)

@@ -22,6 +22,7 @@ from typing import Any
 
 from .config import ENDPOINT_NAMES, PipelineConfig, to_dict
 from .errors import RunDirBusy
+from .lifecycle import terminate
 from .stats import read_stats
 from .transport import ipc_path
 
@@ -194,13 +195,8 @@ class Supervisor:
     def _stop_child(self, child: Child) -> None:
         """SIGTERM one child, SIGKILL it if it has not stopped within the stop timeout."""
         child.done = True
-        if child.proc is not None and child.proc.poll() is None:
-            child.proc.send_signal(signal.SIGTERM)
-            try:
-                child.proc.wait(timeout=self.stop_timeout_s)
-            except subprocess.TimeoutExpired:
-                child.proc.kill()
-                child.proc.wait(timeout=5.0)
+        if child.proc is not None:
+            terminate(child.proc, self.stop_timeout_s)
         if child.log_file is not None:
             child.log_file.close()
             child.log_file = None

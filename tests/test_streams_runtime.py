@@ -4,13 +4,14 @@ real `streamcam run` (its supervisor's control endpoint), frames of the new stre
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import yaml
+
+from streamcam.lifecycle import terminate
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -64,12 +65,7 @@ def test_streams_added_and_removed_at_run_time(tmp_path):
         assert last.returncode != 0 and "last stream" in last.stderr
         assert _streams(cfg, "list").stdout.split() == ["b", "synthetic"]
     finally:
-        sup.send_signal(signal.SIGTERM)
-        try:
-            sup.wait(20)
-        except subprocess.TimeoutExpired:
-            sup.kill()
-            sup.wait(5)
+        terminate(sup, 20)
     assert sup.returncode == 0
 
 

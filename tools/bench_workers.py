@@ -26,6 +26,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from streamcam.lifecycle import terminate
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -156,12 +158,7 @@ def run(seconds: float = 8.0, streams: int = 2, fps: float = 60.0, width: int = 
         finally:
             if remote is not None and remote.poll() is None:
                 remote.kill()
-            sup.send_signal(signal.SIGTERM)
-            try:
-                sup.wait(15)
-            except subprocess.TimeoutExpired:
-                sup.kill()
-                sup.wait(5)
+            terminate(sup, 15)
         fo = failover(run_dir, t_kill, after)  # the publisher's frame logs are complete once it stopped
         return {
             "streams": streams, "fps_offered_per_stream": fps, "frame": [width, height], "model_k": model_k,
