@@ -224,7 +224,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         from .evaluation.tracking import evaluate_tracking
 
         result = evaluate_tracking(cfg.model_path(), seeds=[args.seed + k for k in range(args.clips)],
-                                   frames=args.frames, config=cfg.stabilizer.tracker)
+                                   frames=args.frames, config=cfg.stabilizer)
         if args.out:
             Path(args.out).write_text(json.dumps(result, indent=1, default=float) + "\n")
         print(json.dumps(result, indent=1, default=float))

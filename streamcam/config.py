@@ -6,8 +6,8 @@ and the value, so a typo never becomes a silently ignored setting.
 
 Why one module of ~600 lines: every key a user can write is declared here, in the order of the
 YAML, each with its *why* and its range check beside it, so one file answers "what can I set";
-the sections that belong to a room live there (the stabilizer's knobs in
-``streamcam/tracking/config.py``, events and zones in ``streamcam/events/``).
+the sections that belong to a room live there (the stabilizer's in
+``streamcam/stabilizer/config.py``, events and zones in ``streamcam/events/``).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import os
 import re
 import types
 import typing
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Optional
@@ -24,7 +25,7 @@ from typing import Any, Literal, Optional
 from .errors import ConfigError, StreamcamError
 from .events.config import EventsConfig
 from .events.zones import LineConfig, MaskConfig, ZoneConfig
-from .tracking.config import TrackerConfig
+from .stabilizer.config import StabilizerConfig
 from .transport import check_endpoint
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
@@ -253,18 +254,6 @@ class ProcessorConfig:
 
 
 @dataclass(frozen=True)
-class StabilizerConfig:
-    """Steady, tracked detections from per-frame CAM candidates (streamcam.tracking)."""
-
-    enabled: bool = True
-    """Track detections across frames: stable track_ids, no flicker, no jitter."""
-    input: Literal["boxes", "peaks"] = "boxes"
-    """Candidates per frame: the CAM box rule's boxes, or heatmap peaks (one box per peak basin)."""
-    tracker: TrackerConfig = field(default_factory=TrackerConfig)
-    """Association, Kalman, lifecycle, hysteresis and smoothing knobs (see streamcam/tracking/config.py)."""
-
-
-@dataclass(frozen=True)
 class PublisherConfig:
     """How annotated frames look and how they are encoded."""
 
@@ -390,6 +379,7 @@ class PipelineConfig:
     streams: tuple[StreamConfig, ...] = (StreamConfig(id="ir0"),)
     processor: ProcessorConfig = field(default_factory=ProcessorConfig)
     stabilizer: StabilizerConfig = field(default_factory=StabilizerConfig)
+    """Steady, tracked detections: association, Kalman, lifecycle, hysteresis, smoothing (streamcam/stabilizer/config.py)."""
     publisher: PublisherConfig = field(default_factory=PublisherConfig)
     endpoints: EndpointsConfig = field(default_factory=EndpointsConfig)
     serve: ServeConfig = field(default_factory=ServeConfig)
@@ -507,7 +497,7 @@ def _build(cls: type, data: Any, prefix: str) -> Any:
     except FieldError as exc:
         raise ConfigError(f"{'.'.join(k for k in (prefix, exc.field) if k) or where}: {exc.why}") from None
     except (TypeError, ValueError) as exc:
-        # Dataclasses that validate themselves (TrackerConfig) raise ValueError naming the field.
+        # Dataclasses that validate themselves (StabilizerConfig) raise ValueError naming the field.
         raise ConfigError(f"{where}: {exc}") from None
 
 
@@ -582,9 +572,34 @@ def _validate(cfg: PipelineConfig) -> None:
                           f"got {cfg.run.max_streams}")
 
 
+class ConfigDeprecationWarning(FutureWarning):
+    """A key that still loads under its old name; the message names the new one (shown by default)."""
+
+
+def _renamed_keys(data: Any) -> Any:
+    """``data`` with old keys moved to their new place, one warning per renamed section naming the new keys.
+
+    * ``stabilizer.tracker.<key>`` is ``stabilizer.<key>``: "stabilizer" is the one name of the stage,
+      its section and its settings (``StabilizerConfig``).
+    """
+    stab = data.get("stabilizer") if isinstance(data, dict) else None
+    if not isinstance(stab, dict) or "tracker" not in stab:
+        return data
+    old = stab["tracker"] if stab["tracker"] is not None else {}
+    if not isinstance(old, dict):
+        raise ConfigError(f"stabilizer.tracker: expected a mapping, got {old!r}")
+    for key in old:
+        if key in stab:
+            raise ConfigError(f"stabilizer.tracker.{key}: also set as stabilizer.{key}; keep only stabilizer.{key}")
+    new = ", ".join(f"stabilizer.{k}" for k in old) or "stabilizer.<key>"
+    warnings.warn(f"stabilizer.tracker is deprecated: write its keys directly under stabilizer ({new})",
+                  ConfigDeprecationWarning, stacklevel=3)
+    return {**data, "stabilizer": {**{k: v for k, v in stab.items() if k != "tracker"}, **old}}
+
+
 def config_from_dict(data: Any, base_dir: str = ".") -> PipelineConfig:
-    """Build and validate a config from parsed YAML (a dict)."""
-    cfg = _build(PipelineConfig, data, "")
+    """Build and validate a config from parsed YAML (a dict); old key names load with a warning."""
+    cfg = _build(PipelineConfig, _renamed_keys(data), "")
     cfg = dataclasses.replace(cfg, base_dir=str(base_dir))
     _validate(cfg)
     return cfg
@@ -618,7 +633,7 @@ def load_config(
         *parents, last = dotted.split(".")
         for k in parents:
             if isinstance(node, dict) and node.get(k) is None:
-                node[k] = {}  # a key left empty in the YAML (`tracker:` with only comments) is an empty mapping
+                node[k] = {}  # a key left empty in the YAML (`stabilizer:` with only comments) is an empty mapping
             node = node[k] if isinstance(node, dict) else None
         if not isinstance(node, dict):
             raise ConfigError(f"{dotted}: cannot set a key below a non-mapping value")

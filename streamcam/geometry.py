@@ -2,8 +2,8 @@
 
 Boxes are ``(x0, y0, x1, y1)`` in frame pixels, ``x1``/``y1`` exclusive (a box's area is
 ``(x1 - x0) * (y1 - y0)``). :func:`iou` is the obvious one-pair formula; :func:`iou_matrix` the
-vectorised all-pairs one the tracker associates with (tests hold them equal). Numpy only: the
-config imports the tracker, and the tracker this.
+vectorised all-pairs one the stabilizer associates with (tests hold them equal). Numpy only: the
+config imports the stabilizer's settings, and the stabilizer this.
 """
 
 from __future__ import annotations

@@ -64,11 +64,11 @@ def _annotated(cfg: PipelineConfig, image, result, tracks, stream: str):
 
 def detect_file(cfg: PipelineConfig, spec: str, out_path: str, limit: int | None = None, progress: bool = True,
                 video: str | None = None) -> dict[str, Any]:
-    from .processor.stage import build_tracked_detector
+    from .processor.stage import build_stabilized_detector
     from .video import H264Writer
 
-    tracked = build_tracked_detector(cfg)
-    detector = tracked.detector
+    stabilized = build_stabilized_detector(cfg)
+    detector = stabilized.detector
     source = open_offline_source(spec, cfg)
     limit = _limit_of(spec, limit)
     frames: queue.Queue = queue.Queue(maxsize=8)
@@ -112,7 +112,7 @@ def detect_file(cfg: PipelineConfig, spec: str, out_path: str, limit: int | None
                 # Offline, time is the media's: frames arrive faster than real time, and the
                 # stabilizer's motion model works in seconds of the scene, not of the decoder.
                 t_ns = int(f.index * 1e9 / fps)
-                r, tracks = tracked.process(stream, f.image, f.pixel_format, t_ns)
+                r, tracks = stabilized.process(stream, f.image, f.pixel_format, t_ns)
                 h, w = f.image.shape[:2]
                 rec = detections_record(stream, n, t_ns, w, h, r.detections)
                 if len(r.probs) == len(classes):

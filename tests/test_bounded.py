@@ -43,10 +43,10 @@ def test_stabilizer_state_stays_flat_over_20000_stream_ids(tiny_model):
     from streamcam.config import StabilizerConfig
     from streamcam.processor.detector import Detector, FrameResult
     from streamcam.processor.engines import create_engine
-    from streamcam.processor.stabilized import TrackedDetector
+    from streamcam.processor.stabilized import StabilizedDetector
 
     detector = Detector(create_engine(tiny_model, "onnxruntime"), min_score=0.0)
-    tracked = TrackedDetector(detector, StabilizerConfig(), live=True, max_streams=16)
+    tracked = StabilizedDetector(detector, StabilizerConfig(), live=True, max_streams=16)
     result = FrameResult([protocol.Detection((10.0, 10.0, 60.0, 90.0), 0.9, "person")], None, np.ones(2) / 2)
     for i in range(20_000):
         tracked.track(f"id-{i}", result, (320, 240), time.time_ns())

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from streamcam import protocol
-from streamcam.tracking.clock import STEP_NS, StreamClock
-from streamcam.tracking.tracker import Stabilizer
+from streamcam.stabilizer.clock import STEP_NS, StreamClock
+from streamcam.stabilizer.stabilizer import Stabilizer
 
 HOUR = 3600 * 10**9
 FRAME = 50_000_000  # 20 fps

@@ -106,3 +106,66 @@ def test_a_nested_fields_error_names_the_full_key():
         config_from_dict({"streams": [{"id": "a"}, {"id": "b", "source": {"reconnect_initial_s": 20.0}}]})
     with pytest.raises(ConfigError, match=r"^processor\.tensorrt\.opt_batch: expected 1-8"):
         config_from_dict({"processor": {"tensorrt": {"opt_batch": 9}}})
+
+
+def test_the_stabilizer_settings_sit_directly_under_stabilizer():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the new keys load without a deprecation warning
+        cfg = config_from_dict({"stabilizer": {"enabled": True, "input": "peaks", "max_misses": 4,
+                                               "box_correction": {}, "kalman": {"accel_std": 2.0}}})
+    s = cfg.stabilizer
+    assert (s.input, s.max_misses, s.box_correction.is_identity, s.kalman.accel_std) == ("peaks", 4, True, 2.0)
+    with pytest.raises(ConfigError, match=r"stabilizer: StabilizerConfig\.max_misses: expected an integer >= 0"):
+        config_from_dict({"stabilizer": {"max_misses": -1}})
+    with pytest.raises(ConfigError, match=r"stabilizer\.bogus: unknown key"):
+        config_from_dict({"stabilizer": {"bogus": 1}})
+
+
+@pytest.mark.parametrize("old, new", [
+    ({"tracker": {"max_misses": 4, "kalman": {"accel_std": 2.0}}}, "stabilizer.max_misses, stabilizer.kalman"),
+    ({"tracker": None}, "stabilizer.<key>"),  # `tracker:` left with only comments
+])
+def test_the_old_stabilizer_tracker_section_loads_with_a_warning_naming_the_new_keys(old, new):
+    from streamcam.config import ConfigDeprecationWarning
+
+    with pytest.warns(ConfigDeprecationWarning) as caught:
+        cfg = config_from_dict({"stabilizer": {"input": "peaks", **old}})
+    assert len(caught) == 1
+    msg = str(caught[0].message)
+    assert "\n" not in msg and msg == f"stabilizer.tracker is deprecated: write its keys directly under stabilizer ({new})"
+    want = config_from_dict({"stabilizer": {"input": "peaks", **(old["tracker"] or {})}})
+    assert cfg == want
+
+
+def test_the_old_stabilizer_tracker_keys_load_from_yaml_and_overrides(tmp_path):
+    from streamcam.config import ConfigDeprecationWarning
+
+    p = tmp_path / "old.yaml"
+    p.write_text("stabilizer:\n  enabled: true\n  tracker:\n    max_misses: 7\n")
+    with pytest.warns(ConfigDeprecationWarning, match=r"\(stabilizer\.max_misses\)"):
+        assert load_config(p).stabilizer.max_misses == 7
+    p.write_text("stabilizer:\n  enabled: true\n")
+    with pytest.warns(ConfigDeprecationWarning, match=r"\(stabilizer\.box_correction\)"):
+        cfg = load_config(p, {"stabilizer.tracker.box_correction": {}})
+    assert cfg.stabilizer.box_correction.is_identity
+    # A key set under both names is refused, naming the one to keep.
+    p.write_text("stabilizer:\n  max_misses: 3\n  tracker:\n    max_misses: 7\n")
+    with pytest.raises(ConfigError, match=r"stabilizer\.tracker\.max_misses: also set as stabilizer\.max_misses; "
+                                          r"keep only stabilizer\.max_misses"):
+        load_config(p)
+
+
+def test_a_dumped_config_loads_back_without_a_warning():
+    """The supervisor hands each stage its config as to_dict() JSON: the new shape, no warning there."""
+    import json
+    import warnings
+
+    from streamcam.config import to_dict
+
+    cfg = config_from_dict({"stabilizer": {"max_misses": 5, "box_correction": {"width": [0.5, 1.0, 0.0]}}})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        again = config_from_dict(json.loads(json.dumps(to_dict(cfg))))
+    assert again.stabilizer == cfg.stabilizer

@@ -97,15 +97,15 @@ def test_face_mode_tracks_faces_not_emotions():
     from streamcam.config import StabilizerConfig
     from streamcam.faces.detector import FaceEmotionDetector
     from streamcam.processor.engines import create_engine
-    from streamcam.processor.stabilized import TrackedDetector
+    from streamcam.processor.stabilized import StabilizedDetector
 
     model = ROOT / "engines" / "emotion-fer.onnx"
     if not model.is_file():
         pytest.skip("engines/emotion-fer.onnx not present")
     engine = create_engine(str(model))
     try:
-        tracked = TrackedDetector(FaceEmotionDetector(engine, min_score=0.0), StabilizerConfig(input="peaks"))
-        assert tracked.config.input == "boxes" and tracked.config.tracker.gate_labels is False
+        tracked = StabilizedDetector(FaceEmotionDetector(engine, min_score=0.0), StabilizerConfig(input="peaks"))
+        assert tracked.config.input == "boxes" and tracked.config.gate_labels is False
         frame = astronaut_frame()
         ids = set()
         for k in range(5):

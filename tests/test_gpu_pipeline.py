@@ -138,12 +138,12 @@ def test_stabilizer_sees_the_same_candidates(models, tracker_input):
     from streamcam.config import StabilizerConfig
     from streamcam.gpu.pipeline import OverlayDetector
     from streamcam.processor.engines import create_engine
-    from streamcam.processor.stabilized import TrackedDetector
+    from streamcam.processor.stabilized import StabilizedDetector
 
     engine = create_engine(models["stretch", 3])
     cfg = dataclasses.replace(StabilizerConfig(), input=tracker_input)
-    cpu = TrackedDetector(Detector(engine, min_score=0.0), cfg)
-    ref = TrackedDetector(OverlayDetector(engine, "reference", ALPHA, min_score=0.0), cfg)
+    cpu = StabilizedDetector(Detector(engine, min_score=0.0), cfg)
+    ref = StabilizedDetector(OverlayDetector(engine, "reference", ALPHA, min_score=0.0), cfg)
     for i, img in enumerate(_frames((240, 320, 3), n=6)):
         (a, ta), (b, tb) = cpu.process("s", img, "BGR8", i * 50_000_000), ref.process("s", img, "BGR8", i * 50_000_000)
         assert _json(b.detections) == _json(a.detections) and tb == ta

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from streamcam.tracking import kalman
-from streamcam.tracking.kalman import KalmanBoxFilter, KalmanNoise, box_to_z, measurement_cov
+from streamcam.stabilizer import kalman
+from streamcam.stabilizer.kalman import KalmanBoxFilter, KalmanNoise, box_to_z, measurement_cov
 
 
 def box_at(t, v=(60.0, -20.0), size=(30.0, 80.0), start=(100.0, 300.0)):

@@ -49,28 +49,33 @@ def test_no_two_rooms_import_each_other():
 
 def test_config_loads_no_scipy():
     """Every stage imports the config; scipy (~0.6 s) loads only where tracks are made."""
-    code = "import sys, streamcam.config; print('scipy' in sys.modules, 'streamcam.tracking.peaks' in sys.modules)"
+    code = "import sys, streamcam.config; print('scipy' in sys.modules, 'streamcam.stabilizer.peaks' in sys.modules)"
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=PACKAGE.parent)
     assert r.stdout.split() == ["False", "False"], r.stdout + r.stderr
 
 
 def test_config_reads_the_stabilizer_settings_without_the_stabilizer():
-    """config.py imports only the stabilizer's config module (numpy-only), never the tracker itself."""
+    """config.py imports only the stabilizer's config module (numpy-only), never the stabilizer itself."""
     code = ("import sys, streamcam.config; "
-            "print(sorted(m for m in sys.modules if m.startswith('streamcam.tracking.')))")
+            "print(sorted(m for m in sys.modules if m.startswith('streamcam.stabilizer.')))")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=PACKAGE.parent)
     assert r.returncode == 0, r.stderr
-    assert eval(r.stdout) == ["streamcam.tracking.box_correction", "streamcam.tracking.config",
-                              "streamcam.tracking.kalman"], r.stdout
+    assert eval(r.stdout) == ["streamcam.stabilizer.box_correction", "streamcam.stabilizer.config",
+                              "streamcam.stabilizer.kalman"], r.stdout
 
 
-def test_tracker_names_keep_their_old_home():
-    """The split kept every name where callers import it from."""
-    from streamcam.tracking import BoxCorrection as a, TrackerConfig as b
-    from streamcam.tracking.box_correction import BoxCorrection
-    from streamcam.tracking.config import TrackerConfig
-    from streamcam.tracking.tracker import BoxCorrection as c, TrackerConfig as d
-    assert a is c is BoxCorrection and b is d is TrackerConfig
+def test_the_stabilizer_is_one_name():
+    """One room, one section, one settings class: the pipeline config's ``stabilizer`` is the
+    ``StabilizerConfig`` the ``Stabilizer`` runs with; the package names each from its module."""
+    import streamcam.stabilizer as room
+    from streamcam.config import PipelineConfig
+    from streamcam.stabilizer.box_correction import BoxCorrection
+    from streamcam.stabilizer.config import StabilizerConfig
+    from streamcam.stabilizer.stabilizer import Stabilizer
+
+    assert (room.BoxCorrection, room.StabilizerConfig, room.Stabilizer) == (BoxCorrection, StabilizerConfig, Stabilizer)
+    assert isinstance(PipelineConfig().stabilizer, StabilizerConfig)
+    assert not (PACKAGE / "tracking").exists()
 
 
 def test_the_synthetic_scene_is_a_dataset_the_capture_room_plays():

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from streamcam.tracking.one_euro import OneEuroFilter, one_euro_reference
+from streamcam.stabilizer.one_euro import OneEuroFilter, one_euro_reference
 
 
 @pytest.mark.parametrize("min_cutoff,beta,d_cutoff", [(1.0, 0.0, 1.0), (0.5, 0.05, 1.0), (3.0, 0.5, 2.0)])

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from streamcam.processor.boxes import boxes_from_cam
-from streamcam.tracking.peaks import find_peaks
+from streamcam.stabilizer.peaks import find_peaks
 
 FRAME = (640, 480)
 YY, XX = np.mgrid[0:60, 0:80]

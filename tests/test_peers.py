@@ -71,7 +71,7 @@ def test_thresholds_are_chosen_by_mota_and_the_stabilizer_tracks_the_peer():
     assert r["raw"]["mota"] == pytest.approx(1.0) and r["raw"]["false_positives"] == 0
     # The stabilizer publishes after hits_to_confirm (3) frames: 8 of 10 found, one id.
     assert r["stabilized"]["misses"] == 2 and r["stabilized"]["id_switches"] == 0
-    assert m.tracker.box_correction.is_identity
+    assert m.config.box_correction.is_identity
 
 
 def test_haar_face_peer_finds_the_astronauts_face(tmp_path):

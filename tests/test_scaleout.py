@@ -18,7 +18,7 @@ import zmq
 from streamcam import protocol
 from streamcam.config import config_from_dict
 from streamcam.errors import ConfigError
-from streamcam.tracking.order import SeqOrder
+from streamcam.stabilizer.order import SeqOrder
 from streamcam.transport import make_socket, send_nowait
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from streamcam.protocol import Detection
-from streamcam.tracking import Stabilizer, TrackerConfig
+from streamcam.stabilizer import Stabilizer, StabilizerConfig
 
 DT = 1 / 30
 
@@ -19,12 +19,12 @@ def centre(d):
 
 
 def run(frames, config=None):
-    st = Stabilizer(config or TrackerConfig())
+    st = Stabilizer(config or StabilizerConfig())
     return st, [st.update(dets, i * DT) for i, dets in enumerate(frames)]
 
 
 def test_steady_object_keeps_one_id_and_is_confirmed_after_n_hits():
-    cfg = TrackerConfig(hits_to_confirm=3)
+    cfg = StabilizerConfig(hits_to_confirm=3)
     st, outs = run([[det(100 + i, 200)] for i in range(40)], cfg)
     assert outs[0] == [] and outs[1] == [] and len(outs[2]) == 1
     assert {d.track_id for o in outs[2:] for d in o} == {1}
@@ -45,7 +45,7 @@ def test_one_frame_miss_coasts_with_the_same_id():
 
 
 def test_coasting_track_is_deleted_after_m_misses():
-    cfg = TrackerConfig(max_misses=4, coast_publish=4)
+    cfg = StabilizerConfig(max_misses=4, coast_publish=4)
     frames = [[det(100, 200)] for _ in range(10)] + [[] for _ in range(8)]
     st, outs = run(frames, cfg)
     assert [len(o) for o in outs[10:]] == [1, 1, 1, 1, 0, 0, 0, 0]
@@ -53,7 +53,7 @@ def test_coasting_track_is_deleted_after_m_misses():
 
 
 def test_coasting_is_published_for_coast_publish_frames_and_the_id_survives_to_max_misses():
-    cfg = TrackerConfig(max_misses=4, coast_publish=1)
+    cfg = StabilizerConfig(max_misses=4, coast_publish=1)
     frames = [[det(100, 200)] for _ in range(10)] + [[] for _ in range(3)] + [[det(100, 200)] for _ in range(3)]
     st, outs = run(frames, cfg)
     # Published on the first missed frame only; alive (unpublished) for misses 2 and 3; then matched again.
@@ -94,7 +94,7 @@ def test_spurious_one_frame_detection_is_never_confirmed():
 
 
 def test_hysteresis_keeps_a_confirmed_track_between_leave_and_enter():
-    cfg = TrackerConfig(score_enter=0.6, score_leave=0.3)
+    cfg = StabilizerConfig(score_enter=0.6, score_leave=0.3)
     scores = [0.9] * 10 + [0.4] * 20 + [0.2] * 20
     st, outs = run([[det(100, 200, score=s)] for s in scores], cfg)
     assert all(len(o) == 1 and o[0].track_id == 1 for o in outs[3:30])  # sustained by 0.4
@@ -123,9 +123,9 @@ def test_published_boxes_jitter_less_than_the_input():
 
 
 def test_accepts_peaks_and_pairs_and_labels_are_kept_apart():
-    from streamcam.tracking import Peak
+    from streamcam.stabilizer import Peak
 
-    st = Stabilizer(TrackerConfig(hits_to_confirm=1))
+    st = Stabilizer(StabilizerConfig(hits_to_confirm=1))
     out = st.update([Peak(100, 200, 0.9, (85, 160, 115, 240)), ((300, 100, 330, 180), 0.8)], 0.0)
     assert sorted(d.track_id for d in out) == [1, 2] and {d.label for d in out} == {"person"}
     out = st.update([Detection((85, 160, 115, 240), 0.9, "car")], DT)
@@ -138,9 +138,9 @@ def test_time_must_not_go_backwards_and_config_is_validated():
     with pytest.raises(ValueError, match="backwards"):
         st.update([], 0.5)
     with pytest.raises(ValueError, match="score_leave"):
-        TrackerConfig(score_enter=0.3, score_leave=0.5)
+        StabilizerConfig(score_enter=0.3, score_leave=0.5)
     with pytest.raises(ValueError, match="hits_to_confirm"):
-        TrackerConfig(hits_to_confirm=0)
+        StabilizerConfig(hits_to_confirm=0)
 
 
 def test_coasting_track_leaving_the_frame_is_not_published():
@@ -153,7 +153,7 @@ def test_coasting_track_leaving_the_frame_is_not_published():
 
 
 def test_box_correction_rescales_candidates_about_their_centre():
-    from streamcam.tracking.tracker import BoxCorrection
+    from streamcam.stabilizer.box_correction import BoxCorrection
 
     # log w' = log 0.5 + log w (half as wide); log h' = log h + 0 (unchanged).
     bc = BoxCorrection(width=(float(np.log(0.5)), 1.0, 0.0), height=(0.0, 0.0, 1.0))
@@ -165,29 +165,29 @@ def test_box_correction_rescales_candidates_about_their_centre():
     assert BoxCorrection().is_identity and not bc.is_identity
     with pytest.raises(ValueError, match="width"):
         BoxCorrection(width=(0.0, 1.0))
-    # In the tracker the published box is the corrected one.
+    # In the stabilizer the published box is the corrected one.
     st, outs = run([[det(100, 200, w=40, h=80)] for _ in range(5)],
-                   TrackerConfig(box_correction=BoxCorrection(width=(float(np.log(0.5)), 1.0, 0.0))))
+                   StabilizerConfig(box_correction=BoxCorrection(width=(float(np.log(0.5)), 1.0, 0.0))))
     b = outs[-1][0].box
     assert b[2] - b[0] == pytest.approx(20, abs=0.01) and b[3] - b[1] == pytest.approx(80, abs=0.01)
 
 
 def test_the_box_correction_is_the_models_unless_the_config_sets_one():
     from streamcam.config import load_config
-    from streamcam.tracking.tracker import BoxCorrection
+    from streamcam.stabilizer.box_correction import BoxCorrection
 
     model_bc = {"width": [-2.0, 0.5, 0.9], "height": [-0.8, 0.1, 1.1]}
-    assert TrackerConfig().for_model(model_bc).box_correction == BoxCorrection((-2.0, 0.5, 0.9), (-0.8, 0.1, 1.1))
-    assert TrackerConfig().for_model(None).box_correction.is_identity  # a model without one gets none
+    assert StabilizerConfig().for_model(model_bc).box_correction == BoxCorrection((-2.0, 0.5, 0.9), (-0.8, 0.1, 1.1))
+    assert StabilizerConfig().for_model(None).box_correction.is_identity  # a model without one gets none
     own = BoxCorrection(width=(0.1, 1.0, 0.0))
-    assert TrackerConfig(box_correction=own).for_model(model_bc).box_correction == own  # the config wins
+    assert StabilizerConfig(box_correction=own).for_model(model_bc).box_correction == own  # the config wins
     # In YAML: absent = the model's; {} = identity whatever the model says; values = those.
     root = Path(__file__).resolve().parent.parent
-    cfg = load_config(root / "configs" / "default.yaml", {"stabilizer.tracker.box_correction": {}})
-    assert cfg.stabilizer.tracker.for_model(model_bc).box_correction.is_identity
-    assert load_config(root / "configs" / "default.yaml").stabilizer.tracker.box_correction is None
+    cfg = load_config(root / "configs" / "default.yaml", {"stabilizer.box_correction": {}})
+    assert cfg.stabilizer.for_model(model_bc).box_correction.is_identity
+    assert load_config(root / "configs" / "default.yaml").stabilizer.box_correction is None
     # A Stabilizer given an undecided config runs with the identity.
-    st, outs = run([[det(100, 200, w=40, h=80)] for _ in range(5)], TrackerConfig())
+    st, outs = run([[det(100, 200, w=40, h=80)] for _ in range(5)], StabilizerConfig())
     b = outs[-1][0].box
     assert b[2] - b[0] == pytest.approx(40, abs=0.01) and b[3] - b[1] == pytest.approx(80, abs=0.01)
 
@@ -195,22 +195,22 @@ def test_the_box_correction_is_the_models_unless_the_config_sets_one():
 def test_the_live_stabilizer_uses_the_models_box_correction(tmp_path):
     from streamcam.config import load_config
     from streamcam.processor.model_meta import update_metadata
-    from streamcam.processor.stage import build_tracked_detector
+    from streamcam.processor.stage import build_stabilized_detector
 
     pytest.importorskip("onnx")
     root = Path(__file__).resolve().parent.parent
     model = tmp_path / "m.onnx"
     shutil.copy(root / "engines" / "person-ir.onnx", model)
     update_metadata(str(model), box_correction={"width": [0.25, 1.0, 0.0], "height": [0.0, 0.0, 1.0]})
-    td = build_tracked_detector(load_config(root / "configs" / "default.yaml", {"processor.model": str(model)}))
+    td = build_stabilized_detector(load_config(root / "configs" / "default.yaml", {"processor.model": str(model)}))
     try:
-        assert td.config.tracker.box_correction.width == (0.25, 1.0, 0.0)
+        assert td.config.box_correction.width == (0.25, 1.0, 0.0)
     finally:
         td.detector.engine.close()
-    over = {"processor.model": str(model), "stabilizer.tracker.box_correction": {"width": [0.5, 1.0, 0.0]}}
-    td = build_tracked_detector(load_config(root / "configs" / "default.yaml", over))
+    over = {"processor.model": str(model), "stabilizer.box_correction": {"width": [0.5, 1.0, 0.0]}}
+    td = build_stabilized_detector(load_config(root / "configs" / "default.yaml", over))
     try:
-        assert td.config.tracker.box_correction.width == (0.5, 1.0, 0.0)
+        assert td.config.box_correction.width == (0.5, 1.0, 0.0)
     finally:
         td.detector.engine.close()
 
@@ -229,7 +229,7 @@ def test_a_box_holding_two_tracks_hides_them_on_their_predictions():
             frames.append([Detection((x0, 160, x1, 240), 0.9, "person")])
         else:
             frames.append([det(ax, ay), det(bx, by)])
-    st, outs = run(frames, TrackerConfig(merge_min_hits=10))
+    st, outs = run(frames, StabilizerConfig(merge_min_hits=10))
     for i in range(24, 36):  # both stay published, at their predicted (not the blob's) positions
         (ax, _), (bx, _) = two_walkers(i)
         by_id = {d.track_id: (centre(d)[0], d.box[2] - d.box[0]) for d in outs[i]}
@@ -239,7 +239,7 @@ def test_a_box_holding_two_tracks_hides_them_on_their_predictions():
     assert {d.track_id for o in outs[5:] for d in o} == {1, 2}  # no track from the blob, ids kept
     assert centre([d for d in outs[-1] if d.track_id == 1][0])[0] > 350
     # Without merge handling the blob feeds one track and the other one coasts away.
-    st, outs = run(frames, TrackerConfig(max_merged=0))
+    st, outs = run(frames, StabilizerConfig(max_merged=0))
     widths = [d.box[2] - d.box[0] for d in outs[35]]
     assert max(widths) > 45 or len(outs[35]) < 2
 
@@ -247,20 +247,20 @@ def test_a_box_holding_two_tracks_hides_them_on_their_predictions():
 def test_young_tracks_are_not_hidden_and_hiding_is_bounded():
     # Tracks with fewer hits than merge_min_hits: the blob is an ordinary candidate.
     frames = [[det(100, 200), det(140, 200)] for _ in range(5)] + [[Detection((85, 160, 155, 240), 0.9, "person")]] * 5
-    st, outs = run(frames, TrackerConfig(merge_min_hits=10))
+    st, outs = run(frames, StabilizerConfig(merge_min_hits=10))
     assert any(t.hits > 5 for t in st.tracks)  # the blob was matched to a track
     # Hidden for at most max_merged frames, then the frames count as misses and the tracks go.
     frames = [[det(100, 200), det(140, 200)] for _ in range(20)] + [[Detection((85, 160, 155, 240), 0.9, "person")]] * 30
-    cfg = TrackerConfig(merge_min_hits=10, max_merged=5, max_misses=3)
+    cfg = StabilizerConfig(merge_min_hits=10, max_merged=5, max_misses=3)
     st, outs = run(frames, cfg)
     assert all(len(o) == 2 for o in outs[20:25])
     assert all(t.id not in (1, 2) for t in st.tracks)
 
 
 def test_predict_moves_tracks_on_their_motion_without_counting_misses():
-    from streamcam.tracking.tracker import Stabilizer, TrackerConfig
+    from streamcam.stabilizer.stabilizer import Stabilizer, StabilizerConfig
 
-    stab = Stabilizer(TrackerConfig(hits_to_confirm=2, max_misses=1, one_euro_min_cutoff=1e3))
+    stab = Stabilizer(StabilizerConfig(hits_to_confirm=2, max_misses=1, one_euro_min_cutoff=1e3))
     for k in range(8):  # a person walking right at 100 px/s
         out = stab.update([((100 + 10 * k, 50, 130 + 10 * k, 130), 0.9)], k * 0.1)
     (tid,) = [d.track_id for d in out]
@@ -282,10 +282,10 @@ def test_a_face_whose_emotion_flickers_is_one_track_with_the_emotion_as_its_labe
     detection carries that frame's emotion."""
     emotions = ["happy", "neutral", "happy", "sad", "happy", "neutral"] * 4
     frames = [[Detection((200 + i, 100, 300 + i, 220), 0.8, e)] for i, e in enumerate(emotions)]
-    _, gated = run(frames, TrackerConfig(hits_to_confirm=3))
+    _, gated = run(frames, StabilizerConfig(hits_to_confirm=3))
     # Gated by label (the behaviour the knob exists to avoid), the face flickers: frames without its box.
     assert sum(len(o) == 1 for o in gated[2:]) < len(emotions) - 2
-    st, outs = run(frames, TrackerConfig(hits_to_confirm=3, gate_labels=False))
+    st, outs = run(frames, StabilizerConfig(hits_to_confirm=3, gate_labels=False))
     assert all(o == [] for o in outs[:2]) and all(len(o) == 1 for o in outs[2:])
     assert {d.track_id for o in outs for d in o} == {1}
     assert [o[0].label for o in outs[2:]] == emotions[2:]
@@ -297,7 +297,7 @@ def test_without_label_gates_two_faces_still_keep_their_own_ids():
     """Off, the gate no longer separates labels; the boxes still separate objects."""
     frames = [[Detection((100 + i, 100, 180 + i, 200), 0.9, "happy" if i % 2 else "sad"),
                Detection((400 - i, 100, 480 - i, 200), 0.9, "sad" if i % 2 else "happy")] for i in range(15)]
-    _, outs = run(frames, TrackerConfig(hits_to_confirm=2, gate_labels=False))
+    _, outs = run(frames, StabilizerConfig(hits_to_confirm=2, gate_labels=False))
     for o in outs[2:]:
         left, right = sorted(o, key=lambda d: d.box[0])
         assert (left.track_id, right.track_id) == (1, 2)

@@ -46,9 +46,9 @@ def test_tracking_quality_does_not_regress():
     ref = json.loads(QUALITY.read_text())
     if ref.get("model") is None:
         pytest.skip("docs/quality/tracking.json was made with a simulated detector")
-    # The tracker config `streamcam eval --tracking` uses: configs/default.yaml; the box-size
+    # The stabilizer config `streamcam eval --tracking` uses: configs/default.yaml; the box-size
     # correction is the model's own (its metadata).
-    config = load_config(ROOT / "configs" / "default.yaml").stabilizer.tracker
+    config = load_config(ROOT / "configs" / "default.yaml").stabilizer
     assert config.box_correction is None
     from streamcam.processor.model_meta import read_metadata
 

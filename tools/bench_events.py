@@ -8,7 +8,7 @@
    (the cost every published frame already pays).
 2. **Quality** — synthetic IR clips (``SyntheticIRScene``: people and confusers, ground
    truth per frame) through the live code: the default model and the stabilizer
-   (``TrackedDetector``), then ``EventTracker`` with one zone (the lower half, where people
+   (``StabilizedDetector``), then ``EventTracker`` with one zone (the lower half, where people
    walk nearer the camera). Ground-truth events are the same lifecycle run on the ground-truth
    persons (their ids as track ids). Events are paired one to one (Hungarian) on the fraction
    of the frames both have a box in where the detected box hits the ground-truth one (its centre
@@ -123,10 +123,10 @@ def _clip_frames(seed: int, clip_frames: int, model: str, cache: str | None):
     else:
         from streamcam.datasets.synthetic import SyntheticIRScene
         from streamcam.config import config_from_dict
-        from streamcam.processor.stage import build_tracked_detector
+        from streamcam.processor.stage import build_stabilized_detector
 
         scene = SyntheticIRScene(640, 480, seed=seed, people=3, confusers=3, fps=10)
-        tracked = build_tracked_detector(config_from_dict({"processor": {"model": model}}))
+        tracked = build_stabilized_detector(config_from_dict({"processor": {"model": model}}))
         raw = {"det": [], "gt": [], "lamps": {}}
         for i in range(clip_frames):
             f = scene.frame(i)

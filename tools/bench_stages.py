@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     from streamcam.datasets.synthetic import SyntheticIRScene
     from streamcam.processor.detector import Detector
     from streamcam.processor.engines import create_engine
-    from streamcam.tracking.tracker import Stabilizer, TrackerConfig
+    from streamcam.stabilizer.stabilizer import Stabilizer, StabilizerConfig
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default=str(ROOT / "engines" / "person-ir.onnx"))
@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         render.append((time.perf_counter() - t0) * 1e3)
         frames.append(fr)
     frames, render = frames[5:], render[5:]
-    config = TrackerConfig().for_model(meta_corr)
+    config = StabilizerConfig().for_model(meta_corr)
     costs = {"reference": {k: [] for k in STEPS}, "lean": {k: [] for k in STEPS}}
     for _ in range(args.rounds):
         for name in costs:

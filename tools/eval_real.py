@@ -7,7 +7,7 @@ default config configs/camera.yaml when present, else configs/default.yaml). Eac
 (tools/peers: YOLOv3-tiny COCO person, OpenCV 4's HOG people detector) runs once per frame
 in its own OpenCV 4 process; its score thresholds (raw and stabilized) are chosen on the
 FIRST half of the same sequence by best MOTA and applied unchanged to the second half,
-the test half (so are its settings, e.g. HOG's frame scale, by the best stabilized MOTA). Peers' boxes are tracked by streamcam's stabilizer (same tracker settings,
+the test half (so are its settings, e.g. HOG's frame scale, by the best stabilized MOTA). Peers' boxes are tracked by streamcam's stabilizer (same stabilizer settings,
 no CAM size calibration). Prints a markdown table; writes everything to ``--out``.
 """
 
@@ -37,14 +37,14 @@ def _config(path: str | None, model: str | None, sets: list[str]):
     return load_config(path or repo_config("camera.yaml"), overrides)
 
 
-def _peer_on(name: str, seq, half: str, tracker, log) -> tuple[dict, dict]:
+def _peer_on(name: str, seq, half: str, config, log) -> tuple[dict, dict]:
     """One peer on one sequence: settings and thresholds chosen on the first half, scored on ``half``."""
     first, test = seq.half("first"), seq.half(half)
     tried = []
     for variant in VARIANTS[name]:
         with PEERS[name](**variant) as peer:
             log(f"{name} {variant or ''} on {seq.name}: first half ({len(first.frames)} frames, OpenCV {peer.opencv})")
-            ch = choose_thresholds(name, detect_all(peer, first.frames), first, GRID[name], tracker)
+            ch = choose_thresholds(name, detect_all(peer, first.frames), first, GRID[name], config)
         best = max(s["stabilized_mota"] for s in ch["sweep"])
         tried.append((best, variant, ch))
     # The setting with the best stabilized MOTA on the first half (the first listed on ties).
@@ -53,7 +53,7 @@ def _peer_on(name: str, seq, half: str, tracker, log) -> tuple[dict, dict]:
         log(f"{name} {variant or ''} on {seq.name}: {half} half ({len(test.frames)} frames)")
         boxes = detect_all(peer, test.frames)
         opencv = peer.opencv
-    r = evaluate_sequence(test, PeerMethod(name, boxes, ch["raw"], ch["stabilized"], tracker))
+    r = evaluate_sequence(test, PeerMethod(name, boxes, ch["raw"], ch["stabilized"], config))
     r.update(threshold={"raw": ch["raw"], "stabilized": ch["stabilized"]}, settings=variant, opencv=opencv)
     choice = {**ch, "settings": variant, "settings_tried": [{"settings": v, "best_stabilized_mota": b} for b, v, _ in tried]}
     return r, choice
@@ -61,22 +61,22 @@ def _peer_on(name: str, seq, half: str, tracker, log) -> tuple[dict, dict]:
 
 def run(cfg, seq_dirs: list[Path], peers: list[str], half: str = "second", log=print) -> dict:
     from streamcam.evaluation.tracking import _portable
-    from streamcam.processor.stage import build_tracked_detector
+    from streamcam.processor.stage import build_stabilized_detector
 
     seqs = [read_sequence(d) for d in seq_dirs]
     rows, choices = [], {}
-    tracked = build_tracked_detector(cfg)
+    stabilized = build_stabilized_detector(cfg)
     try:
-        method = StreamcamMethod(tracked)
+        method = StreamcamMethod(stabilized)
         for seq in seqs:
             log(f"streamcam on {seq.name} ({half} half)")
             rows.append(evaluate_sequence(seq.half(half), method))
     finally:
-        getattr(tracked.detector, "close", tracked.detector.engine.close)()
-    tracker = tracked.config.tracker
+        getattr(stabilized.detector, "close", stabilized.detector.engine.close)()
+    config = stabilized.config
     for name in peers:
         for seq in seqs:
-            r, choice = _peer_on(name, seq, half, tracker, log)
+            r, choice = _peer_on(name, seq, half, config, log)
             choices[f"{name}/{seq.name}"] = choice
             rows.append(r)
     order = {s.name: i for i, s in enumerate(seqs)}

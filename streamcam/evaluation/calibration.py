@@ -253,7 +253,7 @@ PEAK_NMS = (0.2, 0.3, 0.4)
 def calibrate_peaks(items: Sequence[tuple[np.ndarray, list, tuple[int, int]]]) -> dict[str, Any] | None:
     """The best :class:`~streamcam.processor.peak_boxes.PeakBoxRule` on ``(map, boxes, frame size)``
     items: its geometry fitted for each level x radius x nms, scored by F1 of localization and
-    precision (a peak rule can fire on every small bump: a tracker pays for each false box)."""
+    precision (a peak rule can fire on every small bump: the stabilizer pays for each false box)."""
     from ..processor.peak_boxes import fit_geometry
     from .localization import match_boxes
 

@@ -2,9 +2,9 @@
 
 A *method* turns one frame into two sets of boxes: ``raw``, its per-frame output (no
 memory across frames), and ``stabilized``, the same boxes after the stabilizer
-(:class:`streamcam.tracking.Stabilizer`) with track ids. streamcam itself is one method
+(:class:`streamcam.stabilizer.Stabilizer`) with track ids. streamcam itself is one method
 (:class:`StreamcamMethod`: the ``Detector`` and stabilizer exactly as
-``build_tracked_detector`` builds them for the live processor); the peers in
+``build_stabilized_detector`` builds them for the live processor); the peers in
 ``tools/peers`` are others, so all are scored by the same code.
 
 Per sequence (or half), for ``raw`` and ``stabilized``:
@@ -71,15 +71,15 @@ class Method(Protocol):
 
 
 class StreamcamMethod:
-    """streamcam's detector + stabilizer (a ``TrackedDetector``), as the live processor runs them."""
+    """streamcam's detector + stabilizer (a ``StabilizedDetector``), as the live processor runs them."""
 
-    def __init__(self, tracked, name: str = "streamcam") -> None:
-        self.tracked = tracked
+    def __init__(self, stabilized, name: str = "streamcam") -> None:
+        self.stabilized = stabilized
         self.name = name
         self._stream = 0
 
     def reset(self) -> None:
-        self._stream += 1  # a fresh stream id: the TrackedDetector keeps one stabilizer per stream
+        self._stream += 1  # a fresh stream id: the StabilizedDetector keeps one stabilizer per stream
 
     def frame(self, frame: MotFrame, t: float, frame_size: tuple[int, int]) -> MethodFrame:
         import cv2
@@ -89,12 +89,12 @@ class StreamcamMethod:
             from ..errors import DataError
 
             raise DataError(f"{frame.path}: not a readable image")
-        det = self.tracked.detector
+        det = self.stabilized.detector
         stream = f"{self.name}-{self._stream}"
         t0 = time.perf_counter()
-        result = det.detect(image, "BGR8", min_score=self.tracked.candidate_min_score, stream=stream)
+        result = det.detect(image, "BGR8", min_score=self.stabilized.candidate_min_score, stream=stream)
         size = (image.shape[1], image.shape[0])
-        tracked, _ = self.tracked.track(stream, result, size, int(round(t * 1e9)))
+        tracked, _ = self.stabilized.track(stream, result, size, int(round(t * 1e9)))
         total = (time.perf_counter() - t0) * 1e3
         # The per-frame output: boxes of the classes whose probability passes processor.min_score.
         names = list(det.class_names)
@@ -207,13 +207,13 @@ def evaluate_mot(cfg, seq_dirs: Sequence[str], half: str = "second", progress: b
     """``streamcam eval --mot``: the config's detector + stabilizer on each sequence's ``half``."""
     import sys
 
-    from ..processor.stage import build_tracked_detector
+    from ..processor.stage import build_stabilized_detector
     from .mot import read_sequence
     from .tracking import _portable
 
     seqs = [read_sequence(d).half(half) for d in seq_dirs]  # every folder checked before the model loads
-    tracked = build_tracked_detector(cfg)
-    method = StreamcamMethod(tracked)
+    stabilized = build_stabilized_detector(cfg)
+    method = StreamcamMethod(stabilized)
     rows = []
     try:
         for seq in seqs:
@@ -221,9 +221,9 @@ def evaluate_mot(cfg, seq_dirs: Sequence[str], half: str = "second", progress: b
                 print(f"eval --mot: {seq.name} ({seq.part} half, {len(seq.frames)} frames)", file=sys.stderr, flush=True)
             rows.append(evaluate_sequence(seq, method))
     finally:
-        getattr(tracked.detector, "close", tracked.detector.engine.close)()
+        getattr(stabilized.detector, "close", stabilized.detector.engine.close)()
     return {"model": _portable(cfg.model_path()), "config": cfg.name, "half": half,
-            "min_score": tracked.detector.min_score, "cam_threshold": tracked.detector.threshold,
+            "min_score": stabilized.detector.min_score, "cam_threshold": stabilized.detector.threshold,
             "stabilizer": {"enabled": cfg.stabilizer.enabled, "input": cfg.stabilizer.input},
             "hota": "TrackEval" if rows and "hota" in rows[0]["raw"] else "not computed (pip install --no-deps trackeval)",
             "sequences": rows}

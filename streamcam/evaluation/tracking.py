@@ -9,14 +9,14 @@ of ``frames`` frames at ``fps`` is rendered; the per-frame detector
   (IoU >= 0.3 with a box of the previous frame keeps its id, otherwise a new id): the
   "no stabilizer" baseline. (Fresh ids every frame would make IDF1 and ID switches
   meaningless, so the baseline gets this much help.)
-* ``stabilized``: :class:`streamcam.tracking.Stabilizer` fed the detector's boxes, scored
+* ``stabilized``: :class:`streamcam.stabilizer.Stabilizer` fed the detector's boxes, scored
   ``p(person) x CAM peak`` and *not* cut at ``min_score`` (the hysteresis decides).
-* ``stabilized_peaks``: the Stabilizer fed :func:`streamcam.tracking.find_peaks` of the
+* ``stabilized_peaks``: the Stabilizer fed :func:`streamcam.stabilizer.find_peaks` of the
   CAM (one box per peak), scored ``p(person) x peak value``.
 * ``norfair``: norfair's ``Tracker`` (IoU distance, its own Kalman filter) fed the same
   boxes as ``stabilized``, for a side-by-side.
 * ``norfair_corrected``: the same, fed the boxes after the stabilizer's size calibration
-  (``TrackerConfig.box_correction``): how much of the stabilizer's gain is that calibration.
+  (``StabilizerConfig.box_correction``): how much of the stabilizer's gain is that calibration.
 * ``sort``, ``bytetrack``, ``ocsort``: roboflow's ``trackers`` package fed the same boxes as
   ``norfair`` (:mod:`.peer_trackers`), and ``*_corrected`` the calibrated ones. A peer that is not
   installed is left out and named in the result's ``peers_missing``.
@@ -24,7 +24,7 @@ of ``frames`` frames at ``fps`` is rendered; the per-frame detector
 The size calibration is fitted with :func:`fit_box_correction` (``--fit-box-correction``)
 on scene seeds other than the evaluation's (5000.. for the default model; the evaluation
 uses 9000..) and stored in the model's metadata (``--write``): it describes that model's
-boxes, so it travels with the model. A config's ``stabilizer.tracker.box_correction``
+boxes, so it travels with the model. A config's ``stabilizer.box_correction``
 overrides it.
 
 Metrics (py-motmetrics, IoU distance, a match needs IoU >= 0.5): MOTA, IDF1, ID switches,
@@ -54,9 +54,9 @@ from scipy.optimize import linear_sum_assignment
 
 from ..datasets.synthetic import SyntheticIRScene
 from ..protocol import Detection
-from ..tracking import Stabilizer, TrackerConfig, find_peaks
+from ..stabilizer import Stabilizer, StabilizerConfig, find_peaks
 from ..geometry import iou_matrix
-from ..tracking.box_correction import BoxCorrection
+from ..stabilizer.box_correction import BoxCorrection
 from .peer_trackers import NorfairBoxes, RoboflowTracker, available
 
 Box = Sequence[float]
@@ -195,7 +195,7 @@ def _clip_inputs(scene: SyntheticIRScene, frames: int, detector=None, sim: Simul
                  peak_kwargs: dict | None = None, candidate_min_score: float = 0.25) -> dict[str, list]:
     """Per frame: GT, raw boxes (probability >= the detector's min_score), the stabilizer's
     candidates (as the live processor makes them: the same boxes and box rule, gated at
-    ``candidate_min_score``, the tracker's ``score_leave``), peaks."""
+    ``candidate_min_score``, the stabilizer's ``score_leave``), peaks."""
     gt, raw, cand, peaks, ms = [], [], [], [], []
     size = (scene.width, scene.height)
     for i in range(frames):
@@ -213,7 +213,7 @@ def _clip_inputs(scene: SyntheticIRScene, frames: int, detector=None, sim: Simul
         ms.append((time.perf_counter() - t0) * 1e3)
         p = float(res.probs[detector.class_indices[0]])
         raw.append(list(res.detections) if p >= detector.min_score else [])
-        cand.append(list(res.detections))  # hysteresis needs the weak ones too (TrackedDetector)
+        cand.append(list(res.detections))  # hysteresis needs the weak ones too (StabilizedDetector)
         if res.cam is None:
             peaks.append([])
             continue
@@ -238,7 +238,7 @@ def _peer(name: str, fps: float):
     return NorfairBoxes() if base == "norfair" else RoboflowTracker(base, fps)
 
 
-def _run_methods(inp: dict, fps: float, config: TrackerConfig, frame_size: tuple[int, int],
+def _run_methods(inp: dict, fps: float, config: StabilizerConfig, frame_size: tuple[int, int],
                  min_score: float, peers: Sequence[str] = ("norfair", "norfair_corrected")) -> dict[str, list[Tracked]]:
     out: dict[str, list[Tracked]] = {m: [] for m in ("raw", "stabilized", "stabilized_peaks", *peers)}
     greedy = GreedyIoUIds()
@@ -273,10 +273,10 @@ def _portable(path) -> str:
 
 def evaluate_tracking(model_path: str | None = None, seeds: Sequence[int] = (9000, 9001, 9002, 9003),
                       frames: int = 300, fps: float = 30.0, width: int = 640, height: int = 480,
-                      config: TrackerConfig | None = None, simulate: bool = False, min_score: float | None = None,
+                      config: StabilizerConfig | None = None, simulate: bool = False, min_score: float | None = None,
                       scene_kwargs: dict | None = None) -> dict:
     """Raw vs stabilized (and norfair) tracking metrics over synthetic clips; see the module doc."""
-    config = config or TrackerConfig()
+    config = config or StabilizerConfig()
     detector = None
     if not simulate:
         if model_path is None:
@@ -321,7 +321,7 @@ def evaluate_tracking(model_path: str | None = None, seeds: Sequence[int] = (900
         "model": None if simulate else _portable(model_path),
         "detector": "simulated from ground truth (jitter, dropouts, false positives)" if simulate else "CAM",
         "seeds": list(seeds), "frames_per_clip": frames, "fps": fps, "frame_size": [width, height],
-        "min_score": ms, "tracker_config": _config_dict(config),
+        "min_score": ms, "stabilizer_config": _config_dict(config),
         "baseline": "raw: detector boxes, ids by greedy frame-to-frame IoU >= 0.3",
         "metrics": totals,
         "peers_missing": peers_missing,
@@ -380,10 +380,13 @@ def fit_box_correction(model_path: str, seeds: Sequence[int] = (5000, 5001, 5002
     return BoxCorrection(tuple(round(float(v), 4) for v in width_c), tuple(round(float(v), 4) for v in height_c))
 
 
-def _config_dict(config: TrackerConfig) -> dict[str, Any]:
+def _config_dict(config: StabilizerConfig) -> dict[str, Any]:
     import dataclasses
 
-    return json.loads(json.dumps(dataclasses.asdict(config), default=str))
+    # The settings the stabilizer ran with; enabled and input are not among them (every method here
+    # runs, each on its own input).
+    d = {k: v for k, v in dataclasses.asdict(config).items() if k not in ("enabled", "input")}
+    return json.loads(json.dumps(d, default=str))
 
 
 def _fmt(r: dict) -> str:
@@ -405,9 +408,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--frames", type=int, default=300)
     ap.add_argument("--fps", type=float, default=30.0)
     ap.add_argument("--simulate", action="store_true", help="no model: noisy ground truth as the detector")
-    ap.add_argument("--config", default="configs/default.yaml", help="pipeline YAML whose stabilizer.tracker is used")
+    ap.add_argument("--config", default="configs/default.yaml", help="pipeline YAML whose stabilizer settings are used")
     ap.add_argument("--fit-box-correction", action="store_true",
-                    help="fit stabilizer.tracker.box_correction on --seeds (not the evaluation's) and print it")
+                    help="fit stabilizer.box_correction on --seeds (not the evaluation's) and print it")
     ap.add_argument("--write", action="store_true",
                     help="with --fit-box-correction: store it in the model's metadata, where the stabilizer reads it")
     ap.add_argument("--out", default=DEFAULT_OUT, help="JSON output ('-' for none)")
@@ -428,7 +431,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     from ..config import load_config
 
-    config = TrackerConfig() if a.simulate else load_config(a.config).stabilizer.tracker
+    config = StabilizerConfig() if a.simulate else load_config(a.config).stabilizer
     r = evaluate_tracking(a.model, seeds=a.seeds, frames=a.frames, fps=a.fps, simulate=a.simulate, config=config)
     print(_fmt(r))
     if a.out != "-":

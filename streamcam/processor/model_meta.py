@@ -85,7 +85,7 @@ class ModelMetadata:
     centred on the blob, instead of the blob's own width; None: the blob's width."""
     box_correction: dict[str, list[float]] | None = None
     """The stabilizer's size calibration of this model's boxes, ``{"width": [a, b, c], "height":
-    [a, b, c]}`` (``streamcam.tracking.box_correction.BoxCorrection``), fitted on tracking clips by
+    [a, b, c]}`` (``streamcam.stabilizer.box_correction.BoxCorrection``), fitted on tracking clips by
     ``python -m streamcam.evaluation.tracking --fit-box-correction --write``; None: none. It
     travels with the model because it describes this model's boxes and no other's."""
     cam_floor: str = "zero"

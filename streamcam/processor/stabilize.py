@@ -2,7 +2,7 @@
 
 The one place per-stream state lives when detection is spread over stateless workers: it binds
 ``detected`` (every worker pushes there), puts each stream's results back in capture order
-(:class:`~streamcam.tracking.order.SeqOrder`: a result overtaken by a newer one of its stream is
+(:class:`~streamcam.stabilizer.order.SeqOrder`: a result overtaken by a newer one of its stream is
 late, counted and dropped, never fed to the tracks), runs the stream's stabilizer on the result's
 candidates (:class:`~streamcam.processor.stabilized.StreamTracks`) and pushes the tracked result to
 the publisher's ``results`` endpoint, exactly as the single processor does. It is light: no
@@ -65,7 +65,7 @@ def tracked_message(msg: protocol.Message, result: FrameResult, tracks: list, wi
 
 def run_stabilizer(cfg: PipelineConfig, stop: threading.Event, ctx: zmq.Context | None = None) -> int:
     """Serve ``detected`` until ``stop``; push each stream's tracked results, in order, to ``results``."""
-    from ..tracking.order import SeqOrder
+    from ..stabilizer.order import SeqOrder
 
     tracks = tracks_for(cfg)
     order = SeqOrder(cfg.run.max_streams)

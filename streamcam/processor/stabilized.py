@@ -12,17 +12,17 @@ from typing import Any
 
 import numpy as np
 
-from ..config import StabilizerConfig
+from ..stabilizer.config import StabilizerConfig
 from ..protocol import Detection
 from .detector import Detector, FrameResult
 
 
-class _StreamTracking:
+class _StreamStabilizer:
     """One stream's stabilizer and the clock its dynamics run on."""
 
     def __init__(self, config: Any) -> None:
-        from ..tracking.clock import StreamClock
-        from ..tracking.tracker import Stabilizer
+        from ..stabilizer.clock import StreamClock
+        from ..stabilizer.stabilizer import Stabilizer
 
         self.stabilizer = Stabilizer(config)
         self.clock = StreamClock()
@@ -32,7 +32,7 @@ class StreamTracks:
     """The per-stream state after a detector: one Stabilizer per stream, fed each result's candidates.
 
     ``track(stream, result, frame_size, t_capture_ns) -> (FrameResult, tracks)``. Held by the processor
-    (inside :class:`TrackedDetector`) or, scaled out, by the stabilizer stage after the stateless
+    (inside :class:`StabilizedDetector`) or, scaled out, by the stabilizer stage after the stateless
     workers; both need only what a result message carries (detections, the map, the probabilities).
     ``label`` / ``class_index``: the first chosen class, whose map's peaks are candidates (input: peaks).
     ``faces``: face-mode results (a track is a face; its label, the emotion, changes freely).
@@ -46,19 +46,18 @@ class StreamTracks:
         if faces:
             # Face mode has no whole-frame class map to find peaks in: track its face boxes. A track is a
             # face; its label (the emotion) changes from frame to frame without starting another track.
-            config = dataclasses.replace(config, input="boxes",
-                                         tracker=dataclasses.replace(config.tracker, gate_labels=False))
+            config = dataclasses.replace(config, input="boxes", gate_labels=False)
         # The box-size correction belongs to the model's boxes: the model's own unless the config sets one.
-        config = dataclasses.replace(config, tracker=config.tracker.for_model(box_correction))
+        config = config.for_model(box_correction)
         self.config = config
         self.label = label
         self.class_index = class_index
         # Hysteresis needs the weak candidates too: a confirmed track is sustained by scores
         # down to score_leave, so candidates are gated there, not at processor.min_score
         # (which still gates the detector when the stabilizer is off).
-        self.candidate_min_score = min(min_score, config.tracker.score_leave) if config.enabled else min_score
-        self.streams: StreamTable[_StreamTracking] = StreamTable(
-            max_streams, lambda _stream: _StreamTracking(self.config.tracker))
+        self.candidate_min_score = min(min_score, config.score_leave) if config.enabled else min_score
+        self.streams: StreamTable[_StreamStabilizer] = StreamTable(
+            max_streams, lambda _stream: _StreamStabilizer(self.config))
 
     @classmethod
     def for_detector(cls, detector: Any, config: StabilizerConfig, live: bool = False,
@@ -82,7 +81,7 @@ class StreamTracks:
         return sum(st.clock.steps for st in self.streams.values())
 
     def _peaks(self, result: FrameResult, frame_size: tuple[int, int]) -> list[Detection]:
-        from ..tracking.peaks import find_peaks
+        from ..stabilizer.peaks import find_peaks
 
         if result.cam is None:
             return []
@@ -127,11 +126,11 @@ class StreamTracks:
         return dataclasses.replace(last, detections=detections, timings_ms=timings), tracks
 
 
-class TrackedDetector:
+class StabilizedDetector:
     """``process(stream, image, pixel_format, t_capture_ns) -> (FrameResult, tracks)``.
 
     ``live``: the dynamics run on capture times anchored to this host's monotonic clock
-    (:class:`~streamcam.tracking.clock.StreamClock`), so a wall-clock step or a late frame
+    (:class:`~streamcam.stabilizer.clock.StreamClock`), so a wall-clock step or a late frame
     never makes time run backwards; offline (a file), on the capture times alone.
     ``max_streams``: streams with a stabilizer; the least recently seen is evicted past it.
     """

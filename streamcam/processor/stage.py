@@ -76,12 +76,12 @@ def build_detector(cfg: PipelineConfig):
     return Detector(engine, classes=p.classes, cam_threshold=p.cam_threshold, min_score=p.min_score)
 
 
-def build_tracked_detector(cfg: PipelineConfig, live: bool = False):
+def build_stabilized_detector(cfg: PipelineConfig, live: bool = False):
     """The detector plus the stabilizer, as the live processor runs them (``live``: dynamics on
     this host's monotonic clock; else on the capture times, as for a file)."""
-    from .stabilized import TrackedDetector
+    from .stabilized import StabilizedDetector
 
-    return TrackedDetector(build_detector(cfg), cfg.stabilizer, live=live, max_streams=cfg.run.max_streams)
+    return StabilizedDetector(build_detector(cfg), cfg.stabilizer, live=live, max_streams=cfg.run.max_streams)
 
 
 def detect_schedule(cfg: PipelineConfig):
@@ -125,8 +125,8 @@ def result_message(msg: protocol.Message, result, extra: dict, plain: bool = Fal
 
 def run_processor(cfg: PipelineConfig, stop: threading.Event, ctx: zmq.Context | None = None) -> int:
     """Serve the ``frames`` endpoint until ``stop``; push results to the publisher."""
-    tracked = build_tracked_detector(cfg, live=True)
-    detector = tracked.detector
+    stabilized = build_stabilized_detector(cfg, live=True)
+    detector = stabilized.detector
     ctx = ctx or zmq.Context.instance()
     pull = make_socket(ctx, "PULL", cfg.endpoint("frames"), bind=True, curve=cfg.curve())
     push = make_socket(ctx, "PUSH", cfg.endpoint("results"), bind=False, curve=cfg.curve())
@@ -159,8 +159,8 @@ def run_processor(cfg: PipelineConfig, stop: threading.Event, ctx: zmq.Context |
             "detect_fps": schedule.fps, "fps": rate.rate, "batch_p50": batches.recent(50), "batch_max": batches.recent(100),
             "engine_ms_p50": engine_ms.recent(50), "engine_ms_p99": engine_ms.recent(99),
             "rejected": dict(rejects.counts), "failed": dict(guard.counts),
-            "streams": len(per_stream), "evicted": max(per_stream.evicted, tracked.streams.evicted),
-            "clock_steps": tracked.clock_steps,
+            "streams": len(per_stream), "evicted": max(per_stream.evicted, stabilized.streams.evicted),
+            "clock_steps": stabilized.clock_steps,
         })
 
     def due_frames(stream: str, msgs: list) -> list[bool]:
@@ -182,16 +182,16 @@ def run_processor(cfg: PipelineConfig, stop: threading.Event, ctx: zmq.Context |
         size = (image.shape[1], image.shape[0])
         if due:
             if found is None:
-                result, tracks = tracked.process(msg.stream, image, _pixel_format(msg), msg.t_capture_ns)
+                result, tracks = stabilized.process(msg.stream, image, _pixel_format(msg), msg.t_capture_ns)
             else:
-                result, tracks = tracked.track(msg.stream, found, size, msg.t_capture_ns)
+                result, tracks = stabilized.track(msg.stream, found, size, msg.t_capture_ns)
             engine_ms.add(result.timings_ms["engine"])
             batches.add(float(result.batch))
             metrics.engine_ms.labels("processor", detector.engine.name).observe(result.timings_ms["engine"])
             if limited:
                 st["last"] = result
         else:
-            result, tracks = tracked.predict(msg.stream, st["last"], size, msg.t_capture_ns)
+            result, tracks = stabilized.predict(msg.stream, st["last"], size, msg.t_capture_ns)
         extra: dict = {"t_processed_ns": time.time_ns()}
         if result.batch > 1:
             extra["batch"] = result.batch
@@ -241,7 +241,7 @@ def run_processor(cfg: PipelineConfig, stop: threading.Event, ctx: zmq.Context |
             elif id(msg) in found:
                 with guard.message(msg.stream):
                     image = msg.part("image")
-                    result, _ = tracked.track(msg.stream, found[id(msg)], (image.shape[1], image.shape[0]),
+                    result, _ = stabilized.track(msg.stream, found[id(msg)], (image.shape[1], image.shape[0]),
                                               msg.t_capture_ns)
                     per_stream.get(msg.stream)["last"] = result
                     detected += 1
@@ -267,7 +267,7 @@ def run_processor(cfg: PipelineConfig, stop: threading.Event, ctx: zmq.Context |
                 if due and not inflight:
                     # Nothing is held now (held frames belong to the call in flight): hold each stream's
                     # due frame if it is its newest; the frames before it go out predicted at once.
-                    inflight.append((beside.submit(tracked.detect_batch, batch_args(due)), due))
+                    inflight.append((beside.submit(stabilized.detect_batch, batch_args(due)), due))
                     newest = {m.stream: m for m, _ in plan}
                     held.update((m.stream, m) for m in due if newest[m.stream] is m)
                     for msg, _ in plan:
@@ -288,7 +288,7 @@ def run_processor(cfg: PipelineConfig, stop: threading.Event, ctx: zmq.Context |
             # The due frames of all streams through the engine in one call (batching across streams);
             # if the batch fails, each frame is detected alone below, so one bad frame fails alone.
             with guard.message("batch"):
-                found = dict(zip(map(id, due), tracked.detect_batch(batch_args(due))))
+                found = dict(zip(map(id, due), stabilized.detect_batch(batch_args(due))))
             for msg, is_due in plan:
                 if msg.stream in held:
                     publish(held.pop(msg.stream), False, None)

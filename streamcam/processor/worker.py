@@ -25,7 +25,7 @@ from ..intake import take_newest
 from ..metrics import StageMetrics
 from ..stats import Every, LatencyWindow, RateMeter, write_stats
 from ..transport import SocketPolicy, make_socket, send_nowait
-from .stage import _pixel_format, build_tracked_detector, result_message
+from .stage import _pixel_format, build_stabilized_detector, result_message
 
 log = logging.getLogger("streamcam.worker")
 
@@ -43,8 +43,8 @@ def run_worker(cfg: PipelineConfig, stop: threading.Event, name: str | None = No
                ctx: zmq.Context | None = None) -> int:
     """Take frames from ``work`` until ``stop``; push each frame's detector result to ``detected``."""
     name = worker_name(name)
-    tracked = build_tracked_detector(cfg, live=True)  # only its candidate gate is used: no stabilizer is made
-    detector = tracked.detector
+    stabilized = build_stabilized_detector(cfg, live=True)  # only its candidate gate is used: no stabilizer is made
+    detector = stabilized.detector
     ctx = ctx or zmq.Context.instance()
     pull = make_socket(ctx, "PULL", cfg.endpoint("work"), bind=False, policy=WORK_POLICY, curve=cfg.curve())
     push = make_socket(ctx, "PUSH", cfg.endpoint("detected"), bind=False, curve=cfg.curve())
@@ -97,12 +97,12 @@ def run_worker(cfg: PipelineConfig, stop: threading.Event, name: str | None = No
             # if the batch fails, each frame is detected alone, so one bad frame fails alone.
             with guard.message("batch"):
                 args = [(m.stream, m.part("image"), _pixel_format(m), m.t_capture_ns) for m in frames]
-                found = dict(zip(map(id, frames), tracked.detect_batch(args)))
+                found = dict(zip(map(id, frames), stabilized.detect_batch(args)))
             for msg in frames:
                 with guard.message(msg.stream):
                     result = found.get(id(msg))
                     if result is None:
-                        result = tracked.detect_batch([(msg.stream, msg.part("image"), _pixel_format(msg),
+                        result = stabilized.detect_batch([(msg.stream, msg.part("image"), _pixel_format(msg),
                                                         msg.t_capture_ns)])[0]
                     send(msg, result)
         report()

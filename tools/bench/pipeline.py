@@ -116,7 +116,7 @@ def pipeline_config(model: str, run_dir: str, streams: int = 1, pacing: str = "f
         from streamcam.config import PipelineConfig
 
         if "stabilizer" in {f.name for f in dataclasses.fields(PipelineConfig)}:
-            # The stabilizer lowers the detector's min_score to its tracker.score_leave (hysteresis):
+            # The stabilizer lowers the detector's min_score to its score_leave (hysteresis):
             # switch it off too, or the box rule still runs on every frame.
             data.setdefault("stabilizer", {})["enabled"] = False
     data["serve"] = {"enabled": False}
@@ -256,9 +256,11 @@ def _processor_detector(model: str, threads: int):
     from streamcam.processor import stage
 
     cfg = pipeline_config(model, os.path.join(REPO_ROOT, "runs", "bench", "scaling"), threads=threads)
-    if hasattr(stage, "build_tracked_detector"):
-        tracked = stage.build_tracked_detector(cfg)
-        return tracked.detector.engine, lambda img, t: tracked.process("ir0", img, "GRAY8", t)[0]
+    # build_tracked_detector: its name in checkouts before the stabilizer was one name.
+    build = getattr(stage, "build_stabilized_detector", None) or getattr(stage, "build_tracked_detector", None)
+    if build is not None:
+        stabilized = build(cfg)
+        return stabilized.detector.engine, lambda img, t: stabilized.process("ir0", img, "GRAY8", t)[0]
     det = stage.build_detector(cfg)
     return det.engine, lambda img, t: det.detect(img, "GRAY8")
 

@@ -28,8 +28,7 @@ import numpy as np
 from streamcam.evaluation.mot import MotFrame, MotSequence
 from streamcam.evaluation.real import MethodFrame, evaluate_sequence
 from streamcam.protocol import Detection
-from streamcam.tracking import Stabilizer, TrackerConfig
-from streamcam.tracking.tracker import BoxCorrection
+from streamcam.stabilizer import BoxCorrection, Stabilizer, StabilizerConfig
 
 from . import BoxDetector, PeerBoxes
 
@@ -46,21 +45,21 @@ class PeerMethod:
     """A peer's cached boxes at thresholds ``(raw, stabilized)``, tracked by the stabilizer."""
 
     def __init__(self, name: str, boxes: dict[Path, PeerBoxes], threshold_raw: float, threshold_stabilized: float,
-                 tracker: TrackerConfig | None = None, label: str = "person") -> None:
+                 config: StabilizerConfig | None = None, label: str = "person") -> None:
         self.name = name
         self.boxes = boxes
         self.threshold = {"raw": float(threshold_raw), "stabilized": float(threshold_stabilized)}
-        self.tracker = dataclasses.replace(tracker or TrackerConfig(), box_correction=BoxCorrection())
+        self.config = dataclasses.replace(config or StabilizerConfig(), box_correction=BoxCorrection())
         self.label = label
         self.reset()
 
     def reset(self) -> None:
-        self.stabilizer = Stabilizer(self.tracker)
+        self.stabilizer = Stabilizer(self.config)
 
     def candidates(self, pb: PeerBoxes) -> list[Detection]:
         """The stabilizer's candidates: the threshold maps to ``score_enter`` (see the module doc)."""
         thr = self.threshold["stabilized"]
-        enter = self.tracker.score_enter
+        enter = self.config.score_enter
         if thr > 0:
             scores = np.minimum(1.0, pb.scores * (enter / thr))
         else:  # every box found is a strong one
@@ -78,11 +77,11 @@ class PeerMethod:
 
 
 def choose_thresholds(name: str, boxes: dict[Path, PeerBoxes], seq: MotSequence, grid: Sequence[float],
-                      tracker: TrackerConfig | None = None) -> dict:
+                      config: StabilizerConfig | None = None) -> dict:
     """Thresholds of raw and stabilized with the best MOTA on ``seq`` (ties: the lower threshold), and the sweep."""
     sweep = []
     for thr in grid:
-        r = evaluate_sequence(seq, PeerMethod(name, boxes, thr, thr, tracker))
+        r = evaluate_sequence(seq, PeerMethod(name, boxes, thr, thr, config))
         sweep.append({"threshold": thr, "raw_mota": r["raw"]["mota"], "stabilized_mota": r["stabilized"]["mota"],
                       "raw_localization": r["raw"]["localization"]})
     best = {k: max(sweep, key=lambda s: (s[f"{k}_mota"], -s["threshold"]))["threshold"] for k in ("raw", "stabilized")}

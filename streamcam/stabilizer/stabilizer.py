@@ -42,13 +42,10 @@ from scipy.optimize import linear_sum_assignment
 from ..geometry import iou_matrix
 from ..protocol import Detection
 from . import kalman
-from .box_correction import BoxCorrection
-from .config import TrackerConfig
+from .config import StabilizerConfig
 from .one_euro import one_euro_step
 
-__all__ = ["BoxCorrection", "COASTING", "CONFIRMED", "Stabilizer", "TENTATIVE", "Track", "TrackerConfig"]
-# BoxCorrection and TrackerConfig live in their own modules (config.py must not load scipy) and are
-# re-exported here, where callers have always found them.
+__all__ = ["COASTING", "CONFIRMED", "Stabilizer", "TENTATIVE", "Track"]
 
 TENTATIVE, CONFIRMED, COASTING = "tentative", "confirmed", "coasting"
 _GATED = 1e6
@@ -97,10 +94,10 @@ def _as_candidates(items: Sequence[Any], default_label: str) -> tuple[np.ndarray
 
 
 class Stabilizer:
-    """Multi-object tracker turning per-frame candidates into steady, tracked detections."""
+    """Turns per-frame candidates into steady, tracked detections (a multi-object tracker)."""
 
-    def __init__(self, config: TrackerConfig | None = None) -> None:
-        self.config = (config or TrackerConfig()).for_model(None)
+    def __init__(self, config: StabilizerConfig | None = None) -> None:
+        self.config = (config or StabilizerConfig()).for_model(None)
         self.reset()
 
     def reset(self) -> None:

@@ -26,7 +26,7 @@ Noise parameters (:class:`KalmanNoise`):
   walking people move up to ~150 px/s in a 640x480 frame).
 
 The functions are vectorised over ``N`` filters (``x [N, 8]``, ``P [N, 8, 8]``), so the
-tracker predicts and updates all its tracks in one call. :class:`KalmanBoxFilter` wraps
+stabilizer predicts and updates all its tracks in one call. :class:`KalmanBoxFilter` wraps
 one filter.
 """
 

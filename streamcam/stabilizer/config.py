@@ -1,20 +1,26 @@
-"""The stabilizer's knobs (:class:`TrackerConfig`), numpy-only.
+"""The stabilizer's settings (:class:`StabilizerConfig`, the config's ``stabilizer:`` section), numpy-only.
 
-Apart from :mod:`.tracker` so that ``streamcam.config``, read by every stage, loads the settings
-without the tracker itself (scipy's assignment solver, ~0.6 s of imports).
+Apart from :mod:`.stabilizer` so that ``streamcam.config``, read by every stage, loads the settings
+without the stabilizer itself (scipy's assignment solver, ~0.6 s of imports).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import Literal
 
 from .box_correction import BoxCorrection
 from .kalman import KalmanNoise
 
 
 @dataclass(frozen=True)
-class TrackerConfig:
-    """Knobs of the stabilizer (units: pixels, seconds, frames)."""
+class StabilizerConfig:
+    """Steady, tracked detections from per-frame CAM candidates (units: pixels, seconds, frames)."""
+
+    enabled: bool = True
+    """Track detections across frames: stable track_ids, no flicker, no jitter."""
+    input: Literal["boxes", "peaks"] = "boxes"
+    """Candidates per frame: the CAM box rule's boxes, or heatmap peaks (one box per peak basin)."""
 
     max_distance: float = 1.0
     """Gate: centre distance / box size above which a candidate cannot be a track's."""
@@ -56,7 +62,7 @@ class TrackerConfig:
     model's own (its metadata's ``box_correction``, fitted to that model's boxes), identity if it
     has none; a value here overrides the model's (``{}``: identity, whatever the model says)."""
     kalman: KalmanNoise = field(default_factory=KalmanNoise)
-    """Noise model of the constant-velocity Kalman filter (see streamcam.tracking.kalman)."""
+    """Noise model of the constant-velocity Kalman filter (see streamcam.stabilizer.kalman)."""
     trail_length: int = 20
     """Centres kept per track for drawing its trail."""
     default_label: str = "person"
@@ -68,7 +74,7 @@ class TrackerConfig:
     publish_outside: bool = False
     """Publish coasting tracks whose predicted centre left the frame (needs frame_size in update)."""
 
-    def for_model(self, model_correction: dict | None) -> "TrackerConfig":
+    def for_model(self, model_correction: dict | None) -> "StabilizerConfig":
         """This config with ``box_correction`` decided: its own if set, else ``model_correction``
         (a model metadata's ``{"width": (a, b, c), "height": (a, b, c)}``), else identity."""
         if self.box_correction is not None:
@@ -78,8 +84,10 @@ class TrackerConfig:
 
     def __post_init__(self) -> None:
         def bad(name: str, why: str) -> ValueError:
-            return ValueError(f"TrackerConfig.{name}: expected {why}, got {getattr(self, name)!r}")
+            return ValueError(f"StabilizerConfig.{name}: expected {why}, got {getattr(self, name)!r}")
 
+        if self.input not in ("boxes", "peaks"):
+            raise bad("input", "'boxes' or 'peaks'")
         if not self.max_distance > 0:
             raise bad("max_distance", "> 0")
         if not 0.0 <= self.min_iou < 1.0:
@@ -93,14 +101,14 @@ class TrackerConfig:
             if int(getattr(self, name)) < 0:
                 raise bad(name, "an integer >= 0")
         if not self.score_leave <= self.score_enter:
-            raise ValueError(f"TrackerConfig: expected score_leave <= score_enter, got "
+            raise ValueError(f"StabilizerConfig: expected score_leave <= score_enter, got "
                              f"{self.score_leave} > {self.score_enter}")
         if not 0.0 < self.score_smoothing <= 1.0:
             raise bad("score_smoothing", "0 < x <= 1")
         if not 0.0 <= self.coast_score_decay <= 1.0:
             raise bad("coast_score_decay", "0 <= x <= 1")
         if self.one_euro_min_cutoff <= 0 or self.one_euro_d_cutoff <= 0:
-            raise ValueError("TrackerConfig: expected one_euro_min_cutoff > 0 and one_euro_d_cutoff > 0, got "
+            raise ValueError("StabilizerConfig: expected one_euro_min_cutoff > 0 and one_euro_d_cutoff > 0, got "
                              f"{self.one_euro_min_cutoff}, {self.one_euro_d_cutoff}")
         if self.one_euro_beta < 0:
             raise bad("one_euro_beta", ">= 0")

@@ -1,9 +1,9 @@
 """Coordinate search of stabilizer knobs on the FIRST half of real sequences (the tuning half).
 
-    python -m tools.tune_tracker_real --model engines/person-rgb.onnx --seq PETS09-S3-MF1 \
+    python -m tools.tune_stabilizer_real --model engines/person-rgb.onnx --seq PETS09-S3-MF1 \
         [--recalibrate-on-first-half] [--rounds 2]
 
-The detector runs once per frame (results cached); each candidate tracker config then replays
+The detector runs once per frame (results cached); each candidate stabilizer config then replays
 the cached results, scored by stabilized MOTA (IDF1 breaks ties). The second half is never read.
 Prints the best knobs as ``--set`` lines for ``configs/camera.yaml``.
 """
@@ -32,14 +32,14 @@ GRID = {
 }
 
 
-def _with(tracker, key: str, value):
+def _with(config, key: str, value):
     if key.startswith("kalman."):
-        return dataclasses.replace(tracker, kalman=dataclasses.replace(tracker.kalman, **{key[7:]: value}))
-    return dataclasses.replace(tracker, **{key: value})
+        return dataclasses.replace(config, kalman=dataclasses.replace(config.kalman, **{key[7:]: value}))
+    return dataclasses.replace(config, **{key: value})
 
 
-def _get(tracker, key: str):
-    return getattr(tracker.kalman, key[7:]) if key.startswith("kalman.") else getattr(tracker, key)
+def _get(config, key: str):
+    return getattr(config.kalman, key[7:]) if key.startswith("kalman.") else getattr(config, key)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -48,10 +48,10 @@ def main(argv: list[str] | None = None) -> int:
     from streamcam.config import load_config
     from streamcam.evaluation.mot import find_sequences, read_sequence, real_data_dir
     from streamcam.evaluation.real import score_tracks
-    from streamcam.processor.stabilized import TrackedDetector
-    from streamcam.processor.stage import build_tracked_detector
+    from streamcam.processor.stabilized import StabilizedDetector
+    from streamcam.processor.stage import build_stabilized_detector
 
-    ap = argparse.ArgumentParser(prog="tools.tune_tracker_real", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="tools.tune_stabilizer_real", description=__doc__.splitlines()[0])
     ap.add_argument("--model", required=True)
     ap.add_argument("--config", default=str(ROOT / "configs" / "camera.yaml"))
     ap.add_argument("--seq", nargs="*")
@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     cfg = load_config(a.config, {"processor.model": str(Path(a.model).resolve())})
     dirs = [d for d in find_sequences(real_data_dir(ROOT)) if not a.seq or d.name in a.seq]
-    base = build_tracked_detector(cfg)
+    base = build_stabilized_detector(cfg)
     cached = []
     for d in dirs:
         seq = read_sequence(d).half("first")
@@ -70,11 +70,10 @@ def main(argv: list[str] | None = None) -> int:
                            int(round((f.index - 1) / seq.fps * 1e9)), list(f.gt), list(f.ignore)))
         cached.append((seq.name, frames))
 
-    def score(tracker) -> tuple[float, float]:
-        stab_cfg = dataclasses.replace(cfg.stabilizer, tracker=tracker)
+    def score(config) -> tuple[float, float]:
         motas, idf1s = [], []
         for name, frames in cached:
-            td = TrackedDetector(base.detector, stab_cfg)
+            td = StabilizedDetector(base.detector, config)
             gt, ig, pred = [], [], []
             for result, size, t, g, i in frames:
                 keep = dataclasses.replace(result, detections=[d for d in result.detections
@@ -88,22 +87,22 @@ def main(argv: list[str] | None = None) -> int:
             idf1s.append(s["idf1"])
         return sum(motas) / len(motas), sum(idf1s) / len(idf1s)
 
-    tracker = base.config.tracker
-    best = score(tracker)
+    config = base.config
+    best = score(config)
     print(f"start: MOTA {best[0]:.3f} IDF1 {best[1]:.3f}", file=sys.stderr)
     for r in range(a.rounds):
         for key, values in GRID.items():
             for v in values:
                 try:
-                    cand = _with(tracker, key, v)
+                    cand = _with(config, key, v)
                 except (ValueError, TypeError):
                     continue
                 s = score(cand)
                 if s > best:
-                    best, tracker = s, cand
+                    best, config = s, cand
                     print(f"round {r}: {key}={v}: MOTA {s[0]:.3f} IDF1 {s[1]:.3f}", file=sys.stderr, flush=True)
-    out = {key: _get(tracker, key) for key in GRID}
-    print(json.dumps({"first_half_mota": round(best[0], 4), "first_half_idf1": round(best[1], 4), "tracker": out}))
+    out = {key: _get(config, key) for key in GRID}
+    print(json.dumps({"first_half_mota": round(best[0], 4), "first_half_idf1": round(best[1], 4), "stabilizer": out}))
     return 0
 
 

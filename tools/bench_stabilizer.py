@@ -1,6 +1,6 @@
 """Per-frame cost of the stabilizer with many simultaneous tracks, against a 1 ms budget.
 
-    python tools/bench_tracker.py [--tracks 20] [--frames 2000]
+    python tools/bench_stabilizer.py [--tracks 20] [--frames 2000]
 
 Objects move at constant velocity with noisy boxes (4 px jitter) and 5 % dropouts; the
 stabilizer is warmed up first, then ``update`` is timed over ``--frames`` frames.
@@ -15,7 +15,7 @@ import time
 import numpy as np
 
 from streamcam.protocol import Detection
-from streamcam.tracking import Stabilizer, TrackerConfig
+from streamcam.stabilizer import Stabilizer, StabilizerConfig
 
 BUDGET_MS = 1.0
 
@@ -43,7 +43,7 @@ def scene(tracks: int, frames: int, seed: int = 0) -> list[list[Detection]]:
 
 def bench(tracks: int = 20, frames: int = 2000, warmup: int = 100) -> dict:
     data = scene(tracks, frames + warmup)
-    st = Stabilizer(TrackerConfig())
+    st = Stabilizer(StabilizerConfig())
     times = []
     for f, dets in enumerate(data):
         t0 = time.perf_counter()
