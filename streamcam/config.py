@@ -285,7 +285,9 @@ class EndpointsConfig:
     results: str = "ipc://{run_dir}/results.sock"
     """processor -> publisher (publisher binds PULL)."""
     publish: str = "tcp://127.0.0.1:5560"
-    """publisher PUB socket for subscribers: ``frames/<id>`` and ``detections/<id>`` topics."""
+    """publisher PUB socket for subscribers: ``frames/<id>`` and ``detections/<id>`` topics. Port ``*``
+    (``tcp://127.0.0.1:*``): one the OS picks, in ``<run_dir>/bound/publisher.json`` once bound (no
+    stage connects to it; the bridge and the recorder do, so they need a port set here)."""
     work: str = "ipc://{run_dir}/work.sock"
     """Scaled out: dispatcher -> workers (the dispatcher binds PUSH; each worker connects PULL)."""
     detected: str = "ipc://{run_dir}/detected.sock"
@@ -334,7 +336,8 @@ class MetricsConfig:
     enabled: bool = False
     host: str = "127.0.0.1"
     base_port: int = 9100
-    """publisher: base_port, processor: +1, capture of stream i: +2+i."""
+    """publisher: base_port, processor: +1, capture of stream i: +2+i. 0: each stage on a port the
+    OS picks, in ``<run_dir>/bound/<stage>.json`` (``metrics``) once it serves."""
 
 
 @dataclass(frozen=True)
@@ -542,7 +545,19 @@ def _validate(cfg: PipelineConfig) -> None:
         raise ConfigError(f"processor.frame_path: {p.frame_path} blends the heatmap, but publisher.heatmap is false; "
                           "use frame_path cpu")
     for name in ENDPOINT_NAMES:
-        ep = check_endpoint(cfg.endpoint(name), f"endpoints.{name}")
+        ep = cfg.endpoint(name)
+        if ep.startswith("tcp://") and ep.endswith(":*"):
+            # Any port for the one endpoint that only subscribers connect to: they read the bound one
+            # from the run dir. Every other endpoint is connected to by a stage, which needs its port.
+            if name != "publish":
+                raise ConfigError(f"endpoints.{name}: {ep}: port * (any) only for endpoints.publish; the stages "
+                                  f"that connect to {name} need its port")
+            for key, on in (("serve.enabled", cfg.serve.enabled), ("record.enabled", cfg.record.enabled)):
+                if on:
+                    raise ConfigError(f"endpoints.publish: {ep}: port * (any) needs {key}: false (it connects to "
+                                      "the publisher with the port set here)")
+            ep = ep[:-1] + "1"  # the rest of the endpoint checked as any other
+        ep = check_endpoint(ep, f"endpoints.{name}")
         host = ep[len("tcp://"):].rsplit(":", 1)[0] if ep.startswith("tcp://") else None
         if host in WILDCARD_HOSTS:
             # The same endpoint string is what the other stages connect to: a wildcard binds, then
@@ -565,8 +580,9 @@ def _validate(cfg: PipelineConfig) -> None:
             raise ConfigError(f"serve.token_file: required when serve.host ({cfg.serve.host}) is beyond loopback")
     if cfg.serve.enabled and cfg.serve.token_file is not None and not Path(cfg.resolve(cfg.serve.token_file)).is_file():
         raise ConfigError(f"serve.token_file: {cfg.resolve(cfg.serve.token_file)} not found")
-    if not 1024 <= cfg.metrics.base_port <= 65535 - 2 - len(cfg.streams):
-        raise ConfigError(f"metrics.base_port: expected 1024-{65533 - len(cfg.streams)}, got {cfg.metrics.base_port}")
+    if cfg.metrics.base_port != 0 and not 1024 <= cfg.metrics.base_port <= 65535 - 2 - len(cfg.streams):
+        raise ConfigError(f"metrics.base_port: expected 1024-{65533 - len(cfg.streams)} (or 0: ports the OS picks), "
+                          f"got {cfg.metrics.base_port}")
     if not len(cfg.streams) <= cfg.run.max_streams <= 100_000:
         raise ConfigError(f"run.max_streams: expected {len(cfg.streams)} (the configured streams) to 100000, "
                           f"got {cfg.run.max_streams}")

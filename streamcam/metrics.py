@@ -1,7 +1,8 @@
 """Prometheus metrics for each stage (names documented in docs/metrics.md).
 
 Each stage process serves its own ``/metrics`` on ``metrics.base_port + offset``
-(publisher +0, processor +1, capture stream i +2+i). prometheus-client is imported
+(publisher +0, processor +1, capture stream i +2+i); with ``base_port: 0`` each on a port the OS
+picks, written with the stage's other addresses to ``<run_dir>/bound/<stage>.json``. prometheus-client is imported
 only when metrics are enabled, and a stage without it keeps running (metrics are
 an operator aid, never a reason to stop the video).
 """
@@ -31,7 +32,8 @@ class _Null:
 
 
 class StageMetrics:
-    """The metrics one stage exports. With ``port=None`` everything is a no-op."""
+    """The metrics one stage exports. With ``port=None`` everything is a no-op; ``port=0``: one the
+    OS picks. :attr:`url` is where they are served (None when they are not)."""
 
     def __init__(self, stage: str, port: int | None, host: str = "127.0.0.1") -> None:
         self.stage = stage
@@ -62,8 +64,8 @@ class StageMetrics:
         self.fps = pc.Gauge("streamcam_fps", "Frames per second out of the stage", lab, registry=reg)
         self.reconnects = pc.Counter("streamcam_source_reconnects", "Source reconnects", lab, registry=reg)
         try:
-            pc.start_http_server(port, addr=host, registry=reg)
-            self.url = f"http://{host}:{port}/metrics"
+            httpd, _ = pc.start_http_server(port, addr=host, registry=reg)
+            self.url = f"http://{host}:{httpd.server_port}/metrics"
         except OSError as exc:
             log.warning("cannot serve metrics on %s:%d: %s", host, port, exc)
 
@@ -79,5 +81,7 @@ def stage_port(cfg: Any, stage: str, stream_index: int = 0) -> int | None:
     m = cfg.metrics
     if not m.enabled:
         return None
+    if m.base_port == 0:  # every stage on a port the OS picks (see write_bound)
+        return 0
     offset = {"publisher": 0, "processor": 1}.get(stage, 2 + stream_index)
     return m.base_port + offset

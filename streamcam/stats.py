@@ -84,6 +84,28 @@ def write_stats(run_dir: str | os.PathLike[str] | None, name: str, stats: dict[s
     os.replace(tmp, d / f"{name}.json")
 
 
+def write_bound(run_dir: str | os.PathLike[str] | None, name: str, **addresses: str | None) -> None:
+    """Atomically write ``<run_dir>/bound/<name>.json``: the addresses a stage really listens on
+    (``publish``, ``metrics``), the OS-picked port when its config asked for any (``tcp://HOST:*``,
+    ``metrics.base_port: 0``). Whoever connects reads them there (:func:`read_bound`); the supervisor
+    clears the folder when a run starts, so a file there is this run's."""
+    if run_dir is None:
+        return
+    d = Path(run_dir) / "bound"
+    d.mkdir(parents=True, exist_ok=True)
+    tmp = d / f".{name}.json.tmp"
+    tmp.write_text(json.dumps({k: v for k, v in addresses.items() if v is not None}))
+    os.replace(tmp, d / f"{name}.json")
+
+
+def read_bound(run_dir: str | os.PathLike[str], name: str) -> dict[str, str]:
+    """What :func:`write_bound` wrote for stage ``name`` (``{}`` before it has bound)."""
+    try:
+        return json.loads((Path(run_dir) / "bound" / f"{name}.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
 def read_stats(run_dir: str | os.PathLike[str]) -> dict[str, dict[str, Any]]:
     out = {}
     d = Path(run_dir) / "stats"

@@ -101,8 +101,9 @@ class Supervisor:
     def plan(self) -> list[Child]:
         cfg = self.cfg
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        # A run dir is reused by the next run of the same config: its stats start empty.
+        # A run dir is reused by the next run of the same config: its stats and bound addresses start empty.
         shutil.rmtree(self.run_dir / "stats", ignore_errors=True)
+        shutil.rmtree(self.run_dir / "bound", ignore_errors=True)
         cfg_path = self.run_dir / "config.json"
         cfg_path.write_text(json.dumps(to_dict(cfg), indent=1))
         base = [sys.executable, "-m", "streamcam"]

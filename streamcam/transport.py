@@ -74,8 +74,9 @@ def make_socket(
 
     ``curve``: a :class:`streamcam.security.Curve` to authenticate and encrypt tcp endpoints.
     A binding socket may name the port ``*`` (``tcp://127.0.0.1:*``): the OS picks a free one, and
-    :func:`bound_endpoint` reads it back (tests: no free-port-then-bind race). A config cannot:
-    the stages that connect need the port before the binder starts.
+    :func:`bound_endpoint` reads it back (tests: no free-port-then-bind race). In a config only
+    ``endpoints.publish`` may (the publisher writes the bound one to ``<run_dir>/bound/``): the
+    stages that connect to the others need their port before the binder starts.
     """
     any_port = bind and endpoint.startswith("tcp://") and endpoint.endswith(":*")
     check_endpoint(endpoint[:-1] + "1" if any_port else endpoint)

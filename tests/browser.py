@@ -9,11 +9,12 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-import time
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional
+from typing import Any, Iterator, Optional
 
 import pytest
+
+from _wait import wait_for  # noqa: F401 (browser.wait_for: the tests' one wait, in _wait.py)
 
 # The machine may have no network: without these flags Chromium keeps trying to reach
 # Google services (updates, sync, QUIC probes) and fills the log with refused connections.
@@ -81,14 +82,3 @@ def chromium_driver() -> Iterator[Any]:
 def artifact_path(name: str) -> Path:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     return ARTIFACTS / name
-
-
-def wait_for(what: str, cond: Callable[[], Any], timeout: float = 8.0, poll: float = 0.05) -> Any:
-    """``cond()``'s first truthy value, polled until ``timeout`` s; else an AssertionError naming ``what``."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = cond()
-        if value:
-            return value
-        time.sleep(poll)
-    raise AssertionError(f"timed out after {timeout} s waiting for: {what}")

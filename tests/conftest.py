@@ -28,19 +28,6 @@ def short_tmp():
     shutil.rmtree(d, ignore_errors=True)
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture
-def port() -> int:
-    return free_port()
-
-
 def pytest_collection_modifyitems(config, items):
     has_gpu = os.path.exists("/dev/nvidia0")
     for item in items:

@@ -63,12 +63,12 @@ FLOOD_IDS = int(os.environ.get("STREAMCAM_FLOOD_IDS", "20000"))
 
 
 @pytest.mark.slow
-def test_a_live_processor_stays_flat_while_new_stream_ids_arrive(short_tmp, tiny_model, port):
+def test_a_live_processor_stays_flat_while_new_stream_ids_arrive(short_tmp, tiny_model):
     from _processor_fixtures import processor_thread, stats_when
     from streamcam.config import load_config
-    from test_pipeline import _config
+    from _pipeline_fixtures import pipeline_yaml
 
-    cfg = load_config(_config(short_tmp, tiny_model, port), {"run.max_streams": 32})
+    cfg = load_config(pipeline_yaml(short_tmp, tiny_model), {"run.max_streams": 32})
     img = np.zeros((8, 8), np.uint8)
     got = 0
     with processor_thread(cfg) as (push, pull):

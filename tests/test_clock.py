@@ -69,12 +69,12 @@ def test_the_stabilizer_keeps_its_track_across_clock_steps_both_ways():
     assert ids == {1} and clock.steps == 2
 
 
-def test_the_live_processor_goes_on_through_a_clock_step(short_tmp, tiny_model, port):
+def test_the_live_processor_goes_on_through_a_clock_step(short_tmp, tiny_model):
     from _processor_fixtures import processor_thread, stats_when
     from streamcam.config import load_config
-    from test_pipeline import _config
+    from _pipeline_fixtures import pipeline_yaml
 
-    cfg = load_config(_config(short_tmp, tiny_model, port))
+    cfg = load_config(pipeline_yaml(short_tmp, tiny_model))
     img = np.zeros((240, 320), np.uint8)
     t0 = time.time_ns()
     with processor_thread(cfg) as (push, pull):

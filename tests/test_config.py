@@ -169,3 +169,21 @@ def test_a_dumped_config_loads_back_without_a_warning():
         warnings.simplefilter("error")
         again = config_from_dict(json.loads(json.dumps(to_dict(cfg))))
     assert again.stabilizer == cfg.stabilizer
+
+
+def test_any_port_only_where_no_stage_connects():
+    """`tcp://HOST:*`: the publisher binds a port the OS picks (read back from the run dir); the stages
+    connect to every other endpoint, and the bridge and the recorder to the publisher's, by number."""
+    off = {"serve": {"enabled": False}}
+    cfg = config_from_dict({**off, "endpoints": {"publish": "tcp://127.0.0.1:*"}, "metrics": {"base_port": 0}})
+    assert cfg.endpoint("publish") == "tcp://127.0.0.1:*" and cfg.metrics.base_port == 0
+    with pytest.raises(ConfigError, match=r"endpoints\.frames: .*only for endpoints\.publish"):
+        config_from_dict({**off, "endpoints": {"frames": "tcp://127.0.0.1:*"}})
+    with pytest.raises(ConfigError, match=r"endpoints\.publish: .*needs serve\.enabled: false"):
+        config_from_dict({"endpoints": {"publish": "tcp://127.0.0.1:*"}})
+    with pytest.raises(ConfigError, match=r"endpoints\.publish: .*needs record\.enabled: false"):
+        config_from_dict({**off, "record": {"enabled": True}, "endpoints": {"publish": "tcp://127.0.0.1:*"}})
+    with pytest.raises(ConfigError, match=r"endpoints\.publish: .*beyond loopback"):
+        config_from_dict({**off, "endpoints": {"publish": "tcp://10.0.0.1:*"}})
+    with pytest.raises(ConfigError, match=r"metrics\.base_port: expected 1024-"):
+        config_from_dict({"metrics": {"base_port": 80}})

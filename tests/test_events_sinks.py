@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from _mqtt_fixtures import Mosquitto, Subscriber, free_port, mosquitto, mosquitto_auth  # noqa: F401 (fixture)
+from _mqtt_fixtures import Mosquitto, Subscriber, mosquitto, mosquitto_auth  # noqa: F401 (fixture)
 from streamcam.config import config_from_dict
 from streamcam.errors import ConfigError
 from streamcam.events.config import EventsConfig, MqttConfig, RetentionConfig, WebhookConfig
@@ -37,9 +37,17 @@ class _Hook(BaseHTTPRequestHandler):
         pass
 
 
-def _serve(port: int, status: int = 200):
-    httpd = QuietThreadingHTTPServer(("127.0.0.1", port), _Hook)
+def _bound(status: int = 200) -> QuietThreadingHTTPServer:
+    """A webhook server on a port the OS picked, bound but not listening yet: a connection to it is
+    refused until :func:`_listen` (the port is held all along, so no other process can take it)."""
+    httpd = QuietThreadingHTTPServer(("127.0.0.1", 0), _Hook, bind_and_activate=False)
+    httpd.server_bind()
     httpd.got, httpd.status = [], status
+    return httpd
+
+
+def _listen(httpd: QuietThreadingHTTPServer) -> QuietThreadingHTTPServer:
+    httpd.server_activate()
     threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     return httpd
 
@@ -52,29 +60,26 @@ def _wait(cond, timeout=5.0):
 
 
 def test_a_webhook_that_is_down_gets_the_events_in_order_when_it_returns():
-    port = free_port()
-    sink = WebhookSink(WebhookConfig(url=f"http://127.0.0.1:{port}/hook", timeout_s=0.5, backoff_s=0.05))
+    httpd = _bound()
+    sink = WebhookSink(WebhookConfig(url=f"http://127.0.0.1:{httpd.server_port}/hook", timeout_s=0.5, backoff_s=0.05))
     try:
         t0 = time.perf_counter()
         for i in range(5):
             sink.send({"type": "new", "id": f"e{i}"})
         assert time.perf_counter() - t0 < 0.05, "send() blocked on a dead endpoint"
         assert _wait(lambda: sink.attempts >= 2) and sink.sent == 0 and sink.queued == 5
-        httpd = _serve(port)
-        try:
-            assert _wait(lambda: sink.sent == 5, 10), (sink.sent, sink.queued)
-            assert [e["id"] for e in httpd.got] == [f"e{i}" for i in range(5)]
-        finally:
-            httpd.shutdown()
-            httpd.server_close()
+        _listen(httpd)
+        assert _wait(lambda: sink.sent == 5, 10), (sink.sent, sink.queued)
+        assert [e["id"] for e in httpd.got] == [f"e{i}" for i in range(5)]
     finally:
         sink.close()
+        httpd.shutdown()
+        httpd.server_close()
 
 
 def test_a_webhook_that_rejects_an_event_gives_it_up_after_the_retries():
-    port = free_port()
-    httpd = _serve(port, status=422)
-    sink = WebhookSink(WebhookConfig(url=f"http://127.0.0.1:{port}/", retries=2, backoff_s=0.01))
+    httpd = _listen(_bound(status=422))
+    sink = WebhookSink(WebhookConfig(url=f"http://127.0.0.1:{httpd.server_port}/", retries=2, backoff_s=0.01))
     try:
         sink.send({"type": "new", "id": "bad"})
         assert _wait(lambda: sink.dropped["rejected"] == 1)
@@ -86,13 +91,15 @@ def test_a_webhook_that_rejects_an_event_gives_it_up_after_the_retries():
 
 
 def test_sink_queues_are_bounded_and_count_what_they_drop():
-    sink = WebhookSink(WebhookConfig(url=f"http://127.0.0.1:{free_port()}/", queue_size=3, backoff_s=5.0))
+    down = _bound()  # never listening: every delivery is refused
+    sink = WebhookSink(WebhookConfig(url=f"http://127.0.0.1:{down.server_port}/", queue_size=3, backoff_s=5.0))
     try:
         for i in range(10):
             sink.send({"type": "new", "id": str(i)})
         assert sink.queued == 3 and sink.dropped["queue_full"] == 7
     finally:
         sink.close()
+        down.server_close()
 
 
 def test_mqtt_down_at_start_queues_and_delivers_once_the_broker_is_up(mosquitto: Mosquitto):  # noqa: F811
@@ -227,7 +234,7 @@ def test_home_assistant_discovery_configs_are_retained(mosquitto: Mosquitto):  #
         sink.close()
 
 
-def test_mqtt_with_a_username_and_password(mosquitto_auth: Mosquitto):  # noqa: F811
+def test_mqtt_with_a_username_and_password(mosquitto_auth: Mosquitto, caplog):  # noqa: F811
     from streamcam.events.mqtt import MqttSink
 
     good = MqttSink(MqttConfig(host="127.0.0.1", port=mosquitto_auth.port, prefix="a", username="cam", password="s3cret"))
@@ -236,7 +243,7 @@ def test_mqtt_with_a_username_and_password(mosquitto_auth: Mosquitto):  # noqa: 
         good.send({"type": "new", "id": "1"})
         bad.send({"type": "new", "id": "2"})
         assert _wait(lambda: good.sent == 1, 10)
-        time.sleep(1.0)
+        assert _wait(lambda: any("refused the connection" in r.getMessage() for r in caplog.records), 10)
         # refused: nothing is sent, the event waits in the queue (and the broker's refusal is logged)
         assert not bad.connected and bad.sent == 0 and bad.queued == 1
     finally:

@@ -308,17 +308,19 @@ def test_processor_cpu_path_is_unchanged(models, short_tmp):
 
 
 @pytest.mark.slow
-def test_run_with_reference_frame_path_publishes(short_tmp, tiny_model, port):
+def test_run_with_reference_frame_path_publishes(short_tmp, tiny_model):
     """`streamcam run` as a user runs it (processes, sockets), with processor.frame_path: reference."""
-    from test_pipeline import _config, _receive, _start
+    from _pipeline_fixtures import pipeline_yaml, published, receive, start_run
+    from _processor_fixtures import stats_when
 
-    cfg = _config(short_tmp, tiny_model, port)
+    cfg = pipeline_yaml(short_tmp, tiny_model)
     text = cfg.read_text().replace("min_score: 0.0}", "min_score: 0.0, frame_path: reference}")
     cfg.write_text(text + "publisher: {plain_frames: true}\n")
-    sup = _start(cfg)
+    sup = start_run(cfg)
     try:
-        frames = _receive(port, "frames/cam0", 3)
-        dets = _receive(port, "detections/cam0", 3)
+        pub = published(short_tmp / "run")
+        frames = receive(pub, "frames/cam0", 3)
+        dets = receive(pub, "detections/cam0", 3)
         assert len(frames) == 3 and len(dets) == 3
         for m in frames:
             img = cv2.imdecode(np.frombuffer(m.part("image"), np.uint8), cv2.IMREAD_COLOR)
@@ -327,8 +329,7 @@ def test_run_with_reference_frame_path_publishes(short_tmp, tiny_model, port):
             # The heatmap is in `image` and not in `image_plain` (the grey frame stays grey there).
             spread = lambda a: np.abs(a[40:].astype(int) - a[40:].mean(axis=2, keepdims=True)).mean()  # noqa: E731
             assert spread(img) > 10 > spread(bare) + 3
-        time.sleep(1.2)
-        stats = json.loads((short_tmp / "run" / "stats" / "processor.json").read_text())
+        stats = stats_when(short_tmp / "run", lambda s: s["processed"] > 0)  # written once a second
         assert stats["frame_path"] == "reference" and stats["processed"] > 0
     finally:
         sup.send_signal(2)

@@ -14,42 +14,46 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from streamcam import protocol
 from streamcam.errors import ProtocolError
 from streamcam.transport import make_socket, SocketPolicy
-from test_pipeline import _config, _receive, _stage_pids, _start
+from _pipeline_fixtures import pipeline_yaml, published, receive, stage_pids, start_run
+from _wait import wait_for
 
 
 @pytest.mark.slow
-def test_a_subscriber_that_stops_reading_never_slows_the_pipeline(short_tmp, tiny_model, port):
-    cfg = _config(short_tmp, tiny_model, port)
-    sup = _start(cfg)
+def test_a_subscriber_that_stops_reading_never_slows_the_pipeline(short_tmp, tiny_model):
+    cfg = pipeline_yaml(short_tmp, tiny_model)
+    sup = start_run(cfg)
     ctx = zmq.Context()
-    stuck = make_socket(ctx, "SUB", f"tcp://127.0.0.1:{port}", bind=False, subscribe="",
-                        policy=SocketPolicy(rcvhwm=1))
+    stuck = None
     try:
-        assert _receive(port, "detections/cam0", 5)  # running
-        time.sleep(4.0)  # `stuck` reads nothing while frames keep coming
-        live = _receive(port, "detections/cam0", 20, timeout=10)
+        pub = published(short_tmp / "run")
+        stuck = make_socket(ctx, "SUB", pub, bind=False, subscribe="", policy=SocketPolicy(rcvhwm=1))
+        assert receive(pub, "detections/cam0", 5)  # running
+        # What is tested: 4 s during which `stuck` reads nothing while frames keep coming (not a wait).
+        time.sleep(4.0)
+        live = receive(pub, "detections/cam0", 20, timeout=10)
         assert len(live) == 20
         stats = json.loads((short_tmp / "run" / "stats" / "publisher.json").read_text())["streams"]["cam0"]
         # The source paces at 20 fps; a blocked publisher would fall far below it.
         assert stats["fps"] > 12, stats
         assert stats["latency_ms_recent_p99"] < 500, stats
     finally:
-        stuck.close(0)
+        if stuck is not None:
+            stuck.close(0)
         ctx.term()
         sup.send_signal(signal.SIGTERM)
         sup.communicate(timeout=10)
 
 
 @pytest.mark.parametrize("delay", [0.05, 0.4, 1.0])
-def test_ctrl_c_during_startup_leaves_no_orphans_or_socket_files(short_tmp, tiny_model, port, delay):
-    cfg = _config(short_tmp, tiny_model, port)
+def test_ctrl_c_during_startup_leaves_no_orphans_or_socket_files(short_tmp, tiny_model, delay):
+    cfg = pipeline_yaml(short_tmp, tiny_model)
     # As from a terminal: SIGINT at its default. A test run started as a background job of a
     # non-interactive shell inherits SIGINT ignored, and a Ctrl-C before the supervisor installs its
     # handler would then be lost (as POSIX means it to be for background jobs).
     sup = subprocess.Popen([sys.executable, "-m", "streamcam", "run", str(cfg)], stdout=subprocess.PIPE,
                            stderr=subprocess.STDOUT, text=True,
                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    time.sleep(delay)
+    time.sleep(delay)  # what is tested: Ctrl-C this far into start-up
     sup.send_signal(signal.SIGINT)
     try:
         sup.communicate(timeout=10)
@@ -57,24 +61,21 @@ def test_ctrl_c_during_startup_leaves_no_orphans_or_socket_files(short_tmp, tiny
         sup.kill()  # a failing run must not leave a live pipeline behind for the next tests
         out, _ = sup.communicate()
         pytest.fail(f"Ctrl-C {delay} s into startup did not stop the run within 10 s:\n{out[-2000:]}")
-    time.sleep(0.3)
-    assert _stage_pids(short_tmp / "run") == []
+    # The supervisor has reaped its stages; /proc may lag a moment.
+    wait_for("no stage process left", lambda: stage_pids(short_tmp / "run") == [], timeout=2.0)
     assert not list((short_tmp / "run").glob("*.sock")) if (short_tmp / "run").exists() else True
 
 
-def test_a_killed_supervisor_takes_its_stages_with_it(short_tmp, tiny_model, port):
-    cfg = _config(short_tmp, tiny_model, port)
-    sup = _start(cfg)
+def test_a_killed_supervisor_takes_its_stages_with_it(short_tmp, tiny_model):
+    cfg = pipeline_yaml(short_tmp, tiny_model)
+    sup = start_run(cfg)
     try:
-        assert _receive(port, "detections/cam0", 2)
-        assert len(_stage_pids(short_tmp / "run")) == 3
+        assert receive(published(short_tmp / "run"), "detections/cam0", 2)
+        assert len(stage_pids(short_tmp / "run")) == 3
     finally:
         sup.kill()  # SIGKILL: no chance to clean up; the kernel's parent-death signal does it
         sup.communicate(timeout=10)
-    deadline = time.monotonic() + 5
-    while _stage_pids(short_tmp / "run") and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert _stage_pids(short_tmp / "run") == []
+    wait_for("the stages to end with their supervisor", lambda: stage_pids(short_tmp / "run") == [], timeout=5.0)
 
 
 _field = st.one_of(st.none(), st.booleans(), st.integers(-2**63, 2**64), st.floats(allow_nan=True),

@@ -9,15 +9,16 @@ import zmq
 
 from streamcam import protocol
 from streamcam.transport import make_socket
-from test_pipeline import _config, _receive, _stage_pids, _start
+from _pipeline_fixtures import pipeline_yaml, published, receive, stage_pids, start_run
+from _wait import wait_for
 from tools import hostile
 
 ATTACK_S = 8.0
 
 
-def _watch(port, stop, arrivals):
+def _watch(endpoint, stop, arrivals):
     ctx = zmq.Context()
-    sub = make_socket(ctx, "SUB", f"tcp://127.0.0.1:{port}", bind=False, subscribe="detections/cam0")
+    sub = make_socket(ctx, "SUB", endpoint, bind=False, subscribe="detections/cam0")
     try:
         while not stop.is_set():
             if sub.poll(100):
@@ -33,24 +34,26 @@ def _stats(run, stage):
     return json.loads((run / "stats" / f"{stage}.json").read_text())
 
 
-def test_a_hostile_client_never_pauses_the_good_stream_nor_restarts_a_stage(short_tmp, tiny_model, port):
-    cfg = _config(short_tmp, tiny_model, port)
+def test_a_hostile_client_never_pauses_the_good_stream_nor_restarts_a_stage(short_tmp, tiny_model):
+    cfg = pipeline_yaml(short_tmp, tiny_model)
     text = cfg.read_text().replace("run: {", "run: {max_streams: 8, ")
     cfg.write_text(text)
     run = short_tmp / "run"
-    sup = _start(cfg)
+    sup = start_run(cfg)
     stop, arrivals = threading.Event(), []
-    watcher = threading.Thread(target=_watch, args=(port, stop, arrivals), daemon=True)
     try:
-        assert _receive(port, "detections/cam0", 3), "the pipeline did not start"
-        pids = sorted(_stage_pids(run))
+        pub_ep = published(run)
+        assert receive(pub_ep, "detections/cam0", 3), "the pipeline did not start"
+        pids = sorted(stage_pids(run))
+        watcher = threading.Thread(target=_watch, args=(pub_ep, stop, arrivals), daemon=True)
         watcher.start()
-        time.sleep(1.0)
+        wait_for("the watcher to see the good stream", lambda: len(arrivals) >= 5, timeout=10)
         t_attack = time.monotonic()
         sent = hostile.attack({"frames": f"ipc://{run}/frames.sock", "results": f"ipc://{run}/results.sock"},
                               ATTACK_S, rate=150)
         t_done = time.monotonic()
-        time.sleep(2.0)
+        # The good stream's arrivals are judged up to 1 s past the attack: watch until then.
+        wait_for("the good stream past the attack", lambda: arrivals and arrivals[-1] > t_done + 1, timeout=10)
         stop.set()
         watcher.join(5)
         expected = {ep: dict(hostile.iter_reasons(sent, ep)) for ep in ("frames", "results")}
@@ -62,7 +65,7 @@ def test_a_hostile_client_never_pauses_the_good_stream_nor_restarts_a_stage(shor
                     pub["rejected"].get(r, 0) >= n for r, n in expected["results"].items()):
                 break
             time.sleep(0.5)
-        assert sorted(_stage_pids(run)) == pids, "a stage was restarted"
+        assert sorted(stage_pids(run)) == pids, "a stage was restarted"
     finally:
         stop.set()
         sup.send_signal(signal.SIGTERM)

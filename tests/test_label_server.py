@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import http.client
 import json
+import re
 import threading
-import time
 import urllib.request
 from typing import Any, Iterator
 
@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from _label_fixtures import H, N, W, write_video
+from _wait import wait_for
 from streamcam.capture.indexed import IndexedFrames
 from streamcam.labelling.server import MAX_BODY, LabelServer, label_main
 from streamcam.training.data import load_data
@@ -141,25 +142,30 @@ def test_malformed_requests_never_kill_the_server(served):
     assert request(server, "GET", "/healthz")[1]["ok"] is True
 
 
-def test_label_main_prints_the_url_and_stops(tmp_path, capsys, port):
+def test_label_main_prints_the_url_and_stops(tmp_path, capsys):
     video = write_video(tmp_path / "clip.avi", n=8)
     stop = threading.Event()
     t = threading.Thread(target=label_main, args=(str(video), str(tmp_path / "out")),
-                         kwargs={"port": port, "stop_event": stop}, daemon=True)
+                         kwargs={"port": 0, "stop_event": stop}, daemon=True)
     t.start()
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
-                assert json.loads(r.read())["frames"] == 8
-            break
-        except OSError:
-            time.sleep(0.1)
-    stop.set()
-    t.join(5)
+    printed = ""
+
+    def url() -> str | None:  # port 0: the one the OS picked is in the URL it prints
+        nonlocal printed
+        printed += capsys.readouterr().out
+        found = re.search(r"open (http://127\.0\.0\.1:\d+/) in a browser", printed)
+        return found and found.group(1)
+
+    try:
+        with urllib.request.urlopen(wait_for("label_main to print its URL", url, timeout=10) + "healthz",
+                                    timeout=5) as r:
+            assert json.loads(r.read())["frames"] == 8
+    finally:
+        stop.set()
+        t.join(5)
     assert not t.is_alive()
-    printed = capsys.readouterr().out
-    assert f"open http://127.0.0.1:{port}/ in a browser" in printed and "8 frames of 160x120" in printed
+    printed += capsys.readouterr().out
+    assert re.search(r"open http://127\.0\.0\.1:\d+/ in a browser", printed) and "8 frames of 160x120" in printed
 
 
 def test_cli_errors_name_the_problem(tmp_path, capsys, monkeypatch):

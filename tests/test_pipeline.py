@@ -6,92 +6,25 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
-import zmq
 
 from streamcam import protocol
+from _pipeline_fixtures import bound, pipeline_yaml, published, receive, stage_pids, start_run
 from _processor_fixtures import processor_thread, stats_when
-from streamcam.transport import make_socket
-
-
-def _config(tmp, model, port, metrics_port=None, **extra):
-    text = f"""
-name: t
-streams:
-  - id: cam0
-    source: {{kind: synthetic, width: 320, height: 240, fps: 20, people: 2, confusers: 1}}
-processor: {{model: {model}, min_score: 0.0}}
-serve: {{enabled: false}}
-endpoints:
-  publish: tcp://127.0.0.1:{port}
-run: {{run_dir: {tmp}/run, restart_backoff_s: 0.2}}
-"""
-    if metrics_port:
-        text += f"metrics: {{enabled: true, base_port: {metrics_port}}}\n"
-    p = tmp / "c.yaml"
-    p.write_text(text + "".join(f"{k}: {v}\n" for k, v in extra.items()))
-    return p
-
-
-def _start(cfg_path, *args):
-    return subprocess.Popen([sys.executable, "-m", "streamcam", "run", str(cfg_path), *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-
-
-def _children(pid):
-    out = subprocess.run(["ps", "-eo", "pid,ppid,args"], capture_output=True, text=True).stdout
-    return [line for line in out.splitlines() if "streamcam" in line and f"{pid}" in line.split()[1:2]]
-
-
-def _receive(port, topic, n, timeout=20.0):
-    ctx = zmq.Context()
-    sub = make_socket(ctx, "SUB", f"tcp://127.0.0.1:{port}", bind=False, subscribe=topic)
-    got, deadline = [], time.monotonic() + timeout
-    try:
-        while len(got) < n and time.monotonic() < deadline:
-            if sub.poll(200):
-                got.append(protocol.decode(sub.recv_multipart()))
-    finally:
-        sub.close(0)
-        ctx.term()
-    return got
-
-
-def _stage_pids(run_dir):
-    """Live processes started with this run's config (``streamcam <stage> RUN_DIR/config.json``).
-
-    Read from /proc, matching one argv element exactly: no pgrep, whose pattern also matches
-    other processes' command lines; an orphan of a stopped supervisor is still found."""
-    want = f"{run_dir}/config.json".encode()
-    pids = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            argv = (proc / "cmdline").read_bytes().split(b"\0")
-        except OSError:  # it ended while we looked
-            continue
-        if want in argv and any(a.endswith(b"streamcam") for a in argv):
-            pids.append(int(proc.name))
-    return sorted(pids)
+from _wait import wait_for
 
 
 @pytest.mark.slow
-def test_run_publishes_frames_and_detections_and_stops_cleanly(short_tmp, tiny_model, port):
-    from conftest import free_port
-
-    mport = free_port()
-    while any(free_port() == mport + k for k in range(1, 3)):
-        mport = free_port()
-    cfg = _config(short_tmp, tiny_model, port, metrics_port=mport)
-    sup = _start(cfg)
+def test_run_publishes_frames_and_detections_and_stops_cleanly(short_tmp, tiny_model):
+    cfg = pipeline_yaml(short_tmp, tiny_model, metrics=True)
+    sup = start_run(cfg)
     try:
-        dets = _receive(port, "detections/cam0", 10)
-        frames = _receive(port, "frames/cam0", 3)
+        pub = published(short_tmp / "run")
+        dets = receive(pub, "detections/cam0", 10)
+        frames = receive(pub, "frames/cam0", 3)
         assert len(dets) == 10 and len(frames) == 3
         for m in dets:
             assert m.kind == "detections" and m.stream == "cam0" and m.header["width"] == 320
@@ -101,15 +34,16 @@ def test_run_publishes_frames_and_detections_and_stops_cleanly(short_tmp, tiny_m
         img = cv2.imdecode(np.frombuffer(frames[-1].part("image"), np.uint8), cv2.IMREAD_COLOR)
         assert img.shape == (240, 320, 3)
         assert not frames[-1].has_part("image_plain")  # serve is off: no heatmap-free copy is encoded
-        pids = _stage_pids(short_tmp / "run")
+        pids = stage_pids(short_tmp / "run")
         assert len(pids) == 3, pids  # publisher, processor, one capture
-        stats = _receive(port, "stats/", 1)
+        stats = receive(pub, "stats/", 1)
         assert stats and stats[0].header["streams"]["cam0"]["published"] > 0
         import urllib.request
 
-        pub_metrics = urllib.request.urlopen(f"http://127.0.0.1:{mport}/metrics", timeout=5).read().decode()
-        proc_metrics = urllib.request.urlopen(f"http://127.0.0.1:{mport + 1}/metrics", timeout=5).read().decode()
-        cap_metrics = urllib.request.urlopen(f"http://127.0.0.1:{mport + 2}/metrics", timeout=5).read().decode()
+        # Each stage's metrics on a port the OS picked (metrics.base_port: 0), read back from the run dir.
+        pub_metrics, proc_metrics, cap_metrics = (
+            urllib.request.urlopen(bound(short_tmp / "run", stage, "metrics"), timeout=5).read().decode()
+            for stage in ("publisher", "processor", "capture-cam0"))
         assert 'streamcam_latency_ms_bucket{le="100.0",stage="publisher",stream="cam0"}' in pub_metrics
         assert 'streamcam_frames_out_total{stage="processor",stream="cam0"}' in proc_metrics
         assert 'streamcam_engine_ms_count{backend="onnxruntime",stage="processor"}' in proc_metrics
@@ -122,9 +56,9 @@ def test_run_publishes_frames_and_detections_and_stops_cleanly(short_tmp, tiny_m
     assert sup.returncode == 0, out
     assert stop_s < 2.5, f"stopping took {stop_s:.2f} s"
     deadline = time.monotonic() + 2.0  # the supervisor has reaped them; /proc may lag a moment
-    while _stage_pids(short_tmp / "run") and time.monotonic() < deadline:
+    while stage_pids(short_tmp / "run") and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert _stage_pids(short_tmp / "run") == [], "orphaned stage processes"
+    assert stage_pids(short_tmp / "run") == [], "orphaned stage processes"
     assert not list((short_tmp / "run").glob("*.sock")), "stale ipc socket files"
     summary = json.loads((short_tmp / "run" / "summary.json").read_text())
     assert summary["streams"]["cam0"]["published"] > 0
@@ -132,28 +66,29 @@ def test_run_publishes_frames_and_detections_and_stops_cleanly(short_tmp, tiny_m
 
 
 @pytest.mark.slow
-def test_a_killed_stage_is_restarted_and_the_stream_resumes(short_tmp, tiny_model, port):
-    cfg = _config(short_tmp, tiny_model, port)
-    sup = _start(cfg)
+def test_a_killed_stage_is_restarted_and_the_stream_resumes(short_tmp, tiny_model):
+    cfg = pipeline_yaml(short_tmp, tiny_model)
+    sup = start_run(cfg)
     try:
-        assert _receive(port, "detections/cam0", 3)
-        victim = next(p for p in _stage_pids(short_tmp / "run")
+        pub = published(short_tmp / "run")
+        assert receive(pub, "detections/cam0", 3)
+        victim = next(p for p in stage_pids(short_tmp / "run")
                       if "process" in open(f"/proc/{p}/cmdline").read().split("\0"))
         os.kill(victim, signal.SIGKILL)
         t0 = time.monotonic()
-        time.sleep(0.3)
-        resumed = _receive(port, "detections/cam0", 1, timeout=5.0)
+        wait_for("the killed processor to end", lambda: victim not in stage_pids(short_tmp / "run"), timeout=2.0)
+        resumed = receive(pub, "detections/cam0", 1, timeout=5.0)
         assert resumed, "stream did not resume after the processor was killed"
         assert time.monotonic() - t0 < 3.0  # the issue's bound: the stream resumes within 3 s
-        assert victim not in _stage_pids(short_tmp / "run")
+        assert victim not in stage_pids(short_tmp / "run")
     finally:
         sup.send_signal(signal.SIGINT)
         out, _ = sup.communicate(timeout=10)
     assert "restarts: {'processor': 1}" in out
 
 
-def test_bad_config_is_rejected_before_anything_starts(short_tmp, tiny_model, port):
-    cfg = _config(short_tmp, tiny_model, port)
+def test_bad_config_is_rejected_before_anything_starts(short_tmp, tiny_model):
+    cfg = pipeline_yaml(short_tmp, tiny_model)
     cfg.write_text(cfg.read_text().replace("min_score: 0.0", "min_scor: 0.0"))
     r = subprocess.run([sys.executable, "-m", "streamcam", "run", str(cfg)], capture_output=True, text=True, timeout=30)
     assert r.returncode == 2
@@ -161,20 +96,20 @@ def test_bad_config_is_rejected_before_anything_starts(short_tmp, tiny_model, po
     assert not (short_tmp / "run").exists()
 
 
-def test_corrupt_model_gives_one_clear_error(short_tmp, port):
+def test_corrupt_model_gives_one_clear_error(short_tmp):
     bad = short_tmp / "bad.onnx"
     bad.write_bytes(b"this is not a model")
-    cfg = _config(short_tmp, bad, port)
+    cfg = pipeline_yaml(short_tmp, bad)
     r = subprocess.run([sys.executable, "-m", "streamcam", "process", str(cfg)], capture_output=True, text=True, timeout=30)
     assert r.returncode == 2
     assert "cannot load model" in r.stderr and str(bad) in r.stderr
 
 
-def test_malformed_frames_are_counted_and_the_processor_keeps_going(short_tmp, tiny_model, port):
+def test_malformed_frames_are_counted_and_the_processor_keeps_going(short_tmp, tiny_model):
     """Garbage pushed into the processor's frames socket is rejected, counted, and skipped."""
     from streamcam.config import load_config
 
-    cfg = load_config(_config(short_tmp, tiny_model, port))
+    cfg = load_config(pipeline_yaml(short_tmp, tiny_model))
     with processor_thread(cfg) as (push, pull):
         push.send_multipart([b"frame/cam0", b"{broken"])
         push.send_multipart([b"frame/cam0"])
@@ -192,8 +127,8 @@ def test_malformed_frames_are_counted_and_the_processor_keeps_going(short_tmp, t
         assert stats["rejected"] == {"bad_header": 1, "too_few_parts": 1}
 
 
-def test_detect_writes_one_json_line_per_frame(short_tmp, tiny_model, port):
-    cfg = _config(short_tmp, tiny_model, port)
+def test_detect_writes_one_json_line_per_frame(short_tmp, tiny_model):
+    cfg = pipeline_yaml(short_tmp, tiny_model)
     out = short_tmp / "d.jsonl"
     r = subprocess.run([sys.executable, "-m", "streamcam", "detect", "synthetic:12", "--config", str(cfg), "--out", str(out),
                         "--quiet"], capture_output=True, text=True, timeout=60)
@@ -208,10 +143,10 @@ def test_detect_writes_one_json_line_per_frame(short_tmp, tiny_model, port):
             assert set(d) == {"box", "score", "label", "track_id"} and len(d["box"]) == 4
 
 
-def test_detect_writes_the_annotated_video(short_tmp, tiny_model, port):
+def test_detect_writes_the_annotated_video(short_tmp, tiny_model):
     import cv2
 
-    cfg = _config(short_tmp, tiny_model, port)
+    cfg = pipeline_yaml(short_tmp, tiny_model)
     out, video = short_tmp / "d.jsonl", short_tmp / "d.mp4"
     r = subprocess.run([sys.executable, "-m", "streamcam", "detect", "synthetic:10", "--config", str(cfg), "--out", str(out),
                         "--video", str(video), "--quiet"], capture_output=True, text=True, timeout=60)
@@ -246,11 +181,11 @@ def test_import_is_light():
     assert r.stdout.strip() == "[]", r.stdout + r.stderr
 
 
-def test_detect_every_runs_the_network_on_every_nth_frame_and_predicts_between(short_tmp, tiny_model, port):
+def test_detect_every_runs_the_network_on_every_nth_frame_and_predicts_between(short_tmp, tiny_model):
     """processor.detect_every 3: of 9 frames of one stream, 3 go through the engine; all 9 are answered."""
     from streamcam.config import load_config
 
-    cfg = load_config(_config(short_tmp, tiny_model, port), {"processor.detect_every": 3})
+    cfg = load_config(pipeline_yaml(short_tmp, tiny_model), {"processor.detect_every": 3})
     got = []
     with processor_thread(cfg) as (push, pull):
         img = np.zeros((240, 320), np.uint8)
@@ -269,4 +204,4 @@ def test_detect_every_runs_the_network_on_every_nth_frame_and_predicts_between(s
         stats = stats_when(cfg.run_dir, lambda s: s["predicted"] == 6)
         assert stats["predicted"] == 6 and stats["detect_every"] == 3
     with pytest.raises(Exception, match="detect_every"):
-        load_config(_config(short_tmp, tiny_model, port), {"processor.detect_every": 0})
+        load_config(pipeline_yaml(short_tmp, tiny_model), {"processor.detect_every": 0})

@@ -15,6 +15,7 @@ import pytest
 import yaml
 import zmq
 
+from _processor_fixtures import stats_when
 from streamcam import protocol
 from streamcam.config import config_from_dict
 from streamcam.errors import ConfigError
@@ -79,14 +80,19 @@ def test_stabilizer_stage_orders_each_stream_by_seq_and_counts_late_results(tmp_
         t = time.time_ns()
         box = [10.0, 10.0, 20.0, 30.0]
         sends = [(w0, 0), (w1, 2), (w0, 1), (w1, 3), (w0, 4), (w1, 4)]  # 1 is overtaken by 2; 4 comes twice
+        seen = []
         for i, (sock, seq) in enumerate(sends):
             msg = _result("cam", seq, t + seq * 33_000_000, f"w{i % 2}", box)
             deadline = time.monotonic() + 10
             while not send_nowait(sock, msg):  # until the stage has bound and connected
                 assert time.monotonic() < deadline, "the stabilizer stage never took a result"
                 time.sleep(0.05)
-            time.sleep(0.3)  # handled before the next is sent: the order of arrival is the order above
-        seen = []
+            if i in (0, 1, 3, 4):
+                # One to be published: handled before the next is sent, so the order of arrival is the
+                # order above (the late 1 may arrive after 3: late either way).
+                assert results.poll(10_000), f"seq {seq} was not published"
+                seen.append(protocol.decode(results.recv_multipart()))
+        stats_when(tmp_path, lambda s: s["received"] == 6, stage="stabilizer")  # the late ones taken too
         while results.poll(1000):
             seen.append(protocol.decode(results.recv_multipart()))
         assert [m.seq for m in seen] == [0, 2, 3, 4]
@@ -110,7 +116,7 @@ def test_stabilizer_stage_orders_each_stream_by_seq_and_counts_late_results(tmp_
 def test_supervisor_runs_two_local_workers_and_publishes_each_stream_in_order(tmp_path):
     cfg = {"name": "scaleout-local", "streams": [{"id": "a"}, {"id": "b", "source": {"seed": 8}}],
            "processor": {"model": MODEL, "workers": 2}, "serve": {"enabled": False},
-           "endpoints": {"publish": "tcp://127.0.0.1:5781"}, "run": {"run_dir": str(tmp_path / "run")}}
+           "endpoints": {"publish": "tcp://127.0.0.1:*"}, "run": {"run_dir": str(tmp_path / "run")}}
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump(cfg))
     r = subprocess.run([sys.executable, "-m", "streamcam", "run", str(path), "--duration", "10"], cwd=ROOT,

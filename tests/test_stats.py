@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from streamcam.stats import Every, LatencyWindow, read_stats, write_stats
+from streamcam.stats import Every, LatencyWindow, read_bound, read_stats, write_bound, write_stats
 
 
 def test_every_is_due_once_per_period():
@@ -18,3 +18,12 @@ def test_latency_percentiles_of_the_window_and_the_run(tmp_path):
     assert w.count == 5 and w.recent(50) == 3.5  # the window holds 2, 3, 4, 100
     write_stats(tmp_path, "processor", {"published": 5})
     assert read_stats(tmp_path)["processor"]["published"] == 5
+
+
+def test_bound_addresses_are_written_apart_from_the_stats(tmp_path):
+    assert read_bound(tmp_path, "publisher") == {}  # not bound yet
+    write_bound(tmp_path, "publisher", publish="tcp://127.0.0.1:40001", metrics=None)
+    assert read_bound(tmp_path, "publisher") == {"publish": "tcp://127.0.0.1:40001"}
+    assert not list((tmp_path / "bound").glob(".*"))  # written atomically: no temporary file left
+    assert read_stats(tmp_path) == {}  # not a stage's stats
+    write_bound(None, "publisher", publish="x")  # no run dir: nothing written

@@ -163,8 +163,9 @@ def test_viewer_page_in_headless_chromium(pub_endpoint, driver):  # noqa: F811 (
         # a new stream (without image_plain) appears without a reload; its toggle is disabled, with the reason
         with feed.lock:
             feed.streams.append("cam2")
-        c = browser.wait_for("a third card, live", lambda: (lambda c: c if c.get("state") == "live" and len(c["tracks"]) == 2
-                                                    else None)(card(driver, "cam2")))
+        c = browser.wait_for("a third card, live, its image loaded", lambda: (
+            lambda c: c if c.get("state") == "live" and len(c["tracks"]) == 2 and c["natural"] == [W, H]
+            else None)(card(driver, "cam2")))
         assert [c["id"] for c in cards(driver)] == ["cam0", "cam1", "cam2"]
         assert driver.execute_script("return window.__noReload") is True
         assert c["toggleDisabled"] is True and "plain_frames: true" in c["toggleTip"]

@@ -12,7 +12,7 @@ from .. import protocol
 from ..config import PipelineConfig
 from ..errors import SourceError
 from ..metrics import StageMetrics, stage_port
-from ..stats import Every, RateMeter, write_stats
+from ..stats import Every, RateMeter, write_bound, write_stats
 from ..transport import make_socket, send_nowait
 
 if TYPE_CHECKING:
@@ -41,6 +41,8 @@ def run_capture(cfg: PipelineConfig, stream_id: str, stop: threading.Event, ctx:
     stream = cfg.stream(stream_id)
     index = [s.id for s in cfg.streams].index(stream_id)
     metrics = StageMetrics("capture", stage_port(cfg, "capture", index), cfg.metrics.host)
+    if metrics.url:  # its port, when the config lets the OS pick one (metrics.base_port: 0)
+        write_bound(cfg.run_dir, f"capture-{stream_id}", metrics=metrics.url)
     src_cfg = stream.source
     ctx = ctx or zmq.Context.instance()
     sock = make_socket(ctx, "PUSH", cfg.endpoint("frames"), bind=False, curve=cfg.curve())

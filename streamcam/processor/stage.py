@@ -24,7 +24,7 @@ from ..config import PipelineConfig
 from ..bounded import StreamTable
 from ..guard import MessageGuard
 from ..metrics import StageMetrics, stage_port
-from ..stats import Every, LatencyWindow, RateMeter, write_stats
+from ..stats import Every, LatencyWindow, RateMeter, write_bound, write_stats
 from ..intake import take_waiting
 from ..transport import make_socket, send_nowait
 
@@ -132,6 +132,8 @@ def run_processor(cfg: PipelineConfig, stop: threading.Event, ctx: zmq.Context |
     push = make_socket(ctx, "PUSH", cfg.endpoint("results"), bind=False, curve=cfg.curve())
     rejects = protocol.RejectCounter()
     metrics = StageMetrics("processor", stage_port(cfg, "processor"), cfg.metrics.host)
+    if metrics.url:  # its port, when the config lets the OS pick one (metrics.base_port: 0)
+        write_bound(cfg.run_dir, "processor", metrics=metrics.url)
     guard = MessageGuard("processor", metrics, log)
     processed = skipped = dropped = predicted = detected = late = 0
     every = int(cfg.processor.detect_every)

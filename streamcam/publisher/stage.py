@@ -20,9 +20,9 @@ from ..config import PipelineConfig
 from ..bounded import StreamTable
 from ..guard import MessageGuard
 from ..metrics import StageMetrics, stage_port
-from ..stats import Every, LatencyWindow, RateMeter, write_stats
+from ..stats import Every, LatencyWindow, RateMeter, write_bound, write_stats
 from ..intake import take_newest
-from ..transport import make_socket, send_nowait
+from ..transport import bound_endpoint, make_socket, send_nowait
 
 log = logging.getLogger("streamcam.publisher")
 
@@ -125,6 +125,8 @@ def run_publisher(cfg: PipelineConfig, stop: threading.Event, ctx: zmq.Context |
     pub = make_socket(ctx, "PUB", cfg.endpoint("publish"), bind=True, curve=cfg.curve())
     rejects = protocol.RejectCounter()
     metrics = StageMetrics("publisher", stage_port(cfg, "publisher"), cfg.metrics.host)
+    published = bound_endpoint(pub)  # the port itself when the config asked for any (tcp://HOST:*)
+    write_bound(cfg.run_dir, "publisher", publish=published, metrics=metrics.url)
     guard = MessageGuard("publisher", metrics, log)
     # Per-stream files only for the configured streams: ids off the wire must not fill the disk.
     logged = {s.id for s in cfg.streams}
@@ -137,7 +139,7 @@ def run_publisher(cfg: PipelineConfig, stop: threading.Event, ctx: zmq.Context |
         cfg.run.max_streams, lambda sid: StreamState(frame_log(cfg, sid) if sid in logged else None), close_log)
     skipped = 0
     reporting = Every(1.0)
-    log.info("publisher: %s → %s (topics frames/<id>, detections/<id>)", cfg.endpoint("results"), cfg.endpoint("publish"))
+    log.info("publisher: %s → %s (topics frames/<id>, detections/<id>)", cfg.endpoint("results"), published)
 
     reports = 0
 
