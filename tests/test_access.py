@@ -11,6 +11,7 @@ from streamcam.errors import ConfigError
 from streamcam.publisher.access import BridgeAccess, host_names
 from streamcam.publisher.mjpeg import MjpegServer
 from _publisher_fixtures import FakePublisher, pub_endpoint  # noqa: F401 (fixture)
+from _wait import wait_for
 
 TOKEN = "t0ken-of-the-test-bridge-xyz"
 
@@ -56,7 +57,7 @@ def test_connections_past_the_cap_are_refused_and_the_bridge_keeps_serving(pub_e
         # Three clients hold their connections (a slow loris: no request line yet), as viewers would.
         held = [socket.create_connection(("127.0.0.1", server.port), timeout=5) for _ in range(3)]
         try:
-            time.sleep(0.3)
+            wait_for("the three held connections admitted", lambda: server.access.open == 3, timeout=5)
             extra = [socket.create_connection(("127.0.0.1", server.port), timeout=5) for _ in range(20)]
             answers = [c.recv(100) for c in extra]
             assert all(a.startswith(b"HTTP/1.0 503") for a in answers), answers[:3]
@@ -66,7 +67,8 @@ def test_connections_past_the_cap_are_refused_and_the_bridge_keeps_serving(pub_e
         finally:
             for c in held:
                 c.close()
-        time.sleep(0.5)  # the held connections' threads end and give their slots back
+        # The held connections' threads end and give their slots back.
+        wait_for("the held connections' slots given back", lambda: server.access.open == 0, timeout=5)
         assert _get(server, "/healthz")[0] == 200
     pub.close()
 

@@ -84,7 +84,7 @@ def test_the_live_processor_goes_on_through_a_clock_step(short_tmp, tiny_model):
             push.send_multipart(protocol.encode("frame", "cam0", seq, t, [protocol.raw_part("image", img, "GRAY8")]))
             if pull.poll(3000):
                 got.append(protocol.decode(pull.recv_multipart()))
-            time.sleep(0.05)
+            time.sleep(0.05)  # pacing: this host's clock advances a frame per frame, as for a live camera
         stats = stats_when(cfg.run_dir, lambda s: s["clock_steps"] == 1)
     assert [m.seq for m in got] == list(range(12))
     assert got[-1].t_capture_ns == t0 + 11 * FRAME - HOUR  # the capture time stays on the wire as sent

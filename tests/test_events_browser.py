@@ -54,7 +54,7 @@ def test_events_appear_and_their_clip_plays(pub_endpoint, driver, tmp_path: Path
         while not stop.is_set():
             pub.publish("cam0")
             pub.sock.send_multipart(encode("events", "cam0", pub.seq, time.time_ns(), (), events=[_event(kind[0])]))
-            time.sleep(0.1)
+            time.sleep(0.1)  # pacing: a live feed at 10 fps
 
     th = threading.Thread(target=feed, daemon=True)
     th.start()

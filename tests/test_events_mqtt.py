@@ -18,6 +18,7 @@ import pytest
 import zmq
 
 from _mqtt_fixtures import Mosquitto, Subscriber, mosquitto  # noqa: F401 (fixture)
+from _wait import wait_for
 from streamcam import protocol
 from streamcam.datasets.synthetic import SyntheticIRScene
 from streamcam.config import config_from_dict
@@ -66,7 +67,7 @@ def test_one_person_one_new_one_end_through_a_broker_restart(short_tmp, mosquitt
     ctx = zmq.Context()
     push = make_socket(ctx, "PUSH", cfg.endpoint("results"), bind=False)
     zsub = make_socket(ctx, "SUB", cfg.endpoint("publish"), bind=False, subscribe=("events/", "detections/"))
-    zmq_events, fps_seen = [], []
+    zmq_events, fps_seen, heard = [], [], []
     seq = 0
 
     def step(index: int) -> None:
@@ -80,6 +81,7 @@ def test_one_person_one_new_one_end_through_a_broker_restart(short_tmp, mosquitt
         while (left := t_end - time.monotonic()) > 0:
             if zsub.poll(max(1, int(left * 1000))):
                 msg = protocol.decode(zsub.recv_multipart())
+                heard.append(msg.kind)
                 if msg.kind == "events":
                     zmq_events.extend(msg.header["events"])
                 elif msg.header.get("fps"):
@@ -89,7 +91,8 @@ def test_one_person_one_new_one_end_through_a_broker_restart(short_tmp, mosquitt
         return [json.loads(p) for t, p, _ in sub.messages if t == "sc/events"]
 
     try:
-        time.sleep(0.5)
+        # The publisher up and this subscription through to it: empty frames until one comes back.
+        wait_for("the publisher's first message on the bus", lambda: (step(EMPTY), heard)[1], timeout=10)
         walk = iter(WALK)
         for index in walk:  # until the person is in the zone and MQTT has said so
             step(index)

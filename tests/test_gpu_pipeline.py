@@ -263,7 +263,7 @@ def _pipeline_cfg(tmp, model, **processor):
 def _run_processor(cfg, frames):
     """Frames → a processor thread (real ipc sockets) → the result messages, in order."""
     got = []
-    with processor_thread(cfg, settle_s=0.0) as (push, pull):
+    with processor_thread(cfg) as (push, pull):
         for seq, img in enumerate(frames):
             deadline = time.monotonic() + 10
             msg = None

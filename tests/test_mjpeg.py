@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from _publisher_fixtures import FakePublisher, publish_until, pub_endpoint  # noqa: F401 (fixture)
+from _wait import wait_for
 from streamcam.protocol import encode, jpeg_part
 from streamcam.publisher.mjpeg import BOUNDARY, MjpegServer, serve_main
 
@@ -193,12 +194,14 @@ def test_client_disconnect_and_stop_are_quick_and_quiet(pub_endpoint, caplog, ca
         urllib.request.urlopen(server.url + "healthz", timeout=1)
 
 
-def test_serve_main_runs_until_stop_event(pub_endpoint):
+def test_serve_main_runs_until_stop_event(pub_endpoint, caplog):
+    caplog.set_level(logging.INFO, logger="streamcam.publisher.mjpeg")
     stop = threading.Event()
     result = {}
     t = threading.Thread(target=lambda: result.update(serve_main(pub_endpoint, "127.0.0.1", 0, stop)))
     t.start()
-    time.sleep(0.3)
+    wait_for("the bridge to serve", lambda: any("MJPEG bridge for" in r.getMessage() for r in caplog.records), 5)
+    assert t.is_alive()  # serving until told to stop
     stop.set()
     t.join(3)
     assert not t.is_alive()

@@ -55,10 +55,8 @@ def test_run_publishes_frames_and_detections_and_stops_cleanly(short_tmp, tiny_m
         stop_s = time.monotonic() - t0
     assert sup.returncode == 0, out
     assert stop_s < 2.5, f"stopping took {stop_s:.2f} s"
-    deadline = time.monotonic() + 2.0  # the supervisor has reaped them; /proc may lag a moment
-    while stage_pids(short_tmp / "run") and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert stage_pids(short_tmp / "run") == [], "orphaned stage processes"
+    # The supervisor has reaped them; /proc may lag a moment.
+    wait_for("no orphaned stage processes", lambda: stage_pids(short_tmp / "run") == [], timeout=2.0)
     assert not list((short_tmp / "run").glob("*.sock")), "stale ipc socket files"
     summary = json.loads((short_tmp / "run" / "summary.json").read_text())
     assert summary["streams"]["cam0"]["published"] > 0

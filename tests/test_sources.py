@@ -179,11 +179,13 @@ def test_close_interrupts_a_backoff_wait():
     def never():
         raise SourceError("no such camera")
 
-    src = ReconnectingSource(never, initial_s=30.0, max_s=60.0)
+    backoff = threading.Event()  # set as the reader starts waiting out its backoff
+    src = ReconnectingSource(never, initial_s=30.0, max_s=60.0,
+                             on_event=lambda e: backoff.set() if e.delay_s == 30.0 else None)
     result = []
     reader = threading.Thread(target=lambda: result.append(src.read()))
     reader.start()
-    time.sleep(0.15)
+    assert backoff.wait(5)
     assert reader.is_alive()  # waiting out the 30 s backoff
     t0 = time.monotonic()
     src.close()

@@ -64,7 +64,7 @@ class Feed:
             with self.lock:
                 for s in list(self.streams):
                     self.pub.publish(s)
-            time.sleep(0.08)
+            time.sleep(0.08)  # pacing: a live feed at ~12 fps
 
     def stop(self) -> None:
         self._stop.set()

@@ -52,6 +52,8 @@ class BridgeAccess:
     token: Optional[str] = None
     max_clients: int = 16
     _slots: threading.BoundedSemaphore = field(init=False, repr=False)
+    _open: int = field(default=0, init=False, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.max_clients < 1:
@@ -62,10 +64,21 @@ class BridgeAccess:
 
     def admit(self) -> bool:
         """Take a connection slot; False when ``max_clients`` are open (answer 503 and close)."""
-        return self._slots.acquire(blocking=False)
+        if not self._slots.acquire(blocking=False):
+            return False
+        with self._lock:
+            self._open += 1
+        return True
 
     def release(self) -> None:
+        with self._lock:
+            self._open -= 1
         self._slots.release()
+
+    @property
+    def open(self) -> int:
+        """Connections holding a slot now."""
+        return self._open
 
     def check(self, headers: Mapping[str, str], query: str) -> tuple[int, str] | None:
         """None when the request may be served, else ``(status, why)``."""
