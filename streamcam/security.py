@@ -105,10 +105,15 @@ def _ensure_authenticator(ctx: zmq.Context, allowed_dir: str) -> None:
     _AUTHENTICATORS[id(ctx)] = auth
 
 
-def stop_authenticators() -> None:
-    for auth in _AUTHENTICATORS.values():
+def stop_authenticators(ctx: zmq.Context | None = None) -> None:
+    """Stop the ZAP thread of ``ctx`` (None: of every context). Its socket lives in the context, so
+    ``ctx.term()`` waits for it forever: whoever terminates a context it bound CURVE sockets on
+    calls this first (the dispatcher's own context; the tests' contexts)."""
+    for key in [id(ctx)] if ctx is not None else list(_AUTHENTICATORS):
+        auth = _AUTHENTICATORS.pop(key, None)
+        if auth is None:
+            continue
         try:
             auth.stop()  # type: ignore[attr-defined]
         except Exception as exc:  # cleanup: log, don't mask the real exit path
             log.warning("stopping the ZAP authenticator failed: %s", exc)
-    _AUTHENTICATORS.clear()

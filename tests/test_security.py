@@ -79,3 +79,30 @@ def test_unauthorised_client_cannot_push_frames(keys):
 def test_missing_keys_are_a_clear_config_error(tmp_path):
     with pytest.raises(ConfigError, match="streamcam keys"):
         Curve(str(tmp_path / "nokeys"))
+
+
+def test_the_dispatcher_stops_with_curve_on(keys, tmp_path):
+    """Its own context serves CURVE (a ZAP thread whose socket lives in it): stopping must not hang
+    in ctx.term() (docs/deployment.md's workers on other hosts)."""
+    import dataclasses
+    import threading
+
+    from _wait import wait_for
+    from streamcam.config import config_from_dict
+    from streamcam.processor.dispatch import run_dispatcher
+
+    cfg = config_from_dict({"processor": {"scale_out": True}, "serve": {"enabled": False},
+                            "security": {"curve": True, "keys_dir": str(keys / "keys")},
+                            "run": {"run_dir": str(tmp_path / "run")}, "endpoints": {"frames": f"ipc://{tmp_path}/f.sock"}})
+    # Work on tcp, where CURVE applies, on a port the OS picks (past the config's check, which wants a
+    # number there for the workers).
+    cfg = dataclasses.replace(cfg, endpoints=dataclasses.replace(cfg.endpoints, work="tcp://127.0.0.1:*"))
+    stop = threading.Event()
+    th = threading.Thread(target=run_dispatcher, args=(cfg, stop), daemon=True)
+    th.start()
+    try:
+        wait_for("the dispatcher's first stats", (tmp_path / "run" / "stats" / "dispatcher.json").exists, 10)
+    finally:
+        stop.set()
+        th.join(5)
+    assert not th.is_alive(), "the dispatcher hung in ctx.term() (its ZAP authenticator still running)"

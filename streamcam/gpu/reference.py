@@ -21,7 +21,6 @@ from __future__ import annotations
 
 from typing import Sequence
 
-import cv2
 import numpy as np
 
 from ..processor.cam import class_activation_map, normalize_minmax, upsample

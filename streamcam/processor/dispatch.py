@@ -20,6 +20,7 @@ import time
 import zmq
 
 from ..config import PipelineConfig
+from ..security import stop_authenticators
 from ..stats import write_stats
 from ..transport import SocketPolicy, make_socket
 
@@ -75,6 +76,7 @@ def run_dispatcher(cfg: PipelineConfig, stop: threading.Event) -> int:
             control.send(b"TERMINATE")
             thread.join(0.3)
         control.close(0)
+        stop_authenticators(ctx)  # with CURVE on, its ZAP socket would keep ctx.term() waiting forever
         t0 = time.monotonic()
         ctx.term()  # returns once the device's sockets are closed; wakes a device blocked in a send
         thread.join(max(0.0, 1.0 - (time.monotonic() - t0)))

@@ -169,10 +169,3 @@ class StabilizedDetector:
             return [self.detector.detect(image, pf, min_score=self.candidate_min_score, stream=stream)
                     for stream, image, pf, _ in frames]
         return batch([f[1] for f in frames], [f[2] for f in frames], min_score=self.candidate_min_score)
-
-    def process_batch(self, frames: list[tuple[str, np.ndarray, str, int]]
-                      ) -> list[tuple[FrameResult, list[dict[str, Any]]]]:
-        """:meth:`process` of several frames: :meth:`detect_batch`, then each stream's stabilizer
-        steps in the order given."""
-        return [self.track(stream, result, (image.shape[1], image.shape[0]), t_ns)
-                for (stream, image, _, t_ns), result in zip(frames, self.detect_batch(frames))]
