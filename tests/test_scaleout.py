@@ -16,9 +16,11 @@ import yaml
 import zmq
 
 from _processor_fixtures import stats_when
+from _wait import wait_for
 from streamcam import protocol
 from streamcam.config import config_from_dict
 from streamcam.errors import ConfigError
+from streamcam.lifecycle import terminate
 from streamcam.stabilizer.order import SeqOrder
 from streamcam.transport import make_socket, send_nowait
 
@@ -119,10 +121,27 @@ def test_supervisor_runs_two_local_workers_and_publishes_each_stream_in_order(tm
            "endpoints": {"publish": "tcp://127.0.0.1:*"}, "run": {"run_dir": str(tmp_path / "run")}}
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump(cfg))
-    r = subprocess.run([sys.executable, "-m", "streamcam", "run", str(path), "--duration", "10"], cwd=ROOT,
-                       capture_output=True, text=True, timeout=90)
-    assert r.returncode == 0, r.stdout + r.stderr
     stats = tmp_path / "run" / "stats"
+
+    def far_enough() -> bool:  # what the assertions below read, written once a second
+        try:
+            workers = [json.loads((stats / f"worker-w{i}.json").read_text()) for i in range(2)]
+            published = json.loads((stats / "publisher.json").read_text())["streams"]
+            lines = [published[sid]["published"] for sid in ("a", "b")]  # its frames-<id>.jsonl, flushed at the end
+        except (OSError, ValueError, KeyError):
+            return False
+        return all(w["processed"] > 10 for w in workers) and all(n > 20 for n in lines)
+
+    # Run until the figures are there (a fixed --duration was too short on a loaded machine), then stop.
+    log = tmp_path / "run.log"
+    with open(log, "w") as out:
+        sup = subprocess.Popen([sys.executable, "-m", "streamcam", "run", str(path)], cwd=ROOT,
+                               stdout=out, stderr=subprocess.STDOUT)
+        try:
+            wait_for("both workers past 10 frames and both streams past 20", far_enough, timeout=60, poll=0.2)
+        finally:
+            terminate(sup, 20)
+    assert sup.returncode == 0, log.read_text()
     workers = [json.loads((stats / f"worker-w{i}.json").read_text()) for i in range(2)]
     assert all(w["processed"] > 10 for w in workers), workers  # both took frames: ZeroMQ's load balancing
     stab = json.loads((stats / "stabilizer.json").read_text())
