@@ -1,4 +1,9 @@
-"""The ``streamcam`` command line: one entry point, one sub-command per job."""
+"""The ``streamcam`` command line: one entry point, one sub-command per job.
+
+Why one module of ~490 lines: each sub-command is a few lines (load the config, call the room that
+does the work) beside its arguments in :func:`build_parser`, and ``streamcam --help`` reads as the
+code it runs; each handler imports its room when it runs, so a command loads only what it uses.
+"""
 
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ Every field is declared here with a one-line *why*. Loading rejects unknown keys
 wrong types and bad endpoints, naming the full key (``processor.cam_threshold``)
 and the value, so a typo never becomes a silently ignored setting.
 
-Why one module of ~600 lines: every key a user can write is declared here, in the order of the
+Why one module of ~670 lines: every key a user can write is declared here, in the order of the
 YAML, each with its *why* and its range check beside it, so one file answers "what can I set";
 the sections that belong to a room live there (the stabilizer's in
 ``streamcam/stabilizer/config.py``, events and zones in ``streamcam/events/``).
