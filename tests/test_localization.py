@@ -1,12 +1,12 @@
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+import conftest
 from streamcam.evaluation.localization import iou, localization_accuracy, match_boxes
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = conftest.ROOT
 MODEL = ROOT / "engines" / "person-ir.onnx"
 EVAL = ROOT / "docs" / "quality" / "eval-default.json"
 

@@ -9,12 +9,13 @@ import cv2
 import numpy as np
 import pytest
 
+import conftest
 from streamcam.errors import DataError
 from streamcam.evaluation.mot import MotFrame, MotSequence, find_sequences, read_sequence, real_data_dir
 from streamcam.evaluation.real import MethodFrame, drop_ignored, evaluate_sequence, hota, score_tracks
 from streamcam.protocol import Detection
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = conftest.ROOT
 MODEL = ROOT / "engines" / "person-ir.onnx"
 REAL = real_data_dir(ROOT)
 

@@ -6,13 +6,14 @@ import cv2
 import numpy as np
 import pytest
 
+import conftest
 from streamcam.evaluation.localization import match_boxes
 from streamcam.evaluation.mot import MotFrame, MotSequence, read_sequence, real_data_dir
 from tools.peers import PeerBoxes, PeerError, hog_peer, missing, yolo_peer
 from tools.peers.method import PeerMethod, choose_thresholds
 from tools.peers.worker import yolo_cfg
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = conftest.ROOT
 TUD = real_data_dir(ROOT) / "TUD-Campus"
 
 

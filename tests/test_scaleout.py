@@ -8,13 +8,13 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
 import zmq
 
+import conftest
 from _processor_fixtures import stats_when
 from _wait import wait_for
 from streamcam import protocol
@@ -24,7 +24,7 @@ from streamcam.lifecycle import terminate
 from streamcam.stabilizer.order import SeqOrder
 from streamcam.transport import make_socket, send_nowait
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = conftest.ROOT
 MODEL = str(ROOT / "engines" / "person-ir.onnx")
 
 

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+import conftest
 from streamcam.processor.schedule import DetectSchedule
 
 MS = 1_000_000
@@ -145,13 +146,12 @@ def test_frames_that_arrive_during_the_engine_call_are_answered_without_waiting_
     A due frame with nothing behind it is published with its detection, after the frames before it."""
     import json
     import time
-    from pathlib import Path
-
+    
     from _processor_fixtures import processor_thread
     from streamcam import protocol
     from streamcam.config import config_from_dict
 
-    model = Path(__file__).resolve().parents[1] / "engines" / "person-rgb.onnx"
+    model = conftest.ROOT / "engines" / "person-rgb.onnx"
     cfg = config_from_dict({
         "streams": [{"id": "cam0"}], "processor": {"model": str(model), "detect_every": 2},
         "serve": {"enabled": False}, "run": {"run_dir": str(short_tmp / "run")},

@@ -11,10 +11,11 @@ from pathlib import Path
 
 import yaml
 
+import conftest
 from _wait import wait_for
 from streamcam.lifecycle import terminate
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = conftest.ROOT
 
 
 def _streams(cfg: Path, *args: str) -> subprocess.CompletedProcess:

@@ -1,9 +1,9 @@
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+import conftest
 from streamcam.protocol import Detection
 from streamcam.stabilizer import Stabilizer, StabilizerConfig
 
@@ -182,7 +182,7 @@ def test_the_box_correction_is_the_models_unless_the_config_sets_one():
     own = BoxCorrection(width=(0.1, 1.0, 0.0))
     assert StabilizerConfig(box_correction=own).for_model(model_bc).box_correction == own  # the config wins
     # In YAML: absent = the model's; {} = identity whatever the model says; values = those.
-    root = Path(__file__).resolve().parent.parent
+    root = conftest.ROOT
     cfg = load_config(root / "configs" / "default.yaml", {"stabilizer.box_correction": {}})
     assert cfg.stabilizer.for_model(model_bc).box_correction.is_identity
     assert load_config(root / "configs" / "default.yaml").stabilizer.box_correction is None
@@ -198,7 +198,7 @@ def test_the_live_stabilizer_uses_the_models_box_correction(tmp_path):
     from streamcam.processor.stage import build_stabilized_detector
 
     pytest.importorskip("onnx")
-    root = Path(__file__).resolve().parent.parent
+    root = conftest.ROOT
     model = tmp_path / "m.onnx"
     shutil.copy(root / "engines" / "person-ir.onnx", model)
     update_metadata(str(model), box_correction={"width": [0.25, 1.0, 0.0], "height": [0.0, 0.0, 1.0]})

@@ -1,14 +1,14 @@
 import json
-from pathlib import Path
 
 import pytest
 
 pytest.importorskip("motmetrics")
 pytest.importorskip("norfair")
 
+import conftest
 from streamcam.evaluation.tracking import GreedyIoUIds, evaluate_tracking, tracking_metrics  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = conftest.ROOT
 MODEL = ROOT / "engines" / "person-ir.onnx"
 QUALITY = ROOT / "docs" / "quality" / "tracking.json"
 
