@@ -97,7 +97,7 @@ def textured_frames(n: int, shift: int = 4) -> list[np.ndarray]:
 
 
 def astronaut_ok(boxes: np.ndarray) -> bool:
-    """One face, where ``tests/test_fer_import.py::test_face_mode_astronaut`` expects Eileen Collins' face."""
+    """One face, where ``tests/models/test_fer_import.py::test_face_mode_astronaut`` expects Eileen Collins' face."""
     if len(boxes) != 1:
         return False
     x0, y0, x1, _ = boxes[0]

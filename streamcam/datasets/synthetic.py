@@ -22,7 +22,7 @@ reflected at the scene's near/far limits), so no state is carried between frames
 Speed: sprites are drawn once at a base resolution and resized per integer size
 on first use (cached), the background (with fixed-pattern noise and static lamps)
 is precomputed, temporal noise is a random window into a precomputed noise field.
-A 640x480 frame renders in ~3 ms on one core (see ``tests/test_synthetic.py``).
+A 640x480 frame renders in ~3 ms on one core (see ``tests/datasets/test_synthetic.py``).
 
 Ground truth: one :class:`SceneObject` per object with at least ``min_visible`` of
 its area inside the frame; its ``box`` is the tight box of the object's rendered
