@@ -97,3 +97,28 @@ def test_a_module_over_450_lines_says_why_at_its_top():
             doc = ast.get_docstring(ast.parse(f.read_text())) or ""
             long[str(f.relative_to(PACKAGE))] = "Why" in doc and "lines" in doc
     assert long and all(long.values()), {k: v for k, v in long.items() if not v}
+
+
+CROSS_CUTTING = {"test_pipeline.py", "test_hostile.py", "test_hardening.py", "test_run_dir.py", "test_streams_runtime.py",
+                 "test_layout.py", "test_deploy.py", "test_bench.py", "test_machine_info.py", "test_tolerance.py"}
+"""Tests of the whole (processes of every room, the tree, deploy/, tools/, the tests' own helpers)."""
+
+
+def test_the_tests_mirror_the_package():
+    """A test module sits in the folder of the room it tests (``tests/<room>/`` for ``streamcam/<room>/``),
+    at the root for a ground-floor module (``tests/test_<module>[_*].py`` for ``streamcam/<module>.py``),
+    or at the root among the few that span rooms; shared fixtures stay at the root."""
+    tests = PACKAGE.parent / "tests"
+    rooms = {p.name for p in PACKAGE.iterdir() if (p / "__init__.py").is_file()}
+    modules = {p.stem for p in PACKAGE.glob("*.py")} - {"__init__", "__main__"}
+    misplaced = []
+    for f in sorted(tests.rglob("test_*.py")):
+        rel = f.relative_to(tests)
+        if len(rel.parts) == 1:
+            ok = f.name in CROSS_CUTTING or any(f.stem == f"test_{m}" or f.stem.startswith(f"test_{m}_") for m in modules)
+        else:
+            ok = len(rel.parts) == 2 and rel.parts[0] in rooms
+        if not ok:
+            misplaced.append(rel.as_posix())
+    assert misplaced == [], misplaced
+    assert {p.name for p in tests.iterdir() if p.is_dir() and any(p.glob("test_*.py"))} <= rooms
