@@ -7,15 +7,22 @@ The source is PETS09-S3-MF1's frames (``../shared/data/real``) written to an MP4
 data, the synthetic scene at 768x576. Each run is one ``streamcam run`` (supervisor, capture,
 processor, publisher processes, ZeroMQ between them) for ``--seconds``; printed per run: frames/s
 published, capture->publish latency p50/p99, frames skipped by the processor, and the engine's
-median ms and input size, against the targets (>= 25 fps, p99 <= 150 ms).
+median ms and input size, against the targets (>= 25 fps, p99 <= 150 ms). With ``--cpu`` (the
+default) each stage process's CPU time (``/proc/<pid>/stat``: user + system, all its threads) is read
+after ``--warmup`` seconds and again at the end, and printed as CPU ms per published frame: on a
+shared machine this, not the wall fps, says what each stage costs. The load average is printed
+before and after each run.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
+import threading
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,6 +49,58 @@ def footage(tmp: Path) -> tuple[dict, str]:
             "loop": True}, f"PETS09-S3-MF1 frames as MJPG {first.shape[1]}x{first.shape[0]}, 25 fps, looped"
 
 
+def process_cpu_s(pid: int) -> float | None:
+    """User + system CPU seconds of process ``pid`` so far (all its threads), or None when it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime (fields 14, 15)
+
+
+def _published(run_dir: Path) -> int:
+    try:
+        doc = json.loads((run_dir / "stats" / "publisher.json").read_text())
+    except (OSError, ValueError):
+        return 0
+    return sum(int(st.get("published") or 0) for st in doc.get("streams", {}).values())
+
+
+class StageCPU:
+    """CPU ms per published frame of each stage process of a running :class:`Supervisor`, between
+    ``warmup`` seconds after the start and ``end`` seconds (a thread: call :meth:`start`, then
+    :meth:`result` after the run)."""
+
+    def __init__(self, sup, warmup: float, end: float) -> None:
+        self.sup, self.warmup, self.end = sup, warmup, end
+        self.marks: list[tuple[float, int, dict[str, float | None]]] = []
+        self._thread = threading.Thread(target=self._sample, name="stage-cpu", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _mark(self) -> None:
+        cpu = {c.name: (process_cpu_s(c.proc.pid) if c.proc is not None else None) for c in getattr(self.sup, "children", [])}
+        self.marks.append((time.monotonic(), _published(self.sup.run_dir), cpu))
+
+    def _sample(self) -> None:
+        t0 = time.monotonic()
+        for at in (self.warmup, self.end):
+            time.sleep(max(0.0, t0 + at - time.monotonic()))
+            self._mark()
+
+    def result(self) -> dict:
+        self._thread.join(timeout=self.end + 5)
+        if len(self.marks) < 2:
+            return {}
+        (ta, na, ca), (tb, nb, cb) = self.marks
+        frames = max(nb - na, 1)
+        out = {name: round((cb[name] - ca[name]) * 1e3 / frames, 2)
+               for name in cb if cb.get(name) is not None and ca.get(name) is not None}
+        out["_frames"], out["_seconds"] = nb - na, round(tb - ta, 2)
+        return out
+
+
 def main(argv: list[str] | None = None) -> int:
     import yaml
 
@@ -59,6 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--heatmap", choices=("on", "off", "both"), default="on",
                     help="publisher.heatmap: the CAM blended into each published frame, or boxes only")
     ap.add_argument("--out", help="write the results JSON here")
+    ap.add_argument("--warmup", type=float, default=4.0, help="seconds before the stage CPU window opens")
+    ap.add_argument("--no-cpu", dest="cpu", action="store_false", help="do not read the stages' CPU time")
     a = ap.parse_args(argv)
     heatmaps = {"on": [True], "off": [False], "both": [True, False]}[a.heatmap]
     meta = read_metadata(a.model)
@@ -75,12 +136,20 @@ def main(argv: list[str] | None = None) -> int:
             path = Path(tmp) / "camera.yaml"
             path.write_text(yaml.safe_dump(doc))
             cfg = load_config(path, overrides)
-            summary = Supervisor(cfg).run(a.seconds)
+            load0 = os.getloadavg()[0]
+            sup = Supervisor(cfg)
+            cpu = StageCPU(sup, min(a.warmup, a.seconds / 3), a.seconds - 0.3) if a.cpu else None
+            if cpu is not None:
+                cpu.start()
+            summary = sup.run(a.seconds)
             st = next(iter(summary.get("streams", {}).values()), {})
             proc = summary.get("stages", {}).get("processor", {})
             row = {"threads": threads, "detect_every": every, "heatmap": heat, "fps": st.get("fps"), "latency_ms_p50": st.get("latency_ms_p50"),
                    "latency_ms_p99": st.get("latency_ms_p99"), "published": st.get("published"),
-                   "skipped": proc.get("skipped"), "engine_ms": proc.get("engine_ms_p50")}
+                   "skipped": proc.get("skipped"), "engine_ms": proc.get("engine_ms_p50"),
+                   "load_before": round(load0, 2), "load_after": round(os.getloadavg()[0], 2)}
+            if cpu is not None:
+                row["cpu_ms_per_frame"] = cpu.result()
             rows.append(row)
             print(json.dumps(row), file=sys.stderr, flush=True)
     print(f"source: {what}; model {Path(a.model).name}, input {meta.input_width}x{meta.input_height}")
@@ -90,6 +159,18 @@ def main(argv: list[str] | None = None) -> int:
         ok = (r["fps"] or 0) >= TARGET_FPS and (r["latency_ms_p99"] or 1e9) <= TARGET_P99_MS
         print(f"| {r['threads']} | {r['detect_every']} | {'on' if r['heatmap'] else 'off'} | {r['fps']} | {r['latency_ms_p50']} | {r['latency_ms_p99']} | {r['skipped']} | "
               f"{r['engine_ms']} | {'met' if ok else 'MISSED'} |")
+    if any(r.get("cpu_ms_per_frame") for r in rows):
+        print("\nCPU ms per published frame, per stage process (user + system, all threads), and the load average:")
+        names = sorted({k for r in rows for k in r.get("cpu_ms_per_frame", {}) if not k.startswith("_")})
+        print("| threads | detect_every | heatmap | " + " | ".join(names) + " | total | load before / after |")
+        print("|---|---|---|" + "---|" * len(names) + "---|---|")
+        for r in rows:
+            c = r.get("cpu_ms_per_frame", {})
+            vals = [c.get(n) for n in names]
+            tot = sum(v for v in vals if v is not None)
+            print(f"| {r['threads']} | {r['detect_every']} | {'on' if r['heatmap'] else 'off'} | "
+                  + " | ".join("" if v is None else f"{v:.1f}" for v in vals)
+                  + f" | {tot:.1f} | {r['load_before']} / {r['load_after']} |")
     if a.out:
         Path(a.out).write_text(json.dumps({"source": what, "input": [meta.input_width, meta.input_height],
                                            "runs": rows}, indent=1) + "\n")
