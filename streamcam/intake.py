@@ -60,11 +60,24 @@ def take_newest(sock: zmq.Socket, kind: str, stage: str, rejects: protocol.Rejec
                 log: logging.Logger, guard: MessageGuard | None = None) -> tuple[dict[str, protocol.Message], int]:
     """``({stream: newest message}, skipped)`` from everything waiting on ``sock`` (:func:`take_waiting`):
     the older messages of a stream are counted as skipped (the newest-frame policy)."""
-    newest: dict[str, protocol.Message] = {}
+    recent, skipped = take_recent(sock, kind, stage, rejects, metrics, log, guard, keep=1)
+    return {stream: msgs[-1] for stream, msgs in recent.items()}, skipped
+
+
+def take_recent(sock: zmq.Socket, kind: str, stage: str, rejects: protocol.RejectCounter, metrics: Any,
+                log: logging.Logger, guard: MessageGuard | None = None, keep: int = 1
+                ) -> tuple[dict[str, list[protocol.Message]], int]:
+    """``({stream: its newest ``keep`` messages, oldest first}, skipped)``: :func:`take_newest` that
+    keeps a short burst whole. A stage that is fast enough for every message but receives them in
+    bursts (the processor answers a detection and the frames predicted meanwhile together) handles
+    all of them; one that cannot keep up is still at most ``keep`` messages behind."""
+    if keep < 1:
+        raise ValueError(f"keep: expected >= 1, got {keep}")
+    recent: dict[str, list[protocol.Message]] = {}
     skipped = 0
     for stream, msgs in take_waiting(sock, kind, stage, rejects, metrics, log, guard).items():
-        if len(msgs) > 1:
-            skipped += len(msgs) - 1
-            metrics.frames_dropped.labels(stage, stream, "skipped").inc(len(msgs) - 1)
-        newest[stream] = msgs[-1]
-    return newest, skipped
+        if len(msgs) > keep:
+            skipped += len(msgs) - keep
+            metrics.frames_dropped.labels(stage, stream, "skipped").inc(len(msgs) - keep)
+        recent[stream] = msgs[-keep:]
+    return recent, skipped

@@ -21,7 +21,7 @@ from ..bounded import StreamTable
 from ..guard import MessageGuard
 from ..metrics import StageMetrics, stage_port
 from ..stats import Every, LatencyWindow, RateMeter, write_stats
-from ..intake import take_newest
+from ..intake import take_recent
 from ..transport import make_socket, send_nowait
 
 log = logging.getLogger("streamcam.publisher")
@@ -166,11 +166,13 @@ def run_publisher(cfg: PipelineConfig, stop: threading.Event, ctx: zmq.Context |
             if reporting.due():
                 report()
             if pull.poll(100, zmq.POLLIN):
-                newest, n_skipped = take_newest(pull, "result", "publisher", rejects, metrics, log, guard)
+                recent, n_skipped = take_recent(pull, "result", "publisher", rejects, metrics, log, guard,
+                                                keep=cfg.publisher.keep_waiting)
                 skipped += n_skipped
-                for msg in newest.values():
-                    with guard.message(msg.stream):
-                        publish_result(pub, msg, cfg, streams.get(msg.stream), metrics, events)
+                for msgs in recent.values():
+                    for msg in msgs:  # each stream's in seq order
+                        with guard.message(msg.stream):
+                            publish_result(pub, msg, cfg, streams.get(msg.stream), metrics, events)
         report()
     finally:
         if events is not None:

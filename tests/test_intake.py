@@ -1,0 +1,105 @@
+"""How a stage takes its input: every waiting message, the newest per stream, or a short burst whole."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+import numpy as np
+import pytest
+import zmq
+
+from streamcam import protocol
+from streamcam.intake import take_newest, take_recent
+from streamcam.metrics import StageMetrics
+from streamcam.transport import SocketPolicy, make_socket
+
+log = logging.getLogger("streamcam.test")
+
+
+def _result(stream: str, seq: int) -> list:
+    return protocol.encode("result", stream, seq, time.time_ns(), [protocol.raw_part("image", np.zeros((4, 6), np.uint8), "GRAY8")],
+                           width=6, height=4, detections=[])
+
+
+@pytest.fixture
+def pair():
+    ctx = zmq.Context()
+    room = SocketPolicy(sndhwm=32, rcvhwm=32)  # the whole backlog of a test fits: sends never block
+    pull = make_socket(ctx, "PULL", "inproc://intake", bind=True, policy=room)
+    push = make_socket(ctx, "PUSH", "inproc://intake", bind=False, policy=room)
+    yield push, pull
+    push.close(0)
+    pull.close(0)
+    ctx.term()
+
+
+def _wait_waiting(pull) -> None:
+    pull.poll(5000, zmq.POLLIN)
+    time.sleep(0.05)  # inproc: everything sent is queued once the first message is
+
+
+@pytest.mark.parametrize("keep", [1, 2, 3, 8])
+def test_take_recent_keeps_the_newest_of_each_stream_in_order(pair, keep):
+    push, pull = pair
+    for seq in range(5):
+        for sid in ("a", "b"):
+            push.send_multipart(_result(sid, seq))
+    _wait_waiting(pull)
+    metrics = StageMetrics("test", None)
+    recent, skipped = take_recent(pull, "result", "test", protocol.RejectCounter(), metrics, log, keep=keep)
+    n = min(keep, 5)
+    assert {s: [m.seq for m in msgs] for s, msgs in recent.items()} == {"a": list(range(5 - n, 5)), "b": list(range(5 - n, 5))}
+    assert skipped == 2 * (5 - n)
+
+
+def test_take_newest_is_take_recent_of_one(pair):
+    push, pull = pair
+    for seq in range(3):
+        push.send_multipart(_result("a", seq))
+    _wait_waiting(pull)
+    newest, skipped = take_newest(pull, "result", "test", protocol.RejectCounter(), StageMetrics("test", None), log)
+    assert newest["a"].seq == 2 and skipped == 2
+
+
+def test_keep_must_be_positive(pair):
+    with pytest.raises(ValueError, match="keep: expected >= 1"):
+        take_recent(pair[1], "result", "test", protocol.RejectCounter(), StageMetrics("test", None), log, keep=0)
+
+
+def test_the_publisher_publishes_a_burst_whole(short_tmp, tiny_model, port):
+    """The processor sends a detection and the frames predicted meanwhile together: every one of
+    them is published (publisher.keep_waiting), none skipped by the newest-frame policy."""
+    from _processor_fixtures import stats_when
+    from streamcam.config import load_config
+    from streamcam.publisher.stage import run_publisher
+    from test_pipeline import _config
+
+    cfg = load_config(_config(short_tmp, tiny_model, port))
+    assert cfg.publisher.keep_waiting == 3
+    stop = threading.Event()
+    th = threading.Thread(target=run_publisher, args=(cfg, stop))
+    th.start()
+    ctx = zmq.Context()
+    push = make_socket(ctx, "PUSH", cfg.endpoint("results"), bind=False)
+    sub = make_socket(ctx, "SUB", cfg.endpoint("publish"), bind=False, subscribe="detections/cam0")
+    got = []
+    try:
+        time.sleep(0.5)  # the slow joiner
+        for burst in range(10):
+            for i in range(3):  # within the socket's high-water mark: sent at once, none dropped
+                push.send_multipart(_result("cam0", 3 * burst + i), flags=zmq.NOBLOCK)
+            time.sleep(0.15)
+            while sub.poll(0):
+                got.append(protocol.decode(sub.recv_multipart()).seq)
+        stats = stats_when(cfg.run_dir, lambda s: s["streams"].get("cam0", {}).get("published") == 30, stage="publisher")
+    finally:
+        stop.set()
+        th.join(5)
+        push.close(0)
+        sub.close(0)
+        ctx.term()
+    assert not th.is_alive()
+    assert stats["skipped"] == 0 and stats["streams"]["cam0"]["published"] == 30, stats
+    assert got == sorted(got) and len(got) == 30
