@@ -275,7 +275,9 @@ class PublisherConfig:
     """Heatmap opacity in the blend."""
     plain_frames: Optional[bool] = None
     """Also send each frame annotated without the heatmap (JPEG part ``image_plain``) for the web
-    page's heatmap toggle; None: only when serve.enabled (it costs one more annotate + JPEG per frame)."""
+    page's heatmap toggle (one more annotate + JPEG per frame). None: offered when serve.enabled and
+    made on request, while a subscriber (the bridge, for a ``?heatmap=0`` viewer) subscribes to
+    ``want/plain/<id>/``; true: in every frame; false: never."""
     keep_waiting: int = 3
     """Results of a stream published per turn when several are waiting (the newest; older ones are
     skipped): a burst from the processor (a detection back with the frames predicted meanwhile) goes

@@ -61,11 +61,12 @@ def test_a_message_that_breaks_the_publisher_is_counted_and_the_next_one_publish
     th.start()
     ctx = zmq.Context()
     push = make_socket(ctx, "PUSH", cfg.endpoint("results"), bind=False)
-    sub = make_socket(ctx, "SUB", cfg.endpoint("publish"), bind=False, subscribe="detections/good")
+    # frames/ subscribed too: the publisher draws only frames someone receives (publisher/demand.py)
+    sub = make_socket(ctx, "SUB", cfg.endpoint("publish"), bind=False, subscribe=("detections/good", "frames/"))
     img = np.zeros((24, 32), np.uint8)
     got = []
     try:
-        time.sleep(0.5)
+        stats_when(cfg.run_dir, lambda s: "frames/" in s.get("subscribed", ()), stage="publisher")  # it draws from now on
         for seq in range(20):
             for sid in ("bad", "good"):
                 push.send_multipart(protocol.encode("result", sid, seq, time.time_ns(),
@@ -73,10 +74,12 @@ def test_a_message_that_breaks_the_publisher_is_counted_and_the_next_one_publish
                                                     width=32, height=24, detections=[]))
             time.sleep(0.03)
             while sub.poll(0):
-                got.append(protocol.decode(sub.recv_multipart()).seq)
+                m = protocol.decode(sub.recv_multipart())
+                got += [m.seq] if m.kind == "detections" else []
         stats = stats_when(cfg.run_dir, lambda s: s["failed"] == {"error:OverflowError": 20}, stage="publisher")
         while sub.poll(0):
-            got.append(protocol.decode(sub.recv_multipart()).seq)
+            m = protocol.decode(sub.recv_multipart())
+            got += [m.seq] if m.kind == "detections" else []
     finally:
         stop.set()
         th.join(5)
