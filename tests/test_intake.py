@@ -18,9 +18,9 @@ from streamcam.transport import SocketPolicy, make_socket
 log = logging.getLogger("streamcam.test")
 
 
-def _result(stream: str, seq: int) -> list:
-    return protocol.encode("result", stream, seq, time.time_ns(), [protocol.raw_part("image", np.zeros((4, 6), np.uint8), "GRAY8")],
-                           width=6, height=4, detections=[])
+def _result(stream: str, seq: int, t_ns: int | None = None) -> list:
+    return protocol.encode("result", stream, seq, time.time_ns() if t_ns is None else t_ns,
+                           [protocol.raw_part("image", np.zeros((4, 6), np.uint8), "GRAY8")], width=6, height=4, detections=[])
 
 
 @pytest.fixture
@@ -40,18 +40,29 @@ def _wait_waiting(pull) -> None:
     time.sleep(0.05)  # inproc: everything sent is queued once the first message is
 
 
-@pytest.mark.parametrize("keep", [1, 2, 3, 8])
-def test_take_recent_keeps_the_newest_of_each_stream_in_order(pair, keep):
+@pytest.mark.parametrize("max_age_ms, kept", [(0.0, [4]), (25.0, [2, 3, 4]), (45.0, [0, 1, 2, 3, 4])])
+def test_take_recent_keeps_the_newest_and_the_fresh_ones_in_order(pair, max_age_ms, kept):
+    """Frames captured 40, 30, 20, 10, 0 ms before now: the newest always, the older ones while fresh."""
     push, pull = pair
+    now = time.time_ns()
     for seq in range(5):
         for sid in ("a", "b"):
-            push.send_multipart(_result(sid, seq))
+            push.send_multipart(_result(sid, seq, now - (4 - seq) * 10_000_000 - 1))
     _wait_waiting(pull)
     metrics = StageMetrics("test", None)
-    recent, skipped = take_recent(pull, "result", "test", protocol.RejectCounter(), metrics, log, keep=keep)
-    n = min(keep, 5)
-    assert {s: [m.seq for m in msgs] for s, msgs in recent.items()} == {"a": list(range(5 - n, 5)), "b": list(range(5 - n, 5))}
-    assert skipped == 2 * (5 - n)
+    recent, skipped = take_recent(pull, "result", "test", protocol.RejectCounter(), metrics, log,
+                                  max_age_ms=max_age_ms, now_ns=now)
+    assert {s: [m.seq for m in msgs] for s, msgs in recent.items()} == {"a": kept, "b": kept}
+    assert skipped == 2 * (5 - len(kept))
+
+
+def test_a_stale_newest_is_still_taken(pair):
+    push, pull = pair
+    push.send_multipart(_result("a", 0, time.time_ns() - 10**10))
+    _wait_waiting(pull)
+    recent, skipped = take_recent(pull, "result", "test", protocol.RejectCounter(), StageMetrics("test", None), log,
+                                  max_age_ms=100.0)
+    assert [m.seq for m in recent["a"]] == [0] and skipped == 0
 
 
 def test_take_newest_is_take_recent_of_one(pair):
@@ -63,21 +74,16 @@ def test_take_newest_is_take_recent_of_one(pair):
     assert newest["a"].seq == 2 and skipped == 2
 
 
-def test_keep_must_be_positive(pair):
-    with pytest.raises(ValueError, match="keep: expected >= 1"):
-        take_recent(pair[1], "result", "test", protocol.RejectCounter(), StageMetrics("test", None), log, keep=0)
-
-
 def test_the_publisher_publishes_a_burst_whole(short_tmp, tiny_model, port):
     """The processor sends a detection and the frames predicted meanwhile together: every one of
-    them is published (publisher.keep_waiting), none skipped by the newest-frame policy."""
+    them is published (publisher.catch_up_ms), none skipped by the newest-frame policy."""
     from _processor_fixtures import stats_when
     from streamcam.config import load_config
     from streamcam.publisher.stage import run_publisher
     from test_pipeline import _config
 
     cfg = load_config(_config(short_tmp, tiny_model, port))
-    assert cfg.publisher.keep_waiting == 3
+    assert cfg.publisher.catch_up_ms == 150.0
     stop = threading.Event()
     th = threading.Thread(target=run_publisher, args=(cfg, stop))
     th.start()

@@ -11,7 +11,10 @@ median ms and input size, against the targets (>= 25 fps, p99 <= 150 ms). With `
 default) each stage process's CPU time (``/proc/<pid>/stat``: user + system, all its threads) is read
 after ``--warmup`` seconds and again at the end, and printed as CPU ms per published frame: on a
 shared machine this, not the wall fps, says what each stage costs. The load average is printed
-before and after each run.
+before and after each run. A viewer (``--viewer``, the default) subscribes to ``frames/<id>`` as a
+person watching would: the publisher encodes frames only while someone receives them, so without
+one the run measures a camera nobody watches (``--no-viewer``); its received rate and
+capture -> receive p99 are in the row (``viewer_fps``, ``viewer_p99_ms``).
 """
 
 from __future__ import annotations
@@ -101,6 +104,66 @@ class StageCPU:
         return out
 
 
+class Viewer:
+    """A subscriber to ``frames/<stream>`` (the annotated JPEGs) in a thread: frames received and
+    capture -> receive latency after ``warmup`` seconds."""
+
+    def __init__(self, endpoint: str, stream: str, warmup: float) -> None:
+        self.endpoint, self.stream, self.warmup = endpoint, stream, warmup
+        self.latencies_ms: list[float] = []
+        self.first = self.last = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="viewer", daemon=True)
+
+    def start(self) -> "Viewer":
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        import zmq
+
+        from streamcam import protocol
+        from streamcam.transport import make_socket
+
+        ctx = zmq.Context()
+        sock = make_socket(ctx, "SUB", self.endpoint, bind=False, subscribe=f"frames/{self.stream}")
+        t0 = time.monotonic()
+        try:
+            while not self._stop.is_set():
+                if not sock.poll(100):
+                    continue
+                msg = protocol.decode(sock.recv_multipart())
+                now = time.monotonic()
+                if msg.kind != "frames" or now - t0 < self.warmup:
+                    continue
+                self.latencies_ms.append((time.time_ns() - msg.t_capture_ns) / 1e6)
+                self.first = now if self.first is None else self.first
+                self.last = now
+        finally:
+            sock.close(0)
+            ctx.term()
+
+    def result(self) -> dict:
+        import numpy as np
+
+        self._stop.set()
+        self._thread.join(timeout=5)
+        n = len(self.latencies_ms)
+        if n < 2 or self.last is None or self.last <= self.first:
+            return {"viewer_fps": None, "viewer_p99_ms": None}
+        return {"viewer_fps": round((n - 1) / (self.last - self.first), 2),
+                "viewer_p50_ms": round(float(np.percentile(self.latencies_ms, 50)), 1),
+                "viewer_p99_ms": round(float(np.percentile(self.latencies_ms, 99)), 1)}
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def main(argv: list[str] | None = None) -> int:
     import yaml
 
@@ -120,6 +183,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", help="write the results JSON here")
     ap.add_argument("--warmup", type=float, default=4.0, help="seconds before the stage CPU window opens")
     ap.add_argument("--no-cpu", dest="cpu", action="store_false", help="do not read the stages' CPU time")
+    ap.add_argument("--no-viewer", dest="viewer", action="store_false",
+                    help="nobody subscribes to the frames (the publisher then encodes none)")
     a = ap.parse_args(argv)
     heatmaps = {"on": [True], "off": [False], "both": [True, False]}[a.heatmap]
     meta = read_metadata(a.model)
@@ -130,7 +195,8 @@ def main(argv: list[str] | None = None) -> int:
         for threads, every, heat in ((t, e, h) for e in a.detect_every for t in a.threads for h in heatmaps):
             overrides = {"processor.model": str(Path(a.model).resolve()), "processor.threads": threads,
                          "processor.detect_every": every, "publisher.heatmap": heat,
-                         "serve.enabled": False, "run.log_level": "WARNING", "run.run_dir": str(Path(tmp) / f"run{threads}-{every}-{int(heat)}")}
+                         "serve.enabled": False, "run.log_level": "WARNING", "run.run_dir": str(Path(tmp) / f"run{threads}-{every}-{int(heat)}"),
+                         "endpoints.publish": f"tcp://127.0.0.1:{_free_port()}"}
             doc = yaml.safe_load((ROOT / "configs" / "camera.yaml").read_text())
             doc["streams"][0]["source"] = source  # the camera, replaced by the recording
             path = Path(tmp) / "camera.yaml"
@@ -141,24 +207,34 @@ def main(argv: list[str] | None = None) -> int:
             cpu = StageCPU(sup, min(a.warmup, a.seconds / 3), a.seconds - 0.3) if a.cpu else None
             if cpu is not None:
                 cpu.start()
+            viewer = Viewer(cfg.endpoint("publish"), cfg.streams[0].id, min(a.warmup, a.seconds / 3)).start() if a.viewer else None
             summary = sup.run(a.seconds)
             st = next(iter(summary.get("streams", {}).values()), {})
             proc = summary.get("stages", {}).get("processor", {})
             row = {"threads": threads, "detect_every": every, "heatmap": heat, "fps": st.get("fps"), "latency_ms_p50": st.get("latency_ms_p50"),
                    "latency_ms_p99": st.get("latency_ms_p99"), "published": st.get("published"),
                    "skipped": proc.get("skipped"), "engine_ms": proc.get("engine_ms_p50"),
+                   "publisher_skipped": summary.get("stages", {}).get("publisher", {}).get("skipped"),
                    "load_before": round(load0, 2), "load_after": round(os.getloadavg()[0], 2)}
+            if viewer is not None:
+                row.update(viewer.result())
             if cpu is not None:
                 row["cpu_ms_per_frame"] = cpu.result()
             rows.append(row)
             print(json.dumps(row), file=sys.stderr, flush=True)
     print(f"source: {what}; model {Path(a.model).name}, input {meta.input_width}x{meta.input_height}")
-    print("| processor threads | detect_every | heatmap | published fps | p50 ms | p99 ms | skipped | engine ms | targets (>= 25 fps, p99 <= 150 ms) |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| processor threads | detect_every | heatmap | published fps | p50 ms | p99 ms | skipped (processor / publisher) | "
+          "engine ms | viewer fps | viewer p99 ms | targets (>= 25 fps, p99 <= 150 ms) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         ok = (r["fps"] or 0) >= TARGET_FPS and (r["latency_ms_p99"] or 1e9) <= TARGET_P99_MS
-        print(f"| {r['threads']} | {r['detect_every']} | {'on' if r['heatmap'] else 'off'} | {r['fps']} | {r['latency_ms_p50']} | {r['latency_ms_p99']} | {r['skipped']} | "
-              f"{r['engine_ms']} | {'met' if ok else 'MISSED'} |")
+
+        def num(v, fmt="{:.1f}"):
+            return "" if v is None else fmt.format(v)
+
+        print(f"| {r['threads']} | {r['detect_every']} | {'on' if r['heatmap'] else 'off'} | {num(r['fps'])} | "
+              f"{num(r['latency_ms_p50'])} | {num(r['latency_ms_p99'])} | {r['skipped']} / {r.get('publisher_skipped')} | "
+              f"{num(r['engine_ms'], '{:.0f}')} | {num(r.get('viewer_fps'))} | {num(r.get('viewer_p99_ms'))} | {'met' if ok else 'MISSED'} |")
     if any(r.get("cpu_ms_per_frame") for r in rows):
         print("\nCPU ms per published frame, per stage process (user + system, all threads), and the load average:")
         names = sorted({k for r in rows for k in r.get("cpu_ms_per_frame", {}) if not k.startswith("_")})

@@ -209,7 +209,7 @@ def run_publisher(cfg: PipelineConfig, stop: threading.Event, ctx: zmq.Context |
             take_subscriptions(pub, demand)
             if pull.poll(100, zmq.POLLIN):
                 recent, n_skipped = take_recent(pull, "result", "publisher", rejects, metrics, log, guard,
-                                                keep=cfg.publisher.keep_waiting)
+                                                max_age_ms=cfg.publisher.catch_up_ms)
                 skipped += n_skipped
                 for msgs in recent.values():
                     for msg in msgs:  # each stream's in seq order
