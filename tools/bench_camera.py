@@ -52,13 +52,31 @@ def footage(tmp: Path) -> tuple[dict, str]:
             "loop": True}, f"PETS09-S3-MF1 frames as MJPG {first.shape[1]}x{first.shape[0]}, 25 fps, looped"
 
 
-def process_cpu_s(pid: int) -> float | None:
-    """User + system CPU seconds of process ``pid`` so far (all its threads), or None when it is gone."""
+def process_usage(pid: int | str) -> tuple[float, int] | None:
+    """``(user + system CPU seconds, minor page faults)`` of process ``pid`` so far (all its threads),
+    or None when it is gone."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except (OSError, IndexError):
         return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime (fields 14, 15)
+    # proc(5): minflt is field 10, utime and stime 14 and 15 (fields[0] here is field 3, the state)
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"), int(fields[7])
+
+
+def thread_cpu_s(pid: int) -> dict[int, float]:
+    """User + system CPU seconds of each thread of process ``pid`` so far (``{tid: s}``)."""
+    out = {}
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        usage = process_usage(f"{pid}/task/{task.name}")  # the same stat layout per thread
+        if usage is not None:
+            out[int(task.name)] = usage[0]
+    return out
+
+
+def process_cpu_s(pid: int) -> float | None:
+    """User + system CPU seconds of process ``pid`` so far (all its threads), or None when it is gone."""
+    usage = process_usage(pid)
+    return None if usage is None else usage[0]
 
 
 def _published(run_dir: Path) -> int:
@@ -69,6 +87,13 @@ def _published(run_dir: Path) -> int:
     return sum(int(st.get("published") or 0) for st in doc.get("streams", {}).values())
 
 
+def _detected(run_dir: Path) -> int:
+    try:
+        return int(json.loads((run_dir / "stats" / "processor.json").read_text()).get("detected") or 0)
+    except (OSError, ValueError):
+        return 0
+
+
 class StageCPU:
     """CPU ms per published frame of each stage process of a running :class:`Supervisor`, between
     ``warmup`` seconds after the start and ``end`` seconds (a thread: call :meth:`start`, then
@@ -76,14 +101,19 @@ class StageCPU:
 
     def __init__(self, sup, warmup: float, end: float) -> None:
         self.sup, self.warmup, self.end = sup, warmup, end
-        self.marks: list[tuple[float, int, dict[str, float | None]]] = []
+        self.marks: list[tuple[float, int, dict[str, tuple[float, int] | None]]] = []
+        self.threads: list[dict[str, dict[int, float]]] = []
+        self.detected: list[int] = []
         self._thread = threading.Thread(target=self._sample, name="stage-cpu", daemon=True)
 
     def start(self) -> None:
         self._thread.start()
 
     def _mark(self) -> None:
-        cpu = {c.name: (process_cpu_s(c.proc.pid) if c.proc is not None else None) for c in getattr(self.sup, "children", [])}
+        children = [c for c in getattr(self.sup, "children", []) if c.proc is not None]
+        cpu = {c.name: process_usage(c.proc.pid) for c in children}
+        self.threads.append({c.name: thread_cpu_s(c.proc.pid) for c in children})
+        self.detected.append(_detected(self.sup.run_dir))
         self.marks.append((time.monotonic(), _published(self.sup.run_dir), cpu))
 
     def _sample(self) -> None:
@@ -98,8 +128,19 @@ class StageCPU:
             return {}
         (ta, na, ca), (tb, nb, cb) = self.marks
         frames = max(nb - na, 1)
-        out = {name: round((cb[name] - ca[name]) * 1e3 / frames, 2)
-               for name in cb if cb.get(name) is not None and ca.get(name) is not None}
+        both = [name for name in cb if cb.get(name) is not None and ca.get(name) is not None]
+        out: dict = {name: round((cb[name][0] - ca[name][0]) * 1e3 / frames, 2) for name in both}
+        out["_faults"] = {name: round((cb[name][1] - ca[name][1]) / frames, 1) for name in both}
+        # The busiest thread of each stage: the processor's is its engine thread (preprocess, the
+        # network on ONNX Runtime's one intra-op thread, CAM and boxes), the rest its frame loop.
+        ta_, tb_ = self.threads
+        busiest = {}
+        for name in both:
+            deltas = [tb_[name][tid] - ta_[name].get(tid, 0.0) for tid in tb_.get(name, {})]
+            if deltas:
+                busiest[name] = round(max(deltas) * 1e3 / frames, 2)
+        out["_busiest_thread"] = busiest
+        out["_detected"] = self.detected[1] - self.detected[0]  # frames through the network in the window
         out["_frames"], out["_seconds"] = nb - na, round(tb - ta, 2)
         return out
 
@@ -236,17 +277,24 @@ def main(argv: list[str] | None = None) -> int:
               f"{num(r['latency_ms_p50'])} | {num(r['latency_ms_p99'])} | {r['skipped']} / {r.get('publisher_skipped')} | "
               f"{num(r['engine_ms'], '{:.0f}')} | {num(r.get('viewer_fps'))} | {num(r.get('viewer_p99_ms'))} | {'met' if ok else 'MISSED'} |")
     if any(r.get("cpu_ms_per_frame") for r in rows):
-        print("\nCPU ms per published frame, per stage process (user + system, all threads), and the load average:")
+        print("\nCPU ms per published frame, per stage process (user + system, all threads); the processor's engine"
+              " thread (preprocess, network, CAM, boxes) per frame through the network; page faults per frame:")
         names = sorted({k for r in rows for k in r.get("cpu_ms_per_frame", {}) if not k.startswith("_")})
-        print("| threads | detect_every | heatmap | " + " | ".join(names) + " | total | load before / after |")
-        print("|---|---|---|" + "---|" * len(names) + "---|---|")
+        print("| threads | detect_every | heatmap | " + " | ".join(names) + " | total | processor engine thread ms "
+              "per detection | detected / published | page faults per frame (" + ", ".join(names) + ") | load before / after |")
+        print("|---|---|---|" + "---|" * len(names) + "---|---|---|---|---|")
         for r in rows:
             c = r.get("cpu_ms_per_frame", {})
             vals = [c.get(n) for n in names]
             tot = sum(v for v in vals if v is not None)
+            det, n = c.get("_detected") or 0, c.get("_frames") or 0
+            eng = c.get("_busiest_thread", {}).get("processor")
+            per_det = f"{eng * n / det:.1f}" if eng is not None and det else ""
             print(f"| {r['threads']} | {r['detect_every']} | {'on' if r['heatmap'] else 'off'} | "
                   + " | ".join("" if v is None else f"{v:.1f}" for v in vals)
-                  + f" | {tot:.1f} | {r['load_before']} / {r['load_after']} |")
+                  + f" | {tot:.1f} | {per_det} | {det} / {n} | "
+                  + ", ".join(f"{c.get('_faults', {}).get(k, float('nan')):.0f}" for k in names)
+                  + f" | {r['load_before']} / {r['load_after']} |")
     if a.out:
         Path(a.out).write_text(json.dumps({"source": what, "input": [meta.input_width, meta.input_height],
                                            "runs": rows}, indent=1) + "\n")
