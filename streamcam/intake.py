@@ -9,6 +9,7 @@ is the newest-frame policy that keeps latency bounded under overload.
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 import numpy as np
@@ -60,11 +61,27 @@ def take_newest(sock: zmq.Socket, kind: str, stage: str, rejects: protocol.Rejec
                 log: logging.Logger, guard: MessageGuard | None = None) -> tuple[dict[str, protocol.Message], int]:
     """``({stream: newest message}, skipped)`` from everything waiting on ``sock`` (:func:`take_waiting`):
     the older messages of a stream are counted as skipped (the newest-frame policy)."""
-    newest: dict[str, protocol.Message] = {}
+    recent, skipped = take_recent(sock, kind, stage, rejects, metrics, log, guard, max_age_ms=0.0)
+    return {stream: msgs[-1] for stream, msgs in recent.items()}, skipped
+
+
+def take_recent(sock: zmq.Socket, kind: str, stage: str, rejects: protocol.RejectCounter, metrics: Any,
+                log: logging.Logger, guard: MessageGuard | None = None, max_age_ms: float = 0.0,
+                now_ns: int | None = None) -> tuple[dict[str, list[protocol.Message]], int]:
+    """``({stream: [messages, oldest first]}, skipped)``: each stream's newest message, and the older
+    ones still at most ``max_age_ms`` old (capture -> ``now_ns``, default now); the rest are counted
+    as skipped. :func:`take_newest` with the burst kept whole while it is fresh: a stage fast enough
+    for every message that receives them in bursts (the processor answers a detection and the frames
+    predicted meanwhile together) handles them all, and a backlog of stale ones (after a stall) is
+    still skipped to the newest."""
+    now_ns = time.time_ns() if now_ns is None else now_ns
+    limit_ns = int(max_age_ms * 1e6)
+    recent: dict[str, list[protocol.Message]] = {}
     skipped = 0
     for stream, msgs in take_waiting(sock, kind, stage, rejects, metrics, log, guard).items():
-        if len(msgs) > 1:
-            skipped += len(msgs) - 1
-            metrics.frames_dropped.labels(stage, stream, "skipped").inc(len(msgs) - 1)
-        newest[stream] = msgs[-1]
-    return newest, skipped
+        kept = [m for m in msgs[:-1] if now_ns - m.t_capture_ns <= limit_ns] + msgs[-1:]
+        if len(kept) < len(msgs):
+            skipped += len(msgs) - len(kept)
+            metrics.frames_dropped.labels(stage, stream, "skipped").inc(len(msgs) - len(kept))
+        recent[stream] = kept
+    return recent, skipped

@@ -39,6 +39,15 @@ from .errors import ProtocolError
 
 PROTOCOL_VERSION = 1
 KINDS = ("frame", "result", "frames", "detections", "events", "stats")
+PLAIN_DEMAND = "want/plain/"
+"""Prefix of the demand topics: see :func:`plain_demand_topic`."""
+
+
+def plain_demand_topic(stream: str) -> str:
+    """Subscribing to this topic asks the publisher for the heatmap-free ``image_plain`` part of
+    ``frames/<stream>`` (``publisher.plain_frames`` unset: on request); nothing is ever published
+    on it. The trailing ``/`` keeps one stream's request from matching another id it prefixes."""
+    return f"{PLAIN_DEMAND}{stream}/"
 DTYPES = ("uint8", "uint16", "float32")
 PIXEL_FORMATS = ("BGR8", "GRAY8", "GRAY16", "CAM32")
 ENCODINGS = ("raw", "jpeg")

@@ -22,8 +22,9 @@ import zmq
 
 from .errors import ConfigError
 
-_TYPES = {"PUSH": zmq.PUSH, "PULL": zmq.PULL, "PUB": zmq.PUB, "SUB": zmq.SUB, "PAIR": zmq.PAIR,
-          "REQ": zmq.REQ, "REP": zmq.REP}
+_TYPES = {"PUSH": zmq.PUSH, "PULL": zmq.PULL, "PUB": zmq.PUB, "XPUB": zmq.XPUB, "SUB": zmq.SUB,
+          "PAIR": zmq.PAIR, "REQ": zmq.REQ, "REP": zmq.REP}
+"""XPUB: a PUB that hands its owner the subscriptions (the publisher makes only what is subscribed)."""
 
 
 def check_endpoint(endpoint: str, key: str = "endpoint") -> str:
@@ -70,7 +71,7 @@ def make_socket(
     subscribe: str | bytes | tuple[str, ...] | None = None,
     curve: Any = None,
 ) -> zmq.Socket:
-    """Create, configure and bind/connect a socket of ``kind`` (PUSH, PULL, PUB, SUB, PAIR, REQ or REP).
+    """Create, configure and bind/connect a socket of ``kind`` (PUSH, PULL, PUB, XPUB, SUB, PAIR, REQ or REP).
 
     ``curve``: a :class:`streamcam.security.Curve` to authenticate and encrypt tcp endpoints.
     A binding socket may name the port ``*`` (``tcp://127.0.0.1:*``): the OS picks a free one, and

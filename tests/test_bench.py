@@ -105,3 +105,35 @@ def test_pipeline_scaling_and_naive(tmp_path):
         _need(m)
     n = pipeline.naive_loop(0.2, threads=1)
     assert _positive(n["fps"]) and _positive(n["p99_ms"])
+
+
+def test_stage_cpu_reads_processes_and_threads():
+    """tools.bench_camera's /proc readers: this process's CPU, faults and threads; a gone pid is None."""
+    from tools.bench_camera import process_cpu_s, process_usage, thread_cpu_s
+
+    if not os.path.isdir("/proc/self/task"):
+        pytest.skip("no /proc here")
+    sum(range(200_000))
+    cpu, faults = process_usage(os.getpid())
+    assert cpu > 0 and faults > 0 and process_cpu_s(os.getpid()) >= cpu
+    threads = thread_cpu_s(os.getpid())
+    assert os.getpid() in threads and sum(threads.values()) <= process_cpu_s(os.getpid()) + 0.05
+    assert process_usage(2**22 + 12345) is None
+
+
+def test_camera_steps_tiny(tmp_path):
+    """tools.bench_camera_steps' one path on a few 768x576 MJPG frames: every step timed, positive."""
+    import cv2
+
+    from tools.bench_camera_steps import STEPS, run_path
+
+    video = tmp_path / "v.avi"
+    vw = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 25, (768, 576))
+    for i in range(6):
+        vw.write(np.full((576, 768, 3), 40 * i, np.uint8))
+    vw.release()
+    for path in ("before", "after"):
+        got = run_path(path, str(video), frames=2, every=2, engine=False)
+        assert set(got["ms"]) == set(STEPS) == set(got["faults"])
+        assert all(_positive(x) for x in got["ms"]["decode"] + got["ms"]["JPEG"] + got["ms"]["preprocess"])
+        assert len(got["ms"]["decode"]) == 2 and got["ms"]["engine"] == []  # the network only in the warm-up

@@ -67,7 +67,7 @@ def test_a_message_that_breaks_the_publisher_is_counted_and_the_next_one_publish
     try:
         # Once its bound addresses are written both its sockets are bound (its port the OS picked).
         sub = make_socket(ctx, "SUB", published(cfg.run_dir, timeout=10), bind=False,
-                          subscribe=("detections/good", "detections/probe"))
+                          subscribe=("detections/good", "detections/probe", "frames/"))
 
         def probe() -> bool:  # a result of a third stream, until one comes back: the subscription is live
             push.send_multipart(protocol.encode("result", "probe", 0, time.time_ns(),
@@ -76,6 +76,8 @@ def test_a_message_that_breaks_the_publisher_is_counted_and_the_next_one_publish
             return sub.poll(100)
 
         wait_for("the subscription to reach the publisher", probe, timeout=10)
+        # frames/ subscribed too: the publisher draws only frames someone receives (publisher/demand.py)
+        stats_when(cfg.run_dir, lambda s: "frames/" in s.get("subscribed", ()), stage="publisher")
         for seq in range(20):
             for sid in ("bad", "good"):
                 push.send_multipart(protocol.encode("result", sid, seq, time.time_ns(),
@@ -83,10 +85,10 @@ def test_a_message_that_breaks_the_publisher_is_counted_and_the_next_one_publish
                                                     width=32, height=24, detections=[]))
             time.sleep(0.03)  # pacing: the results arrive spread out, as from a processor
             while sub.poll(0):
-                got += [m.seq for m in [protocol.decode(sub.recv_multipart())] if m.stream == "good"]
+                got += [m.seq for m in [protocol.decode(sub.recv_multipart())] if m.stream == "good" and m.kind == "detections"]
         stats = stats_when(cfg.run_dir, lambda s: s["failed"] == {"error:OverflowError": 20}, stage="publisher")
         while sub.poll(0):
-            got += [m.seq for m in [protocol.decode(sub.recv_multipart())] if m.stream == "good"]
+            got += [m.seq for m in [protocol.decode(sub.recv_multipart())] if m.stream == "good" and m.kind == "detections"]
     finally:
         stop.set()
         th.join(5)

@@ -85,8 +85,12 @@ def heatmap_overlay(
         raise ValueError(f"image: expected a uint8 array, got {bgr.dtype}")
     h, w = bgr.shape[:2]
     up = cam if cam.shape == (h, w) else cv2.resize(cam, (w, h), interpolation=cv2.INTER_LINEAR)
-    # convertScaleAbs: |255 * v| rounded and saturated to uint8; clip first so negatives map to 0.
-    index = cv2.convertScaleAbs(np.clip(up, 0.0, 1.0, out=up if up is not cam else None), alpha=255.0)
+    # convertScaleAbs: |255 * v| rounded and saturated to uint8 (so v > 1 gives 255, as clipped);
+    # only negatives need clipping first, and bilinear interpolation (a convex combination) has none
+    # where the map has none: a normalised map skips a full-frame pass.
+    if float(cam.min()) < 0.0:
+        up = np.maximum(up, 0.0, out=up if up is not cam else None)
+    index = cv2.convertScaleAbs(up, alpha=255.0)
     heat = cv2.applyColorMap(index, colormap)
     return cv2.addWeighted(bgr, 1.0 - alpha, heat, alpha, 0.0)
 

@@ -16,7 +16,10 @@ Routes::
 Heatmap off: ``?heatmap=0`` on ``/stream`` and ``/snapshot`` serves the frames without the
 heatmap. The publisher bakes the heatmap into the ``image`` part; it can send the same frame
 without it as a second JPEG part named ``image_plain`` (``publisher.plain_frames``), or say
-``"heatmap": false`` in the header when ``image`` has none. ``plain`` in ``/api/streams``
+``"heatmap": false`` in the header when ``image`` has none. By default it makes that copy only on
+request (the header says ``plain_offered``): while a viewer watches ``?heatmap=0`` (and for
+:data:`~.stream_state.PLAIN_HOLD_S` after a snapshot) the bridge subscribes to the stream's demand
+topic ``want/plain/<id>/``, on which nothing is published: the publisher sees the subscription. ``plain`` in ``/api/streams``
 says whether the stream offers that variant (a plain frame within the last
 :data:`PLAIN_FRESH_S` seconds); without it ``?heatmap=0`` answers 404 with the reason. A frame
 that arrives without ``image_plain`` while the variant is offered had no heatmap to remove
@@ -46,17 +49,20 @@ import zmq
 from .access import BridgeAccess, host_names
 from ..httpserve import DISCONNECT, AppHTTPServer, HttpApp, PageHandler, ServedApp
 from ..errors import ProtocolError
-from ..protocol import RejectCounter, decode
+from ..protocol import RejectCounter, decode, plain_demand_topic
 from ..transport import make_socket
-from .stream_state import MAX_EVENTS, MAX_STREAMS, NO_PLAIN, PLAIN_FRESH_S, BridgeStreams
+from .stream_state import MAX_EVENTS, MAX_STREAMS, NO_PLAIN, PLAIN_FRESH_S, PLAIN_HOLD_S, BridgeStreams
 
-__all__ = ["BOUNDARY", "MAX_EVENTS", "MAX_STREAMS", "MjpegServer", "NO_PLAIN", "PLAIN_FRESH_S", "serve_main"]
+__all__ = ["BOUNDARY", "MAX_EVENTS", "MAX_STREAMS", "MjpegServer", "NO_PLAIN", "PLAIN_FRESH_S", "PLAIN_HOLD_S",
+           "PLAIN_WAIT_S", "serve_main"]
 
 log = logging.getLogger(__name__)
 
 BOUNDARY = "frame"
 
 _MJPEG_WAKE_S = 0.25
+PLAIN_WAIT_S = 1.5
+"""How long a ``?heatmap=0`` snapshot waits for the publisher's first plain copy after asking."""
 
 
 class _HTTPServer(AppHTTPServer):
@@ -153,6 +159,8 @@ class _Handler(PageHandler):
         self.end_headers()
         seen = -1
         while True:
+            if not heatmap:
+                bridge.want_plain(sid)  # renewed while this viewer watches
             jpeg, seen = bridge.wait_frame(sid, seen, _MJPEG_WAKE_S, heatmap)
             if bridge.stopping:
                 return
@@ -201,6 +209,8 @@ class MjpegServer(HttpApp):
         self._sock: Optional[zmq.Socket] = None
         self._http = ServedApp(self, _Handler, host, port, "mjpeg-http", server_class=_HTTPServer)
         self._receiver: Optional[threading.Thread] = None
+        self._plain_subscribed: set[str] = set()
+        """Streams whose demand topic the receive thread (the socket's owner) has subscribed."""
         self._started_t = time.monotonic()
         self._page_template = resources.files(__package__).joinpath("page.html").read_text(encoding="utf-8")
 
@@ -253,6 +263,7 @@ class MjpegServer(HttpApp):
         assert sock is not None
         try:
             while not self._stop.is_set():
+                self._sync_demand(sock)
                 if not sock.poll(100, zmq.POLLIN):
                     continue
                 # Take everything waiting (several streams share the socket: never keep only one).
@@ -271,6 +282,16 @@ class MjpegServer(HttpApp):
         finally:
             sock.close(0)
             self._sock = None
+
+    def _sync_demand(self, sock: zmq.Socket) -> None:
+        """Subscribe to the demand topic of each stream a viewer wants without the heatmap, and
+        unsubscribe from those no longer wanted (the publisher makes the plain copy meanwhile)."""
+        wanted = self.state.plain_wanted(time.monotonic())
+        for sid in wanted - self._plain_subscribed:
+            sock.setsockopt(zmq.SUBSCRIBE, plain_demand_topic(sid).encode())
+        for sid in self._plain_subscribed - wanted:
+            sock.setsockopt(zmq.UNSUBSCRIBE, plain_demand_topic(sid).encode())
+        self._plain_subscribed = wanted
 
     def _failed(self, exc: BaseException) -> None:
         reason = f"error:{type(exc).__name__}"
@@ -310,8 +331,21 @@ class MjpegServer(HttpApp):
         """The stream's latest JPEG once it is newer than ``seen_version`` (None on timeout or stop)."""
         return self.state.wait_frame(sid, seen_version, timeout, heatmap, stopping=self._stop.is_set)
 
+    def want_plain(self, sid: str) -> None:
+        self.state.want_plain(sid, time.monotonic())
+
     def snapshot(self, sid: str, heatmap: bool = True) -> Optional[bytes]:
-        return self.state.snapshot(sid, heatmap)
+        """The latest frame; without the heatmap, asks for the plain copy and waits up to
+        :data:`PLAIN_WAIT_S` for the first one when the publisher makes it on request."""
+        if heatmap:
+            return self.state.snapshot(sid, True)
+        self.want_plain(sid)
+        jpeg = self.state.snapshot(sid, False)
+        deadline = time.monotonic() + PLAIN_WAIT_S
+        seen = -1
+        while jpeg is None and not self._stop.is_set() and time.monotonic() < deadline:
+            jpeg, seen = self.wait_frame(sid, seen, min(_MJPEG_WAKE_S, max(0.0, deadline - time.monotonic())), False)
+        return jpeg
 
     def detections(self, sid: str) -> Optional[dict[str, Any]]:
         return self.state.detections(sid)

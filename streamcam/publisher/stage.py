@@ -1,9 +1,15 @@
 """The publisher stage: results → annotated JPEG frames and detections for any number of subscribers.
 
-Two topics per stream on one PUB socket: ``frames/<id>`` (header + JPEG) and
+Two topics per stream on one XPUB socket: ``frames/<id>`` (header + JPEG) and
 ``detections/<id>`` (header only), and ``events/<id>`` with ``events.enabled``. A slow
 subscriber only loses its own messages (PUB drops at its high-water mark); it never slows
 the pipeline.
+
+Only what someone receives is made (:mod:`.demand`: the socket's subscriptions): a stream's frames
+are annotated and JPEG-encoded while ``frames/<id>`` is subscribed (or the events' snapshots and
+clips need every frame), and its heatmap-free copy (``image_plain``, ``publisher.plain_frames``
+unset) while ``want/plain/<id>/`` is (the HTTP bridge, while a viewer watches ``?heatmap=0``).
+The detections always go out.
 """
 
 from __future__ import annotations
@@ -17,11 +23,12 @@ import zmq
 
 from .. import protocol
 from ..config import PipelineConfig
+from .demand import Demand
 from ..bounded import StreamTable
 from ..guard import MessageGuard
 from ..metrics import StageMetrics, stage_port
 from ..stats import Every, LatencyWindow, RateMeter, write_bound, write_stats
-from ..intake import take_newest
+from ..intake import take_recent
 from ..transport import bound_endpoint, make_socket, send_nowait
 
 log = logging.getLogger("streamcam.publisher")
@@ -34,6 +41,10 @@ class StreamState:
         self.rate = RateMeter()
         self.latency = LatencyWindow()
         self.published = 0
+        self.encoded = 0
+        """Frames annotated and JPEG-encoded (published ones nobody subscribed to are not)."""
+        self.encoded_plain = 0
+        """Heatmap-free copies encoded (``image_plain``)."""
         self.first = 0.0
         self.last = 0.0
 
@@ -43,9 +54,10 @@ class StreamState:
 
 
 def publish_result(pub: zmq.Socket, msg: protocol.Message, cfg: PipelineConfig, state: StreamState,
-                   metrics: StageMetrics | None = None, events=None) -> None:
+                   metrics: StageMetrics | None = None, events=None, demand: Demand | None = None) -> None:
     """Annotate one processor result and publish it on both topics (and ``events/<id>`` with an
-    :class:`~streamcam.events.stage.EventHub`)."""
+    :class:`~streamcam.events.stage.EventHub`). ``demand``: the subscriptions; the frame is only
+    annotated and encoded when ``frames/<id>`` is wanted (None: always, with its plain copy)."""
     from .annotate import annotate, encode_jpeg
 
     image = msg.part("image")
@@ -62,17 +74,28 @@ def publish_result(pub: zmq.Socket, msg: protocol.Message, cfg: PipelineConfig, 
         if len(fe.kept) != len(detections):  # masked detections are neither drawn nor published
             detections = fe.kept
     q = cfg.publisher.jpeg_quality
-    # The banner shows the latency so far; the published figure is measured when the frame leaves.
-    shown_latency = (time.time_ns() - msg.t_capture_ns) / 1e6
-    style = dict(stream=msg.stream, fps=state.rate.rate, latency_ms=shown_latency, tracks=msg.header.get("tracks") or ())
-    annotated = annotate(image, cam, detections, heatmap=cfg.publisher.heatmap and not blended,
-                         alpha=cfg.publisher.alpha, **style)
-    if events is not None:
-        events.draw_zones(msg.stream, annotated)
-    parts = [protocol.jpeg_part("image", encode_jpeg(annotated, q), w, h)]
-    if (cam is not None or blended) and plain_src is not None and cfg.publisher.wants_plain(cfg.serve.enabled):
-        plain = annotate(plain_src, None, detections, heatmap=False, **style)
-        parts.append(protocol.jpeg_part("image_plain", encode_jpeg(plain, q), w, h))
+    # Only what someone receives is made: the events' snapshots and clips take every annotated frame.
+    make_frames = demand is None or demand.wants(f"frames/{msg.stream}") or (events is not None and events.media is not None)
+    offers_plain = plain_src is not None and cfg.publisher.wants_plain(cfg.serve.enabled)
+    has_heatmap = (cam is not None and cfg.publisher.heatmap) or blended
+    on_request = cfg.publisher.plain_frames is None
+    make_plain = make_frames and offers_plain and has_heatmap and (
+        not on_request or demand is None or demand.wants(protocol.plain_demand_topic(msg.stream)))
+    parts = []
+    if make_frames:
+        # The banner shows the latency so far; the published figure is measured when the frame leaves.
+        shown_latency = (time.time_ns() - msg.t_capture_ns) / 1e6
+        style = dict(stream=msg.stream, fps=state.rate.rate, latency_ms=shown_latency, tracks=msg.header.get("tracks") or ())
+        annotated = annotate(image, cam, detections, heatmap=cfg.publisher.heatmap and not blended,
+                             alpha=cfg.publisher.alpha, **style)
+        if events is not None:
+            events.draw_zones(msg.stream, annotated)
+        parts.append(protocol.jpeg_part("image", encode_jpeg(annotated, q), w, h))
+        state.encoded += 1
+        if make_plain:
+            plain = annotate(plain_src, None, detections, heatmap=False, **style)
+            parts.append(protocol.jpeg_part("image_plain", encode_jpeg(plain, q), w, h))
+            state.encoded_plain += 1
     latency_ms = (time.time_ns() - msg.t_capture_ns) / 1e6
     state.latency.add(latency_ms)
     state.rate.tick()
@@ -91,14 +114,20 @@ def publish_result(pub: zmq.Socket, msg: protocol.Message, cfg: PipelineConfig, 
         "latency_ms": round(latency_ms, 2), "fps": round(state.rate.rate, 2),
         "timings_ms": msg.header.get("timings_ms", {}),
     }
-    send_nowait(pub, protocol.encode("frames", msg.stream, msg.seq, msg.t_capture_ns, parts, **common))
+    if parts:
+        offer = {}
+        if offers_plain and on_request:
+            # The bridge's cue that ?heatmap=0 can be had (by subscribing to want/plain/<id>/), and
+            # whether this frame's image has no heatmap to remove (then it is its own plain copy).
+            offer = {"plain_offered": True, **({} if has_heatmap else {"heatmap": False})}
+        send_nowait(pub, protocol.encode("frames", msg.stream, msg.seq, msg.t_capture_ns, parts, **common, **offer))
     send_nowait(pub, protocol.encode("detections", msg.stream, msg.seq, msg.t_capture_ns, (), **common))
     if events is not None and fe is not None:
         def clean() -> bytes | None:
             # The event's snapshot without drawings: only encoded when a snapshot wants this frame.
             return encode_jpeg(plain_src, q) if plain_src is not None else None
 
-        events.publish(pub, msg.stream, msg.seq, msg.t_capture_ns, fe, parts[0][1], clean)
+        events.publish(pub, msg.stream, msg.seq, msg.t_capture_ns, fe, parts[0][1] if parts else b"", clean)
     if state.log is not None:
         dets = common["detections"]
         state.log.write(json.dumps({
@@ -106,6 +135,15 @@ def publish_result(pub: zmq.Socket, msg: protocol.Message, cfg: PipelineConfig, 
             "n": len(dets), "tracks": [d.get("track_id") for d in dets if d.get("track_id") is not None],
             "engine_ms": msg.header.get("timings_ms", {}).get("engine"),
         }, separators=(",", ":")) + "\n")
+
+
+def take_subscriptions(pub: zmq.Socket, demand: Demand, limit: int = 256) -> None:
+    """Feed ``demand`` the subscription messages waiting on the XPUB socket (without blocking)."""
+    for _ in range(limit):
+        try:
+            demand.update(pub.recv(zmq.NOBLOCK))
+        except zmq.Again:
+            return
 
 
 def frame_log(cfg: PipelineConfig, stream: str):
@@ -122,7 +160,8 @@ def run_publisher(cfg: PipelineConfig, stop: threading.Event, ctx: zmq.Context |
 
         events = EventHub(cfg)
     pull = make_socket(ctx, "PULL", cfg.endpoint("results"), bind=True, curve=cfg.curve())
-    pub = make_socket(ctx, "PUB", cfg.endpoint("publish"), bind=True, curve=cfg.curve())
+    pub = make_socket(ctx, "XPUB", cfg.endpoint("publish"), bind=True, curve=cfg.curve())
+    demand = Demand()
     rejects = protocol.RejectCounter()
     metrics = StageMetrics("publisher", stage_port(cfg, "publisher"), cfg.metrics.host)
     published = bound_endpoint(pub)  # the port itself when the config asked for any (tcp://HOST:*)
@@ -147,11 +186,13 @@ def run_publisher(cfg: PipelineConfig, stop: threading.Event, ctx: zmq.Context |
         nonlocal reports
         stats = {
             "stage": "publisher", "skipped": skipped, "rejected": dict(rejects.counts), "failed": dict(guard.counts),
+            "subscribed": sorted(p.decode(errors="replace") for p in demand.prefixes),
             "evicted": streams.evicted,
             **({"events": events.stats()} if events is not None else {}),
             "streams": {
                 sid: {
-                    "published": st.published, "fps": st.rate.rate, "fps_overall": st.fps_overall,
+                    "published": st.published, "encoded": st.encoded, "encoded_plain": st.encoded_plain,
+                    "fps": st.rate.rate, "fps_overall": st.fps_overall,
                     "latency_ms_p50": st.latency.overall(50), "latency_ms_p99": st.latency.overall(99),
                     "latency_ms_recent_p99": st.latency.recent(99),
                 }
@@ -167,12 +208,15 @@ def run_publisher(cfg: PipelineConfig, stop: threading.Event, ctx: zmq.Context |
         while not stop.is_set():
             if reporting.due():
                 report()
+            take_subscriptions(pub, demand)
             if pull.poll(100, zmq.POLLIN):
-                newest, n_skipped = take_newest(pull, "result", "publisher", rejects, metrics, log, guard)
+                recent, n_skipped = take_recent(pull, "result", "publisher", rejects, metrics, log, guard,
+                                                max_age_ms=cfg.publisher.catch_up_ms)
                 skipped += n_skipped
-                for msg in newest.values():
-                    with guard.message(msg.stream):
-                        publish_result(pub, msg, cfg, streams.get(msg.stream), metrics, events)
+                for msgs in recent.values():
+                    for msg in msgs:  # each stream's in seq order
+                        with guard.message(msg.stream):
+                            publish_result(pub, msg, cfg, streams.get(msg.stream), metrics, events, demand)
         report()
     finally:
         if events is not None:

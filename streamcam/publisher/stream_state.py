@@ -20,7 +20,10 @@ MAX_EVENTS = 50
 MAX_STREAMS = 64
 """Streams the bridge keeps; a new id past this evicts the least recently updated one (bounded memory)."""
 PLAIN_FRESH_S = 3.0
-"""A stream offers ``?heatmap=0`` while its last heatmap-free frame is at most this old."""
+"""A stream offers ``?heatmap=0`` while its last heatmap-free frame (or offer of one) is at most this old."""
+PLAIN_HOLD_S = 2.0
+"""A request for ``?heatmap=0`` keeps the bridge's demand for the stream's plain copy this long
+(an MJPEG viewer renews it every wake-up; a snapshot once): the publisher makes the copy only then."""
 NO_PLAIN = ("no frames without the heatmap for this stream: the publisher bakes the heatmap into the JPEG"
             " and sends a heatmap-free copy (JPEG part 'image_plain') only with publisher.plain_frames: true")
 _HEADER_ONLY = ("v", "kind", "parts")
@@ -35,6 +38,14 @@ class StreamState:
     plain: Optional[bytes] = None
     """The latest frame without the heatmap (its ``image_plain`` part, or ``image`` when it has none)."""
     last_plain_t: Optional[float] = None
+    on_request: bool = False
+    """The latest frame said ``plain_offered``: the publisher makes the plain copy only on request."""
+    image_is_plain: bool = False
+    """The latest frame said ``"heatmap": false``: its image has no heatmap to remove."""
+    offered_t: Optional[float] = None
+    """When a frame last offered the plain copy on request."""
+    plain_wanted_t: Optional[float] = None
+    """When a viewer last asked for ``?heatmap=0`` (the bridge's demand: :data:`PLAIN_HOLD_S`)."""
     version: int = 0
     """Incremented on every new frame: MJPEG writers send when it changes."""
     seq: Optional[int] = None
@@ -65,15 +76,20 @@ class StreamState:
         }
 
     def offers_plain(self, now: float) -> bool:
-        return self.last_plain_t is not None and now - self.last_plain_t <= PLAIN_FRESH_S
+        return any(t is not None and now - t <= PLAIN_FRESH_S for t in (self.last_plain_t, self.offered_t))
 
     def frame(self, heatmap: bool, now: float) -> Optional[bytes]:
-        """The latest JPEG with or without the heatmap; None when there is none (yet)."""
+        """The latest JPEG with or without the heatmap; None when there is none (yet): a frame made
+        before the publisher saw the request for its plain copy has none."""
         if heatmap:
             return self.jpeg
         if not self.offers_plain(now):
             return None
-        return self.plain if self.plain is not None else self.jpeg
+        if self.plain is not None:
+            return self.plain
+        # On request, a frame without the copy has one only when its image has no heatmap; from a
+        # publisher that always sends the copy (no plain_offered), such a frame had no heatmap.
+        return self.jpeg if self.image_is_plain or not self.on_request else None
 
 
 def _number(value: Any) -> Optional[float]:
@@ -139,7 +155,11 @@ class BridgeStreams:
                     st.detections = _record(h)
                 st.jpeg = msg.part("image")
                 st.plain = msg.part("image_plain") if msg.has_part("image_plain") else None
-                if st.plain is not None or h.get("heatmap") is False:
+                st.on_request = h.get("plain_offered") is True
+                st.image_is_plain = h.get("heatmap") is False
+                if st.on_request:
+                    st.offered_t = now
+                if st.plain is not None or st.image_is_plain:
                     st.last_plain_t = now
                 st.version += 1
                 st.frames += 1
@@ -190,6 +210,20 @@ class BridgeStreams:
         with self.cond:
             st = self._streams.get(sid)
             return [] if st is None else list(reversed(list(st.events.values())))
+
+    def want_plain(self, sid: str, now: float) -> None:
+        """A viewer asks for the stream's frames without the heatmap (renewed while it watches)."""
+        with self.cond:
+            st = self._streams.get(sid)
+            if st is not None:
+                st.plain_wanted_t = now
+
+    def plain_wanted(self, now: float) -> set[str]:
+        """The streams whose plain copy the bridge should ask the publisher for now: made on request
+        and asked for by a viewer within :data:`PLAIN_HOLD_S`."""
+        with self.cond:
+            return {sid for sid, st in self._streams.items()
+                    if st.on_request and st.plain_wanted_t is not None and now - st.plain_wanted_t <= PLAIN_HOLD_S}
 
     def listing(self, now: float) -> list[dict[str, Any]]:
         """Every stream's summary, by id."""

@@ -6,7 +6,7 @@ import threading
 import time
 
 from streamcam.protocol import decode, encode, jpeg_part
-from streamcam.publisher.stream_state import MAX_EVENTS, MAX_STREAMS, PLAIN_FRESH_S, BridgeStreams
+from streamcam.publisher.stream_state import MAX_EVENTS, MAX_STREAMS, PLAIN_FRESH_S, PLAIN_HOLD_S, BridgeStreams
 
 
 def frames(stream: str, seq: int, jpeg: bytes = b"\xff\xd8jpeg", plain: bytes | None = None, **fields):
@@ -35,6 +35,26 @@ def test_plain_frames_are_offered_only_while_fresh():
     assert s.listing(now=t0 + PLAIN_FRESH_S + 0.1)[0]["plain"] is False
     s.apply(frames("b", 1, b"hot-jpeg"), now=t0)
     assert s.snapshot("b", heatmap=False) is None and s.snapshot("b") == b"hot-jpeg"
+
+
+def test_a_plain_copy_made_on_request():
+    """``plain_offered``: the toggle is offered before any copy came; a frame without the copy is
+    not served as one (its image has the heatmap) unless it says it has none; the bridge's demand
+    lasts PLAIN_HOLD_S after the last request, and only for streams that make it on request."""
+    s = BridgeStreams()
+    t0 = time.monotonic()
+    s.apply(frames("a", 1, b"hot-jpeg", plain_offered=True), now=t0)
+    s.apply(frames("old", 1, b"hot-jpeg", plain=b"cold-jpeg"), now=t0)
+    assert s.offers_plain("a") and s.snapshot("a", heatmap=False) is None
+    assert s.plain_wanted(t0) == set()
+    s.want_plain("a", t0)
+    s.want_plain("old", t0)  # always sent: nothing to ask for
+    s.want_plain("nobody", t0)
+    assert s.plain_wanted(t0 + PLAIN_HOLD_S) == {"a"} and s.plain_wanted(t0 + PLAIN_HOLD_S + 0.1) == set()
+    s.apply(frames("a", 2, b"hot-jpeg", plain=b"cold-jpeg", plain_offered=True), now=t0)
+    assert s.snapshot("a", heatmap=False) == b"cold-jpeg"
+    s.apply(frames("a", 3, b"no-heatmap-jpeg", plain_offered=True, heatmap=False), now=t0)
+    assert s.snapshot("a", heatmap=False) == b"no-heatmap-jpeg"
 
 
 def test_a_new_id_past_the_cap_evicts_the_least_recently_updated():
