@@ -36,6 +36,26 @@ def test_vectorised_inside_matches_the_reference(points):
     assert got.tolist() == want
 
 
+def test_an_anchor_on_a_zone_edge_is_inside():
+    # A box clipped at the frame's bottom stands on y = 480, the bottom edge of a zone drawn to the
+    # frame's bottom (a person near the camera, feet below the frame): it is in the zone.
+    zone = to_pixels(SQUARE, "fraction", 640, 480)  # x 160-480, y 240-480
+    pts = np.array([[320, 480], [480, 300], [160, 240], [480, 480], [320, 480.5], [481, 300]])
+    assert inside(pts, zone).tolist() == [True, True, True, True, False, False]
+    assert [inside_reference(x, y, zone.tolist()) for x, y in pts] == [True, True, True, True, False, False]
+    poly = np.array(CONCAVE, float)  # the notch's edges belong to the zone too
+    assert inside(np.array([[90, 60], [60, 100], [120, 150], [90, 61]]), poly).tolist() == [True, True, True, False]
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, len(CONCAVE) - 1), st.floats(0, 1))
+def test_every_point_on_an_edge_is_inside(edge, u):
+    (xa, ya), (xb, yb) = CONCAVE[edge], CONCAVE[(edge + 1) % len(CONCAVE)]
+    p = (xa + u * (xb - xa), ya + u * (yb - ya))
+    assert inside(np.array([p]), np.array(CONCAVE, float)).tolist() == [True]
+    assert inside_reference(*p, CONCAVE)
+
+
 def test_concave_zone_excludes_its_notch():
     poly = np.array(CONCAVE, float)
     assert inside(np.array([[90, 100], [30, 100], [160, 100], [90, 30]]), poly).tolist() == [False, True, True, True]
@@ -83,5 +103,7 @@ def test_inside_many_matches_inside_per_polygon():
     masks = (MaskConfig(((0.0, 0.0), (0.3, 0.0), (0.0, 0.3))),)
     geo = geometry(zones, masks, (), 640, 480)
     pts = np.random.default_rng(0).uniform([0, 0], [640, 480], (200, 2))
+    pts = np.concatenate([pts, [[320, 480], [160, 240], [0, 72], [96, 0]]])  # on the zones' and mask's edges
     want = np.stack([inside(pts, p) for p in geo.zones + geo.masks])
     assert (inside_many(pts, geo.all_edges, geo.starts) == want).all() and want.any(axis=1).all()
+    assert want[:, -4:].any(axis=0).all()

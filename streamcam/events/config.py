@@ -115,6 +115,9 @@ class EventsConfig:
     coasts a track unpublished for a while and may bring it back with the same id)."""
     leave_frames: int = 5
     """Frames outside every zone after which the event ends (streams with zones)."""
+    leave_margin: float = 0.1
+    """In box heights: how far outside a zone the anchor of an object in it must be to count as
+    outside (an object standing on the zone's edge, its box bottom jittering, stays in; 0: exact)."""
     handover_distance: float = 1.0
     """A new track this close (centre distance in box heights) to a lost track with an open event
     continues that event: the stabilizer's id switches are not new objects (0: off)."""
@@ -152,6 +155,8 @@ class EventsConfig:
             raise _bad(self, "lost_frames", "1-10000 frames")
         if not 1 <= self.leave_frames <= 10000:
             raise _bad(self, "leave_frames", "1-10000 frames")
+        if not 0 <= self.leave_margin <= 10:
+            raise _bad(self, "leave_margin", "0-10 box heights")
         if not 0 <= self.handover_distance <= 10:
             raise _bad(self, "handover_distance", "0-10 box heights")
         if not 0 <= self.update_interval_s <= 3600:

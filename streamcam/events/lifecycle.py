@@ -8,8 +8,10 @@ stabilizer runs. Detections without a ``track_id`` never make events.
 Per track:
 
 * **in** — with zones, a track is in a zone once its anchor (box bottom centre) has been
-  inside for the zone's ``min_frames`` consecutive frames, and stays in it until it has
-  been outside for ``leave_frames``; without zones, once it has been seen for
+  inside (or on the edge) for the zone's ``min_frames`` consecutive frames, and stays in it
+  until it has been outside for ``leave_frames``, where outside means farther than
+  ``leave_margin`` box heights from the zone (an object standing on the edge, its box
+  bottom jittering by a few pixels, stays in); without zones, once it has been seen for
   ``min_frames`` frames.
 * **new** — the first frame a track is in (a zone, or the frame).
 * **update** — its zones, label or best score (by ``score_step``) change, it becomes
@@ -18,8 +20,11 @@ Per track:
 * **end** — its track has been missing for ``lost_frames`` frames, or (with zones) it
   left them all. ``end_ns`` is when it was last seen.
 * **handover** — a new track id that appears within ``handover_distance`` box heights of
-  where a track with an open event was lost (not yet ended) continues that event: an id
-  switch of the stabilizer is not a second object.
+  where a track with an open event was lost (not yet ended: within ``lost_frames``)
+  continues that event: an id switch of the stabilizer is not a second object. The same
+  holds when the new track would open its event (after ``min_frames``) and the other was
+  lost since: the stabilizer often starts the new track a frame or two before it drops the
+  old one, while both are seen.
 * **stationary** — its anchor stayed within ``stationary_radius`` box heights for
   ``stationary_s``: the same event, flagged. A stationary object whose track is lost is
   *parked*: its event stays open for ``parked_memory_s``, and a track that appears at the
@@ -42,7 +47,8 @@ import numpy as np
 
 from ..protocol import Detection
 from .config import EventsConfig
-from .zones import LineConfig, MaskConfig, ZoneConfig, anchors, crosses_line, geometry, inside_many, side
+from .zones import (LineConfig, MaskConfig, ZoneConfig, anchors, crosses_line, distance_to_edges, geometry, inside_many,
+                    side)
 
 PARKED_IOU = 0.3
 PARKED_CONFIRM = 5
@@ -186,7 +192,8 @@ class EventTracker:
             if tr is None:
                 tr = self._tracks[d.track_id] = _Track(d.label, t_ns, zone_in=[0] * nz, zone_out=[1 << 30] * nz,
                                                        still_anchor=pt, still_since_ns=t_ns)
-            self._step(tr, d, pt, in_zone[i] if in_zone else (), sides[i] if sides else (), t_ns, seq, geo, out)
+            self._step(tr, d, pt, in_zone[i] if in_zone else (), sides[i] if sides else (), t_ns, seq, geo, out,
+                       present)
         for tid in [tid for tid, tr in self._tracks.items() if tr.last_frame != self._frame]:
             tr = self._tracks[tid]
             if self._frame - tr.last_frame > cfg.lost_frames:
@@ -230,15 +237,22 @@ class EventTracker:
 
     # --- one tracked detection ---------------------------------------------------------
     def _step(self, tr: _Track, d: Detection, anchor: tuple[float, float], in_zone: Sequence[bool],
-              sides: Sequence[float], t_ns: int, seq: int, geo: Any, out: FrameEvents) -> None:
+              sides: Sequence[float], t_ns: int, seq: int, geo: Any, out: FrameEvents, present: set) -> None:
         cfg = self.config
         tr.seen += 1
         tr.last_frame, tr.last_ns, tr.box = self._frame, t_ns, d.box
         # Zones, with inertia both ways.
         current: list[str] = []
         zone_in, zone_out, since = tr.zone_in, tr.zone_out, tr.zone_since
+        box = d.box
+        h = max(box[3] - box[1], 1.0)
         for z, (name, min_frames, labels, _) in enumerate(self._zone_rules):
-            if in_zone[z] and (not labels or d.label in labels):
+            hit = in_zone[z] and (not labels or d.label in labels)
+            if not hit and z in since and cfg.leave_margin > 0 and (not labels or d.label in labels):
+                # In the zone already: it leaves only once its anchor is clearly outside (a person
+                # standing on the edge, whose box bottom jitters by a few pixels, stays in).
+                hit = distance_to_edges(anchor[0], anchor[1], geo.zone_edges[z]) <= cfg.leave_margin * h
+            if hit:
                 zone_in[z] += 1
                 zone_out[z] = 0
             else:
@@ -253,8 +267,6 @@ class EventTracker:
             elif was_in:
                 del since[z]
         # Stationary: the anchor stayed near where it settled.
-        box = d.box
-        h = max(box[3] - box[1], 1.0)
         if math.hypot(anchor[0] - tr.still_anchor[0], anchor[1] - tr.still_anchor[1]) > cfg.stationary_radius * h:
             tr.still_anchor, tr.still_since_ns = anchor, t_ns
         stationary = t_ns - tr.still_since_ns >= self._stationary_ns
@@ -273,12 +285,19 @@ class EventTracker:
                     parked = None
                 elif tr.seen < PARKED_CONFIRM:
                     return
+            lost = self._lost_near(d, present) if parked is None and cfg.handover_distance > 0 else None
             if parked is not None:
                 self._parked.remove(parked)
                 ev = parked
                 ev.track_id = d.track_id  # type: ignore[assignment]
                 tr.still_anchor, tr.still_since_ns = ev.still_anchor, ev.still_since_ns
                 stationary = t_ns - tr.still_since_ns >= self._stationary_ns
+            elif lost is not None:
+                # About to open where a track with an open event went quiet since this one started:
+                # the stabilizer replaced that track; the object, and its event, are the same.
+                ev = self._tracks.pop(lost).event
+                assert ev is not None
+                ev.track_id = d.track_id  # type: ignore[assignment]
             else:
                 ev, opened = self._open(tr, d, t_ns, seq, out), True
             tr.event = ev
@@ -318,16 +337,7 @@ class EventTracker:
     def _handover(self, d: Detection, present: set) -> _Track | None:
         """A new track id near where a track with an open event was just lost (an id switch of the
         stabilizer): the new id takes over the lost track's state and event."""
-        cfg = self.config
-        cx, cy = (d.box[0] + d.box[2]) / 2, (d.box[1] + d.box[3]) / 2
-        best, best_d = None, None
-        for tid, tr in self._tracks.items():
-            if tid in present or tr.event is None or tr.label != d.label:
-                continue
-            b = tr.box
-            dist = math.hypot(cx - (b[0] + b[2]) / 2, cy - (b[1] + b[3]) / 2) / max(b[3] - b[1], 1.0)
-            if dist <= cfg.handover_distance and (best_d is None or dist < best_d):
-                best, best_d = tid, dist
+        best = self._lost_near(d, present)
         if best is None:
             return None
         tr = self._tracks.pop(best)
@@ -335,6 +345,21 @@ class EventTracker:
         assert tr.event is not None
         tr.event.track_id = d.track_id  # type: ignore[assignment]
         return tr
+
+    def _lost_near(self, d: Detection, present: set) -> int | None:
+        """The nearest track (id) of ``d``'s label with an open event that is lost now (missing
+        from this frame, not yet ended), last seen within ``handover_distance`` box heights of ``d``."""
+        cfg = self.config
+        cx, cy = (d.box[0] + d.box[2]) / 2, (d.box[1] + d.box[3]) / 2
+        best, best_d = None, None
+        for tid, tr in self._tracks.items():
+            if tid in present or tr.event is None or tr.label != d.label or tr.last_frame == self._frame:
+                continue
+            b = tr.box
+            dist = math.hypot(cx - (b[0] + b[2]) / 2, cy - (b[1] + b[3]) / 2) / max(b[3] - b[1], 1.0)
+            if dist <= cfg.handover_distance and (best_d is None or dist < best_d):
+                best, best_d = tid, dist
+        return best
 
     def _parked_near(self, d: Detection, anchor: tuple[float, float]) -> Event | None:
         """A parked event of the same label whose object stood where this detection stands."""

@@ -4,8 +4,8 @@ A detection is where its box's **bottom centre** stands (``((x0 + x1) / 2, y1)``
 feet of a person, the wheels of a car; Frigate and DeepStream's nvdsanalytics anchor
 the same way, so a tall box that leans over a zone's edge does not count as inside.
 
-* a **zone** is a named polygon; an anchor inside it is in the zone (the lifecycle adds
-  inertia, ``min_frames``, and loitering);
+* a **zone** is a named polygon; an anchor inside it or on its edge is in the zone (the
+  lifecycle adds inertia, ``min_frames``, and loitering);
 * a **mask** is a polygon whose anchors are dropped (a tree that waves, a road outside
   the fence);
 * a **line** is a segment ``a -> b`` whose crossings are counted per direction: ``in``
@@ -156,11 +156,28 @@ def edges(polygon: np.ndarray) -> tuple[np.ndarray, ...]:
     return x0, y0, np.roll(x0, -1), np.roll(y0, -1)
 
 
-def inside(points: np.ndarray, polygon: np.ndarray | tuple[np.ndarray, ...]) -> np.ndarray:
-    """Whether each point ``[N, 2]`` lies inside ``polygon`` ``[M, 2]`` (even-odd rule), vectorised.
+_ON_EDGE_PX = 1e-6
+"""How near (pixels) to an edge a point counts as on it: float slack, not a margin."""
 
-    A horizontal ray from the point crosses an odd number of edges exactly when it is inside;
-    edges are half-open in y so a vertex on the ray is counted once. ``polygon`` may be given
+
+def _on_edges(x: np.ndarray, y: np.ndarray, x0, y0, x1, y1) -> np.ndarray:
+    """``[N, M]``: whether each point lies on each edge (segment), within :data:`_ON_EDGE_PX`."""
+    dx, dy = x1 - x0, y1 - y0
+    cross = dx * (y - y0) - dy * (x - x0)
+    length = np.hypot(dx, dy)
+    return ((np.abs(cross) <= _ON_EDGE_PX * length)
+            & (x >= np.minimum(x0, x1) - _ON_EDGE_PX) & (x <= np.maximum(x0, x1) + _ON_EDGE_PX)
+            & (y >= np.minimum(y0, y1) - _ON_EDGE_PX) & (y <= np.maximum(y0, y1) + _ON_EDGE_PX))
+
+
+def inside(points: np.ndarray, polygon: np.ndarray | tuple[np.ndarray, ...]) -> np.ndarray:
+    """Whether each point ``[N, 2]`` lies inside ``polygon`` ``[M, 2]`` or on its edge, vectorised.
+
+    A horizontal ray from the point crosses an odd number of edges exactly when it is inside
+    (even-odd rule); edges are half-open in y so a vertex on the ray is counted once. A point
+    on an edge is inside (a closed polygon, like Frigate's ``cv2.pointPolygonTest(...) >= 0``):
+    a box clipped at the frame's bottom has its anchor on the bottom row's edge, ``y = height``,
+    which is the edge of every zone drawn down to the frame's bottom. ``polygon`` may be given
     as its :func:`edges`.
     """
     pts = np.asarray(points, np.float64).reshape(-1, 2)
@@ -171,7 +188,7 @@ def inside(points: np.ndarray, polygon: np.ndarray | tuple[np.ndarray, ...]) -> 
     straddle = (y0 > y) != (y1 > y)
     with np.errstate(divide="ignore", invalid="ignore"):
         xc = x0 + (y - y0) * (x1 - x0) / (y1 - y0)
-    return (straddle & (x < xc)).sum(axis=1) % 2 == 1
+    return ((straddle & (x < xc)).sum(axis=1) % 2 == 1) | _on_edges(x, y, x0, y0, x1, y1).any(axis=1)
 
 
 def inside_many(points: np.ndarray, all_edges: tuple[np.ndarray, ...], starts: np.ndarray) -> np.ndarray:
@@ -185,18 +202,37 @@ def inside_many(points: np.ndarray, all_edges: tuple[np.ndarray, ...], starts: n
     straddle = (y0 > y) != (y1 > y)
     with np.errstate(divide="ignore", invalid="ignore"):
         xc = x0 + (y - y0) * (x1 - x0) / (y1 - y0)
-    return (np.add.reduceat(straddle & (x < xc), starts, axis=1) % 2 == 1).T
+    odd = np.add.reduceat(straddle & (x < xc), starts, axis=1) % 2 == 1
+    on = np.add.reduceat(_on_edges(x, y, x0, y0, x1, y1), starts, axis=1) > 0
+    return (odd | on).T
 
 
 def inside_reference(x: float, y: float, polygon: Sequence[Sequence[float]]) -> bool:
-    """The obvious ray-casting test for one point (what :func:`inside` computes for many)."""
+    """The obvious test for one point (what :func:`inside` computes for many): on an edge, or
+    ray casting."""
     n, hit = len(polygon), False
     for i in range(n):
         xa, ya = polygon[i]
         xb, yb = polygon[(i + 1) % n]
+        # On the segment: collinear (the distance to its line is ~0) and between its ends.
+        length = math.hypot(xb - xa, yb - ya)
+        if (abs((xb - xa) * (y - ya) - (yb - ya) * (x - xa)) <= _ON_EDGE_PX * length
+                and min(xa, xb) - _ON_EDGE_PX <= x <= max(xa, xb) + _ON_EDGE_PX
+                and min(ya, yb) - _ON_EDGE_PX <= y <= max(ya, yb) + _ON_EDGE_PX):
+            return True
         if (ya > y) != (yb > y) and x < xa + (y - ya) * (xb - xa) / (yb - ya):
             hit = not hit
     return hit
+
+
+def distance_to_edges(x: float, y: float, polygon_edges: tuple[np.ndarray, ...]) -> float:
+    """Distance (px) from the point ``(x, y)`` to the nearest edge of a polygon given as its :func:`edges`."""
+    x0, y0, x1, y1 = polygon_edges
+    dx, dy = x1 - x0, y1 - y0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        u = np.clip(((x - x0) * dx + (y - y0) * dy) / (dx * dx + dy * dy), 0.0, 1.0)
+    u = np.nan_to_num(u)  # a zero-length edge: its start
+    return float(np.hypot(x0 + u * dx - x, y0 + u * dy - y).min())
 
 
 def side(points: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
