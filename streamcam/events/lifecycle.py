@@ -251,7 +251,7 @@ class EventTracker:
             if not hit and z in since and cfg.leave_margin > 0 and (not labels or d.label in labels):
                 # In the zone already: it leaves only once its anchor is clearly outside (a person
                 # standing on the edge, whose box bottom jitters by a few pixels, stays in).
-                hit = distance_to_edges(anchor[0], anchor[1], geo.zone_edges[z]) <= cfg.leave_margin * h
+                hit = distance_to_edges(anchor[0], anchor[1], geo.zone_segments[z]) <= cfg.leave_margin * h
             if hit:
                 zone_in[z] += 1
                 zone_out[z] = 0

@@ -160,14 +160,29 @@ _ON_EDGE_PX = 1e-6
 """How near (pixels) to an edge a point counts as on it: float slack, not a margin."""
 
 
-def _on_edges(x: np.ndarray, y: np.ndarray, x0, y0, x1, y1) -> np.ndarray:
-    """``[N, M]``: whether each point lies on each edge (segment), within :data:`_ON_EDGE_PX`."""
+def _inside_edges(x: np.ndarray, y: np.ndarray, edge_list: tuple[np.ndarray, ...], starts: np.ndarray | None
+                  ) -> np.ndarray:
+    """``[N, polygons]`` (one polygon when ``starts`` is None): inside (even-odd) or on an edge.
+
+    On an edge: collinear with it (``|cross| <= eps * |edge|``) and between its ends
+    (``-eps |edge| <= dot <= |edge|^2 + eps |edge|``). The collinearity test comes first and the
+    rest only runs for the few points that pass it: anchors rarely lie on an edge.
+    """
+    x0, y0, x1, y1 = edge_list
     dx, dy = x1 - x0, y1 - y0
-    cross = dx * (y - y0) - dy * (x - x0)
-    length = np.hypot(dx, dy)
-    return ((np.abs(cross) <= _ON_EDGE_PX * length)
-            & (x >= np.minimum(x0, x1) - _ON_EDGE_PX) & (x <= np.maximum(x0, x1) + _ON_EDGE_PX)
-            & (y >= np.minimum(y0, y1) - _ON_EDGE_PX) & (y <= np.maximum(y0, y1) + _ON_EDGE_PX))
+    px, py = x - x0, y - y0
+    straddle = (y0 > y) != (y1 > y)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        xc = x0 + py * dx / dy
+    crossing = straddle & (x < xc)
+    odd = (crossing.sum(axis=1, keepdims=True) if starts is None else np.add.reduceat(crossing, starts, axis=1)) % 2 == 1
+    tol = _ON_EDGE_PX * np.hypot(dx, dy)
+    near = np.abs(dx * py - dy * px) <= tol
+    if near.any():
+        dot = dx * px + dy * py
+        on = near & (dot >= -tol) & (dot <= dx * dx + dy * dy + tol)
+        odd |= (on.any(axis=1, keepdims=True) if starts is None else np.add.reduceat(on, starts, axis=1) > 0)
+    return odd
 
 
 def inside(points: np.ndarray, polygon: np.ndarray | tuple[np.ndarray, ...]) -> np.ndarray:
@@ -183,12 +198,8 @@ def inside(points: np.ndarray, polygon: np.ndarray | tuple[np.ndarray, ...]) -> 
     pts = np.asarray(points, np.float64).reshape(-1, 2)
     if not len(pts):
         return np.zeros(0, bool)
-    x, y = pts[:, :1], pts[:, 1:]
-    x0, y0, x1, y1 = polygon if isinstance(polygon, tuple) else edges(polygon)
-    straddle = (y0 > y) != (y1 > y)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        xc = x0 + (y - y0) * (x1 - x0) / (y1 - y0)
-    return ((straddle & (x < xc)).sum(axis=1) % 2 == 1) | _on_edges(x, y, x0, y0, x1, y1).any(axis=1)
+    edge_list = polygon if isinstance(polygon, tuple) else edges(polygon)
+    return _inside_edges(pts[:, :1], pts[:, 1:], edge_list, None)[:, 0]
 
 
 def inside_many(points: np.ndarray, all_edges: tuple[np.ndarray, ...], starts: np.ndarray) -> np.ndarray:
@@ -197,14 +208,7 @@ def inside_many(points: np.ndarray, all_edges: tuple[np.ndarray, ...], starts: n
     pts = np.asarray(points, np.float64).reshape(-1, 2)
     if not len(pts) or not len(starts):
         return np.zeros((len(starts), len(pts)), bool)
-    x, y = pts[:, :1], pts[:, 1:]
-    x0, y0, x1, y1 = all_edges
-    straddle = (y0 > y) != (y1 > y)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        xc = x0 + (y - y0) * (x1 - x0) / (y1 - y0)
-    odd = np.add.reduceat(straddle & (x < xc), starts, axis=1) % 2 == 1
-    on = np.add.reduceat(_on_edges(x, y, x0, y0, x1, y1), starts, axis=1) > 0
-    return (odd | on).T
+    return _inside_edges(pts[:, :1], pts[:, 1:], all_edges, starts).T
 
 
 def inside_reference(x: float, y: float, polygon: Sequence[Sequence[float]]) -> bool:
@@ -215,24 +219,26 @@ def inside_reference(x: float, y: float, polygon: Sequence[Sequence[float]]) -> 
         xa, ya = polygon[i]
         xb, yb = polygon[(i + 1) % n]
         # On the segment: collinear (the distance to its line is ~0) and between its ends.
-        length = math.hypot(xb - xa, yb - ya)
-        if (abs((xb - xa) * (y - ya) - (yb - ya) * (x - xa)) <= _ON_EDGE_PX * length
-                and min(xa, xb) - _ON_EDGE_PX <= x <= max(xa, xb) + _ON_EDGE_PX
-                and min(ya, yb) - _ON_EDGE_PX <= y <= max(ya, yb) + _ON_EDGE_PX):
+        dx, dy = xb - xa, yb - ya
+        tol = _ON_EDGE_PX * math.hypot(dx, dy)
+        dot = dx * (x - xa) + dy * (y - ya)
+        if abs(dx * (y - ya) - dy * (x - xa)) <= tol and -tol <= dot <= dx * dx + dy * dy + tol:
             return True
         if (ya > y) != (yb > y) and x < xa + (y - ya) * (xb - xa) / (yb - ya):
             hit = not hit
     return hit
 
 
-def distance_to_edges(x: float, y: float, polygon_edges: tuple[np.ndarray, ...]) -> float:
-    """Distance (px) from the point ``(x, y)`` to the nearest edge of a polygon given as its :func:`edges`."""
-    x0, y0, x1, y1 = polygon_edges
-    dx, dy = x1 - x0, y1 - y0
-    with np.errstate(divide="ignore", invalid="ignore"):
-        u = np.clip(((x - x0) * dx + (y - y0) * dy) / (dx * dx + dy * dy), 0.0, 1.0)
-    u = np.nan_to_num(u)  # a zero-length edge: its start
-    return float(np.hypot(x0 + u * dx - x, y0 + u * dy - y).min())
+def distance_to_edges(x: float, y: float, segments: Sequence[tuple[float, float, float, float]]) -> float:
+    """Distance (px) from the point ``(x, y)`` to the nearest of a polygon's edges ``(x0, y0, x1, y1)``
+    (plain Python: a zone has a handful of edges, too few for numpy to pay)."""
+    best = math.inf
+    for x0, y0, x1, y1 in segments:
+        dx, dy = x1 - x0, y1 - y0
+        len2 = dx * dx + dy * dy
+        u = 0.0 if len2 == 0 else min(1.0, max(0.0, ((x - x0) * dx + (y - y0) * dy) / len2))
+        best = min(best, math.hypot(x0 + u * dx - x, y0 + u * dy - y))
+    return best
 
 
 def side(points: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -264,6 +270,8 @@ class FrameGeometry:
     mask_edges: tuple[tuple[np.ndarray, ...], ...] = ()
     all_edges: tuple[np.ndarray, ...] = ()
     """Zones' then masks' edges concatenated, for :func:`inside_many` (one pass per frame)."""
+    zone_segments: tuple[tuple[tuple[float, float, float, float], ...], ...] = ()
+    """Per zone, its edges as plain tuples (for :func:`distance_to_edges`)."""
     starts: np.ndarray = field(default_factory=lambda: np.zeros(0, np.intp))
 
 
@@ -278,4 +286,5 @@ def geometry(zones: tuple[ZoneConfig, ...], masks: tuple[MaskConfig, ...], lines
     polys = ze + me
     all_edges = tuple(np.concatenate([e[k] for e in polys]) for k in range(4)) if polys else ()
     starts = np.cumsum([0] + [len(e[0]) for e in polys[:-1]]).astype(np.intp) if polys else np.zeros(0, np.intp)
-    return FrameGeometry(zp, mp, lp, ze, me, all_edges, starts)  # type: ignore[arg-type]
+    segments = tuple(tuple(zip(*(e.tolist() for e in z))) for z in ze)
+    return FrameGeometry(zp, mp, lp, ze, me, all_edges, starts=starts, zone_segments=segments)  # type: ignore[arg-type]
