@@ -133,6 +133,7 @@ def test_mqtt_down_at_start_queues_and_delivers_once_the_broker_is_up(mosquitto:
     ({"pre_roll_s": 120}, "events: pre_roll_s"),
     ({"retention": {"max_bytes": -1}}, "events.retention: max_bytes"),
     ({"min_frames": 0}, "events: min_frames"),
+    ({"leave_margin": -0.1}, "events: leave_margin"),
 ])
 def test_bad_events_config_is_rejected_naming_the_key(events, why):
     with pytest.raises(ConfigError) as err:

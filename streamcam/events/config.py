@@ -27,8 +27,10 @@ class MqttConfig:
     username: Optional[str] = None
     password: Optional[str] = None
     tls: bool = False
-    """Connect with TLS (port 8883 by convention); ``ca_certs`` for a private CA."""
+    """Connect with TLS (port 8883 by convention), verifying the broker's certificate and host name."""
     ca_certs: Optional[str] = None
+    """PEM file of the CA(s) that signed the broker's certificate (a private CA; unset: the system's),
+    relative to the config's folder; checked when the config loads (found, PEM)."""
     client_id: str = ""
     """Empty: one is generated (two publishers must not share an id: the broker drops the older)."""
     keepalive_s: int = 30
@@ -120,7 +122,8 @@ class EventsConfig:
     outside (an object standing on the zone's edge, its box bottom jittering, stays in; 0: exact)."""
     handover_distance: float = 1.0
     """A new track this close (centre distance in box heights) to a lost track with an open event
-    continues that event: the stabilizer's id switches are not new objects (0: off)."""
+    continues that event, when it appears or when it would open its own (the stabilizer's id
+    switches and replacement tracks are not new objects; 0: off)."""
     update_interval_s: float = 1.0
     """Rate limit of ``update`` events per event: changes in between are merged into the next."""
     score_step: float = 0.05

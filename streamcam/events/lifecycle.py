@@ -7,8 +7,8 @@ stabilizer runs. Detections without a ``track_id`` never make events.
 
 Per track:
 
-* **in** — with zones, a track is in a zone once its anchor (box bottom centre) has been
-  inside (or on the edge) for the zone's ``min_frames`` consecutive frames, and stays in it
+* **in** — with zones, a track is in a zone once its anchor (box bottom centre, clamped into
+  the frame) has been inside for the zone's ``min_frames`` consecutive frames, and stays in it
   until it has been outside for ``leave_frames``, where outside means farther than
   ``leave_margin`` box heights from the zone (an object standing on the edge, its box
   bottom jittering by a few pixels, stays in); without zones, once it has been seen for
@@ -47,8 +47,8 @@ import numpy as np
 
 from ..protocol import Detection
 from .config import EventsConfig
-from .zones import (LineConfig, MaskConfig, ZoneConfig, anchors, crosses_line, distance_to_edges, geometry, inside_many,
-                    side)
+from .zones import (LineConfig, MaskConfig, ZoneConfig, crosses_line, distance_to_edges, frame_anchors, geometry,
+                    inside_many, side)
 
 PARKED_IOU = 0.3
 PARKED_CONFIRM = 5
@@ -154,6 +154,7 @@ class EventTracker:
         self._zone_rules = [(z.name, z.min_frames, frozenset(z.labels), int(z.loitering_s * 1e9)) for z in self.zones]
         self._loitering = any(z.loitering_s > 0 for z in self.zones)
         self._stationary_ns = int(config.stationary_s * 1e9)
+        self._leave_margin = config.leave_margin
         self._tracks: dict[int, _Track] = {}
         self._parked: list[Event] = []
         self._frame = 0
@@ -171,7 +172,7 @@ class EventTracker:
         out = FrameEvents()
         geo = geometry(self.zones, self.masks, self.lines, int(width), int(height))
         boxes = np.array([d.box for d in detections], np.float64).reshape(-1, 4)
-        anchor = anchors(boxes)
+        anchor = frame_anchors(boxes, width, height)
         # Per frame, all anchors against all polygons at once (zones, then masks) and line sides;
         # per track, plain Python.
         nz = len(self.zones)
@@ -244,21 +245,21 @@ class EventTracker:
         # Zones, with inertia both ways.
         current: list[str] = []
         zone_in, zone_out, since = tr.zone_in, tr.zone_out, tr.zone_since
-        box = d.box
-        h = max(box[3] - box[1], 1.0)
+        box, label, margin = d.box, d.label, self._leave_margin
         for z, (name, min_frames, labels, _) in enumerate(self._zone_rules):
-            hit = in_zone[z] and (not labels or d.label in labels)
-            if not hit and z in since and cfg.leave_margin > 0 and (not labels or d.label in labels):
-                # In the zone already: it leaves only once its anchor is clearly outside (a person
-                # standing on the edge, whose box bottom jitters by a few pixels, stays in).
-                hit = distance_to_edges(anchor[0], anchor[1], geo.zone_segments[z]) <= cfg.leave_margin * h
-            if hit:
+            was_in = z in since
+            if labels and label not in labels:
+                zone_in[z] = 0
+                zone_out[z] += 1
+            elif in_zone[z] or (was_in and margin and distance_to_edges(
+                    anchor[0], anchor[1], geo.zone_segments[z]) <= margin * max(box[3] - box[1], 1.0)):
+                # (In the zone already, it leaves only once its anchor is clearly outside: one
+                # standing on the edge, whose box bottom jitters by a few pixels, stays in.)
                 zone_in[z] += 1
                 zone_out[z] = 0
             else:
                 zone_in[z] = 0
                 zone_out[z] += 1
-            was_in = z in since
             now_in = zone_in[z] >= min_frames or (was_in and zone_out[z] < cfg.leave_frames)
             if now_in:
                 if not was_in:
@@ -267,6 +268,7 @@ class EventTracker:
             elif was_in:
                 del since[z]
         # Stationary: the anchor stayed near where it settled.
+        h = max(box[3] - box[1], 1.0)
         if math.hypot(anchor[0] - tr.still_anchor[0], anchor[1] - tr.still_anchor[1]) > cfg.stationary_radius * h:
             tr.still_anchor, tr.still_since_ns = anchor, t_ns
         stationary = t_ns - tr.still_since_ns >= self._stationary_ns

@@ -4,8 +4,9 @@ A detection is where its box's **bottom centre** stands (``((x0 + x1) / 2, y1)``
 feet of a person, the wheels of a car; Frigate and DeepStream's nvdsanalytics anchor
 the same way, so a tall box that leans over a zone's edge does not count as inside.
 
-* a **zone** is a named polygon; an anchor inside it or on its edge is in the zone (the
-  lifecycle adds inertia, ``min_frames``, and loitering);
+* a **zone** is a named polygon; an anchor inside it is in the zone (the lifecycle adds
+  inertia, ``min_frames``, and loitering); anchors are clamped into the frame, so a box cut
+  by the frame's edge is in a zone drawn to that edge;
 * a **mask** is a polygon whose anchors are dropped (a tree that waves, a road outside
   the fence);
 * a **line** is a segment ``a -> b`` whose crossings are counted per direction: ``in``
@@ -150,56 +151,51 @@ def anchors(boxes: np.ndarray) -> np.ndarray:
     return np.stack([(b[:, 0] + b[:, 2]) / 2.0, b[:, 3]], axis=1)
 
 
+def frame_anchors(boxes: np.ndarray, width: int, height: int) -> np.ndarray:
+    """:func:`anchors` clamped into the frame ``[0, width) x [0, height)``: a box cut by the frame's
+    bottom (a person near the camera, feet below the picture) stands on the frame's last row, so
+    it is inside a zone drawn down to the frame's bottom, not on that zone's (excluded) bottom edge."""
+    b = np.asarray(boxes, np.float64).reshape(-1, 4)
+    a = np.empty((len(b), 2))
+    np.add(b[:, 0], b[:, 2], out=a[:, 0])
+    a[:, 0] *= 0.5
+    a[:, 1] = b[:, 3]
+    np.minimum(a, _frame_limit(int(width), int(height)), out=a)
+    np.maximum(a, 0.0, out=a)
+    return a
+
+
+@lru_cache(maxsize=64)
+def _frame_limit(width: int, height: int) -> np.ndarray:
+    """The largest point inside a ``width`` x ``height`` frame (just below its right and bottom borders)."""
+    return np.array([np.nextafter(float(width), 0.0), np.nextafter(float(height), 0.0)])
+
+
 def edges(polygon: np.ndarray) -> tuple[np.ndarray, ...]:
     """A polygon's edges ``(x0, y0, x1, y1)``, each ``[M]``: what :func:`inside` needs, computed once per zone."""
     x0, y0 = polygon[:, 0], polygon[:, 1]
     return x0, y0, np.roll(x0, -1), np.roll(y0, -1)
 
 
-_ON_EDGE_PX = 1e-6
-"""How near (pixels) to an edge a point counts as on it: float slack, not a margin."""
-
-
-def _inside_edges(x: np.ndarray, y: np.ndarray, edge_list: tuple[np.ndarray, ...], starts: np.ndarray | None
-                  ) -> np.ndarray:
-    """``[N, polygons]`` (one polygon when ``starts`` is None): inside (even-odd) or on an edge.
-
-    On an edge: collinear with it (``|cross| <= eps * |edge|``) and between its ends
-    (``-eps |edge| <= dot <= |edge|^2 + eps |edge|``). The collinearity test comes first and the
-    rest only runs for the few points that pass it: anchors rarely lie on an edge.
-    """
-    x0, y0, x1, y1 = edge_list
-    dx, dy = x1 - x0, y1 - y0
-    px, py = x - x0, y - y0
-    straddle = (y0 > y) != (y1 > y)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        xc = x0 + py * dx / dy
-    crossing = straddle & (x < xc)
-    odd = (crossing.sum(axis=1, keepdims=True) if starts is None else np.add.reduceat(crossing, starts, axis=1)) % 2 == 1
-    tol = _ON_EDGE_PX * np.hypot(dx, dy)
-    near = np.abs(dx * py - dy * px) <= tol
-    if near.any():
-        dot = dx * px + dy * py
-        on = near & (dot >= -tol) & (dot <= dx * dx + dy * dy + tol)
-        odd |= (on.any(axis=1, keepdims=True) if starts is None else np.add.reduceat(on, starts, axis=1) > 0)
-    return odd
-
-
 def inside(points: np.ndarray, polygon: np.ndarray | tuple[np.ndarray, ...]) -> np.ndarray:
-    """Whether each point ``[N, 2]`` lies inside ``polygon`` ``[M, 2]`` or on its edge, vectorised.
+    """Whether each point ``[N, 2]`` lies inside ``polygon`` ``[M, 2]`` (even-odd rule), vectorised.
 
-    A horizontal ray from the point crosses an odd number of edges exactly when it is inside
-    (even-odd rule); edges are half-open in y so a vertex on the ray is counted once. A point
-    on an edge is inside (a closed polygon, like Frigate's ``cv2.pointPolygonTest(...) >= 0``):
-    a box clipped at the frame's bottom has its anchor on the bottom row's edge, ``y = height``,
-    which is the edge of every zone drawn down to the frame's bottom. ``polygon`` may be given
-    as its :func:`edges`.
+    A horizontal ray from the point crosses an odd number of edges exactly when it is inside;
+    edges are half-open in y so a vertex on the ray is counted once. A point on an edge follows
+    the top-left rule of rasterisers: on a left or top edge it is inside, on a right or bottom
+    edge outside, so two zones that share an edge never both hold it (anchors on the frame's
+    right or bottom border are clamped into the frame first: :func:`frame_anchors`).
+    ``polygon`` may be given as its :func:`edges`.
     """
     pts = np.asarray(points, np.float64).reshape(-1, 2)
     if not len(pts):
         return np.zeros(0, bool)
-    edge_list = polygon if isinstance(polygon, tuple) else edges(polygon)
-    return _inside_edges(pts[:, :1], pts[:, 1:], edge_list, None)[:, 0]
+    x, y = pts[:, :1], pts[:, 1:]
+    x0, y0, x1, y1 = polygon if isinstance(polygon, tuple) else edges(polygon)
+    straddle = (y0 > y) != (y1 > y)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        xc = x0 + (y - y0) * (x1 - x0) / (y1 - y0)
+    return (straddle & (x < xc)).sum(axis=1) % 2 == 1
 
 
 def inside_many(points: np.ndarray, all_edges: tuple[np.ndarray, ...], starts: np.ndarray) -> np.ndarray:
@@ -208,22 +204,20 @@ def inside_many(points: np.ndarray, all_edges: tuple[np.ndarray, ...], starts: n
     pts = np.asarray(points, np.float64).reshape(-1, 2)
     if not len(pts) or not len(starts):
         return np.zeros((len(starts), len(pts)), bool)
-    return _inside_edges(pts[:, :1], pts[:, 1:], all_edges, starts).T
+    x, y = pts[:, :1], pts[:, 1:]
+    x0, y0, x1, y1 = all_edges
+    straddle = (y0 > y) != (y1 > y)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        xc = x0 + (y - y0) * (x1 - x0) / (y1 - y0)
+    return (np.add.reduceat(straddle & (x < xc), starts, axis=1) % 2 == 1).T
 
 
 def inside_reference(x: float, y: float, polygon: Sequence[Sequence[float]]) -> bool:
-    """The obvious test for one point (what :func:`inside` computes for many): on an edge, or
-    ray casting."""
+    """The obvious ray-casting test for one point (what :func:`inside` computes for many)."""
     n, hit = len(polygon), False
     for i in range(n):
         xa, ya = polygon[i]
         xb, yb = polygon[(i + 1) % n]
-        # On the segment: collinear (the distance to its line is ~0) and between its ends.
-        dx, dy = xb - xa, yb - ya
-        tol = _ON_EDGE_PX * math.hypot(dx, dy)
-        dot = dx * (x - xa) + dy * (y - ya)
-        if abs(dx * (y - ya) - dy * (x - xa)) <= tol and -tol <= dot <= dx * dx + dy * dy + tol:
-            return True
         if (ya > y) != (yb > y) and x < xa + (y - ya) * (xb - xa) / (yb - ya):
             hit = not hit
     return hit
@@ -236,9 +230,13 @@ def distance_to_edges(x: float, y: float, segments: Sequence[tuple[float, float,
     for x0, y0, x1, y1 in segments:
         dx, dy = x1 - x0, y1 - y0
         len2 = dx * dx + dy * dy
-        u = 0.0 if len2 == 0 else min(1.0, max(0.0, ((x - x0) * dx + (y - y0) * dy) / len2))
-        best = min(best, math.hypot(x0 + u * dx - x, y0 + u * dy - y))
-    return best
+        u = ((x - x0) * dx + (y - y0) * dy) / len2 if len2 > 0 else 0.0
+        u = 0.0 if u < 0.0 else (1.0 if u > 1.0 else u)  # the nearest point of the segment
+        ex, ey = x0 + u * dx - x, y0 + u * dy - y
+        d2 = ex * ex + ey * ey
+        if d2 < best:
+            best = d2
+    return math.sqrt(best)
 
 
 def side(points: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
