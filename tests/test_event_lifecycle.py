@@ -221,3 +221,32 @@ def test_a_box_cut_by_the_frame_bottom_stays_in_a_zone_drawn_to_the_bottom():
     walk = [[person(300, y=400 + 8 * i)] for i in range(10)] + [[person(300, y=480)]] * 20
     walk += [[person(300, y=470 - 8 * i)] for i in range(10)] + [[]] * 8
     assert types(run(tr, walk)) == ["new", "end"]
+
+
+def test_a_track_that_handed_its_event_on_and_comes_back_rejoins_it():
+    # Track 1's person is lost for two frames; track 2 takes the event on; then the stabilizer finds
+    # track 1 again beside track 2 (two boxes on one person, as a CAM blob split in two gives).
+    cfg = EventsConfig(min_frames=3, lost_frames=5)
+    frames = ([[person(100 + 5 * i, tid=1)] for i in range(10)] + [[], []]
+              + [[person(160 + 5 * i, tid=2)] for i in range(5)]
+              + [[person(185 + 5 * i, tid=2), person(185 + 5 * i, y=270, tid=1)] for i in range(10)]
+              + [[person(235 + 5 * i, tid=1)] for i in range(5)] + [[]] * 8)
+    events = run(EventTracker("cam", cfg), frames)
+    assert [t for t in types(events) if t != "update"] == ["new", "end"]
+    assert events[-1]["end_ns"] == 31 * 100_000_000  # when the last of its tracks was seen
+    # without rejoin, the returning id is another object
+    events = run(EventTracker("cam", dataclasses.replace(cfg, rejoin=False)), frames)
+    assert types(events).count("new") == 2
+
+
+def test_an_event_carried_by_two_tracks_ends_when_the_last_leaves_the_zones():
+    cfg = EventsConfig(min_frames=3, leave_frames=2, lost_frames=5, leave_margin=0.0)
+    tr = EventTracker("cam", cfg, zones=[YARD])
+    frames = ([[person(400 + 5 * i, tid=1)] for i in range(5)] + [[]] * 2
+              + [[person(440, tid=2)]] * 5  # takes the event on where track 1 went quiet
+              + [[person(440, tid=2), person(445, tid=1)]] * 5  # track 1 is back: it rejoins
+              + [[person(100, tid=2), person(445, tid=1)]] * 5  # track 2 leaves the zone; 1 stays in
+              + [[person(100, tid=2), person(100, tid=1)]] * 5)  # both out: the end
+    events = run(tr, frames)
+    assert [t for t in types(events) if t != "update"] == ["new", "end"]
+    assert events[-1]["end_ns"] == 22 * 100_000_000  # its last frame counted in (leave_frames: 2)

@@ -124,6 +124,9 @@ class EventsConfig:
     """A new track this close (centre distance in box heights) to a lost track with an open event
     continues that event, when it appears or when it would open its own (the stabilizer's id
     switches and replacement tracks are not new objects; 0: off)."""
+    rejoin: bool = True
+    """A track id that carried an event and handed it on (to the id that took over) continues that
+    event when it comes back, beside or after the other: the stabilizer found its old track again."""
     update_interval_s: float = 1.0
     """Rate limit of ``update`` events per event: changes in between are merged into the next."""
     score_step: float = 0.05

@@ -87,6 +87,8 @@ class Event:
     still_since_ns: int = 0
     """Where and since when its object has stood (carried from one track to the next when parked)."""
     parked_until_ns: int = 0
+    former_ids: list[int] = field(default_factory=list)
+    """Track ids that carried this event and handed it on (to another id); one that comes back rejoins it."""
     last_sent_ns: int = 0
     sent_score: float = 0.0
     dirty: bool = False
@@ -157,14 +159,16 @@ class EventTracker:
         self._leave_margin = config.leave_margin
         self._tracks: dict[int, _Track] = {}
         self._parked: list[Event] = []
+        self._former: dict[int, Event] = {}
+        """Track id -> the open event it carried before another id took it on (``rejoin``)."""
         self._frame = 0
         self._counts: dict[str, int] = {}
         self.line_counts: dict[str, dict[str, int]] = {ln.name: {"in": 0, "out": 0} for ln in self.lines}
 
     @property
     def open_events(self) -> list[Event]:
-        """Events not ended yet (active and parked)."""
-        return [t.event for t in self._tracks.values() if t.event is not None] + list(self._parked)
+        """Events not ended yet (active and parked), each once (two tracks may carry one event)."""
+        return list(dict.fromkeys([t.event for t in self._tracks.values() if t.event is not None] + self._parked))
 
     def update(self, detections: Sequence[Detection], t_ns: int, seq: int, width: int, height: int) -> FrameEvents:
         cfg = self.config
@@ -199,7 +203,9 @@ class EventTracker:
             tr = self._tracks[tid]
             if self._frame - tr.last_frame > cfg.lost_frames:
                 del self._tracks[tid]
-                if tr.event is not None:
+                if tr.event is not None and self._carried(tr.event):
+                    self._hand_on(tid, tr.event)  # another track carries its event on
+                elif tr.event is not None:
                     ev = tr.event
                     # Parked: stationary, or it never moved while its track lived (a stationary object
                     # the detector keeps losing before it has stood still long enough to be called so).
@@ -213,11 +219,10 @@ class EventTracker:
         for ev in [ev for ev in self._parked if t_ns > ev.parked_until_ns]:
             self._parked.remove(ev)
             self._end(ev, out)
+        counts: dict[str, int] = {}
         for ev in self.open_events:
             if ev.dirty and t_ns - ev.last_sent_ns >= cfg.update_interval_s * 1e9:
                 self._send(ev, "update", t_ns, out)
-        counts: dict[str, int] = {}
-        for ev in self.open_events:
             counts[ev.label] = counts.get(ev.label, 0) + 1
         if counts != self._counts:
             out.counts = {label: counts.get(label, 0) for label in set(counts) | set(self._counts)}
@@ -231,6 +236,7 @@ class EventTracker:
             self._end(ev, out)
         self._tracks.clear()
         self._parked.clear()
+        self._former.clear()
         if self._counts:
             out.counts = {label: 0 for label in self._counts}
             self._counts = {}
@@ -287,8 +293,20 @@ class EventTracker:
                     parked = None
                 elif tr.seen < PARKED_CONFIRM:
                     return
-            lost = self._lost_near(d, present) if parked is None and cfg.handover_distance > 0 else None
-            if parked is not None:
+            former = self._former.get(d.track_id) if cfg.rejoin else None
+            if former is not None:
+                parked = None
+            lost = self._lost_near(d, present) if former is None and parked is None and cfg.handover_distance > 0 \
+                else None
+            if former is not None:
+                # This id carried that event before another took it on (the stabilizer found the old
+                # track again, beside or after the new one): the same object, the same event.
+                del self._former[d.track_id]
+                ev = former
+                if former in self._parked:
+                    self._parked.remove(former)
+                ev.track_id = d.track_id  # type: ignore[assignment]
+            elif parked is not None:
                 self._parked.remove(parked)
                 ev = parked
                 ev.track_id = d.track_id  # type: ignore[assignment]
@@ -299,14 +317,18 @@ class EventTracker:
                 # the stabilizer replaced that track; the object, and its event, are the same.
                 ev = self._tracks.pop(lost).event
                 assert ev is not None
+                self._hand_on(lost, ev)
                 ev.track_id = d.track_id  # type: ignore[assignment]
             else:
                 ev, opened = self._open(tr, d, t_ns, seq, out), True
             tr.event = ev
         ev.still_anchor, ev.still_since_ns = tr.still_anchor, tr.still_since_ns
         if self.zones and not eligible:
-            self._end(ev, out)
             tr.event = None
+            if self._carried(ev):  # another track of it is still in a zone: this one only leaves it
+                self._hand_on(d.track_id, ev)  # type: ignore[arg-type]
+            else:
+                self._end(ev, out)
             return
         ev.last_seen_ns, ev.box = t_ns, box
         if d.score > ev.score or opened:
@@ -345,8 +367,19 @@ class EventTracker:
         tr = self._tracks.pop(best)
         self._tracks[d.track_id] = tr
         assert tr.event is not None
+        self._hand_on(best, tr.event)
         tr.event.track_id = d.track_id  # type: ignore[assignment]
         return tr
+
+    def _carried(self, ev: Event) -> bool:
+        """Whether a live track (one in a zone, for streams with zones) carries ``ev``."""
+        return any(t.event is ev and (t.zone_since or not self.zones) for t in self._tracks.values())
+
+    def _hand_on(self, tid: int, ev: Event) -> None:
+        """Track ``tid`` no longer carries ``ev`` (another does); if it comes back, it rejoins it."""
+        if self.config.rejoin:
+            self._former[tid] = ev
+            ev.former_ids.append(tid)
 
     def _lost_near(self, d: Detection, present: set) -> int | None:
         """The nearest track (id) of ``d``'s label with an open event that is lost now (missing
@@ -392,6 +425,11 @@ class EventTracker:
         out.events.append(ev.to_json(kind))
 
     def _end(self, ev: Event, out: FrameEvents) -> None:
+        for tid in ev.former_ids:
+            self._former.pop(tid, None)
+        for t in self._tracks.values():  # a second track of it that is out of every zone
+            if t.event is ev:
+                t.event = None
         ev.end_ns = ev.last_seen_ns
         out.ended.append(ev)
         out.events.append(ev.to_json("end"))
