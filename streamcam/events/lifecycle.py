@@ -17,14 +17,17 @@ Per track:
 * **update** — its zones, label or best score (by ``score_step``) change, it becomes
   stationary or loitering; rate limited to one per ``update_interval_s`` (changes in
   between are merged into the next).
-* **end** — its track has been missing for ``lost_frames`` frames, or (with zones) it
-  left them all. ``end_ns`` is when it was last seen.
+* **end** — its track (its last, see *rejoin*) has been missing for ``lost_frames`` frames,
+  or (with zones) it left them all. ``end_ns`` is when it was last seen.
 * **handover** — a new track id that appears within ``handover_distance`` box heights of
   where a track with an open event was lost (not yet ended: within ``lost_frames``)
   continues that event: an id switch of the stabilizer is not a second object. The same
   holds when the new track would open its event (after ``min_frames``) and the other was
   lost since: the stabilizer often starts the new track a frame or two before it drops the
   old one, while both are seen.
+* **rejoin** — a track id that handed its event on and comes back (the stabilizer found its
+  old track again, beside the new one or after it) continues that event once it would open
+  one; an event carried by two tracks ends when the last is lost or has left the zones.
 * **stationary** — its anchor stayed within ``stationary_radius`` box heights for
   ``stationary_s``: the same event, flagged. A stationary object whose track is lost is
   *parked*: its event stays open for ``parked_memory_s``, and a track that appears at the
