@@ -590,6 +590,9 @@ def _validate(cfg: PipelineConfig) -> None:
             raise ConfigError(f"serve.token_file: required when serve.host ({cfg.serve.host}) is beyond loopback")
     if cfg.serve.enabled and cfg.serve.token_file is not None and not Path(cfg.resolve(cfg.serve.token_file)).is_file():
         raise ConfigError(f"serve.token_file: {cfg.resolve(cfg.serve.token_file)} not found")
+    mqtt = cfg.events.mqtt
+    if cfg.events.enabled and mqtt.host is not None and mqtt.ca_certs is not None:
+        _check_ca_file(cfg.resolve(mqtt.ca_certs), "events.mqtt.ca_certs")
     if cfg.metrics.base_port != 0 and not 1024 <= cfg.metrics.base_port <= 65535 - 2 - len(cfg.streams):
         raise ConfigError(f"metrics.base_port: expected 1024-{65533 - len(cfg.streams)} (or 0: ports the OS picks), "
                           f"got {cfg.metrics.base_port}")
@@ -621,6 +624,18 @@ def _renamed_keys(data: Any) -> Any:
     warnings.warn(f"stabilizer.tracker is deprecated: write its keys directly under stabilizer ({new})",
                   ConfigDeprecationWarning, stacklevel=3)
     return {**data, "stabilizer": {**{k: v for k, v in stab.items() if k != "tracker"}, **old}}
+
+
+def _check_ca_file(path: str, key: str) -> None:
+    """A CA bundle that TLS can load, or a ConfigError naming ``key`` (before any connection is tried)."""
+    import ssl
+
+    if not Path(path).is_file():
+        raise ConfigError(f"{key}: {path} not found (a PEM file of the CA certificates that signed the broker's)")
+    try:
+        ssl.create_default_context(cafile=path)
+    except (ssl.SSLError, OSError, ValueError) as err:
+        raise ConfigError(f"{key}: {path} is not a PEM file of CA certificates ({err})") from None
 
 
 def config_from_dict(data: Any, base_dir: str = ".") -> PipelineConfig:

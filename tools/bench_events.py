@@ -150,11 +150,16 @@ def _brief(e: dict[str, Any]) -> dict[str, Any]:
     return {"new": e["new"], "end": e["end"], "first_box": e["boxes"].get(first), "stationary": e["stationary"]}
 
 
+def quality_config() -> EventsConfig:
+    """The lifecycle settings of the quality runs."""
+    return EventsConfig(min_frames=5, lost_frames=10, leave_frames=5)
+
+
 def quality(clips: int, clip_frames: int, model: str, cache: str | None = None, margin: int = 30) -> dict[str, Any]:
     """Event precision/recall; events starting in the first or last ``margin`` frames of a clip are
     left out on both sides (the detector's tracks need a few frames to confirm, and an event that
     starts as the clip ends is cut: neither is a property of the events)."""
-    cfg = EventsConfig(min_frames=5, lost_frames=10, leave_frames=5)
+    cfg = quality_config()
     tp_d = tp_g = n_d = n_g = 0
     confuser_events: list[int] = []
     per_clip = []

@@ -27,8 +27,10 @@ class MqttConfig:
     username: Optional[str] = None
     password: Optional[str] = None
     tls: bool = False
-    """Connect with TLS (port 8883 by convention); ``ca_certs`` for a private CA."""
+    """Connect with TLS (port 8883 by convention), verifying the broker's certificate and host name."""
     ca_certs: Optional[str] = None
+    """PEM file of the CA(s) that signed the broker's certificate (a private CA; unset: the system's),
+    relative to the config's folder; checked when the config loads (found, PEM)."""
     client_id: str = ""
     """Empty: one is generated (two publishers must not share an id: the broker drops the older)."""
     keepalive_s: int = 30
@@ -115,9 +117,16 @@ class EventsConfig:
     coasts a track unpublished for a while and may bring it back with the same id)."""
     leave_frames: int = 5
     """Frames outside every zone after which the event ends (streams with zones)."""
+    leave_margin: float = 0.1
+    """In box heights: how far outside a zone the anchor of an object in it must be to count as
+    outside (an object standing on the zone's edge, its box bottom jittering, stays in; 0: exact)."""
     handover_distance: float = 1.0
     """A new track this close (centre distance in box heights) to a lost track with an open event
-    continues that event: the stabilizer's id switches are not new objects (0: off)."""
+    continues that event, when it appears or when it would open its own (the stabilizer's id
+    switches and replacement tracks are not new objects; 0: off)."""
+    rejoin: bool = True
+    """A track id that carried an event and handed it on (to the id that took over) continues that
+    event when it comes back, beside or after the other: the stabilizer found its old track again."""
     update_interval_s: float = 1.0
     """Rate limit of ``update`` events per event: changes in between are merged into the next."""
     score_step: float = 0.05
@@ -152,6 +161,8 @@ class EventsConfig:
             raise _bad(self, "lost_frames", "1-10000 frames")
         if not 1 <= self.leave_frames <= 10000:
             raise _bad(self, "leave_frames", "1-10000 frames")
+        if not 0 <= self.leave_margin <= 10:
+            raise _bad(self, "leave_margin", "0-10 box heights")
         if not 0 <= self.handover_distance <= 10:
             raise _bad(self, "handover_distance", "0-10 box heights")
         if not 0 <= self.update_interval_s <= 3600:

@@ -14,15 +14,26 @@ broker's PUBACK before taking the next; an event in flight when the broker dies 
 again by paho after it returns (handed to paho once, so not duplicated by the sink). paho's network thread reconnects with
 backoff (0.5 s doubling to ``reconnect_max_s``); on each connect the counts are sent again
 (a restarted broker without persistence has lost its retained messages).
+
+A connection that fails is counted by reason in ``connect_failures`` (``tls``: the TLS
+handshake, e.g. a certificate that ``ca_certs`` does not vouch for; ``auth``: the broker
+refused the username or password; ``closed``: it hung up before accepting, as a TLS listener
+does to a plain client; ``refused``, ``timeout``, ``dns``, ``network``), its
+message kept in ``last_error`` and logged as a warning naming the config key to check (once
+per change of message, else at most once a minute); events wait in the queue meanwhile.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import socket
 import ssl
+import sys
 import threading
+import time
 import uuid
+from collections import Counter
 from typing import Any, Optional
 
 from .config import MqttConfig
@@ -31,6 +42,29 @@ from .outbox import Outbox
 log = logging.getLogger("streamcam.events.mqtt")
 
 _PUBACK_TIMEOUT_S = 2.0
+_LOG_EVERY_S = 60.0
+"""A connection that keeps failing the same way is logged again at most this often."""
+_AUTH_REFUSED = {134, 135}
+"""CONNACK reason codes of a refused login: bad user name or password, not authorized (MQTT 3.1.1's 4 and 5)."""
+
+
+def connect_failure(err: Optional[BaseException], config: MqttConfig) -> tuple[str, str]:
+    """``(reason, message)`` for an error raised while connecting: what failed and what to check."""
+    where = f"{config.host}:{config.port}"
+    if isinstance(err, ssl.SSLCertVerificationError):
+        ca = config.ca_certs or "the system's CA certificates"
+        return "tls", (f"TLS handshake with {where} failed: certificate verify failed ({err.verify_message or err}): "
+                       f"check events.mqtt.ca_certs ({ca}) and that the broker's certificate names {config.host}")
+    if isinstance(err, ssl.SSLError):
+        return "tls", (f"TLS handshake with {where} failed ({err.reason or err}); is port {config.port} the "
+                       "broker's TLS listener (events.mqtt.tls, events.mqtt.port)?")
+    if isinstance(err, ConnectionRefusedError):
+        return "refused", f"{where} refused the connection: is the broker up, on that port (events.mqtt.port)?"
+    if isinstance(err, socket.gaierror):
+        return "dns", f"cannot resolve {config.host} (events.mqtt.host): {err}"
+    if isinstance(err, (socket.timeout, TimeoutError)):
+        return "timeout", f"no answer from {where} (events.mqtt.host, events.mqtt.port)"
+    return "network", f"cannot connect to {where}: {err or 'connection failed'}"
 
 
 class MqttSink(Outbox):
@@ -54,6 +88,12 @@ class MqttSink(Outbox):
         """The event handed to paho and its message id, until the broker acknowledges it."""
         self._acked: set[int] = set()
         self._connected = False
+        self.connect_failures: Counter[str] = Counter()
+        """Failed connection attempts by reason (see the module doc)."""
+        self.last_error: Optional[str] = None
+        """What the latest failed attempt said; None once connected."""
+        self._refused = False
+        self._logged: tuple[Optional[str], float] = (None, 0.0)
         self._stop = threading.Event()
         client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
                              client_id=config.client_id or f"streamcam-{uuid.uuid4().hex[:10]}")
@@ -64,6 +104,7 @@ class MqttSink(Outbox):
         client.will_set(f"{self.prefix}/available", "offline", qos=1, retain=True)
         client.reconnect_delay_set(min_delay=1, max_delay=max(1, int(config.reconnect_max_s)))
         client.on_connect = self._on_connect
+        client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
         self._client = client
@@ -102,10 +143,17 @@ class MqttSink(Outbox):
     # --- paho's network thread ----------------------------------------------------------
     def _on_connect(self, client: Any, userdata: Any, flags: Any, reason_code: Any, properties: Any = None) -> None:
         if getattr(reason_code, "is_failure", False):
-            log.warning("mqtt: %s:%d refused the connection: %s", self.config.host, self.config.port, reason_code)
+            self._refused = True  # the disconnect that follows is the same failure
+            where = f"{self.config.host}:{self.config.port}"
+            if getattr(reason_code, "value", None) in _AUTH_REFUSED:
+                self._failed("auth", f"{where} refused the login of user {self.config.username!r}: {reason_code} "
+                                     "(check events.mqtt.username and events.mqtt.password)")
+            else:
+                self._failed("refused", f"{where} refused the connection: {reason_code}")
             return
         self.connects += 1
-        log.info("mqtt: connected to %s:%d", self.config.host, self.config.port)
+        self.last_error, self._logged = None, (None, 0.0)
+        log.info("mqtt: connected to %s:%d%s", self.config.host, self.config.port, " (TLS)" if self.config.tls else "")
         client.publish(f"{self.prefix}/available", "online", qos=1, retain=True)
         with self._cond:
             self._connected = True
@@ -113,11 +161,32 @@ class MqttSink(Outbox):
             self._discovered.clear()
             self._cond.notify_all()
 
+    def _on_connect_fail(self, client: Any, userdata: Any) -> None:
+        # paho calls this from inside its ``except OSError`` around the connection attempt, so the
+        # error being handled is the one that failed it (paho passes none).
+        self._failed(*connect_failure(sys.exc_info()[1], self.config))
+
+    def _failed(self, reason: str, message: str) -> None:
+        """Count a failed connection attempt and log it (once per new message, else once a minute)."""
+        self.last_error = message
+        now = time.monotonic()
+        if message != self._logged[0] or now - self._logged[1] >= _LOG_EVERY_S:
+            self._logged = (message, now)
+            log.warning("mqtt: %s; the sink keeps retrying, %d events queued", message, self.queued)
+        self.connect_failures[reason] += 1  # last: who sees the count sees the message and the log
+
     def _on_disconnect(self, client: Any, userdata: Any, flags: Any, reason_code: Any, properties: Any = None) -> None:
         with self._cond:
-            if self._connected:
-                log.warning("mqtt: lost %s:%d (%s); reconnecting", self.config.host, self.config.port, reason_code)
-            self._connected = False
+            was, self._connected = self._connected, False
+            refused, self._refused = self._refused, False
+        if self._stop.is_set():
+            return
+        if was:
+            log.warning("mqtt: lost %s:%d (%s); reconnecting", self.config.host, self.config.port, reason_code)
+        elif not refused:  # closed before a CONNACK: e.g. a plain client on a TLS listener
+            self._failed("closed", f"{self.config.host}:{self.config.port} closed the connection before accepting it "
+                                   f"({reason_code}): is it a TLS listener (events.mqtt.tls) or does it refuse this "
+                                   "client?")
 
     # --- the sender thread --------------------------------------------------------------
     def _send_loop(self) -> None:
@@ -191,4 +260,5 @@ def stats(sink: Optional[MqttSink]) -> dict[str, Any]:
     if sink is None:
         return {}
     return {"connected": sink.connected, "sent": sink.sent, "queued": sink.queued, "connects": sink.connects,
-            "dropped": dict(sink.dropped)}
+            "dropped": dict(sink.dropped), "connect_failures": dict(sink.connect_failures),
+            "last_error": sink.last_error}

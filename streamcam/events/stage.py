@@ -36,9 +36,14 @@ class EventHub:
         self.media = EventMedia(ev, self.dir) if (ev.snapshots or ev.clips) else None
         self.sinks: list[Any] = []
         if ev.mqtt.host is not None:
+            import dataclasses
+
             from .mqtt import MqttSink
 
-            self.sinks.append(MqttSink(ev.mqtt))
+            mqtt = ev.mqtt  # a CA file is named relative to the config, as every path in it
+            if mqtt.ca_certs is not None:
+                mqtt = dataclasses.replace(mqtt, ca_certs=cfg.resolve(mqtt.ca_certs))
+            self.sinks.append(MqttSink(mqtt))
         for hook in ev.webhooks:
             from .webhook import WebhookSink
 
@@ -120,7 +125,9 @@ class EventHub:
             out["media"] = {"snapshots": m.snapshots, "clips": m.clips, "deleted": m.deleted,
                             "dropped": dict(m.dropped),
                             "ring_bytes": {s: self.media.ring_bytes(s) for s in self.trackers}}
-        out["sinks"] = [{"kind": type(s).__name__, "sent": s.sent, "queued": s.queued, "dropped": dict(s.dropped)}
+        out["sinks"] = [{"kind": type(s).__name__, "sent": s.sent, "queued": s.queued, "dropped": dict(s.dropped),
+                         **({"connected": s.connected, "connect_failures": dict(s.connect_failures),
+                             "last_error": s.last_error} if hasattr(s, "connect_failures") else {})}
                         for s in self.sinks]
         return out
 

@@ -5,7 +5,8 @@ feet of a person, the wheels of a car; Frigate and DeepStream's nvdsanalytics an
 the same way, so a tall box that leans over a zone's edge does not count as inside.
 
 * a **zone** is a named polygon; an anchor inside it is in the zone (the lifecycle adds
-  inertia, ``min_frames``, and loitering);
+  inertia, ``min_frames``, and loitering); anchors are clamped into the frame, so a box cut
+  by the frame's edge is in a zone drawn to that edge;
 * a **mask** is a polygon whose anchors are dropped (a tree that waves, a road outside
   the fence);
 * a **line** is a segment ``a -> b`` whose crossings are counted per direction: ``in``
@@ -150,6 +151,26 @@ def anchors(boxes: np.ndarray) -> np.ndarray:
     return np.stack([(b[:, 0] + b[:, 2]) / 2.0, b[:, 3]], axis=1)
 
 
+def frame_anchors(boxes: np.ndarray, width: int, height: int) -> np.ndarray:
+    """:func:`anchors` clamped into the frame ``[0, width) x [0, height)``: a box cut by the frame's
+    bottom (a person near the camera, feet below the picture) stands on the frame's last row, so
+    it is inside a zone drawn down to the frame's bottom, not on that zone's (excluded) bottom edge."""
+    b = np.asarray(boxes, np.float64).reshape(-1, 4)
+    a = np.empty((len(b), 2))
+    np.add(b[:, 0], b[:, 2], out=a[:, 0])
+    a[:, 0] *= 0.5
+    a[:, 1] = b[:, 3]
+    np.minimum(a, _frame_limit(int(width), int(height)), out=a)
+    np.maximum(a, 0.0, out=a)
+    return a
+
+
+@lru_cache(maxsize=64)
+def _frame_limit(width: int, height: int) -> np.ndarray:
+    """The largest point inside a ``width`` x ``height`` frame (just below its right and bottom borders)."""
+    return np.array([np.nextafter(float(width), 0.0), np.nextafter(float(height), 0.0)])
+
+
 def edges(polygon: np.ndarray) -> tuple[np.ndarray, ...]:
     """A polygon's edges ``(x0, y0, x1, y1)``, each ``[M]``: what :func:`inside` needs, computed once per zone."""
     x0, y0 = polygon[:, 0], polygon[:, 1]
@@ -160,8 +181,11 @@ def inside(points: np.ndarray, polygon: np.ndarray | tuple[np.ndarray, ...]) -> 
     """Whether each point ``[N, 2]`` lies inside ``polygon`` ``[M, 2]`` (even-odd rule), vectorised.
 
     A horizontal ray from the point crosses an odd number of edges exactly when it is inside;
-    edges are half-open in y so a vertex on the ray is counted once. ``polygon`` may be given
-    as its :func:`edges`.
+    edges are half-open in y so a vertex on the ray is counted once. A point on an edge follows
+    the top-left rule of rasterisers: on a left or top edge it is inside, on a right or bottom
+    edge outside, so two zones that share an edge never both hold it (anchors on the frame's
+    right or bottom border are clamped into the frame first: :func:`frame_anchors`).
+    ``polygon`` may be given as its :func:`edges`.
     """
     pts = np.asarray(points, np.float64).reshape(-1, 2)
     if not len(pts):
@@ -199,6 +223,22 @@ def inside_reference(x: float, y: float, polygon: Sequence[Sequence[float]]) -> 
     return hit
 
 
+def distance_to_edges(x: float, y: float, segments: Sequence[tuple[float, float, float, float]]) -> float:
+    """Distance (px) from the point ``(x, y)`` to the nearest of a polygon's edges ``(x0, y0, x1, y1)``
+    (plain Python: a zone has a handful of edges, too few for numpy to pay)."""
+    best = math.inf
+    for x0, y0, x1, y1 in segments:
+        dx, dy = x1 - x0, y1 - y0
+        len2 = dx * dx + dy * dy
+        u = ((x - x0) * dx + (y - y0) * dy) / len2 if len2 > 0 else 0.0
+        u = 0.0 if u < 0.0 else (1.0 if u > 1.0 else u)  # the nearest point of the segment
+        ex, ey = x0 + u * dx - x, y0 + u * dy - y
+        d2 = ex * ex + ey * ey
+        if d2 < best:
+            best = d2
+    return math.sqrt(best)
+
+
 def side(points: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Sign of the cross product ``(b - a) x (p - a)`` per point: > 0 left of a->b in image coordinates
     (y down, so "left" as seen on screen is the negative side; only the change of sign matters)."""
@@ -228,6 +268,8 @@ class FrameGeometry:
     mask_edges: tuple[tuple[np.ndarray, ...], ...] = ()
     all_edges: tuple[np.ndarray, ...] = ()
     """Zones' then masks' edges concatenated, for :func:`inside_many` (one pass per frame)."""
+    zone_segments: tuple[tuple[tuple[float, float, float, float], ...], ...] = ()
+    """Per zone, its edges as plain tuples (for :func:`distance_to_edges`)."""
     starts: np.ndarray = field(default_factory=lambda: np.zeros(0, np.intp))
 
 
@@ -242,4 +284,5 @@ def geometry(zones: tuple[ZoneConfig, ...], masks: tuple[MaskConfig, ...], lines
     polys = ze + me
     all_edges = tuple(np.concatenate([e[k] for e in polys]) for k in range(4)) if polys else ()
     starts = np.cumsum([0] + [len(e[0]) for e in polys[:-1]]).astype(np.intp) if polys else np.zeros(0, np.intp)
-    return FrameGeometry(zp, mp, lp, ze, me, all_edges, starts)  # type: ignore[arg-type]
+    segments = tuple(tuple(zip(*(e.tolist() for e in z))) for z in ze)
+    return FrameGeometry(zp, mp, lp, ze, me, all_edges, starts=starts, zone_segments=segments)  # type: ignore[arg-type]

@@ -37,6 +37,10 @@ class StabilizerConfig:
     coast_publish: int = 1
     """Frames a coasting track is still published (bridges one-frame dropouts); after that it lives on
     unpublished until ``max_misses``: a prediction that long is more often a false box than a true one."""
+    merge_keeps_own: bool = True
+    """Tracks are matched to the candidates that are not merged blobs: a track inside a blob that the
+    detector also boxed on its own keeps to its own box (False, as before: it rides on its prediction
+    and its own box, unmatched, starts a second track on the same person)."""
     max_merged: int = 60
     """Frames a published track may ride on its prediction while hidden in one candidate box shared
     with other tracks (people crossing), before such frames count as misses (0: no merge handling)."""

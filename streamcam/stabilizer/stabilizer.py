@@ -16,7 +16,9 @@ synchronous). Per call:
    **Merged blobs**: a candidate whose (uncalibrated) box holds the predicted centres of
    two or more established tracks (``merge_min_hits``) is one CAM blob of several people
    (crossing, walking together); it updates none of them and starts no track, and they
-   ride on their predictions, published, for up to ``max_merged`` frames.
+   ride on their predictions, published, for up to ``max_merged`` frames. The tracks are
+   associated with the other candidates only (``merge_keeps_own``): one of them also seen
+   on its own box keeps to that box instead of riding, and that box starts no second track.
 3. **Lifecycle**: a candidate with ``score >= score_enter`` that matches no track starts a
    *tentative* track; ``hits_to_confirm`` strong hits confirm it; a tentative track that
    misses more than ``max_tentative_misses`` frames is deleted (a one-frame false positive
@@ -136,14 +138,22 @@ class Stabilizer:
         raw_boxes, boxes = boxes, cfg.box_correction.apply(boxes)
         self._x, self._p = kalman.predict(self._x, self._p, dt, cfg.kalman)
         n, m = len(self._ids), len(scores)
-        matched_t, matched_d = self._associate(boxes, labels) if n and m else (np.zeros(0, int), np.zeros(0, int))
         merged, consumed = self._merges(raw_boxes, labels) if n > 1 and m and cfg.max_merged > 0 else (None, None)
-        if merged is not None:
-            ok = ~merged[matched_t] & ~consumed[matched_d]
-            matched_t, matched_d = matched_t[ok], matched_d[ok]
-            merged_l = merged.tolist()
+        if merged is not None and cfg.merge_keeps_own:
+            # A blob is no track's candidate: the tracks are associated with the other candidates
+            # only, so a track hidden in a blob that is also seen on its own keeps to its own box
+            # (left unmatched, that box would start a second track on the same person).
+            free = np.flatnonzero(~consumed)
+            matched_t, j = self._associate(boxes[free], [labels[k] for k in free]) if free.size else (
+                np.zeros(0, int), np.zeros(0, int))
+            matched_d = free[j]
+            merged[matched_t] = False  # seen on its own: not hidden
         else:
-            merged_l = [False] * n
+            matched_t, matched_d = self._associate(boxes, labels) if n and m else (np.zeros(0, int), np.zeros(0, int))
+            if merged is not None:
+                ok = ~merged[matched_t] & ~consumed[matched_d]
+                matched_t, matched_d = matched_t[ok], matched_d[ok]
+        merged_l = merged.tolist() if merged is not None else [False] * n
         # Kalman correction of the matched tracks, all at once.
         if matched_t.size:
             z = kalman.box_to_z(boxes[matched_d])

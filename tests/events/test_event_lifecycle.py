@@ -3,6 +3,8 @@ end when the track ends or leaves, stationary objects stay one event, masks and 
 
 from __future__ import annotations
 
+import dataclasses
+
 from streamcam.events.config import EventsConfig
 from streamcam.events.lifecycle import EventTracker
 from streamcam.events.zones import LineConfig, MaskConfig, ZoneConfig
@@ -179,3 +181,72 @@ def test_an_id_switch_continues_the_event():
     assert types(run(tr2, [[person(100, tid=1)]] * 5 + [[person(500, tid=2)]] * 5)).count("new") == 2
     tr3 = EventTracker("cam", EventsConfig(min_frames=2, lost_frames=5, handover_distance=0))
     assert types(run(tr3, frames)).count("new") == 2
+
+
+def test_a_replacement_track_seen_beside_the_old_one_continues_the_event():
+    # The stabilizer starts track 2 on the person two frames before it drops track 1 (both seen
+    # in frames 10-11): when track 2 would open its event, track 1 is lost and its event goes on.
+    tr = EventTracker("cam", EventsConfig(min_frames=3, lost_frames=5))
+    frames = ([[person(100 + 5 * i, tid=1)] for i in range(10)]
+              + [[person(150, tid=1), person(152, tid=2)], [person(155, tid=1), person(157, tid=2)]]
+              + [[person(160 + 5 * i, tid=2)] for i in range(10)])
+    events = run(tr, frames + [[]] * 8)
+    assert types(events) == ["new", "end"] and events[-1]["track_id"] == 2
+    # two people side by side, both seen throughout, are two events
+    tr2 = EventTracker("cam", EventsConfig(min_frames=3, lost_frames=5))
+    side_by_side = [[person(100 + 5 * i, tid=1), person(130 + 5 * i, tid=2)] for i in range(20)]
+    assert types(run(tr2, side_by_side)).count("new") == 2
+
+
+def test_standing_on_a_zone_edge_is_one_event():
+    # The anchor sways 3 px either side of the zone's left edge (x = 320), a second at a time,
+    # for 10 s: one event; only walking clearly out of the zone ends it.
+    cfg = EventsConfig(min_frames=3, leave_frames=3, lost_frames=50)
+    assert cfg.leave_margin * 100 > 3  # box height 100 px
+    tr = EventTracker("cam", cfg, zones=[YARD])
+    stand = [[person(330)]] * 5 + [[person(320 + (3 if i % 20 < 10 else -3))] for i in range(100)]
+    events = run(tr, stand + [[person(320 - 5 * i)] for i in range(1, 20)])
+    assert [t for t in types(events) if t != "update"] == ["new", "end"]  # (an update: it became stationary)
+    # leave_margin 0: every second outside ends it, and the next inside starts another
+    tr0 = EventTracker("cam", dataclasses.replace(cfg, leave_margin=0.0), zones=[YARD])
+    assert types(run(tr0, stand)).count("new") == 5
+
+
+def test_a_box_cut_by_the_frame_bottom_stays_in_a_zone_drawn_to_the_bottom():
+    # A person near the camera, feet below the frame: the box's bottom is the frame's (y = 480),
+    # on the zone's edge. One event, not an end and a new one when the feet come back into view.
+    near = ZoneConfig("near", ((0.0, 0.5), (1.0, 0.5), (1.0, 1.0), (0.0, 1.0)))
+    tr = EventTracker("cam", EventsConfig(min_frames=3, leave_frames=3, leave_margin=0.0, lost_frames=5),
+                      zones=[near])
+    walk = [[person(300, y=400 + 8 * i)] for i in range(10)] + [[person(300, y=480)]] * 20
+    walk += [[person(300, y=470 - 8 * i)] for i in range(10)] + [[]] * 8
+    assert types(run(tr, walk)) == ["new", "end"]
+
+
+def test_a_track_that_handed_its_event_on_and_comes_back_rejoins_it():
+    # Track 1's person is lost for two frames; track 2 takes the event on; then the stabilizer finds
+    # track 1 again beside track 2 (two boxes on one person, as a CAM blob split in two gives).
+    cfg = EventsConfig(min_frames=3, lost_frames=5)
+    frames = ([[person(100 + 5 * i, tid=1)] for i in range(10)] + [[], []]
+              + [[person(160 + 5 * i, tid=2)] for i in range(5)]
+              + [[person(185 + 5 * i, tid=2), person(185 + 5 * i, y=270, tid=1)] for i in range(10)]
+              + [[person(235 + 5 * i, tid=1)] for i in range(5)] + [[]] * 8)
+    events = run(EventTracker("cam", cfg), frames)
+    assert [t for t in types(events) if t != "update"] == ["new", "end"]
+    assert events[-1]["end_ns"] == 31 * 100_000_000  # when the last of its tracks was seen
+    # without rejoin, the returning id is another object
+    events = run(EventTracker("cam", dataclasses.replace(cfg, rejoin=False)), frames)
+    assert types(events).count("new") == 2
+
+
+def test_an_event_carried_by_two_tracks_ends_when_the_last_leaves_the_zones():
+    cfg = EventsConfig(min_frames=3, leave_frames=2, lost_frames=5, leave_margin=0.0)
+    tr = EventTracker("cam", cfg, zones=[YARD])
+    frames = ([[person(400 + 5 * i, tid=1)] for i in range(5)] + [[]] * 2
+              + [[person(440, tid=2)]] * 5  # takes the event on where track 1 went quiet
+              + [[person(440, tid=2), person(445, tid=1)]] * 5  # track 1 is back: it rejoins
+              + [[person(100, tid=2), person(445, tid=1)]] * 5  # track 2 leaves the zone; 1 stays in
+              + [[person(100, tid=2), person(100, tid=1)]] * 5)  # both out: the end
+    events = run(tr, frames)
+    assert [t for t in types(events) if t != "update"] == ["new", "end"]
+    assert events[-1]["end_ns"] == 22 * 100_000_000  # its last frame counted in (leave_frames: 2)

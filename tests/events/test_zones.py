@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 
 from streamcam.config import config_from_dict
 from streamcam.errors import ConfigError
-from streamcam.events.zones import (LineConfig, ZoneConfig, anchors, check_polygon, inside, inside_reference,
-                                    to_pixels)
+from streamcam.events.zones import (LineConfig, ZoneConfig, anchors, check_polygon, frame_anchors, inside,
+                                    inside_reference, to_pixels)
 
 SQUARE = ((0.25, 0.5), (0.75, 0.5), (0.75, 1.0), (0.25, 1.0))
 CONCAVE = ((10, 10), (200, 10), (200, 150), (120, 150), (120, 60), (60, 60), (60, 150), (10, 150))
@@ -34,6 +34,24 @@ def test_vectorised_inside_matches_the_reference(points):
     got = inside(np.array(points), poly)
     want = [inside_reference(x, y, CONCAVE) for x, y in points]
     assert got.tolist() == want
+
+
+def test_points_on_edges_follow_the_top_left_rule_and_anchors_are_clamped_into_the_frame():
+    # On a left or top edge inside, on a right or bottom edge outside (as rasterisers fill
+    # pixels): two zones sharing an edge never both hold a point.
+    zone = to_pixels(SQUARE, "fraction", 640, 480)  # x 160-480, y 240-480
+    pts = np.array([[160, 300], [320, 240], [480, 300], [320, 480]])
+    assert inside(pts, zone).tolist() == [True, True, False, False]
+    assert [inside_reference(x, y, zone.tolist()) for x, y in pts] == [True, True, False, False]
+    left, right = to_pixels(((0, 0), (0.5, 0), (0.5, 1), (0, 1)), "fraction", 640, 480), to_pixels(
+        ((0.5, 0), (1, 0), (1, 1), (0.5, 1)), "fraction", 640, 480)
+    on_shared = np.array([[320, 100], [320, 0]])
+    assert (inside(on_shared, left) ^ inside(on_shared, right)).all()
+    # A box cut by the frame's bottom (y1 = 480) stands on the last row: inside a zone drawn to
+    # the bottom; one beyond the right border stands on the last column.
+    a = frame_anchors(np.array([[300, 400, 340, 480], [620, 300, 700, 470], [-40, 300, 20, 520]]), 640, 480)
+    assert (a[:, 1] < 480).all() and a[1, 0] < 640 and a[2].tolist() == [0.0, np.nextafter(480.0, 0)]
+    assert inside(a[:1], zone).tolist() == [True]
 
 
 def test_concave_zone_excludes_its_notch():
@@ -83,5 +101,19 @@ def test_inside_many_matches_inside_per_polygon():
     masks = (MaskConfig(((0.0, 0.0), (0.3, 0.0), (0.0, 0.3))),)
     geo = geometry(zones, masks, (), 640, 480)
     pts = np.random.default_rng(0).uniform([0, 0], [640, 480], (200, 2))
+    pts = np.concatenate([pts, [[320, 480], [160, 240], [0, 72], [96, 0]]])  # on the zones' and mask's edges
     want = np.stack([inside(pts, p) for p in geo.zones + geo.masks])
     assert (inside_many(pts, geo.all_edges, geo.starts) == want).all() and want.any(axis=1).all()
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.floats(-50, 270), st.floats(-50, 220))
+def test_distance_to_edges_is_the_distance_to_the_nearest_edge(x, y):
+    from streamcam.events.zones import distance_to_edges, edges
+
+    poly = np.array(CONCAVE, float)
+    segments = list(zip(*(e.tolist() for e in edges(poly))))
+    # the obvious way: the nearest of many points along every edge
+    u = np.linspace(0, 1, 2001)[:, None]
+    pts = np.concatenate([(1 - u) * poly[i] + u * poly[(i + 1) % len(poly)] for i in range(len(poly))])
+    assert distance_to_edges(x, y, segments) == pytest.approx(np.hypot(*(pts - (x, y)).T).min(), abs=0.1)
