@@ -105,6 +105,8 @@ THERMAL_DATA ?= ../shared/data/thermal/LLVIP-sample
 eval-thermal: setup
 	$(BIN)/streamcam eval --frames-dir $(THERMAL_DATA) --labels tests/data/llvip-sample-labels.json \
 		--split evaluation --out docs/quality/thermal-real.json
+	$(BIN)/streamcam eval --frames-dir $(THERMAL_DATA) --labels tests/data/llvip-sample-labels.json \
+		--split evaluation --config configs/thermal.yaml --out docs/quality/thermal-real-lwir.json
 
 train-default: setup-train
 	$(BIN)/streamcam train-default --config configs/train-default.yaml --out engines/person-ir.onnx

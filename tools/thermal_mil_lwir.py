@@ -1,7 +1,10 @@
 """The full-frame recipe as a thermal default: ImageNet trunk, trained on the lwir synthetic scenes.
 
     python -m tools.thermal_mil_lwir [--lwir 30] [--classic 10] [--per 6] [--neg 3] [--size 640x512]
+                                     [--real-visible 0] [--objective localization]
                                      [--out runs/thermal-mil.onnx] [--data-dir DIR]
+    python -m tools.thermal_mil_lwir --lwir 0 --classic 0 --real-visible 20 --objective f1 \
+        --ship engines/person-lwir.onnx          # the shipped real-LWIR model (docs/benchmarks.md)
 
 Issue #19 asks whether the shipped thermal default could be the multiple-instance head on
 MobileNetV2's ImageNet trunk (``streamcam train``'s default recipe) instead of the IR trunk's
@@ -12,7 +15,15 @@ trains ``streamcam train DIR --out M`` with no flag, then calibrates a copy on t
 frames of the LLVIP sample (``tests/data/llvip-sample-labels.json``, split ``calibration``) and one
 on the synthetic validation scenes, and scores both on the real evaluation frames and on the
 synthetic held-out scenes 9000..9003 through the pipeline's Detector. Nothing is trained on a real
-frame. Prints one JSON object (docs/benchmarks.md, "Real thermal frames").
+LWIR frame. Prints one JSON object (docs/benchmarks.md, "Real thermal frames").
+
+``--real-visible N`` adds real *visible-light* pedestrian footage, as grey: N frames of each shared
+real sequence (``../shared/data/real``: a fixed camera seen from above, as LLVIP's) as person frames
+and three empty plates of each (its temporal medians) as empty frames. Real people in white-hot LWIR
+look more like a grey photograph of people (limbs, clothing, sharp edges) than like the synthetic
+scene's figures, and an ImageNet trunk sees them as such. ``--objective`` is the real calibration's
+(``streamcam calibrate --objective``); ``--ship PATH`` copies the model calibrated on the real
+calibration frames there.
 """
 
 from __future__ import annotations
@@ -60,6 +71,31 @@ def render(root: Path, lwir: int, classic: int, per: int, neg: int, size: tuple[
             cv2.imwrite(str(root / "empty" / f"{s}_{k}.png"), cv2.resize(fr.image, size, interpolation=cv2.INTER_AREA))
 
 
+def render_real_visible(root: Path, per: int, size: tuple[int, int]) -> list[str]:
+    """``per`` grey frames of each shared real sequence into ``root/person`` and three empty plates
+    of each into ``root/empty``, resized to ``size``; returns the sequences used."""
+    from streamcam.evaluation.mot import find_sequences, read_sequence, real_data_dir
+    from streamcam.training.data import empty_plate
+
+    for c in ("person", "empty"):
+        (root / c).mkdir(parents=True, exist_ok=True)
+    grey = lambda im: cv2.resize(cv2.cvtColor(im, cv2.COLOR_BGR2GRAY), size, interpolation=cv2.INTER_AREA)  # noqa: E731
+    used = []
+    for d in find_sequences(real_data_dir(ROOT)):
+        seq = read_sequence(d)
+        frames = seq.frames
+        for i in sorted({int(round(v)) for v in np.linspace(0, len(frames) - 1, per)}):
+            cv2.imwrite(str(root / "person" / f"{seq.name}_{i}.png"), grey(cv2.imread(str(frames[i].path))))
+        images = [cv2.imread(str(f.path)) for f in frames]
+        k = len(images) // 2
+        for name, part in (("all", images), ("a", images[:k]), ("b", images[k:])):
+            cv2.imwrite(str(root / "empty" / f"{seq.name}_plate-{name}.png"), grey(empty_plate(part)))
+        used.append(seq.name)
+    if not used:
+        sys.exit(f"tools.thermal_mil_lwir: --real-visible: no sequences under {real_data_dir(ROOT)}")
+    return used
+
+
 def score(model: str, frames) -> dict:
     """Localization (IoU >= 0.5, 1:1) and box precision of the model's Detector on ``(image, format, boxes)``."""
     from streamcam.evaluation.localization import match_boxes
@@ -100,6 +136,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--neg", type=int, default=3)
     ap.add_argument("--size", default="640x512")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--real-visible", type=int, default=0, help="grey frames of each shared real sequence")
+    ap.add_argument("--objective", choices=("localization", "f1"), default="localization",
+                    help="the real calibration's objective")
+    ap.add_argument("--ship", help="copy the model calibrated on the real calibration frames here")
     ap.add_argument("--out", help="keep the trained model here (and its two calibrated copies beside it)")
     ap.add_argument("--data-dir", help="keep the rendered training folder here")
     a = ap.parse_args(argv)
@@ -110,16 +150,20 @@ def main(argv: list[str] | None = None) -> int:
         data = Path(a.data_dir or Path(tmp) / "data")
         t0 = time.time()
         render(data, a.lwir, a.classic, a.per, a.neg, size)  # type: ignore[arg-type]
+        real = render_real_visible(data, a.real_visible, size) if a.real_visible else []  # type: ignore[arg-type]
         model = a.out or str(Path(tmp) / "m.onnx")
         train = finetune(FinetuneConfig(data=str(data), out=model, threads=a.threads, progress=False))
-        out: dict = {"scenes": {"lwir": a.lwir, "classic": a.classic, "per": a.per, "neg": a.neg, "size": list(size)},
+        out: dict = {"scenes": {"lwir": a.lwir, "classic": a.classic, "per": a.per, "neg": a.neg, "size": list(size),
+                                "real_visible": {"per": a.real_visible, "sequences": real}},
                      "train_seconds": train["metrics"]["train_seconds"], "render_and_train_s": round(time.time() - t0)}
         for name, frames in (("real_calibration", frames_of_split(LABELS, DATA, "calibration")),
                              ("synthetic_validation", list(synthetic_frames()))):
             m = model.replace(".onnx", f"-{name}.onnx")
             shutil.copy(model, m)
-            cal = calibrate(m, frames)
+            cal = calibrate(m, frames, objective=a.objective if name == "real_calibration" else "localization")
             write_calibration(m, cal)
+            if name == "real_calibration" and a.ship:
+                shutil.copy(m, a.ship)
             out[name] = {"calibration": {k: cal.get(k) for k in ("input_width", "input_height", "cam_floor",
                                                                   "cam_threshold", "peak_boxes")},
                          "real_evaluation": score(m, frames_of_split(LABELS, DATA, "evaluation")),

@@ -125,13 +125,17 @@ def test_our_labels_keep_the_published_boxes_and_split_the_frames():
 
 
 @pytest.mark.skipif(not (DATA / "ir").is_dir(), reason="the LLVIP sample is not here (../shared/data/thermal)")
-def test_the_shipped_thermal_default_finds_the_people_of_real_lwir_frames():
+@pytest.mark.parametrize("config, quality", [
+    ("default.yaml", "thermal-real.json"),       # the synthetic scene's model, engines/person-ir.onnx
+    ("thermal.yaml", "thermal-real-lwir.json"),  # the real-LWIR model, engines/person-lwir.onnx
+])
+def test_the_shipped_thermal_models_find_the_people_of_real_lwir_frames(config, quality):
     """The evaluation frames (never trained or calibrated on) stay above the checked-in floors."""
     from streamcam.config import load_config
     from streamcam.evaluation.frames import run_frames_eval
 
-    doc = json.loads(QUALITY.read_text())  # what `streamcam eval --frames-dir ... --out` wrote for the shipped model
-    cfg = load_config(str(ROOT / "configs" / "default.yaml"))
+    doc = json.loads((QUALITY.parent / quality).read_text())  # what `make eval-thermal` wrote for the shipped model
+    cfg = load_config(str(ROOT / "configs" / config))
     r = run_frames_eval(cfg, DATA, LABELS, split="evaluation")
     assert r["persons"] == doc["persons"]
     for key in ("localization_accuracy", "box_precision", "centre_hit_rate"):
