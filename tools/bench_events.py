@@ -155,6 +155,18 @@ def quality_config() -> EventsConfig:
     return EventsConfig(min_frames=5, lost_frames=10, leave_frames=5)
 
 
+def event_overlap(det: list[dict], gt: list[dict]) -> np.ndarray:
+    """``[len(det), len(gt)]``: of the frames both events have a box in, the fraction where the
+    detected box hits the ground-truth one (the score the one-to-one pairing maximises)."""
+    score = np.zeros((len(det), len(gt)))
+    for a, e in enumerate(det):
+        for b, g in enumerate(gt):
+            both = [f for f in e["boxes"] if f in g["boxes"]]
+            if both:
+                score[a, b] = sum(_hit(e["boxes"][f], g["boxes"][f]) for f in both) / len(both)
+    return score
+
+
 def quality(clips: int, clip_frames: int, model: str, cache: str | None = None, margin: int = 30) -> dict[str, Any]:
     """Event precision/recall; events starting in the first or last ``margin`` frames of a clip are
     left out on both sides (the detector's tracks need a few frames to confirm, and an event that
@@ -173,12 +185,7 @@ def quality(clips: int, clip_frames: int, model: str, cache: str | None = None, 
         # where the detected box hits the ground-truth one; a pair needs half of them.
         from scipy.optimize import linear_sum_assignment
 
-        score = np.zeros((len(det), len(gt)))
-        for a, e in enumerate(det):
-            for b, g in enumerate(gt):
-                both = [f for f in e["boxes"] if f in g["boxes"]]
-                if both:
-                    score[a, b] = sum(_hit(e["boxes"][f], g["boxes"][f]) for f in both) / len(both)
+        score = event_overlap(det, gt)
         used: set[int] = set()
         if score.size:
             rows, cols = linear_sum_assignment(-score)

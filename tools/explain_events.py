@@ -21,7 +21,7 @@ import numpy as np
 from streamcam.events.config import EventsConfig
 from streamcam.events.lifecycle import EventTracker, _iou
 
-from .bench_events import QUALITY_ZONE, _clip_frames, _hit, quality_config
+from .bench_events import QUALITY_ZONE, _clip_frames, _hit, event_overlap, quality_config
 
 W, H = 640, 480
 
@@ -78,12 +78,7 @@ def explain(clips: int, clip_frames: int, model: str, cache: str | None, margin:
         det_frames, gt_frames, _ = _clip_frames(seed, clip_frames, model, cache)
         objects = _scene_objects(seed, clip_frames)
         det, gt = run_events(det_frames, cfg), run_events(gt_frames, cfg)
-        score = np.zeros((len(det), len(gt)))
-        for a, e in enumerate(det):
-            for b, g in enumerate(gt):
-                both = [f for f in e["boxes"] if f in g["boxes"]]
-                if both:
-                    score[a, b] = sum(_hit(e["boxes"][f], g["boxes"][f]) for f in both) / len(both)
+        score = event_overlap(det, gt)
         pair: dict[int, int] = {}
         if score.size:
             for a, b in zip(*linear_sum_assignment(-score)):
