@@ -73,6 +73,28 @@ class RateMeter:
         return (len(self._times) - 1) / span if span > 0 else 0.0
 
 
+class SendTally:
+    """What a stage loop sent on and what it dropped (the next stage's queue full), and the rate of
+    the sent: ``tally(metrics.sent(...))`` counts one send and returns whether it went."""
+
+    def __init__(self, window_s: float = 2.0) -> None:
+        self.sent = 0
+        self.dropped = 0
+        self.meter = RateMeter(window_s)
+
+    def __call__(self, ok: bool) -> bool:
+        if ok:
+            self.sent += 1
+            self.meter.tick()
+        else:
+            self.dropped += 1
+        return ok
+
+    @property
+    def rate(self) -> float:
+        return self.meter.rate
+
+
 def write_stats(run_dir: str | os.PathLike[str] | None, name: str, stats: dict[str, Any]) -> None:
     """Atomically write ``<run_dir>/stats/<name>.json`` (read by the supervisor's summary)."""
     if run_dir is None:

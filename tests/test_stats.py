@@ -27,3 +27,12 @@ def test_bound_addresses_are_written_apart_from_the_stats(tmp_path):
     assert not list((tmp_path / "bound").glob(".*"))  # written atomically: no temporary file left
     assert read_stats(tmp_path) == {}  # not a stage's stats
     write_bound(None, "publisher", publish="x")  # no run dir: nothing written
+
+
+def test_send_tally_counts_what_went_and_what_was_dropped():
+    from streamcam.stats import SendTally
+
+    tally = SendTally()
+    assert tally(True) is True and tally(True) is True and tally(False) is False
+    assert (tally.sent, tally.dropped) == (2, 1)
+    assert tally.rate >= 0.0

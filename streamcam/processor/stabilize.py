@@ -23,7 +23,7 @@ from ..config import PipelineConfig
 from ..guard import MessageGuard
 from ..intake import take_waiting
 from ..metrics import StageMetrics
-from ..stats import Every, RateMeter, write_stats
+from ..stats import Every, SendTally, write_stats
 from ..transport import make_socket, send_nowait
 from .detector import FrameResult
 
@@ -75,34 +75,29 @@ def run_stabilizer(cfg: PipelineConfig, stop: threading.Event, ctx: zmq.Context 
     rejects = protocol.RejectCounter()
     metrics = StageMetrics("stabilizer", None)
     guard = MessageGuard("stabilizer", metrics, log)
-    received = published = dropped = 0
+    received = 0
+    tally = SendTally()
     by_worker: Counter[str] = Counter()
-    rate = RateMeter()
     reporting = Every(1.0)
     log.info("stabilizer: %s → %s", cfg.endpoint("detected"), cfg.endpoint("results"))
 
     def report() -> None:
         write_stats(cfg.run_dir, "stabilizer", {
-            "stage": "stabilizer", "received": received, "published": published, "late": order.late,
-            "dropped": dropped, "restarts": order.restarts, "fps": rate.rate, "workers": dict(by_worker),
+            "stage": "stabilizer", "received": received, "published": tally.sent, "late": order.late,
+            "dropped": tally.dropped, "restarts": order.restarts, "fps": tally.rate, "workers": dict(by_worker),
             "streams": len(order), "evicted": max(order.evicted, tracks.streams.evicted),
             "clock_steps": tracks.clock_steps, "rejected": dict(rejects.counts), "failed": dict(guard.counts),
         })
 
     def handle(msg: protocol.Message) -> None:
-        nonlocal published, dropped
         if not order.admit(msg.stream, msg.seq, msg.t_capture_ns):
             metrics.frames_dropped.labels("stabilizer", msg.stream, "late").inc()
             return
         image = msg.part("image")
         result, tracked = tracks.track(msg.stream, frame_result(msg), (image.shape[1], image.shape[0]),
                                        msg.t_capture_ns)
-        if metrics.sent(send_nowait(push, tracked_message(msg, result, tracked, cfg.stabilizer.enabled)),
-                        "stabilizer", msg.stream):
-            published += 1
-            rate.tick()
-        else:
-            dropped += 1
+        tally(metrics.sent(send_nowait(push, tracked_message(msg, result, tracked, cfg.stabilizer.enabled)),
+                           "stabilizer", msg.stream))
 
     try:
         while not stop.is_set():

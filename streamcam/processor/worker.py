@@ -23,7 +23,7 @@ from ..config import PipelineConfig
 from ..guard import MessageGuard
 from ..intake import take_newest
 from ..metrics import StageMetrics
-from ..stats import Every, LatencyWindow, RateMeter, write_stats
+from ..stats import Every, LatencyWindow, SendTally, write_stats
 from ..transport import SocketPolicy, make_socket, send_nowait
 from .stage import _pixel_format, build_stabilized_detector, result_message
 
@@ -52,8 +52,8 @@ def run_worker(cfg: PipelineConfig, stop: threading.Event, name: str | None = No
     metrics = StageMetrics("worker", None)  # several workers per host: no fixed metrics port
     guard = MessageGuard("worker", metrics, log)
     plain = cfg.publisher.wants_plain(cfg.serve.enabled)
-    processed = skipped = dropped = 0
-    rate = RateMeter()
+    skipped = 0
+    tally = SendTally()
     engine_ms = LatencyWindow()
     batches = LatencyWindow()
     reporting = Every(1.0)
@@ -62,14 +62,13 @@ def run_worker(cfg: PipelineConfig, stop: threading.Event, name: str | None = No
 
     def report() -> None:
         write_stats(cfg.run_dir, f"worker-{name}", {
-            "stage": "worker", "worker": name, "backend": detector.engine.name, "processed": processed,
-            "skipped": skipped, "dropped": dropped, "fps": rate.rate, "batch_p50": batches.recent(50),
+            "stage": "worker", "worker": name, "backend": detector.engine.name, "processed": tally.sent,
+            "skipped": skipped, "dropped": tally.dropped, "fps": tally.rate, "batch_p50": batches.recent(50),
             "engine_ms_p50": engine_ms.recent(50), "engine_ms_p99": engine_ms.recent(99),
             "rejected": dict(rejects.counts), "failed": dict(guard.counts),
         })
 
     def send(msg: protocol.Message, result) -> None:
-        nonlocal processed, dropped
         extra: dict = {"t_processed_ns": time.time_ns(), "worker": name}
         if result.batch > 1:
             extra["batch"] = result.batch
@@ -77,11 +76,7 @@ def run_worker(cfg: PipelineConfig, stop: threading.Event, name: str | None = No
             extra["truth"] = msg.header["truth"]
         engine_ms.add(result.timings_ms["engine"])
         batches.add(float(result.batch))
-        if metrics.sent(send_nowait(push, result_message(msg, result, extra, plain)), "worker", msg.stream):
-            processed += 1
-            rate.tick()
-        else:
-            dropped += 1
+        tally(metrics.sent(send_nowait(push, result_message(msg, result, extra, plain)), "worker", msg.stream))
 
     try:
         while not stop.is_set():
