@@ -1,7 +1,9 @@
-"""A fake publisher stage for the subscriber tests: real PUB socket, real wire messages."""
+"""A fake publisher stage for the subscriber tests (real PUB socket, real wire messages), and the
+real publisher stage in a thread for the tests of the stage itself (:func:`publisher_running`)."""
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import tempfile
 import time
@@ -113,3 +115,46 @@ def publish_until(pub: FakePublisher, done: Callable[[], bool], streams=("cam0",
         if done():
             return n
     raise AssertionError(f"condition not met within {timeout} s ({n} messages published)")
+
+
+class PublisherRunning:
+    """The real publisher stage (``run_publisher``) in a thread, a PUSH into its results endpoint
+    (``push``) and the SUB sockets made by :meth:`subscribe`; see :func:`publisher_running`."""
+
+    def __init__(self, cfg, join_s: float = 5.0) -> None:
+        import threading
+
+        from streamcam.publisher.stage import run_publisher
+
+        self.cfg = cfg
+        self.join_s = join_s
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=run_publisher, args=(cfg, self.stop))
+        self.thread.start()
+        self.ctx = zmq.Context()
+        self.push = make_socket(self.ctx, "PUSH", cfg.endpoint("results"), bind=False)
+        self._subs: list = []
+
+    def subscribe(self, topics, endpoint: Optional[str] = None):
+        """A SUB on ``topics`` at ``endpoint`` (default: the config's publish endpoint), closed at the end."""
+        sub = make_socket(self.ctx, "SUB", endpoint or self.cfg.endpoint("publish"), bind=False, subscribe=topics)
+        self._subs.append(sub)
+        return sub
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(self.join_s)
+        for s in [self.push, *self._subs]:
+            s.close(0)
+        self.ctx.term()
+
+
+@contextlib.contextmanager
+def publisher_running(cfg, join_s: float = 5.0) -> Iterator[PublisherRunning]:
+    """Run the publisher stage for the block; on leaving it is stopped, and must have stopped."""
+    running = PublisherRunning(cfg, join_s)
+    try:
+        yield running
+    finally:
+        running.close()
+    assert not running.thread.is_alive(), "the publisher stage did not stop"

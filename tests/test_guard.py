@@ -1,17 +1,14 @@
 """One message never stops a stage: what escapes its handling is counted by reason, logged once, skipped."""
 
 import logging
-import threading
 import time
 
 import numpy as np
 import pytest
-import zmq
 
 from streamcam import protocol
 from streamcam.guard import MessageGuard
 from streamcam.metrics import StageMetrics
-from streamcam.transport import make_socket
 
 
 def test_failures_are_counted_by_type_and_logged_once_per_reason(caplog):
@@ -42,9 +39,9 @@ def test_a_message_that_breaks_the_publisher_is_counted_and_the_next_one_publish
     """A fault injected where no validation can reach (the drawing code): the stage must go on."""
     from streamcam.config import load_config
     from streamcam.publisher import annotate as annotate_mod
-    from streamcam.publisher.stage import run_publisher
     from _processor_fixtures import stats_when
     from _pipeline_fixtures import pipeline_yaml, published
+    from _publisher_fixtures import publisher_running
     from _wait import wait_for
 
     real = annotate_mod.annotate
@@ -56,23 +53,16 @@ def test_a_message_that_breaks_the_publisher_is_counted_and_the_next_one_publish
 
     monkeypatch.setattr(annotate_mod, "annotate", annotate)
     cfg = load_config(pipeline_yaml(short_tmp, tiny_model))
-    stop = threading.Event()
-    th = threading.Thread(target=run_publisher, args=(cfg, stop))
-    th.start()
-    ctx = zmq.Context()
-    push = make_socket(ctx, "PUSH", cfg.endpoint("results"), bind=False)
-    sub = None
     img = np.zeros((24, 32), np.uint8)
     got = []
-    try:
+    with publisher_running(cfg) as running:
         # Once its bound addresses are written both its sockets are bound (its port the OS picked).
-        sub = make_socket(ctx, "SUB", published(cfg.run_dir, timeout=10), bind=False,
-                          subscribe=("detections/good", "detections/probe", "frames/"))
+        sub = running.subscribe(("detections/good", "detections/probe", "frames/"), published(cfg.run_dir, timeout=10))
 
         def probe() -> bool:  # a result of a third stream, until one comes back: the subscription is live
-            push.send_multipart(protocol.encode("result", "probe", 0, time.time_ns(),
-                                                [protocol.raw_part("image", img, "GRAY8")],
-                                                width=32, height=24, detections=[]))
+            running.push.send_multipart(protocol.encode("result", "probe", 0, time.time_ns(),
+                                                        [protocol.raw_part("image", img, "GRAY8")],
+                                                        width=32, height=24, detections=[]))
             return sub.poll(100)
 
         wait_for("the subscription to reach the publisher", probe, timeout=10)
@@ -80,23 +70,15 @@ def test_a_message_that_breaks_the_publisher_is_counted_and_the_next_one_publish
         stats_when(cfg.run_dir, lambda s: "frames/" in s.get("subscribed", ()), stage="publisher")
         for seq in range(20):
             for sid in ("bad", "good"):
-                push.send_multipart(protocol.encode("result", sid, seq, time.time_ns(),
-                                                    [protocol.raw_part("image", img, "GRAY8")],
-                                                    width=32, height=24, detections=[]))
+                running.push.send_multipart(protocol.encode("result", sid, seq, time.time_ns(),
+                                                            [protocol.raw_part("image", img, "GRAY8")],
+                                                            width=32, height=24, detections=[]))
             time.sleep(0.03)  # pacing: the results arrive spread out, as from a processor
             while sub.poll(0):
                 got += [m.seq for m in [protocol.decode(sub.recv_multipart())] if m.stream == "good" and m.kind == "detections"]
         stats = stats_when(cfg.run_dir, lambda s: s["failed"] == {"error:OverflowError": 20}, stage="publisher")
         while sub.poll(0):
             got += [m.seq for m in [protocol.decode(sub.recv_multipart())] if m.stream == "good" and m.kind == "detections"]
-    finally:
-        stop.set()
-        th.join(5)
-        push.close(0)
-        if sub is not None:
-            sub.close(0)
-        ctx.term()
-    assert not th.is_alive()
     assert len(got) >= 15, got  # the good stream went on (the slow joiner may miss the first few)
     assert stats["failed"] == {"error:OverflowError": 20}
     assert "bad" not in stats["streams"] or stats["streams"]["bad"]["published"] == 0

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import threading
 import time
 
 import numpy as np
@@ -77,35 +76,23 @@ def test_take_newest_is_take_recent_of_one(pair):
 def test_the_publisher_publishes_a_burst_whole(short_tmp, tiny_model):
     """The processor sends a detection and the frames predicted meanwhile together: every one of
     them is published (publisher.catch_up_ms), none skipped by the newest-frame policy."""
-    from _processor_fixtures import stats_when
-    from streamcam.config import load_config
-    from streamcam.publisher.stage import run_publisher
     from _pipeline_fixtures import pipeline_yaml
+    from _processor_fixtures import stats_when
+    from _publisher_fixtures import publisher_running
+    from streamcam.config import load_config
 
     cfg = load_config(pipeline_yaml(short_tmp, tiny_model), {"endpoints.publish": f"ipc://{short_tmp}/pub"})
     assert cfg.publisher.catch_up_ms == 150.0
-    stop = threading.Event()
-    th = threading.Thread(target=run_publisher, args=(cfg, stop))
-    th.start()
-    ctx = zmq.Context()
-    push = make_socket(ctx, "PUSH", cfg.endpoint("results"), bind=False)
-    sub = make_socket(ctx, "SUB", cfg.endpoint("publish"), bind=False, subscribe="detections/cam0")
     got = []
-    try:
+    with publisher_running(cfg) as running:
+        sub = running.subscribe("detections/cam0")
         stats_when(cfg.run_dir, lambda s: "detections/cam0" in s.get("subscribed", ()), stage="publisher")
         for burst in range(10):
             for i in range(3):  # within the socket's high-water mark: sent at once, none dropped
-                push.send_multipart(_result("cam0", 3 * burst + i), flags=zmq.NOBLOCK)
+                running.push.send_multipart(_result("cam0", 3 * burst + i), flags=zmq.NOBLOCK)
             time.sleep(0.15)
             while sub.poll(0):
                 got.append(protocol.decode(sub.recv_multipart()).seq)
         stats = stats_when(cfg.run_dir, lambda s: s["streams"].get("cam0", {}).get("published") == 30, stage="publisher")
-    finally:
-        stop.set()
-        th.join(5)
-        push.close(0)
-        sub.close(0)
-        ctx.term()
-    assert not th.is_alive()
     assert stats["skipped"] == 0 and stats["streams"]["cam0"]["published"] == 30, stats
     assert got == sorted(got) and len(got) == 30

@@ -11,18 +11,14 @@ while it was away arrives after it is back, and the published frame rate did not
 from __future__ import annotations
 
 import json
-import threading
 import time
 
-import pytest
-import zmq
 
 from _mqtt_fixtures import Mosquitto, Subscriber, mosquitto  # noqa: F401 (fixture)
 from _wait import wait_for
 from streamcam import protocol
 from streamcam.datasets.synthetic import SyntheticIRScene
 from streamcam.config import config_from_dict
-from streamcam.transport import make_socket
 
 FPS = 20.0
 ZONE = [[0.6, 0.0], [1.0, 0.0], [1.0, 1.0], [0.6, 1.0]]
@@ -53,7 +49,7 @@ def _result(scene, index, seq, t_ns):
 
 
 def test_one_person_one_new_one_end_through_a_broker_restart(short_tmp, mosquitto: Mosquitto):
-    from streamcam.publisher.stage import run_publisher
+    from _publisher_fixtures import PublisherRunning
     from streamcam.video import probe
 
     cfg = _cfg(short_tmp, mosquitto.port)
@@ -61,12 +57,9 @@ def test_one_person_one_new_one_end_through_a_broker_restart(short_tmp, mosquitt
     frames = {i: _result(scene, i, 0, 0) for i in [*WALK, EMPTY]}  # rendered once: the pace is the test's
     sub = Subscriber(mosquitto.port, ("sc/#",))
     assert sub.wait(lambda: sub.subscribed, 5)
-    stop = threading.Event()
-    th = threading.Thread(target=run_publisher, args=(cfg, stop))
-    th.start()
-    ctx = zmq.Context()
-    push = make_socket(ctx, "PUSH", cfg.endpoint("results"), bind=False)
-    zsub = make_socket(ctx, "SUB", cfg.endpoint("publish"), bind=False, subscribe=("events/", "detections/"))
+    running = PublisherRunning(cfg, join_s=10)  # the clip being written may take a while to close
+    push = running.push
+    zsub = running.subscribe(("events/", "detections/"))
     zmq_events, fps_seen, heard = [], [], []
     seq = 0
 
@@ -117,13 +110,9 @@ def test_one_person_one_new_one_end_through_a_broker_restart(short_tmp, mosquitt
         for _ in range(int(FPS * 1.5)):  # the post-roll, so the clip is cut and written
             step(EMPTY)
     finally:
-        stop.set()
-        th.join(10)
-        push.close(0)
-        zsub.close(0)
-        ctx.term()
+        running.close()
         sub.close()
-    assert not th.is_alive(), "the publisher did not stop"
+    assert not running.thread.is_alive(), "the publisher did not stop"
     types = [e["type"] for e in zmq_events]
     assert types.count("new") == 1 and types.count("end") == 1, types
     got = mqtt_events()

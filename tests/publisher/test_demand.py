@@ -79,44 +79,32 @@ def _run(short_tmp, tiny_model, topics, n=12, **publisher):
     """Run the publisher stage on ``n`` results with a CAM; a SUB on ``topics``: (stats, frames got)."""
     from _pipeline_fixtures import pipeline_yaml
     from _processor_fixtures import stats_when
+    from _publisher_fixtures import publisher_running
     from streamcam.config import load_config
-    from streamcam.publisher.stage import run_publisher
 
     extra = {"publisher": "{" + ", ".join(f"{k}: {v}" for k, v in publisher.items()) + "}"} if publisher else {}
     cfg = load_config(pipeline_yaml(short_tmp, tiny_model, **extra), {"serve.enabled": True, "serve.port": 0,
                                                                     "endpoints.publish": f"ipc://{short_tmp}/pub"})
-    stop = threading.Event()
-    th = threading.Thread(target=run_publisher, args=(cfg, stop))
-    th.start()
-    ctx = zmq.Context()
-    push = make_socket(ctx, "PUSH", cfg.endpoint("results"), bind=False)
-    sub = make_socket(ctx, "SUB", cfg.endpoint("publish"), bind=False, subscribe=tuple(topics)) if topics else None
     img = np.random.default_rng(0).integers(0, 256, (48, 64, 3), dtype=np.uint8)
     cam = np.random.default_rng(1).random((6, 8), dtype=np.float32)
     frames = []
-    try:
+    with publisher_running(cfg) as running:
+        sub = running.subscribe(tuple(topics)) if topics else None
         if topics:  # the publisher has seen the subscriptions before the first result
             stats_when(cfg.run_dir, lambda s: all(t in s.get("subscribed", ()) for t in topics), stage="publisher")
         else:
             time.sleep(0.3)
         for seq in range(n):
-            push.send_multipart(protocol.encode("result", "cam0", seq, time.time_ns(),
-                                                [protocol.raw_part("image", img, "BGR8"), protocol.raw_part("cam", cam, "CAM32")],
-                                                width=160, height=120, detections=[]))
+            running.push.send_multipart(protocol.encode(
+                "result", "cam0", seq, time.time_ns(),
+                [protocol.raw_part("image", img, "BGR8"), protocol.raw_part("cam", cam, "CAM32")],
+                width=160, height=120, detections=[]))
             time.sleep(0.02)
         stats = stats_when(cfg.run_dir, lambda s: s["streams"].get("cam0", {}).get("published") == n, stage="publisher")
         while sub is not None and sub.poll(200):
             m = protocol.decode(sub.recv_multipart())
             if m.kind == "frames":
                 frames.append(m)
-    finally:
-        stop.set()
-        th.join(5)
-        push.close(0)
-        if sub is not None:
-            sub.close(0)
-        ctx.term()
-    assert not th.is_alive()
     return stats["streams"]["cam0"], frames
 
 
@@ -153,17 +141,14 @@ def test_the_bridge_asks_for_the_plain_copy_only_while_a_viewer_wants_it(short_t
     from _processor_fixtures import stats_when
     from streamcam.config import load_config
     from streamcam.publisher.mjpeg import MjpegServer
-    from streamcam.publisher.stage import run_publisher
     from streamcam.publisher.stream_state import PLAIN_HOLD_S
     from _pipeline_fixtures import pipeline_yaml
+    from _publisher_fixtures import PublisherRunning
 
     cfg = load_config(pipeline_yaml(short_tmp, tiny_model), {"serve.enabled": True, "serve.port": 0,
                                                              "endpoints.publish": f"ipc://{short_tmp}/pub"})
-    stop = threading.Event()
-    th = threading.Thread(target=run_publisher, args=(cfg, stop))
-    th.start()
-    ctx = zmq.Context()
-    push = make_socket(ctx, "PUSH", cfg.endpoint("results"), bind=False)
+    running = PublisherRunning(cfg)
+    push = running.push
     server = MjpegServer(cfg.endpoint("publish"), port=0).start()
     grey = np.full((120, 160, 3), 128, np.uint8)  # the frame itself: flat grey; the heatmap colours it
     cam = np.ones((6, 8), np.float32)
@@ -203,7 +188,4 @@ def test_the_bridge_asks_for_the_plain_copy_only_while_a_viewer_wants_it(short_t
         feeding.set()
         feeder.join(5)
         server.stop()
-        stop.set()
-        th.join(5)
-        push.close(0)
-        ctx.term()
+        running.close()
