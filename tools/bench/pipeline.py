@@ -5,7 +5,8 @@ a naive single-process loop built from the peers, an overload run, and scaling t
   architecture, random seeded weights) exported with streamcam's export; per-frame cost does
   not depend on the weight values. The result says which.
 * pipeline: ``Supervisor(cfg).run(duration)`` with the source at ``pacing: fast`` (unbounded),
-  serve disabled, a free tcp port; fps and capture→publish latency from the publisher's stats.
+  serve disabled, the publisher on a port the OS picks (read back from the run dir); fps and
+  capture→publish latency from the publisher's stats.
 * bare engine: ``engine.infer`` on a preprocessed frame, same model, same threads.
   pipeline efficiency = pipeline fps / bare engine fps (runs interleaved engine, pipeline, ...).
 * naive loop: synthetic frame → torch forward → torchcam CAM → cv2 overlay → JPEG → imagezmq
@@ -21,7 +22,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import os
-import socket
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -36,12 +37,6 @@ TARGET_EFFICIENCY = 0.85
 TARGET_VS_NAIVE = 2.0
 TARGET_OVERLOAD_INTERVALS = 3.0
 SCALING_SIZES = ((320, 240), (640, 480), (1280, 720), (1920, 1080), (3840, 2160))
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def tiny_gap_torch(seed: int = 0):
@@ -120,7 +115,9 @@ def pipeline_config(model: str, run_dir: str, streams: int = 1, pacing: str = "f
             # switch it off too, or the box rule still runs on every frame.
             data.setdefault("stabilizer", {})["enabled"] = False
     data["serve"] = {"enabled": False}
-    data["endpoints"]["publish"] = f"tcp://127.0.0.1:{_free_port()}"
+    # Any port: a probed free one can be taken before the publisher binds it; it writes the one it got
+    # to <run_dir>/bound/publisher.json (run_pipeline reads it there).
+    data["endpoints"]["publish"] = "tcp://127.0.0.1:*"
     data["run"] = {"run_dir": run_dir, "log_level": "WARNING"}
     return config_from_dict(data, base_dir=REPO_ROOT)
 
@@ -137,19 +134,31 @@ def run_pipeline(cfg, duration_s: float, warmup_s: float = 1.5, start_timeout_s:
     import zmq
 
     from streamcam import protocol
+    from streamcam.stats import read_bound
     from streamcam.supervisor import Supervisor
     from streamcam.transport import make_socket
 
     sup = Supervisor(cfg)
     box: dict[str, Any] = {}
     th = threading.Thread(target=lambda: box.setdefault("summary", sup.run(None)), daemon=True)
+    # The supervisor clears it too, but in its thread, maybe after the wait below has read a stale
+    # address (a run dir named by a pid an earlier bench had).
+    shutil.rmtree(cfg.run_dir / "bound", ignore_errors=True)
     ctx = zmq.Context()
-    sub = make_socket(ctx, "SUB", cfg.endpoint("publish"), bind=False, subscribe="detections/")
+    sub = None
     th.start()
     counts: dict[str, int] = {}
     lat: dict[str, list[float]] = {}
     try:
         deadline = time.monotonic() + start_timeout_s
+        while sub is None:
+            published = read_bound(cfg.run_dir, "publisher").get("publish")
+            if published:
+                sub = make_socket(ctx, "SUB", published, bind=False, subscribe="detections/")
+            elif time.monotonic() > deadline:
+                raise RuntimeError(f"the publisher bound nothing in {start_timeout_s} s: see {cfg.run_dir}/logs")
+            else:
+                time.sleep(0.05)
         first = None
         t_start = t_end = None
         while True:
@@ -172,7 +181,8 @@ def run_pipeline(cfg, duration_s: float, warmup_s: float = 1.5, start_timeout_s:
             counts[msg.stream] = counts.get(msg.stream, 0) + 1
             lat.setdefault(msg.stream, []).append(float(msg.header.get("latency_ms", 0.0)))
     finally:
-        sub.close(0)
+        if sub is not None:
+            sub.close(0)
         ctx.term()
         sup.stop()
         th.join(30)
@@ -223,7 +233,8 @@ def naive_loop(seconds: float, threads: int, jpeg_quality: int = 80, alpha: floa
     set_threads(threads)
     model = tiny_gap_torch()
     extractor = CAM(model, target_layer="trunk", fc_layer="classifier")
-    sender = imagezmq.ImageSender(connect_to=f"tcp://127.0.0.1:{_free_port()}", REQ_REP=False)
+    # PUB mode binds (nobody subscribes: the send is what is timed), on any port: no probe-then-bind race.
+    sender = imagezmq.ImageSender(connect_to="tcp://127.0.0.1:*", REQ_REP=False)
     sender.zmq_socket.setsockopt(zmq.LINGER, 0)
     src = SyntheticSource(width=640, height=480, seed=7)
     lat: list[float] = []
