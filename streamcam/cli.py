@@ -245,7 +245,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
-    return run_demo(seconds=args.seconds, serve=not args.no_serve, record_s=args.record, port=args.port)
+    return run_demo(seconds=args.seconds, serve=not args.no_serve, record_s=args.record, port=args.port,
+                    overrides=_parse_set(args.set))
 
 
 def cmd_label(args: argparse.Namespace) -> int:
@@ -421,6 +422,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--record", type=float, default=5.0, help="seconds of annotated MP4 to write (0: none)")
     sp.add_argument("--port", type=int, default=8080)
     sp.add_argument("--no-serve", action="store_true")
+    sp.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a config value, e.g. --set run.run_dir=/tmp/demo (two demos on one machine)")
     add("info", cmd_info, "which engine backends can run here, and why not")
     sub.add_parser("build-engine", help="compile an ONNX model to a cached TensorRT plan (GPU; see docs/gpu.md)",
                    add_help=False)

@@ -7,6 +7,7 @@ import logging
 import threading
 import time
 import urllib.request
+from typing import Any
 
 from .config import load_config
 
@@ -28,7 +29,9 @@ def _probe_page(url: str, stop: threading.Event, found: dict) -> None:
         stop.wait(0.5)
 
 
-def run_demo(seconds: float = 20.0, serve: bool = True, record_s: float = 5.0, port: int = 8080) -> int:
+def run_demo(seconds: float = 20.0, serve: bool = True, record_s: float = 5.0, port: int = 8080,
+             overrides: dict[str, Any] | None = None) -> int:
+    """``overrides`` (dotted keys, ``--set``) go over the demo's own: a run dir or publish port of its own."""
     from .config import repo_config
     from .lifecycle import install_stop_handlers, setup_logging
     from .supervisor import Supervisor, format_summary, print_plan
@@ -37,6 +40,7 @@ def run_demo(seconds: float = 20.0, serve: bool = True, record_s: float = 5.0, p
         "serve.enabled": serve, "serve.port": port,
         "record.enabled": record_s > 0, "record.seconds": record_s,
         "run.log_level": "WARNING",
+        **(overrides or {}),
     }
     cfg = load_config(repo_config(), overrides)
     setup_logging("WARNING", "demo")
