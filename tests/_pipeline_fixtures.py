@@ -67,8 +67,9 @@ def receive(endpoint: str, topic: str, n: int, timeout: float = 20.0) -> list:
     return got
 
 
-def stage_pids(run_dir) -> list[int]:
-    """Live processes started with this run's config (``streamcam <stage> RUN_DIR/config.json``).
+def stage_pids(run_dir, command: str | None = None) -> list[int]:
+    """Live processes started with this run's config (``streamcam <stage> RUN_DIR/config.json``);
+    ``command`` (``process``, ``publish``, ...): only that stage's.
 
     Read from /proc, matching one argv element exactly: no pgrep, whose pattern also matches
     other processes' command lines; an orphan of a stopped supervisor is still found."""
@@ -81,6 +82,7 @@ def stage_pids(run_dir) -> list[int]:
             argv = (proc / "cmdline").read_bytes().split(b"\0")
         except OSError:  # it ended while we looked
             continue
-        if want in argv and any(a.endswith(b"streamcam") for a in argv):
+        if want in argv and any(a.endswith(b"streamcam") for a in argv) and (
+                command is None or command.encode() in argv):
             pids.append(int(proc.name))
     return sorted(pids)

