@@ -1,7 +1,7 @@
 """Few-shot on real footage, as a user with one camera would: teach, calibrate, test on new people.
 
     python -m tools.fewshot_real [--seq PETS09-S3-MF1 ...] [--out docs/quality/fewshot-real.json]
-                                 [--ship engines/person-rgb.onnx --ship-from PETS09-S3-MF1]
+                                 [--ship engines/person-rgb.onnx --ship-from PETS09-S3-MF1] [--keep DIR]
 
 Protocol (issue "Real cameras"), for each shared sequence (``../shared/data/real``):
 
@@ -92,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", help="write the results JSON here")
     ap.add_argument("--ship", help="copy the model trained on --ship-from here")
     ap.add_argument("--ship-from", default="PETS09-S3-MF1")
+    ap.add_argument("--keep", help="keep each sequence's trained, calibrated model here as SEQ.onnx")
     a = ap.parse_args(argv)
     root = real_data_dir(ROOT)
     dirs = [d for d in find_sequences(root) if not a.seq or d.name in a.seq]
@@ -110,6 +111,9 @@ def main(argv: list[str] | None = None) -> int:
             cal = calibrate_on(model, labels)
             row = evaluate(model, d)
             models[seq.name] = (model, labels)
+            if a.keep:
+                Path(a.keep).mkdir(parents=True, exist_ok=True)
+                shutil.copy(model, Path(a.keep) / f"{seq.name}.onnx")
             results["sequences"][seq.name] = {"train": {k: train[k] for k in ("metrics", "total_seconds")},
                                               "calibration": cal, "test": row}
             rows.append((seq.name, "few-shot (own camera)", row))

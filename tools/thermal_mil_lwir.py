@@ -71,25 +71,33 @@ def render(root: Path, lwir: int, classic: int, per: int, neg: int, size: tuple[
             cv2.imwrite(str(root / "empty" / f"{s}_{k}.png"), cv2.resize(fr.image, size, interpolation=cv2.INTER_AREA))
 
 
-def render_real_visible(root: Path, per: int, size: tuple[int, int]) -> list[str]:
-    """``per`` grey frames of each shared real sequence into ``root/person`` and three empty plates
-    of each into ``root/empty``, resized to ``size``; returns the sequences used."""
+def render_real_visible(root: Path, per: int, size: tuple[int, int], invert: bool = False,
+                        part: str = "all") -> list[str]:
+    """``per`` grey frames of each shared real sequence (of its ``part``: all, first half) into
+    ``root/person`` and three empty plates of each into ``root/empty``, resized to ``size``; with
+    ``invert`` each also as its negative. Returns the sequences used."""
     from streamcam.evaluation.mot import find_sequences, read_sequence, real_data_dir
     from streamcam.training.data import empty_plate
 
     for c in ("person", "empty"):
         (root / c).mkdir(parents=True, exist_ok=True)
     grey = lambda im: cv2.resize(cv2.cvtColor(im, cv2.COLOR_BGR2GRAY), size, interpolation=cv2.INTER_AREA)  # noqa: E731
+
+    def write(path: Path, image: np.ndarray) -> None:
+        cv2.imwrite(str(path.with_suffix(".png")), image)
+        if invert:  # a white-hot camera shows a person bright where a grey photograph often shows them dark
+            cv2.imwrite(str(path.with_name(path.name + "-neg.png")), 255 - image)
+
     used = []
     for d in find_sequences(real_data_dir(ROOT)):
-        seq = read_sequence(d)
+        seq = read_sequence(d).half(part)  # type: ignore[arg-type]
         frames = seq.frames
         for i in sorted({int(round(v)) for v in np.linspace(0, len(frames) - 1, per)}):
-            cv2.imwrite(str(root / "person" / f"{seq.name}_{i}.png"), grey(cv2.imread(str(frames[i].path))))
+            write(root / "person" / f"{seq.name}_{i}", grey(cv2.imread(str(frames[i].path))))
         images = [cv2.imread(str(f.path)) for f in frames]
         k = len(images) // 2
-        for name, part in (("all", images), ("a", images[:k]), ("b", images[k:])):
-            cv2.imwrite(str(root / "empty" / f"{seq.name}_plate-{name}.png"), grey(empty_plate(part)))
+        for name, chunk in (("all", images), ("a", images[:k]), ("b", images[k:])):
+            write(root / "empty" / f"{seq.name}_plate-{name}", grey(empty_plate(chunk)))
         used.append(seq.name)
     if not used:
         sys.exit(f"tools.thermal_mil_lwir: --real-visible: no sequences under {real_data_dir(ROOT)}")
@@ -112,6 +120,40 @@ def score(model: str, frames) -> dict:
         det.engine.close()
     return {"localization": round(hits / max(total, 1), 3), "precision": round(hits / max(found, 1), 3),
             "persons": total, "boxes": found}
+
+
+def grey_halves(cal_frames: int = 15, every: int = 1) -> dict[str, tuple[list, list]]:
+    """Per shared real sequence, grey: ``cal_frames`` box-labelled frames of its first half (spread
+    evenly) and every ``every``-th frame of its second half, as ``(image, "GRAY8", boxes)``."""
+    from streamcam.evaluation.mot import find_sequences, read_sequence, real_data_dir
+
+    def frames(seq_frames):
+        return [(cv2.cvtColor(cv2.imread(str(f.path)), cv2.COLOR_BGR2GRAY), "GRAY8", [b for _, b in f.gt])
+                for f in seq_frames]
+
+    out = {}
+    for d in find_sequences(real_data_dir(ROOT)):
+        seq = read_sequence(d)
+        first, second = seq.half("first").frames, seq.half("second").frames
+        pick = [first[int(round(v))] for v in np.linspace(0, len(first) - 1, min(cal_frames, len(first)))]
+        out[seq.name] = (frames([f for f in pick if f.gt]), frames(second[::every]))
+    return out
+
+
+def grey_second_half(model: str, objective: str) -> dict:
+    """A rule-fair check on many real people that is not the LLVIP evaluation: per shared sequence
+    seen as grey, a copy of ``model`` calibrated on 15 boxed first-half frames (that camera's
+    geometry), scored on its second half. Only meaningful for a model trained on first halves."""
+    from streamcam.evaluation.calibration import calibrate, write_calibration
+
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, (cal, test) in grey_halves().items():
+            m = str(Path(tmp) / f"{name}.onnx")
+            shutil.copy(model, m)
+            write_calibration(m, calibrate(m, cal, objective=objective))
+            out[name] = score(m, test)
+    return out
 
 
 def held_out_frames():
@@ -137,8 +179,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--size", default="640x512")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--real-visible", type=int, default=0, help="grey frames of each shared real sequence")
+    ap.add_argument("--invert", action="store_true", help="each real grey frame also as its negative (polarity)")
+    ap.add_argument("--real-part", choices=("all", "first"), default="all",
+                    help="which part of each real sequence the frames come from (first: the second half stays unseen)")
     ap.add_argument("--objective", choices=("localization", "f1"), default="localization",
                     help="the real calibration's objective")
+    ap.add_argument("--real-only", action="store_true", help="skip the synthetic calibration and scores (faster)")
+    ap.add_argument("--grey-check", action="store_true",
+                    help="also score on the shared sequences' second halves as grey (with --real-part first)")
     ap.add_argument("--ship", help="copy the model calibrated on the real calibration frames here")
     ap.add_argument("--out", help="keep the trained model here (and its two calibrated copies beside it)")
     ap.add_argument("--data-dir", help="keep the rendered training folder here")
@@ -150,14 +198,17 @@ def main(argv: list[str] | None = None) -> int:
         data = Path(a.data_dir or Path(tmp) / "data")
         t0 = time.time()
         render(data, a.lwir, a.classic, a.per, a.neg, size)  # type: ignore[arg-type]
-        real = render_real_visible(data, a.real_visible, size) if a.real_visible else []  # type: ignore[arg-type]
+        real = render_real_visible(data, a.real_visible, size, a.invert, a.real_part) if a.real_visible else []  # type: ignore[arg-type]
         model = a.out or str(Path(tmp) / "m.onnx")
         train = finetune(FinetuneConfig(data=str(data), out=model, threads=a.threads, progress=False))
         out: dict = {"scenes": {"lwir": a.lwir, "classic": a.classic, "per": a.per, "neg": a.neg, "size": list(size),
-                                "real_visible": {"per": a.real_visible, "sequences": real}},
+                                "real_visible": {"per": a.real_visible, "sequences": real, "invert": a.invert,
+                                                 "part": a.real_part}},
                      "train_seconds": train["metrics"]["train_seconds"], "render_and_train_s": round(time.time() - t0)}
         for name, frames in (("real_calibration", frames_of_split(LABELS, DATA, "calibration")),
-                             ("synthetic_validation", list(synthetic_frames()))):
+                             ("synthetic_validation", [] if a.real_only else list(synthetic_frames()))):
+            if not frames:
+                continue
             m = model.replace(".onnx", f"-{name}.onnx")
             shutil.copy(model, m)
             cal = calibrate(m, frames, objective=a.objective if name == "real_calibration" else "localization")
@@ -167,7 +218,9 @@ def main(argv: list[str] | None = None) -> int:
             out[name] = {"calibration": {k: cal.get(k) for k in ("input_width", "input_height", "cam_floor",
                                                                   "cam_threshold", "peak_boxes")},
                          "real_evaluation": score(m, frames_of_split(LABELS, DATA, "evaluation")),
-                         "synthetic_held_out": score(m, held_out_frames())}
+                         **({} if a.real_only else {"synthetic_held_out": score(m, held_out_frames())})}
+        if a.grey_check:
+            out["grey_second_half"] = grey_second_half(model, a.objective)
     print(json.dumps(out, indent=1, default=str))
     return 0
 

@@ -1,10 +1,14 @@
 """Coordinate search of stabilizer knobs on the FIRST half of real sequences (the tuning half).
 
-    python -m tools.tune_stabilizer_real --model engines/person-rgb.onnx --seq PETS09-S3-MF1 \
-        [--recalibrate-on-first-half] [--rounds 2]
+    python -m tools.tune_stabilizer_real --model engines/person-rgb.onnx --seq PETS09-S3-MF1 [--rounds 2]
+    python -m tools.tune_stabilizer_real --model PETS09-S3-MF1=runs/fs/PETS09-S3-MF1.onnx \
+        --model TUD-Campus=runs/fs/TUD-Campus.onnx      # each camera its own few-shot model
+                                                        # (python -m tools.fewshot_real --keep runs/fs)
 
 The detector runs once per frame (results cached); each candidate stabilizer config then replays
-the cached results, scored by stabilized MOTA (IDF1 breaks ties). The second half is never read.
+the cached results, scored by stabilized MOTA averaged over the sequences (IDF1 breaks ties). The
+second half is never read. ``--model SEQ=PATH`` (repeatable) gives a sequence its own model (a
+camera's few-shot model and box geometry); a bare ``--model PATH`` serves every sequence.
 Prints the best knobs as ``--set`` lines for ``configs/camera.yaml``.
 """
 
@@ -28,6 +32,8 @@ GRID = {
     "one_euro_min_cutoff": [1.0, 2.0, 5.0, 20.0],
     "kalman.accel_std": [60.0, 200.0, 600.0],
     "kalman.size_accel_std": [30.0, 100.0, 300.0],
+    "kalman.accel_std_rel": [0.0, 1.0, 3.0, 10.0],
+    "kalman.size_accel_std_rel": [0.0, 0.5, 2.0],
     "max_distance": [0.5, 1.0, 2.0],
 }
 
@@ -52,28 +58,33 @@ def main(argv: list[str] | None = None) -> int:
     from streamcam.processor.stage import build_stabilized_detector
 
     ap = argparse.ArgumentParser(prog="tools.tune_stabilizer_real", description=__doc__.splitlines()[0])
-    ap.add_argument("--model", required=True)
+    ap.add_argument("--model", required=True, action="append", help="PATH, or SEQ=PATH per sequence")
     ap.add_argument("--config", default=str(ROOT / "configs" / "camera.yaml"))
     ap.add_argument("--seq", nargs="*")
     ap.add_argument("--rounds", type=int, default=2)
     a = ap.parse_args(argv)
-    cfg = load_config(a.config, {"processor.model": str(Path(a.model).resolve())})
-    dirs = [d for d in find_sequences(real_data_dir(ROOT)) if not a.seq or d.name in a.seq]
-    base = build_stabilized_detector(cfg)
+    per_seq = dict(m.split("=", 1) for m in a.model if "=" in m)
+    shared = [m for m in a.model if "=" not in m]
+    seqs = a.seq or (list(per_seq) if per_seq and not shared else None)
+    dirs = [d for d in find_sequences(real_data_dir(ROOT)) if not seqs or d.name in seqs]
     cached = []
     for d in dirs:
+        model = per_seq.get(d.name) or (shared[0] if shared else None)
+        if model is None:
+            ap.error(f"no --model for {d.name} (give SEQ=PATH or a bare PATH)")
+        base = build_stabilized_detector(load_config(a.config, {"processor.model": str(Path(model).resolve())}))
         seq = read_sequence(d).half("first")
         frames = []
         for f in seq.frames:
             image = cv2.imread(str(f.path), cv2.IMREAD_COLOR)
             frames.append((base.detector.detect(image, "BGR8", min_score=0.0), (image.shape[1], image.shape[0]),
                            int(round((f.index - 1) / seq.fps * 1e9)), list(f.gt), list(f.ignore)))
-        cached.append((seq.name, frames))
+        cached.append((seq.name, base.detector, frames))
 
     def score(config) -> tuple[float, float]:
         motas, idf1s = [], []
-        for name, frames in cached:
-            td = StabilizedDetector(base.detector, config)
+        for name, detector, frames in cached:
+            td = StabilizedDetector(detector, config)
             gt, ig, pred = [], [], []
             for result, size, t, g, i in frames:
                 keep = dataclasses.replace(result, detections=[d for d in result.detections
@@ -87,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
             idf1s.append(s["idf1"])
         return sum(motas) / len(motas), sum(idf1s) / len(idf1s)
 
-    config = base.config
+    config = base.config  # one YAML for every sequence: only the model differs
     best = score(config)
     print(f"start: MOTA {best[0]:.3f} IDF1 {best[1]:.3f}", file=sys.stderr)
     for r in range(a.rounds):

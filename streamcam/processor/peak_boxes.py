@@ -97,7 +97,8 @@ class PeakBoxRule:
             px, py = (px + 0.5) * cw, (py + 0.5) * ch
             bh = self.height(py, fh)
             bw, cy = bh / self.aspect, py + self.centre * bh
-            box = (px - bw / 2, cy - bh / 2, px + bw / 2, cy + bh / 2)
+            # clipped to the frame, as a person half out of view is labelled (MOTChallenge clips too)
+            box = (max(0.0, px - bw / 2), max(0.0, cy - bh / 2), min(fw, px + bw / 2), min(fh, cy + bh / 2))
             if self.contain and any(o[0] <= px < o[2] and o[1] <= py < o[3] for o, _ in out):
                 continue
             if all(iou(box, o) <= self.nms for o, _ in out):
@@ -153,8 +154,10 @@ def fit_geometry(maps: Sequence[np.ndarray], gts: Sequence[Sequence[Box]], frame
                  level: float, radius: int, nms: float, contain: bool = False) -> PeakBoxRule | None:
     """The rule's size line, centre offset and aspect from labelled frames: each GT box is paired with
     the strongest peak inside it (the one the rule keeps for that person); least squares of height
-    on the peak's row, medians of the rest. None when fewer than 3 boxes have a peak."""
-    rows = []
+    on the peak's row, medians of the rest. None when fewer than 3 boxes have a peak. A box cut by
+    the frame's edge does not show how tall or wide its person is: it is left out of the fit while
+    at least 3 whole ones remain."""
+    rows, cut = [], []
     for cam, boxes, (fw, fh) in zip(maps, gts, frame_sizes):
         h, w = cam.shape
         cw, ch = fw / w, fh / h
@@ -166,7 +169,11 @@ def fit_geometry(maps: Sequence[np.ndarray], gts: Sequence[Sequence[Box]], frame
                 continue
             gy = (b[1] + b[3]) / 2
             _, px, py = max(inside)
-            rows.append((py / fh, (b[3] - b[1]) / fh, (b[3] - b[1]) / max(b[2] - b[0], 1e-6), (gy - py) / fh))
+            row = (py / fh, (b[3] - b[1]) / fh, (b[3] - b[1]) / max(b[2] - b[0], 1e-6), (gy - py) / fh)
+            whole = b[0] >= 1 and b[1] >= 1 and b[2] <= fw - 1 and b[3] <= fh - 1
+            (rows if whole else cut).append(row)
+    if len(rows) < 3:
+        rows += cut
     if len(rows) < 3:
         return None
     r = np.array(rows)

@@ -18,6 +18,11 @@ Noise parameters (:class:`KalmanNoise`):
   constant velocity; the CAM peak sways with the gait, which this also absorbs.
 * ``size_accel_std`` (px/s^2): how fast the box size may change its rate (perspective
   growth as people approach; CAM blob breathing).
+* ``accel_std_rel`` and ``size_accel_std_rel`` (1/s^2, times the box height): the same, in
+  proportion to the object. A person 300 px tall near the camera accelerates ten times as many
+  pixels as one 30 px tall far away; absolute noise fitted to one lags the other (measured on
+  TUD-Campus, docs/benchmarks.md). DeepSORT scales its process noise by the box height the same
+  way (Wojke, Bewley & Paulus, ICIP 2017). Zero by default: absolute noise only.
 * ``meas_std`` (px) + ``meas_std_rel`` x size: standard deviation of a measured centre
   (CAM boxes are quantised by the feature stride, ~8 px at 640x480, and grow noisier
   with the object); ``size_meas_std`` + ``size_meas_std_rel`` x size for width/height
@@ -57,10 +62,14 @@ class KalmanNoise:
     """Measured width/height std as a fraction of that side."""
     init_velocity_std: float = 80.0
     """Velocity std (px/s) of a newly created track."""
+    accel_std_rel: float = 0.0
+    """Centre acceleration std per pixel of box height (1/s^2), added to ``accel_std``."""
+    size_accel_std_rel: float = 0.0
+    """Width/height acceleration std per pixel of box height (1/s^2), added to ``size_accel_std``."""
 
     def __post_init__(self) -> None:
         for name in ("accel_std", "size_accel_std", "meas_std", "meas_std_rel", "size_meas_std",
-                     "size_meas_std_rel", "init_velocity_std"):
+                     "size_meas_std_rel", "init_velocity_std", "accel_std_rel", "size_accel_std_rel"):
             v = getattr(self, name)
             if not np.isfinite(v) or v < 0:
                 raise ValueError(f"KalmanNoise.{name}: expected a finite number >= 0, got {v}")
@@ -116,15 +125,19 @@ def transition(dt: float) -> np.ndarray:
     return f
 
 
-def process_cov(dt: float, noise: KalmanNoise) -> np.ndarray:
-    """``Q(dt)`` (8x8), continuous white-noise acceleration per axis."""
-    q = np.array([noise.accel_std, noise.accel_std, noise.size_accel_std, noise.size_accel_std]) ** 2
-    out = np.zeros((8, 8))
+def process_cov(dt: float, noise: KalmanNoise, heights: np.ndarray | None = None) -> np.ndarray:
+    """``Q(dt)``, continuous white-noise acceleration per axis: ``[8, 8]``, or ``[N, 8, 8]`` for
+    filters of box heights ``heights [N]`` (the relative terms scale with each one's)."""
+    h = np.zeros(1) if heights is None else np.maximum(np.asarray(heights, np.float64), 1.0)
+    c = noise.accel_std + noise.accel_std_rel * h
+    s = noise.size_accel_std + noise.size_accel_std_rel * h
+    q = np.stack([c, c, s, s], axis=-1) ** 2  # [N, 4]
+    out = np.zeros((len(q), 8, 8))
     i = np.arange(4)
-    out[i, i] = q * dt ** 4 / 4
-    out[i, i + 4] = out[i + 4, i] = q * dt ** 3 / 2
-    out[i + 4, i + 4] = q * dt ** 2
-    return out
+    out[:, i, i] = q * dt ** 4 / 4
+    out[:, i, i + 4] = out[:, i + 4, i] = q * dt ** 3 / 2
+    out[:, i + 4, i + 4] = q * dt ** 2
+    return out[0] if heights is None else out
 
 
 def predict(x: np.ndarray, p: np.ndarray, dt: float, noise: KalmanNoise) -> tuple[np.ndarray, np.ndarray]:
@@ -132,7 +145,9 @@ def predict(x: np.ndarray, p: np.ndarray, dt: float, noise: KalmanNoise) -> tupl
     if dt <= 0 or x.shape[0] == 0:
         return x, p
     f = transition(dt)
-    return x @ f.T, f @ p @ f.T + process_cov(dt, noise)
+    relative = noise.accel_std_rel > 0 or noise.size_accel_std_rel > 0
+    q = process_cov(dt, noise, x[:, 3] if relative else None)
+    return x @ f.T, f @ p @ f.T + q
 
 
 def update(x: np.ndarray, p: np.ndarray, z: np.ndarray, noise: KalmanNoise) -> tuple[np.ndarray, np.ndarray]:

@@ -217,3 +217,40 @@ def test_the_f1_objective_trades_localization_for_precision_and_bad_objectives_a
     assert loc["val_localization_accuracy"] >= f1["val_localization_accuracy"]
     with pytest.raises(ConfigError, match="objective"):
         calibrate(str(MODEL), frames, objective="recall")
+
+
+def test_the_peak_radius_stays_under_a_person_s_width_so_people_abreast_stay_two():
+    import numpy as np
+
+    from streamcam.evaluation.calibration import calibrate_peaks, peak_radii
+    from streamcam.processor.peak_boxes import PeakBoxRule
+
+    yy, xx = np.mgrid[0:16, 0:20]
+
+    def person_map(*centres):
+        cam = np.full((16, 20), -4.0, np.float32)
+        for x, y in centres:
+            cam = np.maximum(cam, 3.0 - 1.5 * ((xx - x) ** 2 + (yy - y) ** 2)).astype(np.float32)
+        return cam
+
+    truth = PeakBoxRule(level=0.0, radius=1, nms=0.2, size=(0.25, 0.0), centre=0.0, aspect=2.5)
+    # 64 px cells (a 1280x1024 frame at stride 16 of 320x256): people ~100 px wide, 1.6 cells.
+    # Calibration frames that show people alone, with a stray bump a wide radius would swallow:
+    alone = []
+    for x, y in ((4, 5), (10, 8), (15, 4), (7, 11)):
+        cam = person_map((x, y))
+        cam[y, min(19, x + 3)] = 2.5  # a local maximum three cells away: a stray peak
+        alone.append((cam, [b for b, _ in truth.boxes(person_map((x, y)), (1280, 1024))], (1280, 1024)))
+    assert peak_radii(alone) == (1,)
+    rule = PeakBoxRule.from_dict(calibrate_peaks(alone)["rule"])
+    assert rule.radius == 1
+    # on these frames alone radius 3 looks better (it swallows the stray peaks) ...
+    wider = PeakBoxRule(**{**rule.to_dict(), "radius": 3, "size": tuple(rule.size)})
+    assert sum(len(wider.boxes(c, s)) for c, _, s in alone) < sum(len(rule.boxes(c, s)) for c, _, s in alone)
+    # ... so two people walking abreast, 2 cells (128 px) apart, keep a box each
+    pair = person_map((8, 8), (10, 8))
+    assert len(rule.boxes(pair, (1280, 1024))) == 2
+    assert len(wider.boxes(pair, (1280, 1024))) == 1
+    # people many cells wide (a near camera) leave every radius open
+    wide = [(c, [(b[0] - 300, b[1], b[2] + 300, b[3]) for b in g], s) for c, g, s in alone]
+    assert peak_radii(wide) == (1, 2, 3)

@@ -53,13 +53,31 @@ def test_geometry_fit_recovers_the_size_line():
     rule = PeakBoxRule(level=0.0, radius=1, nms=0.3, size=(0.05, 0.25), centre=0.1, aspect=3.0)
     maps, gts = [], []
     for k in range(5):
-        cam = _blob_map(peaks=((8 + 6 * k, 6 + 5 * k, 3.0), (40 - 5 * k, 30 - 4 * k, 3.0)))
+        cam = _blob_map(peaks=((8 + 6 * k, 6 + 5 * k, 3.0), (40 - 5 * k, 28 - 4 * k, 3.0)))
         maps.append(cam)
         gts.append([b for b, _ in rule.boxes(cam, (768, 576))])
+    assert all(0 < b[1] and b[3] < 576 for g in gts for b in g)  # no box cut by the frame here
     fit = fit_geometry(maps, gts, [(768, 576)] * 5, 0.0, 1, 0.3)
     assert fit.size == pytest.approx(rule.size, abs=5e-3)  # a box may hold a neighbour's stronger peak
     assert fit.centre == pytest.approx(0.1, abs=2e-2) and fit.aspect == pytest.approx(3.0, rel=1e-3)
     assert fit_geometry([maps[0]], [[]], [(768, 576)], 0.0, 1, 0.3) is None  # nothing to fit
+
+
+def test_boxes_are_clipped_to_the_frame_and_cut_boxes_do_not_bend_the_fit():
+    rule = PeakBoxRule(level=0.0, radius=1, nms=0.3, size=(0.05, 0.25), centre=0.1, aspect=3.0)
+    cam = _blob_map(peaks=((1, 33, 3.0), (24, 12, 3.0)))
+    boxes = [b for b, _ in rule.boxes(cam, (768, 576))]
+    assert all(0 <= b[0] < b[2] <= 768 and 0 <= b[1] < b[3] <= 576 for b in boxes)
+    assert any(b[0] == 0 or b[3] == 576 for b in boxes)  # the corner person is cut, as a label is
+    whole = [_blob_map(peaks=((8 + 6 * k, 6 + 5 * k, 3.0),)) for k in range(4)]
+    maps = whole + [cam]
+    gts = [[b for b, _ in rule.boxes(m, (768, 576))] for m in maps]
+    # the cut box says the person is shorter than the size line: it is left out while 3 whole ones remain
+    fit = fit_geometry(maps, gts, [(768, 576)] * 5, 0.0, 1, 0.3)
+    assert fit.size == pytest.approx(rule.size, abs=2e-3) and fit.aspect == pytest.approx(3.0, rel=1e-3)
+    # only cut boxes: they are all there is, and they are used
+    cut = [b for b in gts[-1] if b[0] == 0 or b[3] == 576]
+    assert len(cut) == 1 and fit_geometry([cam] * 3, [cut] * 3, [(768, 576)] * 3, 0.0, 1, 0.3) is not None
 
 
 def test_rule_round_trip_and_validation_name_the_field():

@@ -115,3 +115,24 @@ def test_filter_matches_filterpy_on_a_dropped_frame_sequence():
         ref.update(z.reshape(4, 1), R=measurement_cov(z[None], noise)[0])
         np.testing.assert_allclose(ours.state, ref.x[:, 0], rtol=1e-9, atol=1e-6)
         np.testing.assert_allclose(ours.P[0], ref.P, rtol=1e-9, atol=1e-6)
+
+
+def test_relative_process_noise_scales_with_each_box_and_matches_the_absolute_filter_at_its_height():
+    """With ``accel_std_rel`` a filter of a box h px tall predicts as an absolute-noise filter with
+    ``accel_std + accel_std_rel * h`` would: a near person's box may swing ten times as many pixels
+    as a far one's, in one batched call."""
+    rel = KalmanNoise(accel_std=10.0, accel_std_rel=2.0, size_accel_std=5.0, size_accel_std_rel=0.5)
+    boxes = np.array([box_at(0, size=(12, 30)), box_at(0, size=(120, 300), start=(300, 50))])
+    x, p = kalman.initiate(kalman.box_to_z(boxes), rel)
+    x2, p2 = kalman.predict(x, p, 0.1, rel)
+    for k, h in enumerate((30.0, 300.0)):
+        same = KalmanNoise(accel_std=10.0 + 2.0 * h, size_accel_std=5.0 + 0.5 * h)
+        xa, pa = kalman.predict(x[k:k + 1], p[k:k + 1], 0.1, same)
+        np.testing.assert_allclose(x2[k], xa[0]) and np.testing.assert_allclose(p2[k], pa[0])
+    # the tall box's process noise is (610 / 70)^2 times the short one's
+    q = kalman.process_cov(0.1, rel, x[:, 3])
+    assert q[1, 0, 0] / q[0, 0, 0] == pytest.approx((10 + 2 * 300) ** 2 / (10 + 2 * 30) ** 2, rel=1e-9)
+    # zero relative terms: the absolute filter, unchanged
+    assert np.allclose(kalman.process_cov(0.1, KalmanNoise()), kalman.process_cov(0.1, KalmanNoise(), np.ones(1))[0])
+    with pytest.raises(ValueError, match="accel_std_rel"):
+        KalmanNoise(accel_std_rel=-1.0)
