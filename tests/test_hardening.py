@@ -33,9 +33,11 @@ def test_a_subscriber_that_stops_reading_never_slows_the_pipeline(short_tmp, tin
         live = receive(pub, "detections/cam0", 20, timeout=10)
         assert len(live) == 20
         stats = json.loads((short_tmp / "run" / "stats" / "publisher.json").read_text())["streams"]["cam0"]
-        # The source paces at 20 fps; a blocked publisher would fall far below it.
+        # The source paces at 20 fps; a blocked publisher would fall far below it, and the frames it held
+        # through the 4 s would reach the live subscriber seconds late. The latency bound leaves room for
+        # a loaded CI machine (514 ms was seen once in a full run here; 27 ms alone), not for a block.
         assert stats["fps"] > 12, stats
-        assert stats["latency_ms_recent_p99"] < 500, stats
+        assert stats["latency_ms_recent_p99"] < 1500, stats
     finally:
         if stuck is not None:
             stuck.close(0)
