@@ -399,7 +399,9 @@ def print_plan(cfg: PipelineConfig) -> None:
         print(f"  stabilizer: {cfg.endpoint('detected')} → {cfg.endpoint('results')}")
     else:
         print(f"  processor: {cfg.model_path()} on {cfg.processor.backend}")
-    print(f"  publisher: {cfg.endpoint('publish')} (topics frames/<id>, detections/<id>)")
+    publish = cfg.endpoint("publish")
+    where = f"; the port the OS picks is written to {cfg.run_dir}/bound/publisher.json" if publish.endswith(":*") else ""
+    print(f"  publisher: {publish} (topics frames/<id>, detections/<id>{where})")
     if cfg.serve.enabled:
         print(f"  web page: http://{cfg.serve.host}:{cfg.serve.port}/")
     print(f"  run dir: {cfg.run_dir}   (Ctrl-C stops everything)")

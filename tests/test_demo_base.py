@@ -31,6 +31,7 @@ def test_demo_without_matplotlib_runs_and_says_the_plots_need_the_extra(tmp_path
     # It published on the port the OS picked, in the run dir it was given.
     pub = published(run_dir, timeout=0.0)
     assert re.fullmatch(r"tcp://127\.0\.0\.1:\d+", pub) and pub != "tcp://127.0.0.1:5560", pub
+    assert "bound/publisher.json" in out  # the plan says where the port the OS picked is written
 
 
 def test_report_without_matplotlib_is_one_clear_error(tmp_path):

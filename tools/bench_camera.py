@@ -149,8 +149,8 @@ class Viewer:
     """A subscriber to ``frames/<stream>`` (the annotated JPEGs) in a thread: frames received and
     capture -> receive latency after ``warmup`` seconds."""
 
-    def __init__(self, endpoint: str, stream: str, warmup: float) -> None:
-        self.endpoint, self.stream, self.warmup = endpoint, stream, warmup
+    def __init__(self, run_dir: Path, stream: str, warmup: float) -> None:
+        self.run_dir, self.stream, self.warmup = run_dir, stream, warmup
         self.latencies_ms: list[float] = []
         self.first = self.last = None
         self._stop = threading.Event()
@@ -166,8 +166,16 @@ class Viewer:
         from streamcam import protocol
         from streamcam.transport import make_socket
 
+        from streamcam.stats import read_bound
+
+        endpoint = None
+        while not self._stop.is_set() and not endpoint:  # the publisher writes the address it bound
+            endpoint = read_bound(self.run_dir, "publisher").get("publish")
+            self._stop.wait(0.05)
+        if not endpoint:
+            return
         ctx = zmq.Context()
-        sock = make_socket(ctx, "SUB", self.endpoint, bind=False, subscribe=f"frames/{self.stream}")
+        sock = make_socket(ctx, "SUB", endpoint, bind=False, subscribe=f"frames/{self.stream}")
         t0 = time.monotonic()
         try:
             while not self._stop.is_set():
@@ -195,14 +203,6 @@ class Viewer:
         return {"viewer_fps": round((n - 1) / (self.last - self.first), 2),
                 "viewer_p50_ms": round(float(np.percentile(self.latencies_ms, 50)), 1),
                 "viewer_p99_ms": round(float(np.percentile(self.latencies_ms, 99)), 1)}
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -237,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
             overrides = {"processor.model": str(Path(a.model).resolve()), "processor.threads": threads,
                          "processor.detect_every": every, "publisher.heatmap": heat,
                          "serve.enabled": False, "run.log_level": "WARNING", "run.run_dir": str(Path(tmp) / f"run{threads}-{every}-{int(heat)}"),
-                         "endpoints.publish": f"tcp://127.0.0.1:{_free_port()}"}
+                         "endpoints.publish": "tcp://127.0.0.1:*"}
             doc = yaml.safe_load((ROOT / "configs" / "camera.yaml").read_text())
             doc["streams"][0]["source"] = source  # the camera, replaced by the recording
             path = Path(tmp) / "camera.yaml"
@@ -248,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
             cpu = StageCPU(sup, min(a.warmup, a.seconds / 3), a.seconds - 0.3) if a.cpu else None
             if cpu is not None:
                 cpu.start()
-            viewer = Viewer(cfg.endpoint("publish"), cfg.streams[0].id, min(a.warmup, a.seconds / 3)).start() if a.viewer else None
+            viewer = Viewer(cfg.run_dir, cfg.streams[0].id, min(a.warmup, a.seconds / 3)).start() if a.viewer else None
             summary = sup.run(a.seconds)
             st = next(iter(summary.get("streams", {}).values()), {})
             proc = summary.get("stages", {}).get("processor", {})
