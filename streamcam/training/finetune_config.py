@@ -152,7 +152,9 @@ class FinetuneConfig:
             return self.recipe
         if self.window is not None:
             return "windows"
-        return "mil" if self.backbone == "mobilenet_v2_s16" and self.weights is not None else "whole"
+        from .backbones import MIL_BACKBONES
+
+        return "mil" if self.backbone in MIL_BACKBONES and self.weights is not None else "whole"
 
     @classmethod
     def from_dict(cls, d: dict) -> "FinetuneConfig":

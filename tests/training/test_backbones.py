@@ -32,8 +32,10 @@ def test_interface_and_cam_identity(name):
 
 
 def test_specs_cover_every_backbone():
-    assert set(BACKBONES) == {"resnet18", "resnet50", "mobilenet_v2", "mobilenet_v3_small", "tiny_gap", "mobilenet_v2_s16"}
+    assert set(BACKBONES) == {"resnet18", "resnet50", "mobilenet_v2", "mobilenet_v3_small", "tiny_gap", "mobilenet_v2_s16",
+                              "mobilenet_v2_s8"}
     assert SPECS["mobilenet_v2_s16"].stride == 16 and SPECS["mobilenet_v2_s16"].feature_channels == 97
+    assert SPECS["mobilenet_v2_s8"].stride == 8 and SPECS["mobilenet_v2_s8"].feature_channels == 129
     assert SPECS["resnet18"].mean == (0.485, 0.456, 0.406) and SPECS["resnet18"].input_width == 224
     assert SPECS["tiny_gap"].input_channels == 1
 

@@ -88,6 +88,17 @@ def test_offline_weights_are_torchvisions_imagenet_file():
     f = s16.features(torch.zeros(1, 3, 192, 256))
     assert tuple(f.shape) == (1, 97, 12, 16)  # stride 16, 96 channels + the constant one
     assert torch.all(f[:, -1] == 1.0)
+    # stride 8: block 6's 32 channels beside block 13's 96, each 2x2 of fine cells one coarse cell's copy
+    s8 = build_backbone("mobilenet_v2_s8", 2, "DEFAULT").eval()
+    x = torch.rand(1, 3, 192, 256, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        # a fresh s16: the train-mode forward above moved its BatchNorm statistics
+        f8, f16 = s8.features(x), build_backbone("mobilenet_v2_s16", 2, "DEFAULT").eval().features(x)
+    assert tuple(f8.shape) == (1, 129, 24, 32) and torch.all(f8[:, -1] == 1.0)
+    assert torch.allclose(f8[:, 32:128, ::2, ::2], f16[:, :96], atol=1e-5)  # the same pretrained trunk
+    assert torch.equal(f8[:, 32:128, 1::2, 1::2], f8[:, 32:128, ::2, ::2])
+    with torch.no_grad():  # any input size: the coarse map is stretched to the fine one's shape
+        assert tuple(s8.features(torch.zeros(1, 3, 200, 264)).shape[-2:]) == (25, 33)
 
 
 @pytest.mark.torch
