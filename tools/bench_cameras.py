@@ -1,7 +1,7 @@
 """Many cameras on one box: N synthetic 640x480 cameras at 30 fps through one `streamcam run`.
 
     python -m tools.bench_cameras [--cameras 1 4 8] [--detect-fps none 10] [--seconds 15] [--out FILE.json]
-                                  [--source render|clip]
+                                  [--source render|clip] [--camera-fps 30]
 
 Each run is the whole pipeline as a user starts it (the supervisor, one capture process per camera,
 the processor, the publisher; ZeroMQ between them; the page not served), on the default config and
@@ -46,19 +46,20 @@ def render_clip(path: Path, seed: int, seconds: float = 10.0, fps: float = 30.0)
     out = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (640, 480), isColor=False)
     if not out.isOpened():
         raise RuntimeError(f"bench_cameras: OpenCV cannot write MJPG to {path}")
+    step = max(1, int(round(30.0 / fps)))  # the scene's own clock is 30 fps: a slower camera skips
     for i in range(int(seconds * fps)):
-        out.write(scene.frame(i).image)
+        out.write(scene.frame(i * step).image)
     out.release()
     return path
 
 
-def _source(i: int, kind: str, tmp: Path) -> dict:
+def _source(i: int, kind: str, tmp: Path, fps: float = 30.0) -> dict:
     if kind == "clip":
-        clip = tmp / f"cam{i}.avi"
+        clip = tmp / f"cam{i}-{fps:g}fps.avi"
         if not clip.exists():
-            render_clip(clip, 7 + i)
-        return {"kind": "file", "uri": str(clip), "fps": 30, "loop": True}
-    return {"kind": "synthetic", "width": 640, "height": 480, "fps": 30, "seed": 7 + i, "people": 4, "confusers": 3}
+            render_clip(clip, 7 + i, fps=fps)
+        return {"kind": "file", "uri": str(clip), "fps": fps, "loop": True}
+    return {"kind": "synthetic", "width": 640, "height": 480, "fps": fps, "seed": 7 + i, "people": 4, "confusers": 3}
 
 
 class Receiver(threading.Thread):
@@ -127,13 +128,13 @@ def bare_engine_fps(model: str, threads: int, batch: int, seconds: float = 2.0) 
 
 
 def run_once(cameras: int, detect_fps: float | None, seconds: float, warmup_s: float, tmp: Path,
-             threads: int = 1, source: str = "render") -> dict:
+             threads: int = 1, source: str = "render", camera_fps: float = 30.0) -> dict:
     from streamcam.config import load_config
     from streamcam.stats import read_bound
     from streamcam.supervisor import Supervisor
 
     overrides = {
-        "streams": [{"id": f"cam{i}", "source": _source(i, source, tmp)} for i in range(cameras)],
+        "streams": [{"id": f"cam{i}", "source": _source(i, source, tmp, camera_fps)} for i in range(cameras)],
         "processor.threads": threads, "processor.detect_fps": detect_fps,
         "serve.enabled": False, "run.log_level": "WARNING", "endpoints.publish": "tcp://127.0.0.1:*",
         "run.run_dir": str(tmp / f"run{cameras}-{detect_fps}"),
@@ -161,7 +162,7 @@ def run_once(cameras: int, detect_fps: float | None, seconds: float, warmup_s: f
     fps = [rx.fps(f"cam{i}") for i in range(cameras)]
     lat = np.concatenate([np.asarray(v) for v in rx.latency.values()]) if rx.latency else np.zeros(0)
     return {
-        "cameras": cameras, "source": source, "detect_fps": detect_fps, "fps_min": round(min(fps), 1), "fps_mean": round(float(np.mean(fps)), 1),
+        "cameras": cameras, "source": source, "camera_fps": camera_fps, "detect_fps": detect_fps, "fps_min": round(min(fps), 1), "fps_mean": round(float(np.mean(fps)), 1),
         "p50_ms": round(float(np.percentile(lat, 50)), 1) if lat.size else None,
         "p99_ms": round(float(np.percentile(lat, 99)), 1) if lat.size else None,
         "received": int(lat.size), "skipped": proc.get("skipped"), "detected": proc.get("detected"),
@@ -184,6 +185,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", help="write the rows as JSON here")
     ap.add_argument("--source", choices=("render", "clip"), default="render",
                     help="render: each camera renders its scene live; clip: plays a pre-rendered MJPG file")
+    ap.add_argument("--camera-fps", type=float, default=30.0, help="each camera's frame rate")
+    ap.add_argument("--threads", type=int, default=1, help="processor.threads (the engine's intra-op threads)")
     a = ap.parse_args(argv)
     setup_logging("WARNING", "bench")
     model = str(ROOT / "engines" / "person-ir.onnx")
@@ -192,9 +195,10 @@ def main(argv: list[str] | None = None) -> int:
         for cams in a.cameras:
             for d in a.detect_fps:
                 rate = None if d == "none" else float(d)
-                row = run_once(cams, rate, a.seconds, a.warmup, Path(tmp), source=a.source)
+                row = run_once(cams, rate, a.seconds, a.warmup, Path(tmp), threads=a.threads, source=a.source,
+                               camera_fps=a.camera_fps)
                 batch = max(1, int(round(row["batch_p50"] or 1)))
-                row["bare_engine_fps"] = round(bare_engine_fps(model, 1, batch), 1)
+                row["bare_engine_fps"] = round(bare_engine_fps(model, a.threads, batch), 1)
                 row["efficiency"] = round(row["fps_mean"] * cams / row["bare_engine_fps"], 3) if row["bare_engine_fps"] else None
                 rows.append(row)
                 print(json.dumps(row), file=sys.stderr, flush=True)
