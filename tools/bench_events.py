@@ -136,6 +136,7 @@ def _clip_frames(seed: int, clip_frames: int, model: str, cache: str | None):
             raw["lamps"].update({str(o.id): list(o.box) for o in f.objects if o.label == "lamp"})
         getattr(tracked.detector, "close", tracked.detector.engine.close)()
         if path:
+            os.makedirs(os.path.dirname(path) or ".", exist_ok=True)  # a --cache folder not made yet
             with open(path, "w") as fh:
                 json.dump(raw, fh)
 

@@ -66,6 +66,13 @@ def _tid_runs(tids: dict[int, int]) -> str:
     return " ".join(out)
 
 
+def _entry_line(kind: str, i: int, e: dict[str, Any], ids: str) -> str:
+    """One event's (or ground-truth entry's) heading: its frames, the ids it carried, its first box."""
+    f0 = min(e["boxes"])
+    return (f"  {kind:<3} {i:2d} frames {f0}-{max(e['boxes'])} ({len(e['boxes'])}) {ids} {_tid_runs(e['tids'])} "
+            f"first {_fmt_box(e['boxes'][f0])}")
+
+
 def explain(clips: int, clip_frames: int, model: str, cache: str | None, margin: int = 30,
             cfg: EventsConfig | None = None, verbose: bool = True) -> dict[str, Any]:
     from scipy.optimize import linear_sum_assignment
@@ -92,9 +99,7 @@ def explain(clips: int, clip_frames: int, model: str, cache: str | None, margin:
             if not scored(e):
                 continue
             tot["events"] += 1
-            f0 = min(e["boxes"])
-            line = (f"  det {a:2d} frames {f0}-{max(e['boxes'])} ({len(e['boxes'])}) tids {_tid_runs(e['tids'])} "
-                    f"first {_fmt_box(e['boxes'][f0])}")
+            line = _entry_line("det", a, e, "tids")
             if a in pair:
                 tot["paired_events"] += 1
                 line += f" -> gt {pair[a]} ({score[a, pair[a]]:.2f})"
@@ -131,9 +136,7 @@ def explain(clips: int, clip_frames: int, model: str, cache: str | None, margin:
             if not scored(g):
                 continue
             tot["truth"] += 1
-            f0 = min(g["boxes"])
-            line = (f"  gt  {b:2d} frames {f0}-{max(g['boxes'])} ({len(g['boxes'])}) person {_tid_runs(g['tids'])} "
-                    f"first {_fmt_box(g['boxes'][f0])}")
+            line = _entry_line("gt", b, g, "person")
             if b in paired_gt:
                 tot["paired_truth"] += 1
                 line += f" <- det {paired_gt[b]}"
@@ -143,7 +146,7 @@ def explain(clips: int, clip_frames: int, model: str, cache: str | None, margin:
                     _hit(d.box, gb) for d in det_frames[f]))
                 cands = sorted(((score[a, b], a) for a in range(len(det)) if score[a, b] > 0), reverse=True)[:3]
                 n = len(g["boxes"])
-                box = g["boxes"][f0]
+                box = g["boxes"][min(g["boxes"])]
                 edge = any(g["boxes"][f][0] <= 1 or g["boxes"][f][2] >= W - 1 for f in g["boxes"])
                 if covered < n / 2:
                     why = "edge-unboxed" if edge else "unboxed"
