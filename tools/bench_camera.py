@@ -42,12 +42,10 @@ def footage(tmp: Path) -> tuple[dict, str]:
     frames = sorted(seq.glob("*.jpg")) if seq.is_dir() else []
     if not frames:
         return {"kind": "synthetic", "width": 768, "height": 576, "fps": 25}, "synthetic scene 768x576"
-    out = tmp / "pets.avi"
+    from tools.bench.clips import write_mjpg
+
     first = cv2.imread(str(frames[0]))
-    vw = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"MJPG"), 25, (first.shape[1], first.shape[0]))
-    for f in frames:
-        vw.write(cv2.imread(str(f)))
-    vw.release()
+    out = write_mjpg(tmp / "pets.avi", (cv2.imread(str(f)) for f in frames), 25)
     return {"kind": "file", "uri": str(out), "width": first.shape[1], "height": first.shape[0], "fps": 25,
             "loop": True}, f"PETS09-S3-MF1 frames as MJPG {first.shape[1]}x{first.shape[0]}, 25 fps, looped"
 

@@ -151,14 +151,11 @@ def footage(tmp: Path) -> str:
     import cv2
 
     from streamcam.datasets.synthetic import SyntheticIRScene
+    from tools.bench.clips import write_mjpg
 
-    out = tmp / "synthetic.avi"
     scene = SyntheticIRScene(seed=7, width=768, height=576)
-    vw = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"MJPG"), 25, (768, 576))
-    for i in range(100):
-        vw.write(cv2.cvtColor(scene.frame(i).image, cv2.COLOR_GRAY2BGR))
-    vw.release()
-    return str(out)
+    frames = (cv2.cvtColor(scene.frame(i).image, cv2.COLOR_GRAY2BGR) for i in range(100))
+    return str(write_mjpg(tmp / "synthetic.avi", frames, 25))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -38,19 +38,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def render_clip(path: Path, seed: int, seconds: float = 10.0, fps: float = 30.0) -> Path:
     """The synthetic scene of ``seed`` (640x480, the bench's people and confusers) as a grey MJPG file."""
-    import cv2
-
     from streamcam.datasets.synthetic import SyntheticIRScene
+    from tools.bench.clips import write_mjpg
 
     scene = SyntheticIRScene(seed=seed, width=640, height=480, people=4, confusers=3)
-    out = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (640, 480), isColor=False)
-    if not out.isOpened():
-        raise RuntimeError(f"bench_cameras: OpenCV cannot write MJPG to {path}")
     step = max(1, int(round(30.0 / fps)))  # the scene's own clock is 30 fps: a slower camera skips
-    for i in range(int(seconds * fps)):
-        out.write(scene.frame(i * step).image)
-    out.release()
-    return path
+    return write_mjpg(path, (scene.frame(i * step).image for i in range(int(seconds * fps))), fps)
 
 
 def _source(i: int, kind: str, tmp: Path, fps: float = 30.0) -> dict:
