@@ -128,16 +128,23 @@ def transition(dt: float) -> np.ndarray:
 def process_cov(dt: float, noise: KalmanNoise, heights: np.ndarray | None = None) -> np.ndarray:
     """``Q(dt)``, continuous white-noise acceleration per axis: ``[8, 8]``, or ``[N, 8, 8]`` for
     filters of box heights ``heights [N]`` (the relative terms scale with each one's)."""
-    h = np.zeros(1) if heights is None else np.maximum(np.asarray(heights, np.float64), 1.0)
+    i = np.arange(4)
+    if heights is None:  # the absolute model: one Q for every filter (the default, on the hot path)
+        q = np.array([noise.accel_std, noise.accel_std, noise.size_accel_std, noise.size_accel_std]) ** 2
+        out = np.zeros((8, 8))
+        out[i, i] = q * dt ** 4 / 4
+        out[i, i + 4] = out[i + 4, i] = q * dt ** 3 / 2
+        out[i + 4, i + 4] = q * dt ** 2
+        return out
+    h = np.maximum(np.asarray(heights, np.float64), 1.0)
     c = noise.accel_std + noise.accel_std_rel * h
     s = noise.size_accel_std + noise.size_accel_std_rel * h
     q = np.stack([c, c, s, s], axis=-1) ** 2  # [N, 4]
-    out = np.zeros((len(q), 8, 8))
-    i = np.arange(4)
-    out[:, i, i] = q * dt ** 4 / 4
-    out[:, i, i + 4] = out[:, i + 4, i] = q * dt ** 3 / 2
-    out[:, i + 4, i + 4] = q * dt ** 2
-    return out[0] if heights is None else out
+    # [N, 8, 8]: the same blocks, per filter (a dense einsum, not fancy indexing per filter)
+    block = np.array([[dt ** 4 / 4, dt ** 3 / 2], [dt ** 3 / 2, dt ** 2]])
+    out = np.zeros((len(q), 2, 4, 2, 4))
+    out[:, :, i, :, i] = np.einsum("nk,ab->knab", q, block)
+    return out.reshape(len(q), 8, 8)
 
 
 def predict(x: np.ndarray, p: np.ndarray, dt: float, noise: KalmanNoise) -> tuple[np.ndarray, np.ndarray]:
