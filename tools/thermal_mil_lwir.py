@@ -124,7 +124,9 @@ def score(model: str, frames) -> dict:
 
 def grey_halves(cal_frames: int = 15, every: int = 1) -> dict[str, tuple[list, list]]:
     """Per shared real sequence, grey: ``cal_frames`` box-labelled frames of its first half (spread
-    evenly) and every ``every``-th frame of its second half, as ``(image, "GRAY8", boxes)``."""
+    evenly, so with ``--real-part first`` some are training frames too: the rule is fitted where the
+    network was taught, as a user calibrating on their own footage would) and every ``every``-th frame
+    of its second half, never trained or calibrated on, as ``(image, "GRAY8", boxes)``."""
     from streamcam.evaluation.mot import find_sequences, read_sequence, real_data_dir
 
     def frames(seq_frames):
