@@ -3,6 +3,7 @@
     python -m tools.thermal_mil_lwir [--lwir 30] [--classic 10] [--per 6] [--neg 3] [--size 640x512]
                                      [--real-visible 0] [--objective localization]
                                      [--out runs/thermal-mil.onnx] [--data-dir DIR]
+                                     [--real-part first] [--grey-check] [--real-only] [--invert]
     python -m tools.thermal_mil_lwir --lwir 0 --classic 0 --real-visible 20 --objective f1 \
         --ship engines/person-lwir.onnx          # the shipped real-LWIR model (docs/benchmarks.md)
 
@@ -193,6 +194,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", help="keep the trained model here (and its two calibrated copies beside it)")
     ap.add_argument("--data-dir", help="keep the rendered training folder here")
     a = ap.parse_args(argv)
+    if a.grey_check and a.real_visible and a.real_part != "first":
+        ap.error("--grey-check scores the shared sequences' second halves: train with --real-part first, "
+                 "or those halves were seen in training")
     if not (DATA / "ir").is_dir():
         sys.exit(f"tools.thermal_mil_lwir: no LLVIP sample at {DATA} (STREAMCAM_THERMAL_DATA)")
     size = tuple(int(v) for v in a.size.lower().split("x"))
