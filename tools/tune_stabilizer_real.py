@@ -66,7 +66,11 @@ def main(argv: list[str] | None = None) -> int:
     per_seq = dict(m.split("=", 1) for m in a.model if "=" in m)
     shared = [m for m in a.model if "=" not in m]
     seqs = a.seq or (list(per_seq) if per_seq and not shared else None)
-    dirs = [d for d in find_sequences(real_data_dir(ROOT)) if not seqs or d.name in seqs]
+    found = find_sequences(real_data_dir(ROOT))
+    unknown = sorted(set(seqs or ()) - {d.name for d in found})
+    if unknown or not found:
+        ap.error(f"no sequence {unknown or 'at all'} under {real_data_dir(ROOT)} (found {[d.name for d in found]})")
+    dirs = [d for d in found if not seqs or d.name in seqs]
     cached = []
     for d in dirs:
         model = per_seq.get(d.name) or (shared[0] if shared else None)
