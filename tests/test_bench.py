@@ -143,18 +143,12 @@ def test_bench_clips_are_mjpg_files_opencv_plays_back_frame_for_frame(tmp_path):
     """tools.bench.clips.write_mjpg: grey and colour frames in, the same count and size read back."""
     import cv2
 
+    from _label_fixtures import decode_all
     from tools.bench.clips import write_mjpg
 
     grey = [np.full((48, 64), 40 * i, np.uint8) for i in range(5)]
     for name, frames in (("grey.avi", grey), ("bgr.avi", [cv2.cvtColor(g, cv2.COLOR_GRAY2BGR) for g in grey])):
-        cap = cv2.VideoCapture(str(write_mjpg(tmp_path / name, iter(frames), 15)))
-        got = []
-        while True:
-            ok, im = cap.read()
-            if not ok:
-                break
-            got.append(im)
-        cap.release()
+        got = decode_all(write_mjpg(tmp_path / name, iter(frames), 15))
         assert len(got) == 5 and got[0].shape[:2] == (48, 64)
         assert abs(float(got[3].mean()) - 120.0) < 4.0  # the frames in order, JPEG-close
         assert cv2.VideoCapture(str(tmp_path / name)).get(cv2.CAP_PROP_FPS) == pytest.approx(15)

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from streamcam import protocol
+from _label_fixtures import decode_all
 from _pipeline_fixtures import bound, pipeline_yaml, published, receive, stage_pids, start_run
 from _processor_fixtures import processor_thread, stats_when
 from _wait import wait_for
@@ -145,22 +146,13 @@ def test_detect_writes_one_json_line_per_frame(short_tmp, tiny_model):
 
 
 def test_detect_writes_the_annotated_video(short_tmp, tiny_model):
-    import cv2
-
     cfg = pipeline_yaml(short_tmp, tiny_model)
     out, video = short_tmp / "d.jsonl", short_tmp / "d.mp4"
     r = subprocess.run([sys.executable, "-m", "streamcam", "detect", "synthetic:10", "--config", str(cfg), "--out", str(out),
                         "--video", str(video), "--quiet"], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["video"] == str(video)
-    cap = cv2.VideoCapture(str(video))
-    frames = []
-    while True:
-        ok, img = cap.read()
-        if not ok:
-            break
-        frames.append(img)
-    cap.release()
+    frames = decode_all(video)
     assert len(frames) == 10 and frames[0].shape == (240, 320, 3)
     # Annotated, not the grey source: the heatmap blend colours the frame.
     b, g, rr = (frames[0][..., i].astype(int) for i in range(3))
