@@ -155,6 +155,7 @@ def run(seconds: float = 8.0, streams: int = 2, fps: float = 60.0, width: int = 
             time.sleep(after + 1.0)
             lone, lone_per, _ = detected_rate(run_dir, min(seconds, 4.0))
             st = stats(run_dir, "stabilizer")
+            published = stats(run_dir, "publisher").get("streams", {})
         finally:
             if remote is not None and remote.poll() is None:
                 remote.kill()
@@ -166,7 +167,11 @@ def run(seconds: float = 8.0, streams: int = 2, fps: float = 60.0, width: int = 
             "detected_fps_two_workers": round(two, 2), "per_worker_two": two_per, "cpu_busy_two": two_busy,
             "ratio": round(two / one, 3) if one else float("nan"),
             "detected_fps_after_kill": round(lone, 2), "per_worker_after_kill": lone_per,
-            **fo, "received": st.get("received"), "late_dropped": st.get("late"), "cpus": os.cpu_count(),
+            **fo, "received": st.get("received"), "late_dropped": st.get("late"),
+            # capture -> publish over the whole run, per stream: a backlog anywhere shows here
+            "latency_ms_p50": {sid: v.get("latency_ms_p50") for sid, v in sorted(published.items())},
+            "latency_ms_p99": {sid: v.get("latency_ms_p99") for sid, v in sorted(published.items())},
+            "cpus": os.cpu_count(),
             "load_avg_1m": round(os.getloadavg()[0], 2),
         }
 
