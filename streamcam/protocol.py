@@ -13,14 +13,14 @@
 
 The decoder trusts nothing: every field is type-checked, raw sizes must equal
 shape × itemsize exactly, and sizes are bounded before anything is allocated.
-Every number in a header is bounded while it is parsed (integers in int64, floats
+Every number in a header is bounded as it is parsed (integers in int64) or in the walk right after (floats
 finite), nesting is bounded, stream ids hold no control characters, and every
 optional field a stage reads (``detections``, ``tracks``, ``truth``, ``width``, ...)
 is checked here, so a stage never meets a value it cannot use.
 A bad message raises :class:`ProtocolError` whose ``reason`` is a short tag the
 stages count by. See ``docs/protocol.md``.
 
-Why one module of ~460 lines: the encoder and the validating decoder are the wire format's two
+Why one module of ~560 lines: the encoder and the validating decoder are the wire format's two
 halves, mirrored by docs/protocol.md; kept together, one cannot change without the other.
 """
 
@@ -60,6 +60,7 @@ MAX_DEPTH = 16
 """Deepest nesting of JSON arrays/objects a header may have (the deepest field, a trail, is 4)."""
 MAX_COORD = 1e6
 """Largest |coordinate| of a box or trail point: far outside any frame, still drawable."""
+_ITEMSIZE = {"uint8": 1, "uint16": 2, "float32": 4}
 _PIXEL_DTYPE = {"BGR8": ("uint8", 3), "GRAY8": ("uint8", None), "GRAY16": ("uint16", None), "CAM32": ("float32", None)}
 
 
@@ -134,6 +135,9 @@ class Message:
     topic: str
     header: dict[str, Any]
     payloads: list[Any] = field(default_factory=list)
+    parsed_detections: tuple[list[Any], list["Detection"]] | None = field(default=None, repr=False, compare=False)
+    """``(header["detections"] as decoded, its Detections)``: :func:`decode` parses them to validate
+    them, and :meth:`detections` reuses that while the header still holds that list."""
 
     @property
     def kind(self) -> str:
@@ -161,7 +165,11 @@ class Message:
         return any(d["name"] == name for d in self.header["parts"])
 
     def detections(self) -> list[Detection]:
-        return [Detection.from_json(d) for d in self.header.get("detections", [])]
+        raw = self.header.get("detections", [])
+        if self.parsed_detections is not None and self.parsed_detections[0] is raw \
+                and len(raw) == len(self.parsed_detections[1]):
+            return list(self.parsed_detections[1])
+        return [Detection.from_json(d) for d in raw]
 
 
 def raw_part(name: str, array: np.ndarray, pixel_format: str) -> tuple[dict[str, Any], np.ndarray]:
@@ -256,6 +264,41 @@ def _check_depth(value: Any) -> None:
             todo.extend((x, depth + 1) for x in (v.values() if isinstance(v, dict) else v))
 
 
+def _walk(value: Any) -> bool:
+    """One pass over a parsed header: raise ``bad_number`` at a non-finite float; True when arrays/objects
+    nest deeper than :data:`MAX_DEPTH`. The fast path of the parser's ``parse_float`` hook (a Python call
+    per float literal) plus :func:`_check_depth`: what they refuse, with the reasons in their order (a bad
+    number is refused first, as the parser would while parsing; the depth after the header's type)."""
+    too_deep = False
+    isfinite = math.isfinite
+    todo = [([value], 0)]  # the header itself as an item: a bare number is checked too
+    pop, push = todo.pop, todo.append
+    while todo:
+        v, depth = pop()
+        if depth > MAX_DEPTH:
+            too_deep = True
+        for x in (v.values() if type(v) is dict else v):
+            t = type(x)
+            if t is float:
+                if not isfinite(x):
+                    raise ProtocolError("bad_number", f"number {x!r} is not finite")
+            elif t is list:
+                # Most lists hold only numbers (trail points, boxes): checked here rather than pushed.
+                for y in x:
+                    ty = type(y)
+                    if ty is float:
+                        if not isfinite(y):
+                            raise ProtocolError("bad_number", f"number {y!r} is not finite")
+                    elif ty is list or ty is dict:
+                        push((x, depth + 1))
+                        break
+                else:
+                    too_deep = too_deep or depth + 1 > MAX_DEPTH
+            elif t is dict:
+                push((x, depth + 1))
+    return too_deep
+
+
 def _bad_stream_char(stream: str) -> str | None:
     """The first character a stream id may not hold: '/', a control, format, surrogate or
     unassigned code point, or a line separator (ids become topics, file names and log lines)."""
@@ -263,6 +306,44 @@ def _bad_stream_char(stream: str) -> str | None:
         if ch == "/" or unicodedata.category(ch)[0] in "CZ" and ch != " ":
             return ch
     return None
+
+
+def _parse_header(text: bytes) -> dict[str, Any]:
+    """The header object, every number bounded and the nesting at most :data:`MAX_DEPTH`.
+
+    Integers are bounded by the parser's hook (before Python builds a huge one); floats are checked
+    finite in the one walk over the result that also measures the depth (:func:`_walk`), not by a
+    Python call per float literal. :func:`_parse_header_reference` is the obvious version, every
+    number through a hook; the two accept the same headers and refuse the rest with the same reason
+    (tests compare them)."""
+    try:
+        header = json.loads(text.decode("utf-8"), parse_int=_bounded_int, parse_constant=_no_constant)
+    except UnicodeDecodeError:
+        raise ProtocolError("bad_header", "header is not UTF-8") from None
+    except (ValueError, RecursionError) as exc:
+        raise ProtocolError("bad_header", f"header is not JSON: {str(exc)[:80]}") from None
+    too_deep = _walk(header)
+    if not isinstance(header, dict):
+        raise ProtocolError("bad_header", f"expected a JSON object, got {type(header).__name__}")
+    if too_deep:
+        raise ProtocolError("too_deep", f"header nests deeper than {MAX_DEPTH} levels")
+    return header
+
+
+def _parse_header_reference(text: bytes) -> dict[str, Any]:
+    """:func:`_parse_header` written out: every integer and float literal through a bounding hook,
+    then the depth checked."""
+    try:
+        header = json.loads(text.decode("utf-8"), parse_int=_bounded_int, parse_float=_finite_float,
+                            parse_constant=_no_constant)
+    except UnicodeDecodeError:
+        raise ProtocolError("bad_header", "header is not UTF-8") from None
+    except (ValueError, RecursionError) as exc:
+        raise ProtocolError("bad_header", f"header is not JSON: {str(exc)[:80]}") from None
+    if not isinstance(header, dict):
+        raise ProtocolError("bad_header", f"expected a JSON object, got {type(header).__name__}")
+    _check_depth(header)
+    return header
 
 
 def _buffer(frame: Any) -> memoryview:
@@ -291,8 +372,7 @@ def _decode_raw(desc: dict[str, Any], frame: Any, index: int) -> np.ndarray:
     ):
         raise ProtocolError("bad_shape", f"part {index}: shape {shape} / dtype {dtype} do not fit pixel_format {pf}")
     buf = _buffer(frame)
-    itemsize = np.dtype(dtype).itemsize
-    expected = int(np.prod(shape)) * itemsize
+    expected = math.prod(shape) * _ITEMSIZE[dtype]
     if expected > MAX_PAYLOAD_BYTES:
         raise ProtocolError("too_large", f"part {index}: {expected} bytes exceeds {MAX_PAYLOAD_BYTES}")
     if buf.nbytes != expected:
@@ -315,16 +395,7 @@ def decode(parts: Sequence[Any]) -> Message:
     hbuf = _buffer(parts[1])
     if hbuf.nbytes > MAX_HEADER_BYTES:
         raise ProtocolError("too_large", f"header of {hbuf.nbytes} bytes exceeds {MAX_HEADER_BYTES}")
-    try:
-        header = json.loads(bytes(hbuf).decode("utf-8"), parse_int=_bounded_int, parse_float=_finite_float,
-                            parse_constant=_no_constant)
-    except UnicodeDecodeError:
-        raise ProtocolError("bad_header", "header is not UTF-8") from None
-    except (ValueError, RecursionError) as exc:
-        raise ProtocolError("bad_header", f"header is not JSON: {str(exc)[:80]}") from None
-    if not isinstance(header, dict):
-        raise ProtocolError("bad_header", f"expected a JSON object, got {type(header).__name__}")
-    _check_depth(header)
+    header = _parse_header(bytes(hbuf))
     version = header.get("v")
     if version != PROTOCOL_VERSION:
         raise ProtocolError("bad_version", f"expected v={PROTOCOL_VERSION}, got {version!r:.20}")
@@ -367,10 +438,11 @@ def decode(parts: Sequence[Any]) -> Message:
         dets = header["detections"]
         if not isinstance(dets, list):
             raise ProtocolError("bad_detection", "'detections' must be a list")
-        for d in dets:
-            Detection.from_json(d)
+        parsed = (dets, [Detection.from_json(d) for d in dets])
+    else:
+        parsed = None
     _check_optional(header)
-    return Message(topic, header, payloads)
+    return Message(topic, header, payloads, parsed)
 
 
 def _check_track(t: Any) -> str | None:
@@ -378,10 +450,26 @@ def _check_track(t: Any) -> str | None:
         return f"expected an object with an integer 'id', got {t!r:.60}"
     if "state" in t and not isinstance(t["state"], str):
         return f"track {t['id']}: 'state' must be a string"
-    trail = t.get("trail", [])
-    if not isinstance(trail, list) or not all(_is_coords(p, 2) for p in trail):
+    if not _is_trail(t.get("trail", [])):
         return f"track {t['id']}: 'trail' must be a list of [x, y] within ±{MAX_COORD:g}"
     return None
+
+
+def _is_trail(trail: Any) -> bool:
+    """A list of ``[x, y]`` points within ±MAX_COORD: ``isinstance(trail, list) and all(_is_coords(p, 2)
+    for p in trail)`` (the reference, tests compare them) unrolled, as the publisher checks ~20 points
+    per track per frame. Exact types are enough: the header comes from ``json.loads`` (bool is its own type)."""
+    if type(trail) is not list:
+        return False
+    for p in trail:
+        if type(p) is not list or len(p) != 2:
+            return False
+        x, y = p
+        tx, ty = type(x), type(y)
+        if (tx is not float and tx is not int) or (ty is not float and ty is not int) \
+                or not -MAX_COORD <= x <= MAX_COORD or not -MAX_COORD <= y <= MAX_COORD:
+            return False
+    return True
 
 
 def _check_truth(o: Any) -> str | None:

@@ -104,8 +104,7 @@ class StreamTracks:
         t0 = time.perf_counter()
         stab, t_dyn = self._stabilizer(stream, t_capture_ns)
         tracked = stab.update(self.candidates(result, frame_size), t_dyn, frame_size)
-        tracks = [{"id": t.id, "state": t.state, "trail": [[round(x, 1), round(y, 1)] for x, y in t.trail]}
-                  for t in stab.tracks if t.state != "tentative"]
+        tracks = stab.trails()
         timings = dict(result.timings_ms, track=(time.perf_counter() - t0) * 1e3)
         return dataclasses.replace(result, detections=tracked, timings_ms=timings), tracks
 
@@ -117,8 +116,7 @@ class StreamTracks:
         if self.config.enabled:
             stab, t_dyn = self._stabilizer(stream, t_capture_ns)
             detections = stab.predict(t_dyn, frame_size)
-            tracks = [{"id": t.id, "state": t.state, "trail": [[round(x, 1), round(y, 1)] for x, y in t.trail]}
-                      for t in stab.tracks if t.state != "tentative"]
+            tracks = stab.trails()
         else:
             detections, tracks = list(last.detections), []
         timings = {"preprocess": 0.0, "engine": 0.0, "cam": 0.0, "track": (time.perf_counter() - t0) * 1e3}

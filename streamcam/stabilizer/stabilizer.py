@@ -75,6 +75,12 @@ class Track:
     """Last published centres, oldest first."""
 
 
+def trails_reference(tracks: Sequence[Track]) -> list[dict[str, Any]]:
+    """:meth:`Stabilizer.trails` written out on the track snapshots."""
+    return [{"id": t.id, "state": t.state, "trail": [[round(x, 1), round(y, 1)] for x, y in t.trail]}
+            for t in tracks if t.state != TENTATIVE]
+
+
 def _as_candidates(items: Sequence[Any], default_label: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Boxes ``[M, 4]``, scores ``[M]`` and labels of Detections, Peaks or ``(box, score)`` pairs."""
     boxes, scores, labels = [], [], []
@@ -233,6 +239,14 @@ class Stabilizer:
                              tuple(float(v) for v in kalman.z_to_box(self._f[i])), self._published_score(i),
                              (float(self._x[i, 4]), float(self._x[i, 5])), tuple(self._trails[i])))
         return out
+
+    def trails(self) -> list[dict[str, Any]]:
+        """The published tracks as a result message carries them: id, state and the trail rounded to
+        0.1 px, tentative tracks left out. The same as :func:`trails_reference` on :attr:`tracks`
+        (tests compare them) without making each track's snapshot (its box, score and velocity),
+        which the message does not carry: the processor calls this for every frame of every stream."""
+        return [{"id": tid, "state": state, "trail": [[round(x, 1), round(y, 1)] for x, y in trail]}
+                for tid, state, trail in zip(self._ids, self._states, self._trails) if state != TENTATIVE]
 
     # ---------------------------------------------------------------- internals
     def _associate(self, boxes: np.ndarray, labels: list[str]) -> tuple[np.ndarray, np.ndarray]:
