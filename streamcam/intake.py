@@ -25,10 +25,12 @@ IMAGE_FORMATS = ("BGR8", "GRAY8")
 
 
 def take_waiting(sock: zmq.Socket, kind: str, stage: str, rejects: protocol.RejectCounter, metrics: Any,
-                 log: logging.Logger, guard: MessageGuard | None = None) -> dict[str, list[protocol.Message]]:
+                 log: logging.Logger, guard: MessageGuard | None = None,
+                 image: bool = True) -> dict[str, list[protocol.Message]]:
     """``{stream: [messages, oldest first]}``: everything waiting on ``sock`` that is accepted.
 
-    A message is accepted when it decodes, is of ``kind`` and carries a raw ``image`` part.
+    A message is accepted when it decodes, is of ``kind`` and carries a raw ``image`` part
+    (``image=False``: if it carries one; a result nobody will see the frame of comes without).
     Anything else the decoder raises (a bug: it should only raise ProtocolError) is counted by
     ``guard`` and the message skipped.
     """
@@ -36,13 +38,16 @@ def take_waiting(sock: zmq.Socket, kind: str, stage: str, rejects: protocol.Reje
     for parts in drain(sock):
         try:
             msg = protocol.decode(parts)
-            if msg.kind != kind or not msg.has_part("image"):
+            if msg.kind != kind or (image and not msg.has_part("image")):
                 raise ProtocolError("unexpected_kind", f"expected a {kind} with an image, got {msg.kind}")
-            if not isinstance(msg.part("image"), np.ndarray):
-                raise ProtocolError("bad_part", "expected a raw image part, got an encoded one")
-            pf = next(d["pixel_format"] for d in msg.header["parts"] if d["name"] == "image")
-            if pf not in IMAGE_FORMATS:
-                raise ProtocolError("bad_pixel_format", f"expected an image in {IMAGE_FORMATS}, got {pf}")
+            if msg.has_part("image"):
+                if not isinstance(msg.part("image"), np.ndarray):
+                    raise ProtocolError("bad_part", "expected a raw image part, got an encoded one")
+                pf = next(d["pixel_format"] for d in msg.header["parts"] if d["name"] == "image")
+                if pf not in IMAGE_FORMATS:
+                    raise ProtocolError("bad_pixel_format", f"expected an image in {IMAGE_FORMATS}, got {pf}")
+            elif not all(isinstance(msg.header.get(k), int) and msg.header[k] > 0 for k in ("width", "height")):
+                raise ProtocolError("bad_header", "a result without its image must say its width and height")
         except ProtocolError as exc:
             rejects.reject(exc, log)
             metrics.rejected.labels(stage, exc.reason).inc()
@@ -67,7 +72,7 @@ def take_newest(sock: zmq.Socket, kind: str, stage: str, rejects: protocol.Rejec
 
 def take_recent(sock: zmq.Socket, kind: str, stage: str, rejects: protocol.RejectCounter, metrics: Any,
                 log: logging.Logger, guard: MessageGuard | None = None, max_age_ms: float = 0.0,
-                now_ns: int | None = None) -> tuple[dict[str, list[protocol.Message]], int]:
+                now_ns: int | None = None, image: bool = True) -> tuple[dict[str, list[protocol.Message]], int]:
     """``({stream: [messages, oldest first]}, skipped)``: each stream's newest message, and the older
     ones still at most ``max_age_ms`` old (capture -> ``now_ns``, default now); the rest are counted
     as skipped. :func:`take_newest` with the burst kept whole while it is fresh: a stage fast enough
@@ -78,7 +83,7 @@ def take_recent(sock: zmq.Socket, kind: str, stage: str, rejects: protocol.Rejec
     limit_ns = int(max_age_ms * 1e6)
     recent: dict[str, list[protocol.Message]] = {}
     skipped = 0
-    for stream, msgs in take_waiting(sock, kind, stage, rejects, metrics, log, guard).items():
+    for stream, msgs in take_waiting(sock, kind, stage, rejects, metrics, log, guard, image).items():
         kept = [m for m in msgs[:-1] if now_ns - m.t_capture_ns <= limit_ns] + msgs[-1:]
         if len(kept) < len(msgs):
             skipped += len(msgs) - len(kept)

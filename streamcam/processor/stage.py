@@ -26,7 +26,8 @@ from ..guard import MessageGuard
 from ..metrics import StageMetrics, stage_port
 from ..stats import Every, LatencyWindow, RateMeter, write_bound, write_stats
 from ..intake import take_waiting
-from ..transport import SocketPolicy, make_socket, send_nowait
+from ..transport import SocketPolicy, drain, make_socket, send_nowait
+from .frame_demand import FrameDemand
 
 log = logging.getLogger("streamcam.processor")
 
@@ -96,14 +97,18 @@ def _pixel_format(msg: protocol.Message) -> str:
     return next(d for d in msg.header["parts"] if d["name"] == "image")["pixel_format"]
 
 
-def result_message(msg: protocol.Message, result, extra: dict, plain: bool = False) -> list:
+def result_message(msg: protocol.Message, result, extra: dict, plain: bool = False, frame: bool = True) -> list:
     """The ``result`` message. A result with a ``blended`` frame (``processor.frame_path`` gpu or
     reference) sends it as ``image`` with ``heatmap_blended: true`` and no ``cam`` part, plus the
-    frame as it came (``image_plain``) when ``plain`` (the publisher's heatmap-free copy)."""
+    frame as it came (``image_plain``) when ``plain`` (the publisher's heatmap-free copy).
+    ``frame=False``: no image, map or plain copy, only the header (nobody would see the frame:
+    :mod:`.frame_demand`); its ``width`` and ``height`` still say the frame's size."""
     image = msg.part("image")
     desc = next(d for d in msg.header["parts"] if d["name"] == "image")
     blended = getattr(result, "blended", None)
-    if blended is not None:
+    if not frame:
+        parts = []
+    elif blended is not None:
         parts = [protocol.raw_part("image", blended, "BGR8")]
         if plain:
             parts.append((dict(desc, name="image_plain"), image))
@@ -123,6 +128,57 @@ def result_message(msg: protocol.Message, result, extra: dict, plain: bool = Fal
     )
 
 
+class DemandListener:
+    """The publisher's ``stats/publisher`` reports, taken off the bus into a :class:`FrameDemand`
+    (a SUB on the publish endpoint, or on the address the publisher bound when the config let the
+    OS pick its port: looked up until it is there)."""
+
+    def __init__(self, cfg: PipelineConfig, ctx: zmq.Context, demand: FrameDemand) -> None:
+        self.cfg, self.ctx, self.demand = cfg, ctx, demand
+        self.sock: zmq.Socket | None = None
+        self._look = Every(0.5)
+        self.failed = 0
+
+    def _connect(self) -> None:
+        endpoint = self.cfg.endpoint("publish")
+        if endpoint.endswith(":*"):
+            from ..stats import read_bound
+
+            endpoint = read_bound(self.cfg.run_dir, "publisher").get("publish", "")
+            if not endpoint:
+                return  # not bound yet: frames are sent meanwhile
+        for wildcard in ("//*:", "//0.0.0.0:", "//[::]:"):  # bound on every interface: this host's is one
+            endpoint = endpoint.replace(wildcard, "//127.0.0.1:")
+        try:
+            self.sock = make_socket(self.ctx, "SUB", endpoint, bind=False, curve=self.cfg.curve(),
+                                    subscribe="stats/publisher")
+        except zmq.ZMQError as exc:
+            log.warning("processor: cannot listen to the publisher's stats on %s (%s): every frame is sent", endpoint, exc)
+            self.demand.always = True
+            return
+
+    def take(self) -> None:
+        """Feed the demand the reports waiting (without blocking); one that does not decode is counted."""
+        if self.sock is None:
+            if self._look.due():
+                self._connect()
+            return
+        for parts in drain(self.sock, limit=8):
+            try:
+                msg = protocol.decode(parts)
+                subscribed = msg.header.get("subscribed")
+                if msg.kind != "stats" or not isinstance(subscribed, list):
+                    raise protocol.ProtocolError("unexpected_kind", "expected the publisher's stats")
+            except protocol.ProtocolError:
+                self.failed += 1
+                continue
+            self.demand.update(subscribed)
+
+    def close(self) -> None:
+        if self.sock is not None:
+            self.sock.close(0)
+
+
 FRAMES_POLICY = SocketPolicy(rcvhwm=32)
 """Room for each camera's backlog, so that the newest-frame policy sees it: a camera over tcp that
 sends faster than the processor detects fills the kernel's socket buffers (TCP grows them to
@@ -139,12 +195,14 @@ def run_processor(cfg: PipelineConfig, stop: threading.Event, ctx: zmq.Context |
     ctx = ctx or zmq.Context.instance()
     pull = make_socket(ctx, "PULL", cfg.endpoint("frames"), bind=True, policy=FRAMES_POLICY, curve=cfg.curve())
     push = make_socket(ctx, "PUSH", cfg.endpoint("results"), bind=False, curve=cfg.curve())
+    demand = FrameDemand(always=cfg.events.enabled and (cfg.events.snapshots or cfg.events.clips))
+    bus = None if demand.always else DemandListener(cfg, ctx, demand)
     rejects = protocol.RejectCounter()
     metrics = StageMetrics("processor", stage_port(cfg, "processor"), cfg.metrics.host)
     if metrics.url:  # its port, when the config lets the OS pick one (metrics.base_port: 0)
         write_bound(cfg.run_dir, "processor", metrics=metrics.url)
     guard = MessageGuard("processor", metrics, log)
-    processed = skipped = dropped = predicted = detected = late = 0
+    processed = skipped = dropped = predicted = detected = late = frameless = 0
     every = int(cfg.processor.detect_every)
     schedule = detect_schedule(cfg)
     # A detect rate below the frame rate (detect_every, detect_fps): every frame waiting is answered,
@@ -171,6 +229,8 @@ def run_processor(cfg: PipelineConfig, stop: threading.Event, ctx: zmq.Context |
             "engine_ms_p50": engine_ms.recent(50), "engine_ms_p99": engine_ms.recent(99),
             "rejected": dict(rejects.counts), "failed": dict(guard.counts),
             "streams": len(per_stream), "evicted": max(per_stream.evicted, stabilized.streams.evicted),
+            # results sent without their frame: nobody subscribed to it (publisher's stats on the bus)
+            "frameless": frameless, "demand_reports": demand.reports,
             "clock_steps": stabilized.clock_steps,
         })
 
@@ -210,7 +270,10 @@ def run_processor(cfg: PipelineConfig, stop: threading.Event, ctx: zmq.Context |
             extra["tracks"] = tracks
         if "truth" in msg.header:
             extra["truth"] = msg.header["truth"]
-        out = result_message(msg, result, extra, plain)
+        nonlocal frameless
+        with_frame = demand.wants(msg.stream)
+        frameless += int(not with_frame)
+        out = result_message(msg, result, extra, plain, frame=with_frame)
         if metrics.sent(send_nowait(push, out), "processor", msg.stream):
             rate.tick()
             return 1, int(not due)
@@ -262,6 +325,8 @@ def run_processor(cfg: PipelineConfig, stop: threading.Event, ctx: zmq.Context |
         while not stop.is_set():
             if reporting.due():
                 report()
+            if bus is not None:
+                bus.take()
             finish(block=False)
             if not pull.poll(5 if inflight else 100, zmq.POLLIN):
                 continue
@@ -310,5 +375,7 @@ def run_processor(cfg: PipelineConfig, stop: threading.Event, ctx: zmq.Context |
             beside.shutdown(wait=True)  # at most one engine call: bounded by the engine's time
         pull.close(0)
         push.close(0)
+        if bus is not None:
+            bus.close()
         getattr(detector, "close", detector.engine.close)()  # a frame path's detector closes its GPU buffers too
     return 0

@@ -60,14 +60,15 @@ def publish_result(pub: zmq.Socket, msg: protocol.Message, cfg: PipelineConfig, 
     annotated and encoded when ``frames/<id>`` is wanted (None: always, with its plain copy)."""
     from .annotate import annotate, encode_jpeg
 
-    image = msg.part("image")
+    # No image: the processor knew nobody subscribed to this stream's frames (its FrameDemand).
+    image = msg.part("image") if msg.has_part("image") else None
     # heatmap_blended: the processor's frame path already blended the heatmap into `image`
     # (and sends the frame as it came as `image_plain` when a heatmap-free copy is wanted).
     blended = msg.header.get("heatmap_blended", False)
     cam = msg.part("cam") if msg.has_part("cam") and not blended else None
     plain_src = (msg.part("image_plain") if msg.has_part("image_plain") else None) if blended else image
     detections = msg.detections()
-    h, w = image.shape[:2]
+    h, w = image.shape[:2] if image is not None else (int(msg.header["height"]), int(msg.header["width"]))
     fe = None
     if events is not None:
         fe = events.track(msg.stream, detections, msg.t_capture_ns, msg.seq, w, h)
@@ -75,7 +76,8 @@ def publish_result(pub: zmq.Socket, msg: protocol.Message, cfg: PipelineConfig, 
             detections = fe.kept
     q = cfg.publisher.jpeg_quality
     # Only what someone receives is made: the events' snapshots and clips take every annotated frame.
-    make_frames = demand is None or demand.wants(f"frames/{msg.stream}") or (events is not None and events.media is not None)
+    make_frames = image is not None and (
+        demand is None or demand.wants(f"frames/{msg.stream}") or (events is not None and events.media is not None))
     offers_plain = plain_src is not None and cfg.publisher.wants_plain(cfg.serve.enabled)
     has_heatmap = (cam is not None and cfg.publisher.heatmap) or blended
     on_request = cfg.publisher.plain_frames is None
@@ -208,10 +210,13 @@ def run_publisher(cfg: PipelineConfig, stop: threading.Event, ctx: zmq.Context |
         while not stop.is_set():
             if reporting.due():
                 report()
+            changes = demand.changes
             take_subscriptions(pub, demand)
+            if demand.changes != changes:
+                report()  # at once: the processor sends a stream's frames again when they are wanted
             if pull.poll(100, zmq.POLLIN):
                 recent, n_skipped = take_recent(pull, "result", "publisher", rejects, metrics, log, guard,
-                                                max_age_ms=cfg.publisher.catch_up_ms)
+                                                max_age_ms=cfg.publisher.catch_up_ms, image=False)
                 skipped += n_skipped
                 for msgs in recent.values():
                     for msg in msgs:  # each stream's in seq order
