@@ -239,7 +239,12 @@ def _peer(name: str, fps: float):
 
 
 def _run_methods(inp: dict, fps: float, config: StabilizerConfig, frame_size: tuple[int, int],
-                 min_score: float, peers: Sequence[str] = ("norfair", "norfair_corrected")) -> dict[str, list[Tracked]]:
+                 min_score: float, peers: Sequence[str] = ("norfair", "norfair_corrected"),
+                 detect_every: int = 1) -> dict[str, list[Tracked]]:
+    """Each method over one clip's inputs. ``detect_every`` n: the network sees every n-th frame only
+    (a detect rate below the frame rate, as ``processor.detect_every`` / ``detect_fps`` run it live):
+    between, the stabilizer publishes its prediction, and the raw boxes and the peers hold the last
+    detected frame's boxes (what publishing without a tracker would show)."""
     out: dict[str, list[Tracked]] = {m: [] for m in ("raw", "stabilized", "stabilized_peaks", *peers)}
     greedy = GreedyIoUIds()
     st, stp = Stabilizer(config), Stabilizer(config)
@@ -247,12 +252,17 @@ def _run_methods(inp: dict, fps: float, config: StabilizerConfig, frame_size: tu
     ms = []
     for i in range(len(inp["gt"])):
         t = i / fps
-        out["raw"].append(greedy.update([d.box for d in inp["raw"][i]]))
+        k = i - i % detect_every  # the last frame the network saw
+        out["raw"].append(greedy.update([d.box for d in inp["raw"][k]]))
         t0 = time.perf_counter()
-        out["stabilized"].append([(d.track_id, d.box) for d in st.update(inp["cand"][i], t, frame_size)])
-        ms.append((time.perf_counter() - t0) * 1e3)
-        out["stabilized_peaks"].append([(d.track_id, d.box) for d in stp.update(inp["peaks"][i], t, frame_size)])
-        strong = [d for d in inp["cand"][i] if d.score >= min_score * 0.5]
+        if i == k:
+            out["stabilized"].append([(d.track_id, d.box) for d in st.update(inp["cand"][i], t, frame_size)])
+            ms.append((time.perf_counter() - t0) * 1e3)
+            out["stabilized_peaks"].append([(d.track_id, d.box) for d in stp.update(inp["peaks"][i], t, frame_size)])
+        else:
+            out["stabilized"].append([(d.track_id, d.box) for d in st.predict(t, frame_size)])
+            out["stabilized_peaks"].append([(d.track_id, d.box) for d in stp.predict(t, frame_size)])
+        strong = [d for d in inp["cand"][k] if d.score >= min_score * 0.5]
         scores = [d.score for d in strong]
         plain = [d.box for d in strong]
         fixed = [tuple(b) for b in config.box_correction.apply(np.array(plain, float).reshape(-1, 4))]
@@ -274,8 +284,11 @@ def _portable(path) -> str:
 def evaluate_tracking(model_path: str | None = None, seeds: Sequence[int] = (9000, 9001, 9002, 9003),
                       frames: int = 300, fps: float = 30.0, width: int = 640, height: int = 480,
                       config: StabilizerConfig | None = None, simulate: bool = False, min_score: float | None = None,
-                      scene_kwargs: dict | None = None) -> dict:
-    """Raw vs stabilized (and norfair) tracking metrics over synthetic clips; see the module doc."""
+                      scene_kwargs: dict | None = None, detect_every: int = 1) -> dict:
+    """Raw vs stabilized (and norfair) tracking metrics over synthetic clips; see the module doc.
+    ``detect_every``: the network on every n-th frame only (:func:`_run_methods`)."""
+    if int(detect_every) < 1:
+        raise ValueError(f"detect_every: expected >= 1, got {detect_every!r}")
     config = config or StabilizerConfig()
     detector = None
     if not simulate:
@@ -302,7 +315,7 @@ def evaluate_tracking(model_path: str | None = None, seeds: Sequence[int] = (900
         sim = SimulatedDetector(seed, frame_size=(width, height)) if simulate else None
         inp = _clip_inputs(scene, frames, detector, sim, candidate_min_score=config.score_leave)
         det_ms += inp["detector_ms"]
-        res = _run_methods(inp, fps, config, (width, height), ms, peers)
+        res = _run_methods(inp, fps, config, (width, height), ms, peers, int(detect_every))
         st_ms += res.pop("_stabilizer_ms")  # type: ignore[arg-type]
         clip = {"seed": seed}
         for m in methods:
@@ -321,7 +334,7 @@ def evaluate_tracking(model_path: str | None = None, seeds: Sequence[int] = (900
         "model": None if simulate else _portable(model_path),
         "detector": "simulated from ground truth (jitter, dropouts, false positives)" if simulate else "CAM",
         "seeds": list(seeds), "frames_per_clip": frames, "fps": fps, "frame_size": [width, height],
-        "min_score": ms, "stabilizer_config": _config_dict(config),
+        "min_score": ms, "stabilizer_config": _config_dict(config), "detect_every": int(detect_every),
         "baseline": "raw: detector boxes, ids by greedy frame-to-frame IoU >= 0.3",
         "metrics": totals,
         "peers_missing": peers_missing,
@@ -413,8 +426,12 @@ def main(argv: list[str] | None = None) -> int:
                     help="fit stabilizer.box_correction on --seeds (not the evaluation's) and print it")
     ap.add_argument("--write", action="store_true",
                     help="with --fit-box-correction: store it in the model's metadata, where the stabilizer reads it")
+    ap.add_argument("--detect-every", type=int, default=1,
+                    help="the network on every n-th frame, the stabilizer's prediction between (a detect rate)")
     ap.add_argument("--out", default=DEFAULT_OUT, help="JSON output ('-' for none)")
     a = ap.parse_args(argv)
+    if a.detect_every < 1:
+        ap.error(f"--detect-every: expected >= 1, got {a.detect_every}")
     if a.fit_box_correction:
         bc = fit_box_correction(a.model, seeds=a.seeds, frames=a.frames, fps=a.fps)
         print(f"box_correction: {{width: {list(bc.width)}, height: {list(bc.height)}}}  # seeds {a.seeds}")
@@ -432,7 +449,8 @@ def main(argv: list[str] | None = None) -> int:
     from ..config import load_config
 
     config = StabilizerConfig() if a.simulate else load_config(a.config).stabilizer
-    r = evaluate_tracking(a.model, seeds=a.seeds, frames=a.frames, fps=a.fps, simulate=a.simulate, config=config)
+    r = evaluate_tracking(a.model, seeds=a.seeds, frames=a.frames, fps=a.fps, simulate=a.simulate, config=config,
+                          detect_every=a.detect_every)
     print(_fmt(r))
     if a.out != "-":
         Path(a.out).parent.mkdir(parents=True, exist_ok=True)

@@ -126,3 +126,16 @@ def test_eval_tracking_runs_the_roboflow_peers_on_the_same_boxes():
     for m in ("sort", "bytetrack", "ocsort", "sort_corrected", "bytetrack_corrected", "ocsort_corrected"):
         assert 0.0 < r["metrics"][m]["idf1"] <= 1.0, m
     assert r["peers_missing"] == {}
+
+
+def test_a_detect_rate_tracks_on_the_prediction_between_detections():
+    """The network on every third frame (detect_fps 10 of 30): the stabilizer's predicted boxes
+    between detections keep tracking well ahead of holding the last boxes; every frame is scored."""
+    every = evaluate_tracking(simulate=True, seeds=(9000,), frames=120)
+    third = evaluate_tracking(simulate=True, seeds=(9000,), frames=120, detect_every=3)
+    assert third["detect_every"] == 3
+    s, raw = third["metrics"]["stabilized"], third["metrics"]["raw"]
+    assert s["num_objects"] == every["metrics"]["stabilized"]["num_objects"]  # the same frames are scored
+    assert s["mota"] > raw["mota"] + 0.1 and s["idf1"] > raw["idf1"]
+    with pytest.raises(ValueError, match="detect_every"):
+        evaluate_tracking(simulate=True, seeds=(9000,), frames=10, detect_every=0)
