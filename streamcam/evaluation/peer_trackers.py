@@ -77,3 +77,20 @@ class RoboflowTracker:
         out = self.tracker.update(det)
         ids = out.tracker_id if out.tracker_id is not None else np.full(len(out), -1)
         return [(int(t), tuple(float(v) for v in b)) for b, t in zip(out.xyxy, ids) if t >= 0]
+
+
+def peer_methods() -> tuple[list[str], dict[str, str]]:
+    """The peer methods that can run here (each plain and ``_corrected``), and why the others cannot."""
+    ok, missing = [], {}
+    for name, why in available().items():
+        if why is None:
+            ok += [name, f"{name}_corrected"]
+        else:
+            missing[name] = why
+    return ok, missing
+
+
+def peer_method(name: str, fps: float):
+    """A fresh tracker for peer method ``name`` (``<peer>`` or ``<peer>_corrected``) at ``fps``."""
+    base = name.removesuffix("_corrected")
+    return NorfairBoxes() if base == "norfair" else RoboflowTracker(base, fps)

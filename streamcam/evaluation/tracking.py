@@ -57,7 +57,7 @@ from ..protocol import Detection
 from ..stabilizer import Stabilizer, StabilizerConfig, find_peaks
 from ..geometry import iou_matrix
 from ..stabilizer.box_correction import BoxCorrection
-from .peer_trackers import NorfairBoxes, RoboflowTracker, available
+from .peer_trackers import peer_method, peer_methods
 
 Box = Sequence[float]
 Tracked = list[tuple[int, Box]]  # (id, box) of one frame
@@ -222,22 +222,6 @@ def _clip_inputs(scene: SyntheticIRScene, frames: int, detector=None, sim: Simul
     return {"gt": gt, "raw": raw, "cand": cand, "peaks": peaks, "detector_ms": ms}
 
 
-def peer_methods() -> tuple[list[str], dict[str, str]]:
-    """The peer methods that can run here (each plain and ``_corrected``), and why the others cannot."""
-    ok, missing = [], {}
-    for name, why in available().items():
-        if why is None:
-            ok += [name, f"{name}_corrected"]
-        else:
-            missing[name] = why
-    return ok, missing
-
-
-def _peer(name: str, fps: float):
-    base = name.removesuffix("_corrected")
-    return NorfairBoxes() if base == "norfair" else RoboflowTracker(base, fps)
-
-
 def _run_methods(inp: dict, fps: float, config: StabilizerConfig, frame_size: tuple[int, int],
                  min_score: float, peers: Sequence[str] = ("norfair", "norfair_corrected"),
                  detect_every: int = 1) -> dict[str, list[Tracked]]:
@@ -248,7 +232,7 @@ def _run_methods(inp: dict, fps: float, config: StabilizerConfig, frame_size: tu
     out: dict[str, list[Tracked]] = {m: [] for m in ("raw", "stabilized", "stabilized_peaks", *peers)}
     greedy = GreedyIoUIds()
     st, stp = Stabilizer(config), Stabilizer(config)
-    others = {m: _peer(m, fps) for m in peers}
+    others = {m: peer_method(m, fps) for m in peers}
     ms = []
     for i in range(len(inp["gt"])):
         t = i / fps

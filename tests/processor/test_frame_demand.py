@@ -7,8 +7,6 @@ from __future__ import annotations
 import json
 import time
 
-import numpy as np
-import pytest
 import zmq
 
 from _pipeline_fixtures import pipeline_yaml, published, start_run
