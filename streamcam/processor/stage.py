@@ -231,6 +231,7 @@ def run_processor(cfg: PipelineConfig, stop: threading.Event, ctx: zmq.Context |
             "streams": len(per_stream), "evicted": max(per_stream.evicted, stabilized.streams.evicted),
             # results sent without their frame: nobody subscribed to it (publisher's stats on the bus)
             "frameless": frameless, "demand_reports": demand.reports,
+            "demand_rejected": bus.failed if bus is not None else 0,
             "clock_steps": stabilized.clock_steps,
         })
 
@@ -248,6 +249,7 @@ def run_processor(cfg: PipelineConfig, stop: threading.Event, ctx: zmq.Context |
     def handle(msg: protocol.Message, due: bool, found) -> tuple[int, int]:
         """One frame → one result pushed: ``(1 if sent else 0, 1 if predicted else 0)``. ``found``: its
         result from the batch's engine call (None: detect it alone, e.g. after the batch failed)."""
+        nonlocal frameless
         image = msg.part("image")
         st = per_stream.get(msg.stream)
         size = (image.shape[1], image.shape[0])
@@ -270,7 +272,6 @@ def run_processor(cfg: PipelineConfig, stop: threading.Event, ctx: zmq.Context |
             extra["tracks"] = tracks
         if "truth" in msg.header:
             extra["truth"] = msg.header["truth"]
-        nonlocal frameless
         with_frame = demand.wants(msg.stream)
         frameless += int(not with_frame)
         out = result_message(msg, result, extra, plain, frame=with_frame)
