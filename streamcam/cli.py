@@ -231,11 +231,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
         # A detect rate below the clips' 30 fps (processor.detect_every / detect_fps): the network on
         # every n-th frame, the stabilizer's prediction between, as the live processor runs it.
+        clip_fps = 30.0
         every = int(cfg.processor.detect_every)
         if cfg.processor.detect_fps:
-            every = max(every, int(round(30.0 / float(cfg.processor.detect_fps))))
+            every = max(every, int(round(clip_fps / float(cfg.processor.detect_fps))))
         result = evaluate_tracking(cfg.model_path(), seeds=[args.seed + k for k in range(args.clips)],
-                                   frames=args.frames, config=cfg.stabilizer, detect_every=every)
+                                   frames=args.frames, fps=clip_fps, config=cfg.stabilizer, detect_every=every)
         if args.out:
             Path(args.out).write_text(json.dumps(result, indent=1, default=float) + "\n")
         print(json.dumps(result, indent=1, default=float))
