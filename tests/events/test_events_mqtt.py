@@ -60,7 +60,7 @@ def test_one_person_one_new_one_end_through_a_broker_restart(short_tmp, mosquitt
     running = PublisherRunning(cfg, join_s=10)  # the clip being written may take a while to close
     push = running.push
     zsub = running.subscribe(("events/", "detections/"))
-    zmq_events, fps_seen, heard = [], [], []
+    zmq_events, fps_seen, heard, sent_t = [], [], [], []
     seq = 0
 
     def step(index: int) -> None:
@@ -69,6 +69,7 @@ def test_one_person_one_new_one_end_through_a_broker_restart(short_tmp, mosquitt
         header = json.loads(parts[1])
         header.update(seq=seq, t_capture_ns=time.time_ns())
         push.send_multipart([parts[0], json.dumps(header).encode(), *parts[2:]])
+        sent_t.append(time.monotonic())
         seq += 1
         t_end = time.monotonic() + 1.0 / FPS
         while (left := t_end - time.monotonic()) > 0:
@@ -103,6 +104,9 @@ def test_one_person_one_new_one_end_through_a_broker_restart(short_tmp, mosquitt
         assert "end" in [e["type"] for e in zmq_events], "the end was not produced while the broker was away"
         assert "end" not in [e["type"] for e in mqtt_events()]
         fps_outage = [f for t, f in fps_seen if t > t_down + 1.0]
+        sent_outage = [t for t in sent_t if t > t_down]
+        # the rate this test itself fed frames at meanwhile: a loaded machine slows the feeder too
+        fed_fps = (len(sent_outage) - 1) / max(sent_outage[-1] - sent_outage[0], 1e-6)
         mosquitto.start()
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and "end" not in [e["type"] for e in mqtt_events()]:
@@ -120,8 +124,8 @@ def test_one_person_one_new_one_end_through_a_broker_restart(short_tmp, mosquitt
     why = (got, stats.get("events"), (mosquitto.folder / "mosquitto.log").read_text()[-1500:])
     assert [e["type"] for e in got if e["type"] != "update"] == ["new", "end"], why
     assert got[0]["id"] == got[-1]["id"] and got[-1]["end_ns"] >= got[-1]["start_ns"] > 0
-    # the pipeline did not slow down while the broker was away
-    assert fps_outage and min(fps_outage) > 0.7 * fps_before, (fps_before, fps_outage)
+    # the pipeline did not slow down while the broker was away: it kept up with what it was fed
+    assert fps_outage and min(fps_outage) > 0.7 * min(fps_before, fed_fps), (fps_before, fed_fps, fps_outage)
     # retained count of open person events: 1 while inside, back to 0
     counts = [p for t, p, _ in sub.messages if t == "sc/yard/person"]
     assert counts[0] == b"1" and counts[-1] == b"0"

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from streamcam.errors import ModelError
-from streamcam.processor.peak_boxes import PeakBoxRule, fit_geometry, local_peaks, local_peaks_reference
+from streamcam.processor.peak_boxes import (PERSON_ASPECT, PeakBoxRule, fit_geometry, local_peaks,
+                                            local_peaks_reference, shrunk_aspect)
 
 
 def _blob_map(h=36, w=48, peaks=((10, 8, 4.0), (30, 20, 2.5))):
@@ -57,10 +58,22 @@ def test_geometry_fit_recovers_the_size_line():
         maps.append(cam)
         gts.append([b for b, _ in rule.boxes(cam, (768, 576))])
     assert all(0 < b[1] and b[3] < 576 for g in gts for b in g)  # no box cut by the frame here
-    fit = fit_geometry(maps, gts, [(768, 576)] * 5, 0.0, 1, 0.3)
+    fit = fit_geometry(maps, gts, [(768, 576)] * 5, 0.0, 1, 0.3, prior_boxes=0)
     assert fit.size == pytest.approx(rule.size, abs=5e-3)  # a box may hold a neighbour's stronger peak
     assert fit.centre == pytest.approx(0.1, abs=2e-2) and fit.aspect == pytest.approx(3.0, rel=1e-3)
     assert fit_geometry([maps[0]], [[]], [(768, 576)], 0.0, 1, 0.3) is None  # nothing to fit
+
+
+def test_few_boxes_lean_on_the_pedestrian_aspect_and_many_decide_alone():
+    wide = PeakBoxRule(level=0.0, radius=1, nms=0.3, size=(0.05, 0.25), centre=0.1, aspect=1.6)
+    maps = [_blob_map(peaks=((8 + 6 * k, 6 + 5 * k, 3.0),)) for k in range(4)]
+    gts = [[b for b, _ in wide.boxes(m, (768, 576))] for m in maps]
+    few = fit_geometry(maps, gts, [(768, 576)] * 4, 0.0, 1, 0.3)
+    assert 1.6 < few.aspect < PERSON_ASPECT  # 4 wide boxes move it, but not all the way
+    assert few.aspect == pytest.approx(np.exp((4 * np.log(1.6) + 10 * np.log(PERSON_ASPECT)) / 14), rel=1e-6)
+    assert fit_geometry(maps, gts, [(768, 576)] * 4, 0.0, 1, 0.3, prior_boxes=0).aspect == pytest.approx(1.6)
+    assert shrunk_aspect([1.6] * 1000) == pytest.approx(1.6, rel=0.01)
+    assert shrunk_aspect([]) == PERSON_ASPECT and shrunk_aspect([1.6], weight=0) == pytest.approx(1.6)
 
 
 def test_boxes_are_clipped_to_the_frame_and_cut_boxes_do_not_bend_the_fit():
@@ -73,7 +86,7 @@ def test_boxes_are_clipped_to_the_frame_and_cut_boxes_do_not_bend_the_fit():
     maps = whole + [cam]
     gts = [[b for b, _ in rule.boxes(m, (768, 576))] for m in maps]
     # the cut box says the person is shorter than the size line: it is left out while 3 whole ones remain
-    fit = fit_geometry(maps, gts, [(768, 576)] * 5, 0.0, 1, 0.3)
+    fit = fit_geometry(maps, gts, [(768, 576)] * 5, 0.0, 1, 0.3, prior_boxes=0)
     assert fit.size == pytest.approx(rule.size, abs=2e-3) and fit.aspect == pytest.approx(3.0, rel=1e-3)
     # only cut boxes: they are all there is, and they are used
     cut = [b for b in gts[-1] if b[0] == 0 or b[3] == 576]

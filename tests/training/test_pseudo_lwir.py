@@ -1,0 +1,31 @@
+"""The visible-to-white-hot step of the real-LWIR recipe (tools/thermal_mil_lwir.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tools.thermal_mil_lwir import pseudo_lwir
+
+
+def _scene():
+    rng = np.random.default_rng(3)
+    plate = np.clip(rng.normal(110, 6, (240, 320)), 0, 255).astype(np.uint8)  # textured pavement
+    frame = plate.copy()
+    frame[60:140, 100:130] = 30  # a walker in dark clothes, darker than the ground as a photograph shows
+    frame[60:72, 108:122] = 80   # the head
+    return plate, frame
+
+
+def test_movers_turn_bright_and_keep_their_texture_the_ground_stays():
+    plate, frame = _scene()
+    out = pseudo_lwir(frame, plate, np.random.default_rng(0))
+    assert out.shape == frame.shape and out.dtype == np.uint8
+    person, ground = out[64:136, 104:126], out[170:230, 200:300]
+    assert person.mean() > ground.mean() + 30  # white-hot (hot level 160-240): the dark walker is now warmer than the ground
+    assert out[62:70, 110:120].mean() > out[100:130, 106:124].mean()  # the head stays brighter than the coat
+    assert np.array_equal(ground, frame[170:230, 200:300])  # no mover there: untouched
+
+
+def test_a_frame_without_movers_is_the_frame():
+    plate, _ = _scene()
+    assert np.array_equal(pseudo_lwir(plate, plate, np.random.default_rng(1)), plate)
