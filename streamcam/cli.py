@@ -170,7 +170,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     access = BridgeAccess(host_names(args.host, tuple(args.allowed_host)),
                           read_token(args.token_file) if args.token_file else None, args.max_clients)
     serve_main(args.endpoint, args.host, args.port, stop, curve=_curve(args), access=access,
-               events_dir=args.events_dir)
+               events_dir=args.events_dir, frames=args.frames)
     return 0
 
 
@@ -381,6 +381,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--allowed-host", action="append", default=[],
                     help="a Host header name served (repeat; default: localhost, 127.0.0.1, [::1] and --host)")
     sp.add_argument("--token-file", help="clients must present this file's token (?token= or Bearer)")
+    sp.add_argument("--frames", choices=("on_demand", "always"), default="on_demand",
+                    help="subscribe to a stream's frames only while a viewer watches it (default), or always")
     sp = add("view", cmd_view, "print (or show) a subscribed stream's detections")
     consumer(sp)
     sp.add_argument("--stream")

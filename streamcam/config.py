@@ -321,8 +321,13 @@ class ServeConfig:
     token_file: Optional[str] = None
     """File holding the access token clients must present (``?token=`` once, then a cookie); required
     when security.curve is on (the bus is secured) or serve.host is beyond loopback."""
+    frames: str = "on_demand"
+    """``on_demand``: the bridge takes a stream's frames only while a viewer watches it, so the
+    publisher encodes and the processor sends none for unwatched streams (many cameras); ``always``."""
 
     def __post_init__(self) -> None:
+        if self.frames not in ("on_demand", "always"):
+            raise FieldError("frames", f"expected on_demand or always, got {self.frames!r}")
         if not 0 <= self.port < 65536:
             raise FieldError("port", f"expected 0-65535, got {self.port}")
         if not 1 <= self.max_clients <= 1024:

@@ -121,7 +121,7 @@ class Supervisor:
         keys = (["--keys", cfg.resolve(cfg.security.keys_dir), "--client-name", cfg.security.client_name]
                 if cfg.security.curve else [])
         if cfg.serve.enabled:
-            serve = ["--max-clients", str(cfg.serve.max_clients)]
+            serve = ["--max-clients", str(cfg.serve.max_clients), "--frames", cfg.serve.frames]
             serve += [a for h in cfg.serve.allowed_hosts for a in ("--allowed-host", h)]
             if cfg.serve.token_file:
                 serve += ["--token-file", cfg.resolve(cfg.serve.token_file)]

@@ -1,7 +1,7 @@
 """Many cameras on one box: N synthetic 640x480 cameras at 30 fps through one `streamcam run`.
 
     python -m tools.bench_cameras [--cameras 1 4 8] [--detect-fps none 10] [--seconds 15] [--out FILE.json]
-                                  [--source render|clip] [--camera-fps 30]
+                                  [--source render|clip] [--camera-fps 30] [--serve off|on_demand|always]
 
 Each run is the whole pipeline as a user starts it (the supervisor, one capture process per camera,
 the processor, the publisher; ZeroMQ between them; the page not served), on the default config and
@@ -19,6 +19,10 @@ cameras x 30 fps that alone is ~0.85 of this machine's 2 cores, a cost no real c
 clip`` renders each camera's scene once into a 10 s Motion-JPEG file before the run and plays it in a
 loop at 30 fps (``source.kind: file``), so each capture process pays a JPEG decode per frame, as an IP or
 USB camera sending MJPG does.
+
+``--serve on_demand|always`` also serves the page (``serve.enabled``, ``serve.frames``) with nobody
+watching it: ``on_demand`` (the default config's) keeps the bridge off every stream's frames, so the
+processor sends and the publisher encodes none; ``always`` is the bridge that takes every frame.
 """
 
 from __future__ import annotations
@@ -120,8 +124,16 @@ def bare_engine_fps(model: str, threads: int, batch: int, seconds: float = 2.0) 
     return fps
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 def run_once(cameras: int, detect_fps: float | None, seconds: float, warmup_s: float, tmp: Path,
-             threads: int = 1, source: str = "render", camera_fps: float = 30.0) -> dict:
+             threads: int = 1, source: str = "render", camera_fps: float = 30.0, serve: str = "off") -> dict:
     from streamcam.config import load_config
     from streamcam.stats import read_bound
     from streamcam.supervisor import Supervisor
@@ -129,7 +141,10 @@ def run_once(cameras: int, detect_fps: float | None, seconds: float, warmup_s: f
     overrides = {
         "streams": [{"id": f"cam{i}", "source": _source(i, source, tmp, camera_fps)} for i in range(cameras)],
         "processor.threads": threads, "processor.detect_fps": detect_fps,
-        "serve.enabled": False, "run.log_level": "WARNING", "endpoints.publish": "tcp://127.0.0.1:*",
+        "serve.enabled": serve != "off", "serve.port": 0, "run.log_level": "WARNING",
+        # the bridge connects to the publisher by its configured address: a fixed free port then
+        "endpoints.publish": f"tcp://127.0.0.1:{_free_port()}" if serve != "off" else "tcp://127.0.0.1:*",
+        **({"serve.frames": serve} if serve != "off" else {}),
         "run.run_dir": str(tmp / f"run{cameras}-{detect_fps}"),
     }
     cfg = load_config(ROOT / "configs" / "default.yaml", overrides)
@@ -180,6 +195,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="render: each camera renders its scene live; clip: plays a pre-rendered MJPG file")
     ap.add_argument("--camera-fps", type=float, default=30.0, help="each camera's frame rate")
     ap.add_argument("--threads", type=int, default=1, help="processor.threads (the engine's intra-op threads)")
+    ap.add_argument("--serve", choices=("off", "on_demand", "always"), default="off",
+                    help="also serve the page (nobody watching), taking frames on demand or always")
     a = ap.parse_args(argv)
     setup_logging("WARNING", "bench")
     model = str(ROOT / "engines" / "person-ir.onnx")
@@ -189,7 +206,8 @@ def main(argv: list[str] | None = None) -> int:
             for d in a.detect_fps:
                 rate = None if d == "none" else float(d)
                 row = run_once(cams, rate, a.seconds, a.warmup, Path(tmp), threads=a.threads, source=a.source,
-                               camera_fps=a.camera_fps)
+                               camera_fps=a.camera_fps, serve=a.serve)
+                row["serve"] = a.serve
                 batch = max(1, int(round(row["batch_p50"] or 1)))
                 row["bare_engine_fps"] = round(bare_engine_fps(model, a.threads, batch), 1)
                 row["efficiency"] = round(row["fps_mean"] * cams / row["bare_engine_fps"], 3) if row["bare_engine_fps"] else None

@@ -25,6 +25,13 @@ says whether the stream offers that variant (a plain frame within the last
 that arrives without ``image_plain`` while the variant is offered had no heatmap to remove
 (the publisher omits the part then), so its ``image`` is served as is.
 
+Frames on demand (``frames="on_demand"``, what ``streamcam run`` starts): the bridge subscribes to
+``detections/`` and ``events/`` (streams are found by their detections) and to a stream's
+``frames/<id>`` only while a viewer watches it (an MJPEG client, or for :data:`~.stream_state.FRAMES_HOLD_S`
+after a snapshot). The publisher then encodes, and the processor sends, no frame nobody receives
+(docs/protocol.md, "Frames on demand"); a snapshot of an unwatched stream waits up to
+:data:`SNAPSHOT_WAIT_S` for its first frame. ``frames="always"`` subscribes to every frame.
+
 What the bridge knows about each stream (latest frames, detections, events; bounded) is
 :mod:`.stream_state`; this module is the sockets and HTTP around it.
 
@@ -51,10 +58,11 @@ from ..httpserve import DISCONNECT, AppHTTPServer, HttpApp, PageHandler, ServedA
 from ..errors import ProtocolError
 from ..protocol import RejectCounter, decode, plain_demand_topic
 from ..transport import make_socket
-from .stream_state import MAX_EVENTS, MAX_STREAMS, NO_PLAIN, PLAIN_FRESH_S, PLAIN_HOLD_S, BridgeStreams
+from .stream_state import (FRAME_FRESH_S, FRAMES_HOLD_S, MAX_EVENTS, MAX_STREAMS, NO_PLAIN, PLAIN_FRESH_S,
+                           PLAIN_HOLD_S, BridgeStreams)
 
-__all__ = ["BOUNDARY", "MAX_EVENTS", "MAX_STREAMS", "MjpegServer", "NO_PLAIN", "PLAIN_FRESH_S", "PLAIN_HOLD_S",
-           "PLAIN_WAIT_S", "serve_main"]
+__all__ = ["BOUNDARY", "FRAMES_HOLD_S", "FRAME_MODES", "MAX_EVENTS", "MAX_STREAMS", "MjpegServer", "NO_PLAIN",
+           "PLAIN_FRESH_S", "PLAIN_HOLD_S", "PLAIN_WAIT_S", "SNAPSHOT_WAIT_S", "serve_main"]
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +71,10 @@ BOUNDARY = "frame"
 _MJPEG_WAKE_S = 0.25
 PLAIN_WAIT_S = 1.5
 """How long a ``?heatmap=0`` snapshot waits for the publisher's first plain copy after asking."""
+SNAPSHOT_WAIT_S = 3.0
+"""With frames on demand, how long a snapshot of a stream nobody watched waits for its first frame
+(the processor resumes sending a stream's frames within one frame of the publisher's report)."""
+FRAME_MODES = ("on_demand", "always")
 
 
 class _HTTPServer(AppHTTPServer):
@@ -159,8 +171,9 @@ class _Handler(PageHandler):
         self.end_headers()
         seen = -1
         while True:
+            bridge.want_frames(sid)  # renewed while this viewer watches
             if not heatmap:
-                bridge.want_plain(sid)  # renewed while this viewer watches
+                bridge.want_plain(sid)
             jpeg, seen = bridge.wait_frame(sid, seen, _MJPEG_WAKE_S, heatmap)
             if bridge.stopping:
                 return
@@ -186,8 +199,13 @@ class MjpegServer(HttpApp):
     """
 
     def __init__(self, endpoint: str, host: str = "127.0.0.1", port: int = 8080, curve: Any = None,
-                 events_dir: Optional[str] = None, access: Optional[BridgeAccess] = None) -> None:
+                 events_dir: Optional[str] = None, access: Optional[BridgeAccess] = None,
+                 frames: str = "always") -> None:
+        if frames not in FRAME_MODES:
+            raise ValueError(f"frames: expected one of {FRAME_MODES}, got {frames!r}")
         self.endpoint = endpoint
+        self.frames = frames
+        """``always`` (every stream's frames) or ``on_demand`` (a stream's frames while a viewer watches)."""
         self.events_dir = events_dir
         """Where the publisher writes snapshots and clips (``events.dir``); None: /events/ answers 404."""
         self.curve = curve
@@ -211,6 +229,8 @@ class MjpegServer(HttpApp):
         self._receiver: Optional[threading.Thread] = None
         self._plain_subscribed: set[str] = set()
         """Streams whose demand topic the receive thread (the socket's owner) has subscribed."""
+        self._frames_subscribed: set[str] = set()
+        """Streams whose ``frames/<id>`` the receive thread has subscribed (frames on demand)."""
         self._started_t = time.monotonic()
         self._page_template = resources.files(__package__).joinpath("page.html").read_text(encoding="utf-8")
 
@@ -222,7 +242,8 @@ class MjpegServer(HttpApp):
         self._ctx = zmq.Context()
         try:
             self._sock = make_socket(self._ctx, "SUB", self.endpoint, bind=False,
-                                     subscribe=("frames/", "detections/", "events/"), curve=self.curve)
+                                     subscribe=(("frames/",) if self.frames == "always" else ()) +
+                                     ("detections/", "events/"), curve=self.curve)
             self.port = self._http.start()
         except BaseException:
             if self._sock is not None:
@@ -292,6 +313,19 @@ class MjpegServer(HttpApp):
         for sid in self._plain_subscribed - wanted:
             sock.setsockopt(zmq.UNSUBSCRIBE, plain_demand_topic(sid).encode())
         self._plain_subscribed = wanted
+        if self.frames == "on_demand":
+            watched = self.state.frames_wanted(time.monotonic())
+            for sid in watched - self._frames_subscribed:
+                sock.setsockopt(zmq.SUBSCRIBE, f"frames/{sid}".encode())
+            for sid in self._frames_subscribed - watched:
+                sock.setsockopt(zmq.UNSUBSCRIBE, f"frames/{sid}".encode())
+            self._frames_subscribed = watched
+
+    @property
+    def frames_subscribed(self) -> set[str]:
+        """Streams whose frames the bridge receives now (every stream's with ``frames="always"``)."""
+        return set(self._frames_subscribed) if self.frames == "on_demand" else {s["id"] for s in
+                                                                                 self.state.listing(time.monotonic())}
 
     def _failed(self, exc: BaseException) -> None:
         reason = f"error:{type(exc).__name__}"
@@ -334,10 +368,22 @@ class MjpegServer(HttpApp):
     def want_plain(self, sid: str) -> None:
         self.state.want_plain(sid, time.monotonic())
 
+    def want_frames(self, sid: str) -> None:
+        """A viewer wants the stream's frames (frames on demand; renewed while it watches)."""
+        self.state.want_frames(sid, time.monotonic())
+
     def snapshot(self, sid: str, heatmap: bool = True) -> Optional[bytes]:
         """The latest frame; without the heatmap, asks for the plain copy and waits up to
         :data:`PLAIN_WAIT_S` for the first one when the publisher makes it on request."""
+        self.want_frames(sid)
         if heatmap:
+            age = self.state.frame_age(sid, time.monotonic())
+            if self.frames == "on_demand" and (age is None or age > FRAME_FRESH_S):
+                # nobody watched it lately: the frame held (if any) is old; wait for the next one
+                seen = self.state.version(sid)
+                jpeg, _ = self.wait_frame(sid, seen, SNAPSHOT_WAIT_S, True)
+                if jpeg is not None:
+                    return jpeg
             return self.state.snapshot(sid, True)
         self.want_plain(sid)
         jpeg = self.state.snapshot(sid, False)
@@ -388,10 +434,12 @@ class MjpegServer(HttpApp):
 
 def serve_main(endpoint: str, host: str = "127.0.0.1", port: int = 8080,
                stop_event: Optional[threading.Event] = None, curve: Any = None,
-               access: Optional[BridgeAccess] = None, events_dir: Optional[str] = None) -> dict[str, Any]:
+               access: Optional[BridgeAccess] = None, events_dir: Optional[str] = None,
+               frames: str = "always") -> dict[str, Any]:
     """Run the bridge until ``stop_event`` is set (the CLI's ``streamcam serve``); returns reject counts."""
     stop_event = stop_event or threading.Event()
-    with MjpegServer(endpoint, host, port, curve=curve, access=access, events_dir=events_dir) as server:
+    with MjpegServer(endpoint, host, port, curve=curve, access=access, events_dir=events_dir,
+                     frames=frames) as server:
         log.info("MJPEG bridge for %s: %s", endpoint, server.url)
         while not stop_event.wait(0.5):
             pass

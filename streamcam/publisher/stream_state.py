@@ -24,6 +24,11 @@ PLAIN_FRESH_S = 3.0
 PLAIN_HOLD_S = 2.0
 """A request for ``?heatmap=0`` keeps the bridge's demand for the stream's plain copy this long
 (an MJPEG viewer renews it every wake-up; a snapshot once): the publisher makes the copy only then."""
+FRAMES_HOLD_S = 5.0
+"""With frames on demand (``serve --frames on_demand``), a viewer's request keeps the bridge
+subscribed to the stream's frames this long (an MJPEG viewer renews it every wake-up; a snapshot once)."""
+FRAME_FRESH_S = 1.0
+"""A snapshot on demand serves the latest frame at once while it is at most this old, else waits for a new one."""
 NO_PLAIN = ("no frames without the heatmap for this stream: the publisher bakes the heatmap into the JPEG"
             " and sends a heatmap-free copy (JPEG part 'image_plain') only with publisher.plain_frames: true")
 _HEADER_ONLY = ("v", "kind", "parts")
@@ -46,6 +51,8 @@ class StreamState:
     """When a frame last offered the plain copy on request."""
     plain_wanted_t: Optional[float] = None
     """When a viewer last asked for ``?heatmap=0`` (the bridge's demand: :data:`PLAIN_HOLD_S`)."""
+    frames_wanted_t: Optional[float] = None
+    """When a viewer last asked for the stream's frames (frames on demand: :data:`FRAMES_HOLD_S`)."""
     version: int = 0
     """Incremented on every new frame: MJPEG writers send when it changes."""
     seq: Optional[int] = None
@@ -150,6 +157,8 @@ class BridgeStreams:
             if msg.kind == "detections":
                 if msg.seq >= have or msg.seq < have - 1000:  # newer, or the publisher restarted
                     st.detections = _record(h)
+                if st.last_frame_t is None or now - st.last_frame_t > FRAMES_HOLD_S:
+                    st.seq = msg.seq  # nobody watches its frames: the detections say where the stream is
             else:
                 if "detections" in h and (st.detections is None or msg.seq > have):
                     st.detections = _record(h)
@@ -217,6 +226,30 @@ class BridgeStreams:
             st = self._streams.get(sid)
             if st is not None:
                 st.plain_wanted_t = now
+
+    def want_frames(self, sid: str, now: float) -> None:
+        """A viewer asks for the stream's frames (renewed while it watches)."""
+        with self.cond:
+            st = self._streams.get(sid)
+            if st is not None:
+                st.frames_wanted_t = now
+
+    def frames_wanted(self, now: float) -> set[str]:
+        """The streams a viewer asked frames of within :data:`FRAMES_HOLD_S`."""
+        with self.cond:
+            return {sid for sid, st in self._streams.items()
+                    if st.frames_wanted_t is not None and now - st.frames_wanted_t <= FRAMES_HOLD_S}
+
+    def frame_age(self, sid: str, now: float) -> Optional[float]:
+        """Seconds since the stream's latest frame arrived; None when none has."""
+        with self.cond:
+            st = self._streams.get(sid)
+            return None if st is None or st.last_frame_t is None else now - st.last_frame_t
+
+    def version(self, sid: str) -> int:
+        with self.cond:
+            st = self._streams.get(sid)
+            return -1 if st is None else st.version
 
     def plain_wanted(self, now: float) -> set[str]:
         """The streams whose plain copy the bridge should ask the publisher for now: made on request

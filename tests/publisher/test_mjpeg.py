@@ -287,3 +287,57 @@ def test_header_heatmap_false_means_the_image_is_plain(setup):
     publish_until(pub, lambda: send() and _has_stream(server, "cam9")())
     assert {s["id"]: s["plain"] for s in get_json(server.url + "api/streams")["streams"]}["cam9"] is True
     assert get(server.url + "snapshot/cam9.jpg?heatmap=0")[2] == jpeg
+
+
+def test_frames_on_demand_only_while_a_viewer_watches(pub_endpoint, monkeypatch):
+    """The bridge finds streams by their detections and takes a stream's frames only while it is
+    watched: unwatched, the publisher (here a plain PUB, which filters by subscription) sends none."""
+    import streamcam.publisher.stream_state as stream_state
+
+    monkeypatch.setattr(stream_state, "FRAMES_HOLD_S", 0.5)
+    pub = FakePublisher(pub_endpoint)
+    server = MjpegServer(pub_endpoint, port=0, frames="on_demand").start()
+    stop = threading.Event()
+
+    def keep_publishing():
+        while not stop.is_set():
+            pub.publish("cam0")
+            pub.publish("cam1")
+            time.sleep(0.03)
+
+    t = threading.Thread(target=keep_publishing)
+    try:
+        publish_until(pub, lambda: _has_stream(server, "cam0")() and _has_stream(server, "cam1")(),
+                      streams=("cam0", "cam1"))
+        t.start()
+        time.sleep(0.5)
+        by_id = {s["id"]: s for s in get_json(server.url + "api/streams")["streams"]}
+        assert by_id["cam0"]["frames"] == 0 and by_id["cam1"]["frames"] == 0  # nobody watches: no frame came
+        assert by_id["cam0"]["seq"] > 0 and server.frames_subscribed == set()  # the detections keep it current
+
+        ctype, frames = read_mjpeg_part(server.url + "stream/cam0.mjpg", min_frames=3)
+        assert len(frames) >= 3 and cv2.imdecode(np.frombuffer(frames[-1], np.uint8), cv2.IMREAD_COLOR).shape == (120, 160, 3)
+        by_id = {s["id"]: s for s in get_json(server.url + "api/streams")["streams"]}
+        assert by_id["cam0"]["frames"] >= 3 and by_id["cam1"]["frames"] == 0  # only the watched stream's
+
+        wait_for("the bridge to drop cam0's frames after its viewer left", lambda: server.frames_subscribed == set(),
+                 timeout=5)
+        time.sleep(0.3)  # frames already on the wire when it unsubscribed
+        before = {s["id"]: s for s in get_json(server.url + "api/streams")["streams"]}["cam0"]["frames"]
+        time.sleep(0.5)
+        after = {s["id"]: s for s in get_json(server.url + "api/streams")["streams"]}["cam0"]["frames"]
+        assert after == before, (before, after)
+
+        # a snapshot of the never-watched stream waits for its first frame, and gets a fresh one
+        status, ctype, jpeg = get(server.url + "snapshot/cam1.jpg", timeout=6)
+        assert status == 200 and ctype == "image/jpeg"
+        assert cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR).shape == (120, 160, 3)
+    finally:
+        stop.set()
+        if t.is_alive():
+            t.join(2)
+        server.stop()
+        pub.close()
+
+    with pytest.raises(ValueError, match="frames: expected one of"):
+        MjpegServer(pub_endpoint, port=0, frames="sometimes")
