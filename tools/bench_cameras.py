@@ -124,18 +124,11 @@ def bare_engine_fps(model: str, threads: int, batch: int, seconds: float = 2.0) 
     return fps
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def run_once(cameras: int, detect_fps: float | None, seconds: float, warmup_s: float, tmp: Path,
              threads: int = 1, source: str = "render", camera_fps: float = 30.0, serve: str = "off") -> dict:
     from streamcam.config import load_config
     from streamcam.stats import read_bound
+    from tools.bench import free_tcp_port
     from streamcam.supervisor import Supervisor
 
     overrides = {
@@ -143,7 +136,7 @@ def run_once(cameras: int, detect_fps: float | None, seconds: float, warmup_s: f
         "processor.threads": threads, "processor.detect_fps": detect_fps,
         "serve.enabled": serve != "off", "serve.port": 0, "run.log_level": "WARNING",
         # the bridge connects to the publisher by its configured address: a fixed free port then
-        "endpoints.publish": f"tcp://127.0.0.1:{_free_port()}" if serve != "off" else "tcp://127.0.0.1:*",
+        "endpoints.publish": f"tcp://127.0.0.1:{free_tcp_port()}" if serve != "off" else "tcp://127.0.0.1:*",
         **({"serve.frames": serve} if serve != "off" else {}),
         "run.run_dir": str(tmp / f"run{cameras}-{detect_fps}"),
     }

@@ -115,20 +115,18 @@ def render_real_visible(root: Path, per: int, size: tuple[int, int], invert: boo
     used = []
     for d in find_sequences(real_data_dir(ROOT)):
         seq = read_sequence(d).half(part)  # type: ignore[arg-type]
-        frames = seq.frames
-        for i in sorted({int(round(v)) for v in np.linspace(0, len(frames) - 1, per)}):
-            write(root / "person" / f"{seq.name}_{i}", grey(cv2.imread(str(frames[i].path))))
-        images = [cv2.imread(str(f.path)) for f in frames]
+        images = [cv2.imread(str(f.path)) for f in seq.frames]
         k = len(images) // 2
-        if pseudo:
-            rng = np.random.default_rng(seed)
-            plate = grey(empty_plate(images))
-            for i in sorted({int(round(v)) for v in np.linspace(0, len(frames) - 1, per)}):
-                for j in range(pseudo):
-                    cv2.imwrite(str(root / "person" / f"{seq.name}_{i}-lwir{j}.png"),
-                                pseudo_lwir(grey(images[i]), plate, rng))
-        for name, chunk in (("all", images), ("a", images[:k]), ("b", images[k:])):
-            write(root / "empty" / f"{seq.name}_plate-{name}", grey(empty_plate(chunk)))
+        plates = {name: grey(empty_plate(chunk)) for name, chunk in (("all", images), ("a", images[:k]),
+                                                                     ("b", images[k:]))}
+        rng = np.random.default_rng(seed)
+        for i in sorted({int(round(v)) for v in np.linspace(0, len(images) - 1, per)}):
+            write(root / "person" / f"{seq.name}_{i}", grey(images[i]))
+            for j in range(pseudo):
+                cv2.imwrite(str(root / "person" / f"{seq.name}_{i}-lwir{j}.png"),
+                            pseudo_lwir(grey(images[i]), plates["all"], rng))
+        for name, plate in plates.items():
+            write(root / "empty" / f"{seq.name}_plate-{name}", plate)
         used.append(seq.name)
     if not used:
         sys.exit(f"tools.thermal_mil_lwir: --real-visible: no sequences under {real_data_dir(ROOT)}")

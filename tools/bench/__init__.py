@@ -81,6 +81,15 @@ def ratio_median(a: list[float], b: list[float]) -> float:
     return median([x / y for x, y in zip(a, b) if y > 0])
 
 
+def free_tcp_port() -> int:
+    """A loopback TCP port free now (for a stage that must be told its peer's address in advance)."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 def verdict(ok: bool) -> str:
     return "PASS" if ok else "MISSED"
 

@@ -18,28 +18,21 @@ The ceiling is a plain ``memcpy`` (``np.copyto``) of the same bytes in one proce
 from __future__ import annotations
 
 import multiprocessing as mp
-import socket
 import tempfile
 import time
 from typing import Any
 
 import numpy as np
 
-from . import median, peer_available, percentile, verdict
+from . import free_tcp_port, median, peer_available, percentile, verdict
 
 SIZES = {"640x480": (480, 640), "1920x1080": (1080, 1920)}
 METHODS = ("streamcam PUSH/PULL", "streamcam PUB/SUB", "imagezmq PUB/SUB", "imagezmq REQ/REP")
 TARGET_THROUGHPUT = 1.5
 
 
-def _free_tcp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _endpoint(link: str, tmp: str, n: int) -> str:
-    return f"ipc://{tmp}/t{n}.sock" if link == "ipc" else f"tcp://127.0.0.1:{_free_tcp_port()}"
+    return f"ipc://{tmp}/t{n}.sock" if link == "ipc" else f"tcp://127.0.0.1:{free_tcp_port()}"
 
 
 def _receiver(method: str, endpoint: str, warmup_s: float, window_s: float, ready, done, stop, results) -> None:
