@@ -66,15 +66,16 @@ class WebhookSink(Outbox):
                 event = self._queue[0]
             status = self._post(event)
             if 200 <= status < 300 or (400 <= status < 500 and rejections >= self.config.retries):
+                # off the queue before it is counted: whoever reads `sent` / `dropped` then sees it gone
+                with self._cond:
+                    if self._queue and self._queue[0] is event:
+                        self._queue.popleft()
                 if status >= 400:
                     self.dropped["rejected"] += 1
                     log.warning("webhook %s rejected event %s with %d; given up", self.config.url,
                                 event.get("id"), status)
                 else:
                     self.sent += 1
-                with self._cond:
-                    if self._queue and self._queue[0] is event:
-                        self._queue.popleft()
                 backoff, rejections = self.config.backoff_s, 0
                 continue
             if 400 <= status < 500:
