@@ -104,7 +104,7 @@ eval-real: setup-train setup-peers
 THERMAL_DATA ?= ../shared/data/thermal/LLVIP-sample
 eval-thermal: setup
 	$(BIN)/streamcam eval --frames-dir $(THERMAL_DATA) --labels tests/data/llvip-sample-labels.json \
-		--split evaluation --out docs/quality/thermal-real.json
+		--split evaluation --config configs/default.yaml --out docs/quality/thermal-real.json
 	$(BIN)/streamcam eval --frames-dir $(THERMAL_DATA) --labels tests/data/llvip-sample-labels.json \
 		--split evaluation --config configs/thermal.yaml --out docs/quality/thermal-real-lwir.json
 

@@ -493,7 +493,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Real footage is scored with the visible-light camera pipeline when there is one.
         from .config import repo_config
 
-        args.config = str(repo_config(*(("camera.yaml",) if getattr(args, "mot", None) else ())))
+        names: tuple[str, ...] = ("camera.yaml",) if getattr(args, "mot", None) else ()
+        if args.command == "eval" and getattr(args, "labels", None) and not getattr(args, "mot", None):
+            from .evaluation.frames import frames_config_name
+
+            names = (frames_config_name(args.frames_dir, args.labels),)
+        args.config = str(repo_config(*names))
+        if names:
+            print(f"streamcam {args.command}: --config {Path(args.config).name} (the shipped config for this "
+                  f"footage; --config to choose)", file=sys.stderr)
     try:
         return int(args.fn(args) or 0)
     except StreamcamError as exc:

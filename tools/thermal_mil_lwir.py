@@ -95,11 +95,53 @@ def pseudo_lwir(grey: np.ndarray, plate: np.ndarray, rng: np.random.Generator) -
     return np.clip(out, 0, 255).astype(np.uint8)
 
 
+CLUTTER_SHAPES = ("wide", "round", "pole", "blob")
+"""Warm things a street camera sees that are not people: parked cars and benches (wider than tall),
+wheels and lamps (round), posts and traffic-light poles (far thinner than a person), small spots."""
+
+
+def hot_clutter(grey: np.ndarray, rng: np.random.Generator, n: int) -> np.ndarray:
+    """``grey`` with ``n`` warm non-person shapes painted on, as :func:`pseudo_lwir` paints people (hot
+    level 140-240, the ground's own texture kept under them, soft edges). A network that sees a bright
+    blob only where a person is learns "bright" for "person"; these shapes appear in frames with and
+    without people alike, so only the shape can tell. On the LLVIP sample the false boxes were a
+    parked bicycle, a sunlit trunk and a traffic light."""
+    h, w = grey.shape
+    g = grey.astype(np.float32)
+    mask = np.zeros((h, w), np.float32)
+    for _ in range(n):
+        kind = CLUTTER_SHAPES[int(rng.integers(len(CLUTTER_SHAPES)))]
+        cx, cy = int(rng.integers(0, w)), int(rng.integers(0, h))
+        s = float(rng.uniform(0.04, 0.18)) * h  # about the size of the people the camera shows
+        one = np.zeros((h, w), np.uint8)
+        if kind == "wide":
+            rw, rh = s * rng.uniform(0.8, 2.0), s * rng.uniform(0.25, 0.7)
+            cv2.ellipse(one, (cx, cy), (int(rw), int(rh)), float(rng.uniform(-20, 20)), 0, 360, 1, -1) \
+                if rng.random() < 0.5 else cv2.rectangle(one, (int(cx - rw), int(cy - rh)), (int(cx + rw), int(cy + rh)), 1, -1)
+        elif kind == "round":
+            cv2.circle(one, (cx, cy), max(2, int(s * rng.uniform(0.2, 0.5))), 1, -1 if rng.random() < 0.6 else max(2, int(s * 0.08)))
+        elif kind == "pole":
+            t = max(1, int(s * rng.uniform(0.03, 0.08)))
+            cv2.rectangle(one, (cx - t, int(cy - 2 * s)), (cx + t, int(cy + 2 * s)), 1, -1)
+            if rng.random() < 0.5:  # a lamp or a signal head on top
+                cv2.rectangle(one, (cx - 3 * t, int(cy - 2 * s)), (cx + 3 * t, int(cy - 2 * s + 6 * t)), 1, -1)
+        else:
+            cv2.circle(one, (cx, cy), max(1, int(s * rng.uniform(0.05, 0.15))), 1, -1)
+        mask = np.maximum(mask, one.astype(np.float32) * float(rng.uniform(0.6, 1.0)))
+    soft = cv2.GaussianBlur(mask, (0, 0), float(rng.uniform(0.7, 2.0)))
+    inside = mask > 0
+    hot = rng.uniform(140, 240) + rng.uniform(0.2, 0.9) * (g - (g[inside].mean() if inside.any() else 0.0))
+    return np.clip(g * (1 - soft) + hot * soft, 0, 255).astype(np.uint8)
+
+
 def render_real_visible(root: Path, per: int, size: tuple[int, int], invert: bool = False,
-                        part: str = "all", pseudo: int = 0, seed: int = 0) -> list[str]:
+                        part: str = "all", pseudo: int = 0, seed: int = 0,
+                        clutter: int = 0) -> list[str]:
     """``per`` grey frames of each shared real sequence (of its ``part``: all, first half) into
     ``root/person`` and three empty plates of each into ``root/empty``, resized to ``size``; with
-    ``invert`` each also as its negative. Returns the sequences used."""
+    ``invert`` each also as its negative. ``clutter``: each white-hot person frame gets 0-3 warm
+    non-person shapes (:func:`hot_clutter`) and each plate ``clutter`` more copies with 1-4 of them, so
+    both classes show them. Returns the sequences used."""
     from streamcam.evaluation.mot import find_sequences, read_sequence, real_data_dir
     from streamcam.training.data import empty_plate
 
@@ -120,13 +162,19 @@ def render_real_visible(root: Path, per: int, size: tuple[int, int], invert: boo
         plates = {name: grey(empty_plate(chunk)) for name, chunk in (("all", images), ("a", images[:k]),
                                                                      ("b", images[k:]))}
         rng = np.random.default_rng(seed)
+        crng = np.random.default_rng(seed + 1)  # its own stream: without --hot-clutter the folder is as before
         for i in sorted({int(round(v)) for v in np.linspace(0, len(images) - 1, per)}):
             write(root / "person" / f"{seq.name}_{i}", grey(images[i]))
             for j in range(pseudo):
-                cv2.imwrite(str(root / "person" / f"{seq.name}_{i}-lwir{j}.png"),
-                            pseudo_lwir(grey(images[i]), plates["all"], rng))
+                hot = pseudo_lwir(grey(images[i]), plates["all"], rng)
+                if clutter:
+                    hot = hot_clutter(hot, crng, int(crng.integers(0, 4)))
+                cv2.imwrite(str(root / "person" / f"{seq.name}_{i}-lwir{j}.png"), hot)
         for name, plate in plates.items():
             write(root / "empty" / f"{seq.name}_plate-{name}", plate)
+            for j in range(clutter):
+                cv2.imwrite(str(root / "empty" / f"{seq.name}_plate-{name}-clutter{j}.png"),
+                            hot_clutter(plate, crng, int(crng.integers(1, 5))))
         used.append(seq.name)
     if not used:
         sys.exit(f"tools.thermal_mil_lwir: --real-visible: no sequences under {real_data_dir(ROOT)}")
@@ -277,6 +325,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--real-visible", type=int, default=0, help="grey frames of each shared real sequence")
     ap.add_argument("--pseudo-lwir", type=int, default=0,
                     help="each real person frame also this many times with its movers made white-hot")
+    ap.add_argument("--hot-clutter", type=int, default=0,
+                    help="warm non-person shapes in the white-hot person frames, and this many cluttered copies of each plate")
     ap.add_argument("--invert", action="store_true", help="each real grey frame also as its negative (polarity)")
     ap.add_argument("--real-part", choices=("all", "first"), default="all",
                     help="which part of each real sequence the frames come from (first: the second half stays unseen)")
@@ -299,12 +349,14 @@ def main(argv: list[str] | None = None) -> int:
         data = Path(a.data_dir or Path(tmp) / "data")
         t0 = time.time()
         render(data, a.lwir, a.classic, a.per, a.neg, size)  # type: ignore[arg-type]
-        real = render_real_visible(data, a.real_visible, size, a.invert, a.real_part, a.pseudo_lwir) if a.real_visible else []  # type: ignore[arg-type]
+        real = render_real_visible(data, a.real_visible, size, a.invert, a.real_part, a.pseudo_lwir,
+                                   clutter=a.hot_clutter) if a.real_visible else []  # type: ignore[arg-type]
         model = a.out or str(Path(tmp) / "m.onnx")
         train = finetune(FinetuneConfig(data=str(data), out=model, threads=a.threads, progress=False))
         out: dict = {"scenes": {"lwir": a.lwir, "classic": a.classic, "per": a.per, "neg": a.neg, "size": list(size),
                                 "real_visible": {"per": a.real_visible, "sequences": real, "invert": a.invert,
-                                                 "part": a.real_part, "pseudo_lwir": a.pseudo_lwir}},
+                                                 "part": a.real_part, "pseudo_lwir": a.pseudo_lwir,
+                                                 "hot_clutter": a.hot_clutter}},
                      "train_seconds": train["metrics"]["train_seconds"], "render_and_train_s": round(time.time() - t0)}
         for name, frames in (("real_calibration", frames_of_split(LABELS, DATA, "calibration")),
                              ("synthetic_validation", [] if a.real_only else list(synthetic_frames()))):

@@ -129,6 +129,22 @@ def read_frame(frames_dir: str | Path, image: str) -> tuple[np.ndarray, str]:
     return img, ("GRAY8" if img.ndim == 2 else "BGR8")
 
 
+def frames_config_name(frames_dir: str | Path | None, labels: str | Path) -> str:
+    """The shipped config ``streamcam eval --frames-dir`` scores with when none is given: real grey
+    frames (a thermal camera's, 8 or 16 bit) go to ``thermal.yaml`` (the real-LWIR person model),
+    colour frames to ``camera.yaml`` (the visible-light one), as ``--mot`` real footage goes to
+    ``camera.yaml``. The synthetic scene's default model finds almost no one on real LWIR
+    (docs/benchmarks.md, "Real thermal frames"), so it would be the wrong first answer for a user's
+    folder. Decided by the first labelled frame; unreadable labels or frames leave the choice to the
+    eval, which names what is wrong."""
+    try:
+        first = read_labels(labels)[0]
+        _, fmt = read_frame(Path(frames_dir) if frames_dir else Path(labels).parent, first.image)
+    except (ConfigError, IndexError):
+        return "default.yaml"
+    return "thermal.yaml" if fmt == "GRAY8" else "camera.yaml"
+
+
 def _inside(point: tuple[float, float], box: Sequence[float]) -> bool:
     return box[0] <= point[0] < box[2] and box[1] <= point[1] < box[3]
 

@@ -99,9 +99,25 @@ def test_cli_scores_a_folder_through_the_pipeline_detector(tmp_path, tiny_model)
     r = json.loads(out.read_text())
     assert r["frames"] == 2 and r["persons"] == 3 and len(r["per_frame"]) == 2
     assert r["model"] == str(Path(tiny_model).resolve())
+    assert "--config thermal.yaml" in p.stderr  # grey frames, no --config: the real-LWIR config, said so
     bad = subprocess.run(run[:4] + ["--frames-dir", str(tmp_path)], capture_output=True, text=True, timeout=120,
                          cwd=ROOT)
     assert bad.returncode != 0 and "--labels" in bad.stderr
+
+
+def test_without_a_config_grey_frames_are_scored_by_the_thermal_config_colour_by_the_camera_one(tmp_path):
+    from streamcam.evaluation.frames import frames_config_name
+
+    _folder(tmp_path)  # grey frames stored as three equal channels, as LLVIP's JPEGs
+    assert frames_config_name(tmp_path, tmp_path / "labels.json") == "thermal.yaml"
+    colour = np.zeros((100, 200, 3), np.uint8)
+    colour[..., 2] = 200
+    cv2.imwrite(str(tmp_path / "ir" / "a.jpg"), colour)
+    assert frames_config_name(None, tmp_path / "labels.json") == "camera.yaml"
+    assert frames_config_name(tmp_path, tmp_path / "missing.json") == "default.yaml"  # the eval names the fault
+    p = subprocess.run([sys.executable, "-m", "streamcam", "eval", "--frames-dir", str(tmp_path), "--labels",
+                        str(tmp_path / "missing.json")], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert p.returncode == 2 and "labels file not found" in p.stderr
 
 
 # --------------------------------------------------------------------------- the real LLVIP sample

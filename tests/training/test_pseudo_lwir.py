@@ -29,3 +29,15 @@ def test_movers_turn_bright_and_keep_their_texture_the_ground_stays():
 def test_a_frame_without_movers_is_the_frame():
     plate, _ = _scene()
     assert np.array_equal(pseudo_lwir(plate, plate, np.random.default_rng(1)), plate)
+
+
+def test_hot_clutter_paints_warm_shapes_and_keeps_the_rest():
+    from tools.thermal_mil_lwir import hot_clutter
+
+    plate, _ = _scene()
+    out = hot_clutter(plate, np.random.default_rng(5), 4)
+    assert out.shape == plate.shape and out.dtype == np.uint8
+    changed = np.abs(out.astype(int) - plate.astype(int)) > 20
+    assert 0.001 < changed.mean() < 0.5  # some shapes, not the whole frame
+    assert out[changed].mean() > plate[changed].mean() + 30  # warm (hot level 140-240 on a 110 ground)
+    assert np.array_equal(hot_clutter(plate, np.random.default_rng(5), 0), plate)  # none asked: the frame
