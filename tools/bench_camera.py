@@ -1,6 +1,7 @@
 """A real 768x576 camera in real time: the whole pipeline of configs/camera.yaml on recorded footage.
 
     python -m tools.bench_camera [--seconds 20] [--threads 1 2] [--model engines/person-rgb.onnx]
+    python -m tools.bench_camera --thermal [--detect-every 1 2]   # configs/thermal.yaml, real LWIR frames
 
 The source is PETS09-S3-MF1's frames (``../shared/data/real``) written to an MP4 and played at
 25 fps, looped, as a camera would deliver them (``source.kind: file``, paced); without the shared
@@ -203,6 +204,23 @@ class Viewer:
                 "viewer_p99_ms": round(float(np.percentile(self.latencies_ms, 99)), 1)}
 
 
+def thermal_footage(tmp: Path) -> tuple[dict, str]:
+    """``--thermal``: the LLVIP sample's 12 real LWIR frames (``../shared/data/thermal``) as a
+    640x512 camera (a common uncooled core), each frame held for a second, 25 fps, looped."""
+    import cv2
+
+    from tools.bench.clips import write_mjpg
+    from tools.thermal_mil_lwir import DATA
+
+    frames = sorted((DATA / "ir").glob("*.jpg"))
+    if not frames:
+        sys.exit(f"tools.bench_camera --thermal: no LLVIP sample at {DATA} (STREAMCAM_THERMAL_DATA)")
+    held = (cv2.resize(cv2.imread(str(f)), (640, 512), interpolation=cv2.INTER_AREA) for f in frames for _ in range(25))
+    out = write_mjpg(tmp / "llvip.avi", held, 25)
+    return {"kind": "file", "uri": str(out), "width": 640, "height": 512, "fps": 25, "loop": True}, \
+        f"the LLVIP sample's {len(frames)} LWIR frames as MJPG 640x512, each held 1 s, 25 fps, looped"
+
+
 def main(argv: list[str] | None = None) -> int:
     import yaml
 
@@ -216,7 +234,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--detect-every", type=int, nargs="+", default=[1, 2],
                     help="processor.detect_every values to run (network on every n-th frame)")
-    ap.add_argument("--model", default=str(ROOT / "engines" / "person-rgb.onnx"))
+    ap.add_argument("--detect-fps", nargs="+", default=["config"],
+                    help="processor.detect_fps values to run: frames/s through the network, 'none' (every "
+                         "detect_every-th frame) or 'config' (the config's own; the default)")
+    ap.add_argument("--model", help="default: the config's (engines/person-rgb.onnx; --thermal: engines/person-lwir.onnx)")
+    ap.add_argument("--thermal", action="store_true",
+                    help="configs/thermal.yaml on the LLVIP sample's real LWIR frames as a 640x512 camera")
     ap.add_argument("--heatmap", choices=("on", "off", "both"), default="on",
                     help="publisher.heatmap: the CAM blended into each published frame, or boxes only")
     ap.add_argument("--out", help="write the results JSON here")
@@ -225,18 +248,25 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-viewer", dest="viewer", action="store_false",
                     help="nobody subscribes to the frames (the publisher then encodes none)")
     a = ap.parse_args(argv)
+    config = ROOT / "configs" / ("thermal.yaml" if a.thermal else "camera.yaml")
+    a.model = a.model or str(ROOT / "engines" / ("person-lwir.onnx" if a.thermal else "person-rgb.onnx"))
     heatmaps = {"on": [True], "off": [False], "both": [True, False]}[a.heatmap]
     meta = read_metadata(a.model)
     setup_logging("WARNING", "bench")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        source, what = footage(Path(tmp))
-        for threads, every, heat in ((t, e, h) for e in a.detect_every for t in a.threads for h in heatmaps):
+        source, what = (thermal_footage if a.thermal else footage)(Path(tmp))
+        base = yaml.safe_load(config.read_text()).get("processor", {}).get("detect_fps")
+        runs = [(t, e, h, None if d == "none" else (base if d == "config" else float(d)))
+                for d in a.detect_fps for e in a.detect_every for t in a.threads for h in heatmaps]
+        for threads, every, heat, rate in runs:
+            if rate is not None and every > 1:
+                continue  # a detect rate or every n-th frame, not both (the config refuses it)
             overrides = {"processor.model": str(Path(a.model).resolve()), "processor.threads": threads,
-                         "processor.detect_every": every, "publisher.heatmap": heat,
-                         "serve.enabled": False, "run.log_level": "WARNING", "run.run_dir": str(Path(tmp) / f"run{threads}-{every}-{int(heat)}"),
+                         "processor.detect_every": every, "processor.detect_fps": rate, "publisher.heatmap": heat,
+                         "serve.enabled": False, "run.log_level": "WARNING", "run.run_dir": str(Path(tmp) / f"run{threads}-{every}-{rate}-{int(heat)}"),
                          "endpoints.publish": "tcp://127.0.0.1:*"}
-            doc = yaml.safe_load((ROOT / "configs" / "camera.yaml").read_text())
+            doc = yaml.safe_load(config.read_text())
             doc["streams"][0]["source"] = source  # the camera, replaced by the recording
             path = Path(tmp) / "camera.yaml"
             path.write_text(yaml.safe_dump(doc))
@@ -250,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
             summary = sup.run(a.seconds)
             st = next(iter(summary.get("streams", {}).values()), {})
             proc = summary.get("stages", {}).get("processor", {})
-            row = {"threads": threads, "detect_every": every, "heatmap": heat, "fps": st.get("fps"), "latency_ms_p50": st.get("latency_ms_p50"),
+            row = {"threads": threads, "detect_every": every, "detect_fps": rate, "heatmap": heat, "fps": st.get("fps"), "latency_ms_p50": st.get("latency_ms_p50"),
                    "latency_ms_p99": st.get("latency_ms_p99"), "published": st.get("published"),
                    "skipped": proc.get("skipped"), "engine_ms": proc.get("engine_ms_p50"),
                    "publisher_skipped": summary.get("stages", {}).get("publisher", {}).get("skipped"),
@@ -261,8 +291,8 @@ def main(argv: list[str] | None = None) -> int:
                 row["cpu_ms_per_frame"] = cpu.result()
             rows.append(row)
             print(json.dumps(row), file=sys.stderr, flush=True)
-    print(f"source: {what}; model {Path(a.model).name}, input {meta.input_width}x{meta.input_height}")
-    print("| processor threads | detect_every | heatmap | published fps | p50 ms | p99 ms | skipped (processor / publisher) | "
+    print(f"config {config.name}; source: {what}; model {Path(a.model).name}, input {meta.input_width}x{meta.input_height}")
+    print("| processor threads | detect_every / detect_fps | heatmap | published fps | p50 ms | p99 ms | skipped (processor / publisher) | "
           "engine ms | viewer fps | viewer p99 ms | targets (>= 25 fps, p99 <= 150 ms) |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
@@ -271,7 +301,8 @@ def main(argv: list[str] | None = None) -> int:
         def num(v, fmt="{:.1f}"):
             return "" if v is None else fmt.format(v)
 
-        print(f"| {r['threads']} | {r['detect_every']} | {'on' if r['heatmap'] else 'off'} | {num(r['fps'])} | "
+        rate = f"{r['detect_fps']:g} fps" if r.get("detect_fps") else r["detect_every"]
+        print(f"| {r['threads']} | {rate} | {'on' if r['heatmap'] else 'off'} | {num(r['fps'])} | "
               f"{num(r['latency_ms_p50'])} | {num(r['latency_ms_p99'])} | {r['skipped']} / {r.get('publisher_skipped')} | "
               f"{num(r['engine_ms'], '{:.0f}')} | {num(r.get('viewer_fps'))} | {num(r.get('viewer_p99_ms'))} | {'met' if ok else 'MISSED'} |")
     if any(r.get("cpu_ms_per_frame") for r in rows):

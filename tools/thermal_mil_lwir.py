@@ -6,7 +6,7 @@
                                      [--real-part first] [--grey-check] [--real-only] [--invert]
                                      [--pseudo-lwir 0]
     python -m tools.thermal_mil_lwir --lwir 0 --classic 0 --real-visible 30 --pseudo-lwir 1 \
-        --objective f1 --real-only --threads 1 \
+        --objective f1 --scale 1 --real-only --threads 1 \
         --ship engines/person-lwir.onnx          # the shipped real-LWIR model (docs/benchmarks.md)
 
 Issue #19 asks whether the shipped thermal default could be the multiple-instance head on
@@ -237,7 +237,7 @@ def peak_ap(model: str, frames) -> dict:
                                                                                 else tp / max(n, 1), 3)}
 
 
-def cross_validated(model: str, objective: str) -> dict:
+def cross_validated(model: str, objective: str, scale: float | None = None) -> dict:
     """All 12 labelled LLVIP frames in two folds (alternate frames of each scene, by name): a copy of
     ``model`` calibrated on one fold, scored on the other, and the other way round; pooled. With 4
     calibration frames (5 people) the box rule is chosen on too little to say what calibrating on
@@ -254,7 +254,7 @@ def cross_validated(model: str, objective: str) -> dict:
         for k in (0, 1):
             m = str(Path(tmp) / f"fold{k}.onnx")
             shutil.copy(model, m)
-            write_calibration(m, calibrate(m, folds[k], objective=objective))
+            write_calibration(m, calibrate(m, folds[k], objective=objective, scale=scale))
             s = score(m, folds[1 - k])
             out[f"calibrated_on_fold{k}"] = s
             hits += round(s["localization"] * s["persons"])
@@ -332,6 +332,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="which part of each real sequence the frames come from (first: the second half stays unseen)")
     ap.add_argument("--objective", choices=("localization", "f1"), default="localization",
                     help="the real calibration's objective")
+    ap.add_argument("--scale", type=float,
+                    help="the real calibration at this trained input scale (streamcam calibrate --scale; "
+                         "the shipped model: 1)")
     ap.add_argument("--real-only", action="store_true", help="skip the synthetic calibration and scores (faster)")
     ap.add_argument("--grey-check", action="store_true",
                     help="also score on the shared sequences' second halves as grey (with --real-part first)")
@@ -364,9 +367,11 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             m = model.replace(".onnx", f"-{name}.onnx")
             shutil.copy(model, m)
-            cal = calibrate(m, frames, objective=a.objective if name == "real_calibration" else "localization")
+            real_cal = name == "real_calibration"
+            cal = calibrate(m, frames, objective=a.objective if real_cal else "localization",
+                            scale=a.scale if real_cal else None)
             write_calibration(m, cal)
-            if name == "real_calibration" and a.ship:
+            if real_cal and a.ship:
                 shutil.copy(m, a.ship)
             out[name] = {"calibration": {k: cal.get(k) for k in ("input_width", "input_height", "cam_floor",
                                                                   "cam_threshold", "peak_boxes")},
@@ -374,7 +379,7 @@ def main(argv: list[str] | None = None) -> int:
                          **({} if a.real_only else {"synthetic_held_out": score(m, held_out_frames())})}
         out["map"] = {split: peak_ap(model, frames_of_split(LABELS, DATA, split))
                       for split in ("calibration", "evaluation")}
-        out["cross_validated"] = cross_validated(model, a.objective)
+        out["cross_validated"] = cross_validated(model, a.objective, a.scale)
         if a.grey_check:
             out["grey_second_half"] = grey_second_half(model, a.objective)
     print(json.dumps(out, indent=1, default=str))

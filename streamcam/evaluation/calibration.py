@@ -136,7 +136,7 @@ OBJECTIVES = ("localization", "f1")
 
 
 def calibrate(model_path: str, frames: Iterable[Frame], aspect: bool = True,
-              objective: str = "localization") -> dict[str, Any]:
+              objective: str = "localization", scale: float | None = None) -> dict[str, Any]:
     """Sweep threshold x box rule on ``frames``; ``aspect=False``: symmetric margins only.
 
     ``objective``: what the sweep maximises. ``localization`` (people with a box at IoU >= 0.5, as
@@ -146,7 +146,10 @@ def calibrate(model_path: str, frames: Iterable[Frame], aspect: bool = True,
 
     A multiple-instance model trained at several input scales (``presence: peak``, its provenance
     lists them) is calibrated at each, and the scale whose boxes localize best is kept: how many
-    cells a person spans is the camera's, and the labelled frames show it."""
+    cells a person spans is the camera's, and the labelled frames show it. ``scale`` fixes it to one
+    of the trained scales instead: a few labelled frames choose between scales by less than one
+    person (the LLVIP sample's 5 calibration people), and a camera whose smallest people would be
+    under a cell wide at the smaller scale needs the larger one whatever those frames say."""
     from ..processor.model_meta import read_metadata
 
     meta = read_metadata(model_path)
@@ -154,14 +157,23 @@ def calibrate(model_path: str, frames: Iterable[Frame], aspect: bool = True,
     if objective not in OBJECTIVES:
         raise ConfigError(f"calibrate: objective must be one of {OBJECTIVES}, got {objective!r}")
     if not mil.get("scales") or not mil.get("base_input"):
+        if scale is not None:
+            raise ConfigError(f"calibrate --scale: {model_path} was not trained at several input scales "
+                              "(only a multiple-instance model made by streamcam train is)")
         return _calibrate_at(model_path, frames, aspect, None, objective=objective)
+    scales = [float(v) for v in mil["scales"]]
+    if scale is not None:
+        if not any(abs(float(scale) - v) < 1e-6 for v in scales):
+            raise ConfigError(f"calibrate --scale {scale}: {model_path} was trained at the scales {scales} "
+                              f"of {mil['base_input'][0]}x{mil['base_input'][1]}; choose one of them")
+        scales = [float(scale)]
     frames = list(frames)
     best = None
-    for scale in mil["scales"]:
-        size = tuple(max(32, int(round(v * float(scale) / 16)) * 16) for v in mil["base_input"])
+    for sc in scales:
+        size = tuple(max(32, int(round(v * sc / 16)) * 16) for v in mil["base_input"])
         r = _calibrate_at(model_path, frames, aspect, size, objective=objective)
         score = r["val_objective"]
-        r.update(input_width=size[0], input_height=size[1], input_scale=float(scale))
+        r.update(input_width=size[0], input_height=size[1], input_scale=sc, input_scale_fixed=scale is not None)
         if best is None or score > best[0]:
             best = (score, r)
     return best[1]
@@ -365,6 +377,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--objective", choices=OBJECTIVES, default="localization",
                     help="what the sweep maximises: localization (default) or f1 of localization and box "
                          "precision (a cluttered camera, few labelled frames)")
+    ap.add_argument("--scale", type=float,
+                    help="a multiple-instance model: calibrate at this one of its trained input scales (e.g. 1: "
+                         "its full training size) instead of choosing by the labelled frames")
     ap.add_argument("--dry-run", action="store_true", help="print the calibration, write nothing")
     a = ap.parse_args(argv)
     from ..errors import StreamcamError
@@ -374,7 +389,7 @@ def main(argv: list[str] | None = None) -> int:
             frames = frames_of_split(a.labels, a.frames_dir, a.split)
         else:
             frames = labelled_frames(a.labels) if a.labels else synthetic_frames(tuple(a.seeds), a.frames)
-        result = calibrate(a.model, frames, aspect=not a.no_aspect, objective=a.objective)
+        result = calibrate(a.model, frames, aspect=not a.no_aspect, objective=a.objective, scale=a.scale)
     except StreamcamError as exc:
         print(f"streamcam calibrate: error: {exc}", file=sys.stderr)
         return 2

@@ -254,3 +254,17 @@ def test_the_peak_radius_stays_under_a_person_s_width_so_people_abreast_stay_two
     # people many cells wide (a near camera) leave every radius open
     wide = [(c, [(b[0] - 300, b[1], b[2] + 300, b[3]) for b in g], s) for c, g, s in alone]
     assert peak_radii(wide) == (1, 2, 3)
+
+
+def test_a_multi_scale_model_can_be_calibrated_at_one_chosen_scale_and_only_a_trained_one():
+    lwir = str(ROOT / "engines" / "person-lwir.onnx")  # a multiple-instance model trained at 640x512 and 320x256
+    frames = list(synthetic_frames((5000,), 3))
+    full, half = calibrate(lwir, frames, objective="f1", scale=1.0), calibrate(lwir, frames, objective="f1", scale=0.5)
+    assert (full["input_width"], full["input_height"], full["input_scale"]) == (640, 512, 1.0)
+    assert (half["input_width"], half["input_height"], half["input_scale"]) == (320, 256, 0.5)
+    assert full["input_scale_fixed"] and half["input_scale_fixed"]
+    assert not calibrate(lwir, frames, objective="f1")["input_scale_fixed"]  # chosen by the frames
+    with pytest.raises(ConfigError, match=r"trained at the scales \[1.0, 0.5\]"):
+        calibrate(lwir, frames, scale=0.75)
+    with pytest.raises(ConfigError, match="not trained at several input scales"):
+        calibrate(str(MODEL), frames, scale=1.0)
