@@ -268,3 +268,16 @@ def test_a_multi_scale_model_can_be_calibrated_at_one_chosen_scale_and_only_a_tr
         calibrate(lwir, frames, scale=0.75)
     with pytest.raises(ConfigError, match="not trained at several input scales"):
         calibrate(str(MODEL), frames, scale=1.0)
+
+
+def test_a_scale_chosen_by_less_than_one_labelled_person_is_called_chance():
+    from streamcam.evaluation.calibration import scale_choice_undecided
+
+    llvip = {"val_objective_by_scale": {"1.0": 0.5455, "0.5": 0.6154}, "persons": 5, "objective": "f1",
+             "input_scale_fixed": False}  # the LLVIP sample's 4 calibration frames
+    note = scale_choice_undecided(llvip)
+    assert note and "0.5 over 1.0" in note and "5 people" in note and "--scale" in note
+    assert scale_choice_undecided({**llvip, "persons": 50}) is None  # 0.07 is more than 1 / 50
+    assert scale_choice_undecided({**llvip, "input_scale_fixed": True}) is None  # the user chose
+    assert scale_choice_undecided({"val_objective_by_scale": {"1.0": 0.5}, "persons": 5}) is None  # one scale
+    assert scale_choice_undecided({"persons": 5}) is None  # not a multi-scale model
