@@ -397,7 +397,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = add("detect", cmd_detect, "run a recorded video through the processing code, one JSON line per frame")
     sp.add_argument("video", help="video file, image folder, .npy/TIFF thermal sequence, or synthetic:N")
-    sp.add_argument("--config", required=True)
+    sp.add_argument("--config", default=None,
+                    help="default: configs/thermal.yaml for grey (thermal) footage, configs/camera.yaml for "
+                         "colour, configs/default.yaml for synthetic:N")
     sp.add_argument("--out", required=True, help="output .jsonl (detections and class probabilities per frame)")
     sp.add_argument("--video", dest="write_video", metavar="OUT.mp4",
                     help="also write the annotated frames (heatmap, boxes, track ids) to this MP4")
@@ -498,6 +500,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .evaluation.frames import frames_config_name
 
             names = (frames_config_name(args.frames_dir, args.labels),)
+        if args.command == "detect":
+            from .offline import detect_config_name
+
+            names = (detect_config_name(args.video),)
         args.config = str(repo_config(*names))
         if names:
             print(f"streamcam {args.command}: --config {Path(args.config).name} (the shipped config for this "

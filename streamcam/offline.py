@@ -43,6 +43,42 @@ def open_offline_source(spec: str, cfg: PipelineConfig):
     return OpenCVSource(spec, loop=False)
 
 
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".pgm", ".ppm")
+
+
+def detect_config_name(spec: str) -> str:
+    """The shipped config ``streamcam detect`` runs when none is given: a real thermal recording (a
+    .npy/TIFF sequence, or a video or image folder whose first frame is grey) goes to
+    ``thermal.yaml``, other real footage to ``camera.yaml``, ``synthetic:N`` to ``default.yaml`` (the
+    synthetic scene's own model). A file that cannot be read is left to the detect, which names it."""
+    import cv2
+    import numpy as np
+
+    if spec.startswith("synthetic"):
+        return "default.yaml"
+    if spec.lower().endswith((".npy", ".tif", ".tiff")) or any(ch in spec for ch in "*?["):
+        return "thermal.yaml"
+    image = None
+    if os.path.isdir(spec):
+        names = sorted(os.listdir(spec))
+        if any(n.lower().endswith((".npy", ".tif", ".tiff")) for n in names):
+            return "thermal.yaml"
+        first = next((n for n in names if n.lower().endswith(IMAGE_SUFFIXES)), None)
+        image = cv2.imread(os.path.join(spec, first), cv2.IMREAD_UNCHANGED) if first else None
+    elif os.path.isfile(spec):
+        cap = cv2.VideoCapture(spec)
+        ok, image = cap.read()
+        cap.release()
+        image = image if ok else None
+    if image is None:
+        return "default.yaml"
+    grey = image.ndim == 2 or image.shape[2] == 1 or (
+        np.array_equal(image[..., 0], image[..., 1]) and np.array_equal(image[..., 1], image[..., 2]))
+    if not grey and image.ndim == 3:  # a grey video decoded through YUV: channels equal to a few levels
+        grey = int(np.abs(image.astype(np.int16)[..., :1] - image[..., 1:3]).max()) <= 8
+    return "thermal.yaml" if grey else "camera.yaml"
+
+
 def _limit_of(spec: str, limit: int | None) -> int | None:
     if spec.startswith("synthetic:"):
         n = int(spec.split(":", 1)[1])
