@@ -322,6 +322,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--neg", type=int, default=3)
     ap.add_argument("--size", default="640x512")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=0, help="the training's seed (streamcam train --seed)")
     ap.add_argument("--real-visible", type=int, default=0, help="grey frames of each shared real sequence")
     ap.add_argument("--pseudo-lwir", type=int, default=0,
                     help="each real person frame also this many times with its movers made white-hot")
@@ -355,12 +356,12 @@ def main(argv: list[str] | None = None) -> int:
         real = render_real_visible(data, a.real_visible, size, a.invert, a.real_part, a.pseudo_lwir,
                                    clutter=a.hot_clutter) if a.real_visible else []  # type: ignore[arg-type]
         model = a.out or str(Path(tmp) / "m.onnx")
-        train = finetune(FinetuneConfig(data=str(data), out=model, threads=a.threads, progress=False))
+        train = finetune(FinetuneConfig(data=str(data), out=model, threads=a.threads, progress=False, seed=a.seed))
         out: dict = {"scenes": {"lwir": a.lwir, "classic": a.classic, "per": a.per, "neg": a.neg, "size": list(size),
                                 "real_visible": {"per": a.real_visible, "sequences": real, "invert": a.invert,
                                                  "part": a.real_part, "pseudo_lwir": a.pseudo_lwir,
                                                  "hot_clutter": a.hot_clutter}},
-                     "train_seconds": train["metrics"]["train_seconds"], "render_and_train_s": round(time.time() - t0)}
+                     "seed": a.seed, "train_seconds": train["metrics"]["train_seconds"], "render_and_train_s": round(time.time() - t0)}
         for name, frames in (("real_calibration", frames_of_split(LABELS, DATA, "calibration")),
                              ("synthetic_validation", [] if a.real_only else list(synthetic_frames()))):
             if not frames:
