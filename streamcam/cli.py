@@ -492,7 +492,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     if getattr(args, "config", "x") is None:
-        # Real footage is scored with the visible-light camera pipeline when there is one.
+        # Real footage goes to the shipped config made for it: --mot sequences (colour) to the
+        # visible-light camera's, a frames folder or a recording by its first frame (grey: thermal).
         from .config import repo_config
 
         names: tuple[str, ...] = ("camera.yaml",) if getattr(args, "mot", None) else ()

@@ -72,10 +72,9 @@ def detect_config_name(spec: str) -> str:
         image = image if ok else None
     if image is None:
         return "default.yaml"
-    grey = image.ndim == 2 or image.shape[2] == 1 or (
-        np.array_equal(image[..., 0], image[..., 1]) and np.array_equal(image[..., 1], image[..., 2]))
-    if not grey and image.ndim == 3:  # a grey video decoded through YUV: channels equal to a few levels
-        grey = int(np.abs(image.astype(np.int16)[..., :1] - image[..., 1:3]).max()) <= 8
+    # a grey video decoded through YUV comes back as three channels equal to a few levels
+    grey = image.ndim == 2 or image.shape[2] == 1 or \
+        int(np.abs(image.astype(np.int16)[..., :1] - image[..., 1:3]).max()) <= 8
     return "thermal.yaml" if grey else "camera.yaml"
 
 
