@@ -42,10 +42,12 @@ def _load(args: argparse.Namespace):
 
 
 def _stage_setup(args: argparse.Namespace, name: str) -> threading.Event:
-    from .lifecycle import install_stop_handlers, setup_logging, single_threaded_opencv, steady_frame_memory
+    from .lifecycle import (install_stop_handlers, setup_logging, single_threaded_blas, single_threaded_opencv,
+                            steady_frame_memory)
 
     setup_logging(args.log_level, name)
     single_threaded_opencv()
+    single_threaded_blas()
     steady_frame_memory()
     stop = threading.Event()
     install_stop_handlers(stop)

@@ -65,6 +65,21 @@ def single_threaded_opencv() -> None:
     cv2.setNumThreads(1)
 
 
+def single_threaded_blas() -> bool:
+    """One BLAS thread in a stage process, for the reason of :func:`single_threaded_opencv`: numpy's
+    OpenBLAS starts a thread per core for every large product (the CAM's channels x cells matmul),
+    so a processor set to one engine thread kept both cores of this machine busy (measured: a
+    scale-out worker at 175-193 % CPU with ``processor.threads: 1``, and a second worker on another
+    "host" added nothing). Through threadpoolctl, which finds the BLAS numpy loaded; False (nothing
+    changed) without it."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return False
+    threadpool_limits(limits=1, user_api="blas")
+    return True
+
+
 FRAME_HEAP_MMAP_THRESHOLD = 32 << 20
 """Allocations up to this size come from the heap, not a fresh ``mmap`` (glibc's own dynamic ceiling)."""
 FRAME_HEAP_TRIM_THRESHOLD = 64 << 20

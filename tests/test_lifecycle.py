@@ -1,5 +1,7 @@
 """Stop signals: a handler that can never deadlock the loop it is meant to stop."""
 
+import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -93,3 +95,23 @@ def test_steady_frame_memory_stops_per_frame_page_faults():
     _, without = faults("0")
     assert with_policy < 50, f"{with_policy} page faults per frame with the frame heap policy"
     assert without > 10 * max(with_policy, 1.0), f"{without} faults without it: the test no longer shows the effect"
+
+
+def test_a_stage_process_keeps_numpy_s_blas_to_one_thread():
+    """The stage setup (streamcam/cli.py's _stage_setup) limits OpenBLAS as it does OpenCV: a fresh
+    process with its BLAS at two threads (a 2-core machine's default), then at one."""
+    code = textwrap.dedent("""
+        import json, numpy, threadpoolctl
+        from streamcam.lifecycle import single_threaded_blas
+
+        blas = lambda: [p["num_threads"] for p in threadpoolctl.threadpool_info() if p["user_api"] == "blas"]
+        before = blas()
+        assert single_threaded_blas()
+        print(json.dumps([before, blas()]))
+    """)
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "2"}
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env)
+    assert p.returncode == 0, p.stderr
+    before, after = json.loads(p.stdout)
+    assert before and all(n == 2 for n in before), p.stdout
+    assert after and all(n == 1 for n in after), p.stdout
