@@ -1,7 +1,7 @@
 """A real 768x576 camera in real time: the whole pipeline of configs/camera.yaml on recorded footage.
 
     python -m tools.bench_camera [--seconds 20] [--threads 1 2] [--model engines/person-rgb.onnx]
-    python -m tools.bench_camera --thermal [--detect-every 1 2]   # configs/thermal.yaml, real LWIR frames
+    python -m tools.bench_camera --thermal [--detect-fps config none]   # configs/thermal.yaml, real LWIR frames
 
 The source is PETS09-S3-MF1's frames (``../shared/data/real``) written to an MP4 and played at
 25 fps, looped, as a camera would deliver them (``source.kind: file``, paced); without the shared
@@ -260,8 +260,10 @@ def main(argv: list[str] | None = None) -> int:
         runs = [(t, e, h, None if d == "none" else (base if d == "config" else float(d)))
                 for d in a.detect_fps for e in a.detect_every for t in a.threads for h in heatmaps]
         for threads, every, heat, rate in runs:
-            if rate is not None and every > 1:
-                continue  # a detect rate or every n-th frame, not both (the config refuses it)
+            if rate is not None and every > 1:  # a detect rate or every n-th frame, not both (the config refuses it)
+                print(f"tools.bench_camera: detect_every {every} skipped with detect_fps {rate:g} "
+                      "(add --detect-fps none to run it)", file=sys.stderr)
+                continue
             overrides = {"processor.model": str(Path(a.model).resolve()), "processor.threads": threads,
                          "processor.detect_every": every, "processor.detect_fps": rate, "publisher.heatmap": heat,
                          "serve.enabled": False, "run.log_level": "WARNING", "run.run_dir": str(Path(tmp) / f"run{threads}-{every}-{rate}-{int(heat)}"),
