@@ -57,8 +57,9 @@ def test_a_hostile_client_never_pauses_the_good_stream_nor_restarts_a_stage(shor
         stop.set()
         watcher.join(5)
         expected = {ep: dict(hostile.iter_reasons(sent, ep)) for ep in ("frames", "results")}
-        # The stats files are written once a second: wait until every reject has been counted.
-        deadline = time.monotonic() + 10
+        # The stats files are written once a second: wait until every reject has been counted (a
+        # loaded machine's stages can be seconds behind the attack).
+        deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             proc, pub = _stats(run, "processor"), _stats(run, "publisher")
             if proc["rejected"] == expected["frames"] and all(
