@@ -52,7 +52,6 @@ def detect_config_name(spec: str) -> str:
     ``thermal.yaml``, other real footage to ``camera.yaml``, ``synthetic:N`` to ``default.yaml`` (the
     synthetic scene's own model). A file that cannot be read is left to the detect, which names it."""
     import cv2
-    import numpy as np
 
     if spec.startswith("synthetic"):
         return "default.yaml"
@@ -72,10 +71,10 @@ def detect_config_name(spec: str) -> str:
         image = image if ok else None
     if image is None:
         return "default.yaml"
+    from .capture.frames import is_grey
+
     # a grey video decoded through YUV comes back as three channels equal to a few levels
-    grey = image.ndim == 2 or image.shape[2] == 1 or \
-        int(np.abs(image.astype(np.int16)[..., :1] - image[..., 1:3]).max()) <= 8
-    return "thermal.yaml" if grey else "camera.yaml"
+    return "thermal.yaml" if is_grey(image, tolerance=8) else "camera.yaml"
 
 
 def _limit_of(spec: str, limit: int | None) -> int | None:

@@ -86,6 +86,20 @@ class Source(Protocol):
         ...
 
 
+def is_grey(image: np.ndarray, tolerance: int = 0) -> bool:
+    """Whether ``image`` holds one grey level per pixel: one channel, or three that differ by at most
+    ``tolerance`` levels. 0 (exactly equal) where the frame is collapsed to one channel, which must lose
+    nothing (a grey JPEG or PNG stored as BGR); a few levels where footage is only classified, since a
+    grey video decoded through YUV comes back as three channels within a few levels of each other."""
+    if image.ndim == 2 or image.shape[2] == 1:
+        return True
+    if image.shape[2] < 3:
+        return False
+    if tolerance <= 0:
+        return bool(np.array_equal(image[..., 0], image[..., 1]) and np.array_equal(image[..., 1], image[..., 2]))
+    return int(np.abs(image[..., :1].astype(np.int32) - image[..., 1:3]).max()) <= tolerance
+
+
 def to_image(frame: Any, what: str, agc: Optional[Callable[[np.ndarray], np.ndarray]] = None) -> tuple[np.ndarray, str, Optional[np.ndarray]]:
     """Validate a decoded frame and convert it to ``(image, pixel_format, raw)``.
 

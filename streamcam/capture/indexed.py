@@ -28,7 +28,7 @@ import cv2
 import numpy as np
 
 from ..errors import SourceError
-from .frames import IMAGE_SUFFIXES, THERMAL_SUFFIXES
+from .frames import IMAGE_SUFFIXES, THERMAL_SUFFIXES, is_grey
 from .sequences import list_files, to_uint16
 
 CACHE_FRAMES = 32
@@ -201,7 +201,7 @@ class IndexedFrames:
             return np.ascontiguousarray(img)
         if img.dtype != np.uint8:
             raise SourceError(f"{what}: expected 8-bit images or 16-bit counts, got dtype {img.dtype}")
-        if img.ndim == 3 and np.array_equal(img[:, :, 0], img[:, :, 1]) and np.array_equal(img[:, :, 1], img[:, :, 2]):
+        if img.ndim == 3 and is_grey(img):
             img = img[:, :, 0]  # a grey (IR) video decoded to three equal channels
         return np.ascontiguousarray(img)
 

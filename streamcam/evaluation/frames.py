@@ -116,6 +116,8 @@ def read_frame(frames_dir: str | Path, image: str) -> tuple[np.ndarray, str]:
     as three equal channels come back as one channel."""
     import cv2
 
+    from ..capture.frames import is_grey
+
     p = Path(frames_dir) / image
     img = cv2.imread(str(p), cv2.IMREAD_UNCHANGED)
     if img is None:
@@ -124,7 +126,7 @@ def read_frame(frames_dir: str | Path, image: str) -> tuple[np.ndarray, str]:
         img = cv2.cvtColor(img, cv2.COLOR_BGRA2BGR)
     if img.dtype != np.uint8:  # 16-bit thermal: stretched to 8 bits as the capture's AGC does
         img = cv2.normalize(img, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
-    if img.ndim == 3 and np.array_equal(img[..., 0], img[..., 1]) and np.array_equal(img[..., 1], img[..., 2]):
+    if img.ndim == 3 and is_grey(img):
         img = np.ascontiguousarray(img[..., 0])
     return img, ("GRAY8" if img.ndim == 2 else "BGR8")
 
