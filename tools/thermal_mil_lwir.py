@@ -31,7 +31,9 @@ movers made white-hot (:func:`pseudo_lwir`).
 
 Besides the calibrated figures the output holds, for the trained network, the map's peak AP on
 both LLVIP splits (:func:`peak_ap`, free of any box rule) and a two-fold cross-validated
-calibration over all 12 labelled frames (:func:`cross_validated`).
+calibration over all 12 labelled frames (:func:`cross_validated`); ``--cv scene frame`` adds the
+scene-held-out and leave-one-frame-out ones. ``--backbone`` and ``--stills K`` (scikit-image pictures
+without people as empty frames) are the variants measured in stop 27.
 """
 
 from __future__ import annotations
@@ -181,6 +183,31 @@ def render_real_visible(root: Path, per: int, size: tuple[int, int], invert: boo
     return used
 
 
+STILLS = ("stereo_motorcycle", "rocket", "horse", "coffee", "chelsea", "clock", "coins", "brick", "grass", "gravel",
+          "moon")
+"""scikit-image's pictures without a person, vehicles and animals first: any cell of them is "no person"."""
+
+
+def render_stills(root: Path, k: int, size: tuple[int, int]) -> list[str]:
+    """The first ``k`` of :data:`STILLS` into ``root/empty``, grey at ``size``, each also inverted (a
+    white-hot camera shows a warm object bright whatever its colour in daylight)."""
+    import skimage.data
+
+    (root / "empty").mkdir(parents=True, exist_ok=True)
+    used = []
+    for name in STILLS[:k]:
+        im = getattr(skimage.data, name)()
+        im = im[0] if isinstance(im, tuple) else im
+        im = (np.asarray(im) * (255 if im.dtype == bool else 1)).astype(np.uint8)
+        if im.ndim == 3:
+            im = cv2.cvtColor(im[..., :3], cv2.COLOR_RGB2GRAY)
+        im = cv2.resize(im, size, interpolation=cv2.INTER_AREA)
+        cv2.imwrite(str(root / "empty" / f"still-{name}.png"), im)
+        cv2.imwrite(str(root / "empty" / f"still-{name}-neg.png"), 255 - im)
+        used.append(name)
+    return used
+
+
 def score(model: str, frames) -> dict:
     """Localization (IoU >= 0.5, 1:1) and box precision of the model's Detector on ``(image, format, boxes)``."""
     from streamcam.evaluation.localization import match_boxes
@@ -237,26 +264,46 @@ def peak_ap(model: str, frames) -> dict:
                                                                                 else tp / max(n, 1), 3)}
 
 
-def cross_validated(model: str, objective: str, scale: float | None = None) -> dict:
-    """All 12 labelled LLVIP frames in two folds (alternate frames of each scene, by name): a copy of
-    ``model`` calibrated on one fold, scored on the other, and the other way round; pooled. With 4
-    calibration frames (5 people) the box rule is chosen on too little to say what calibrating on
-    a camera gives; each fold holds 12-14 people."""
+CV_FOLDS = ("two", "scene", "frame")
+
+
+def cv_folds(images: list[str], how: str) -> list[tuple[list[int], list[int]]]:
+    """``(calibrate on, score on)`` index lists over the labelled frames (sorted by name). ``two``:
+    alternate frames of each scene, both ways (12-14 calibration people a fold); ``scene``: one of the
+    sample's two scenes (two camera placements) on the other, both ways: what calibrating on another
+    camera gives; ``frame``: leave one frame out, twelve times (24-25 calibration people each)."""
+    n = len(images)
+    if how == "two":
+        return [(list(range(0, n, 2)), list(range(1, n, 2))), (list(range(1, n, 2)), list(range(0, n, 2)))]
+    if how == "scene":
+        scene = [Path(i).name[:2] for i in images]
+        names = sorted(set(scene))
+        return [([j for j in range(n) if scene[j] != s], [j for j in range(n) if scene[j] == s]) for s in names]
+    if how == "frame":
+        return [([j for j in range(n) if j != i], [i]) for i in range(n)]
+    raise ValueError(f"cross-validation folds: expected one of {CV_FOLDS}, got {how!r}")
+
+
+def cross_validated(model: str, objective: str, scale: float | None = None, how: str = "two") -> dict:
+    """All 12 labelled LLVIP frames split by :func:`cv_folds`: a copy of ``model`` calibrated on each
+    fold's calibration frames, scored on its others; pooled over the folds. With 4 calibration frames
+    (5 people) the box rule is chosen on too little to say what calibrating on a camera gives."""
     from streamcam.evaluation.calibration import calibrate, write_calibration
     from streamcam.evaluation.frames import read_frame, read_labels, select
 
     labelled = sorted(select(read_labels(LABELS), None), key=lambda f: f.image)
     frames = [read_frame(DATA, f.image) + (list(f.boxes),) for f in labelled]
-    folds = [frames[0::2], frames[1::2]]
+    folds = cv_folds([f.image for f in labelled], how)
     hits = persons = boxes = 0
-    out: dict = {"folds": [[f.image for f in labelled[k::2]] for k in (0, 1)]}
+    out: dict = {"how": how, "folds": [[labelled[j].image for j in test] for _, test in folds]}
     with tempfile.TemporaryDirectory() as tmp:
-        for k in (0, 1):
+        for k, (cal, test) in enumerate(folds):
             m = str(Path(tmp) / f"fold{k}.onnx")
             shutil.copy(model, m)
-            write_calibration(m, calibrate(m, folds[k], objective=objective, scale=scale))
-            s = score(m, folds[1 - k])
-            out[f"calibrated_on_fold{k}"] = s
+            write_calibration(m, calibrate(m, [frames[j] for j in cal], objective=objective, scale=scale))
+            s = score(m, [frames[j] for j in test])
+            if how != "frame":
+                out[f"calibrated_on_fold{k}"] = s
             hits += round(s["localization"] * s["persons"])
             persons, boxes = persons + s["persons"], boxes + s["boxes"]
     out["pooled"] = {"localization": round(hits / max(persons, 1), 3), "precision": round(hits / max(boxes, 1), 3),
@@ -323,11 +370,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--size", default="640x512")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0, help="the training's seed (streamcam train --seed)")
+    ap.add_argument("--backbone", help="streamcam train --backbone (default: the train default)")
     ap.add_argument("--real-visible", type=int, default=0, help="grey frames of each shared real sequence")
     ap.add_argument("--pseudo-lwir", type=int, default=0,
                     help="each real person frame also this many times with its movers made white-hot")
     ap.add_argument("--hot-clutter", type=int, default=0,
                     help="warm non-person shapes in the white-hot person frames, and this many cluttered copies of each plate")
+    ap.add_argument("--stills", type=int, default=0,
+                    help="the first K scikit-image pictures without people (STILLS) as empty frames, each also inverted")
     ap.add_argument("--invert", action="store_true", help="each real grey frame also as its negative (polarity)")
     ap.add_argument("--real-part", choices=("all", "first"), default="all",
                     help="which part of each real sequence the frames come from (first: the second half stays unseen)")
@@ -336,6 +386,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--scale", type=float,
                     help="the real calibration at this trained input scale (streamcam calibrate --scale; "
                          "the shipped model: 1)")
+    ap.add_argument("--cv", nargs="*", choices=CV_FOLDS, default=["two"],
+                    help="cross-validations over all 12 labelled frames besides the two-fold one: scene (one "
+                         "scene calibrated on the other), frame (leave one frame out; ~2 min)")
     ap.add_argument("--real-only", action="store_true", help="skip the synthetic calibration and scores (faster)")
     ap.add_argument("--grey-check", action="store_true",
                     help="also score on the shared sequences' second halves as grey (with --real-part first)")
@@ -355,13 +408,15 @@ def main(argv: list[str] | None = None) -> int:
         render(data, a.lwir, a.classic, a.per, a.neg, size)  # type: ignore[arg-type]
         real = render_real_visible(data, a.real_visible, size, a.invert, a.real_part, a.pseudo_lwir,
                                    clutter=a.hot_clutter) if a.real_visible else []  # type: ignore[arg-type]
+        stills = render_stills(data, a.stills, size) if a.stills else []  # type: ignore[arg-type]
         model = a.out or str(Path(tmp) / "m.onnx")
-        train = finetune(FinetuneConfig(data=str(data), out=model, threads=a.threads, progress=False, seed=a.seed))
+        train = finetune(FinetuneConfig(data=str(data), out=model, threads=a.threads, progress=False, seed=a.seed,
+                                        **({"backbone": a.backbone} if a.backbone else {})))
         out: dict = {"scenes": {"lwir": a.lwir, "classic": a.classic, "per": a.per, "neg": a.neg, "size": list(size),
                                 "real_visible": {"per": a.real_visible, "sequences": real, "invert": a.invert,
                                                  "part": a.real_part, "pseudo_lwir": a.pseudo_lwir,
-                                                 "hot_clutter": a.hot_clutter}},
-                     "seed": a.seed, "train_seconds": train["metrics"]["train_seconds"], "render_and_train_s": round(time.time() - t0)}
+                                                 "hot_clutter": a.hot_clutter}, "stills": stills},
+                     "seed": a.seed, "backbone": a.backbone, "train_seconds": train["metrics"]["train_seconds"], "render_and_train_s": round(time.time() - t0)}
         for name, frames in (("real_calibration", frames_of_split(LABELS, DATA, "calibration")),
                              ("synthetic_validation", [] if a.real_only else list(synthetic_frames()))):
             if not frames:
@@ -381,6 +436,9 @@ def main(argv: list[str] | None = None) -> int:
         out["map"] = {split: peak_ap(model, frames_of_split(LABELS, DATA, split))
                       for split in ("calibration", "evaluation")}
         out["cross_validated"] = cross_validated(model, a.objective, a.scale)
+        for how in a.cv:
+            if how != "two":
+                out[f"cross_validated_{how}"] = cross_validated(model, a.objective, a.scale, how)
         if a.grey_check:
             out["grey_second_half"] = grey_second_half(model, a.objective)
     print(json.dumps(out, indent=1, default=str))

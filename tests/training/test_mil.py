@@ -150,9 +150,20 @@ def test_empty_plate_is_the_temporal_median():
 
 @pytest.mark.slow
 @pytest.mark.torch
-def test_train_with_no_flags_localizes_and_calibrates(tmp_path):
-    """`streamcam train DIR --out M.onnx` (no other flag), then `streamcam calibrate --labels`."""
+@pytest.mark.parametrize("backbone", [None, "efficientnet_lite0_s16"])
+def test_train_with_no_flags_localizes_and_calibrates(tmp_path, backbone):
+    """`streamcam train DIR --out M.onnx` (no other flag), then `streamcam calibrate --labels`; and the
+    same with the second ImageNet trunk (``--backbone efficientnet_lite0_s16``), exported and run
+    through ONNX Runtime at both trained scales."""
     _weights_or_skip()
+    if backbone:
+        pytest.importorskip("efficientnet_lite_pytorch")
+        from streamcam.training.backbones import offline_weights_file
+
+        try:
+            offline_weights_file(backbone)
+        except ModelError as exc:
+            pytest.skip(str(exc))
     from streamcam.evaluation.calibration import main as calibrate_main
     from streamcam.processor.detector import Detector
     from streamcam.processor.engines import create_engine
@@ -161,7 +172,7 @@ def test_train_with_no_flags_localizes_and_calibrates(tmp_path):
 
     data, labels, test = _camera(tmp_path)
     out = tmp_path / "m.onnx"
-    assert train_main([str(data), "--out", str(out), "--quiet"]) == 0
+    assert train_main([str(data), "--out", str(out), "--quiet"] + (["--backbone", backbone] if backbone else [])) == 0
     meta = read_metadata(str(out))
     assert meta.presence == "peak" and meta.positive_classes == ("person",)
     assert (meta.input_width, meta.input_height) == (256, 192)  # the camera's own resolution

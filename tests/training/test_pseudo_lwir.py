@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from tools.thermal_mil_lwir import pseudo_lwir
 
@@ -41,3 +42,22 @@ def test_hot_clutter_paints_warm_shapes_and_keeps_the_rest():
     assert 0.001 < changed.mean() < 0.5  # some shapes, not the whole frame
     assert out[changed].mean() > plate[changed].mean() + 30  # warm (hot level 140-240 on a 110 ground)
     assert np.array_equal(hot_clutter(plate, np.random.default_rng(5), 0), plate)  # none asked: the frame
+
+
+def test_cross_validation_folds_cover_every_frame_once_as_a_test_frame():
+    from tools.thermal_mil_lwir import cv_folds
+
+    images = [f"ir/19000{i}.jpg" for i in range(1, 7)] + [f"ir/20000{i}.jpg" for i in range(2, 8)]
+    for how, n_folds in (("two", 2), ("scene", 2), ("frame", 12)):
+        folds = cv_folds(images, how)
+        assert len(folds) == n_folds
+        tested = sorted(j for _, test in folds for j in test)
+        assert tested == list(range(12)), how
+        for cal, test in folds:
+            assert cal and not set(cal) & set(test)
+    # scene folds: each scene scored by a rule calibrated on the other scene only
+    for cal, test in cv_folds(images, "scene"):
+        assert {images[j][3:5] for j in cal} != {images[j][3:5] for j in test}
+        assert len({images[j][3:5] for j in test}) == 1
+    with pytest.raises(ValueError, match="expected one of"):
+        cv_folds(images, "random")
