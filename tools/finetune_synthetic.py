@@ -23,7 +23,6 @@ gets a new head and is fine-tuned on a few pictures of problem Q (person / no pe
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import shlex
 import sys

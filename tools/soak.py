@@ -179,8 +179,6 @@ def main(argv: list[str] | None = None) -> int:
     # The hostile client's messages: every one counted as a reject, under its reason.
     hostile_out = {}
     if sent:
-        from tools import hostile
-
         for ep, stage in (("frames", "processor"), ("results", "publisher")):
             want = dict(hostile.iter_reasons(sent, ep))
             got = stats.get(stage, {}).get("rejected_by_reason", {})

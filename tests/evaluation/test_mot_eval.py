@@ -71,7 +71,7 @@ def test_a_malformed_line_is_rejected_naming_file_and_line(tmp_path, row, why):
     root = write_sequence(tmp_path / "S", ROWS[:2] + [row])
     with pytest.raises(DataError, match=why) as e:
         read_sequence(root)
-    assert f"gt.txt, line 3" in str(e.value)
+    assert "gt.txt, line 3" in str(e.value)
 
 
 def test_missing_files_are_named(tmp_path):
