@@ -32,8 +32,9 @@ movers made white-hot (:func:`pseudo_lwir`).
 Besides the calibrated figures the output holds, for the trained network, the map's peak AP on
 both LLVIP splits (:func:`peak_ap`, free of any box rule) and a two-fold cross-validated
 calibration over all 12 labelled frames (:func:`cross_validated`); ``--cv scene frame`` adds the
-scene-held-out and leave-one-frame-out ones. ``--backbone`` and ``--stills K`` (scikit-image pictures
-without people as empty frames) are the variants measured in stop 27.
+scene-held-out and leave-one-frame-out ones. ``--backbone``, ``--stills K`` (scikit-image pictures
+without people as empty frames), ``--lwir-plates`` and ``--lwir-calibration K`` (the LLVIP calibration
+frames' plates, and the frames themselves) are the variants measured in stop 27, none kept.
 """
 
 from __future__ import annotations
@@ -208,6 +209,33 @@ def render_stills(root: Path, k: int, size: tuple[int, int]) -> list[str]:
     return used
 
 
+def render_lwir_calibration(root: Path, size: tuple[int, int], copies: int = 1, plates: bool = True) -> list[str]:
+    """The LLVIP sample's *calibration* frames, image-level labels only: each frame ``copies`` times into
+    ``root/person``, and (``plates``) per scene (camera) the pixel-wise minimum of its calibration frames into
+    ``root/empty``: a white-hot camera's empty plate, people being warmer than what they stand on and
+    elsewhere in the other frame (the LWIR counterpart of ``streamcam plate``'s median, which needs more
+    than two frames). No evaluation frame is read. Returns the frames used."""
+    from streamcam.evaluation.frames import read_frame, read_labels, select
+
+    for c in ("person", "empty"):
+        (root / c).mkdir(parents=True, exist_ok=True)
+    by_scene: dict[str, list[np.ndarray]] = {}
+    used = []
+    for f in sorted(select(read_labels(LABELS), "calibration"), key=lambda f: f.image):
+        img, _ = read_frame(DATA, f.image)
+        grey = img if img.ndim == 2 else cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
+        grey = cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
+        stem = Path(f.image).stem
+        for j in range(copies):
+            cv2.imwrite(str(root / "person" / f"llvip-{stem}-{j}.png"), grey)
+        by_scene.setdefault(stem[:2], []).append(grey)
+        used.append(f.image)
+    for scene, frames in by_scene.items():
+        if plates and len(frames) > 1:
+            cv2.imwrite(str(root / "empty" / f"llvip-plate-{scene}.png"), np.minimum.reduce(frames))
+    return used
+
+
 def score(model: str, frames) -> dict:
     """Localization (IoU >= 0.5, 1:1) and box precision of the model's Detector on ``(image, format, boxes)``."""
     from streamcam.evaluation.localization import match_boxes
@@ -378,6 +406,11 @@ def main(argv: list[str] | None = None) -> int:
                     help="warm non-person shapes in the white-hot person frames, and this many cluttered copies of each plate")
     ap.add_argument("--stills", type=int, default=0,
                     help="the first K scikit-image pictures without people (STILLS) as empty frames, each also inverted")
+    ap.add_argument("--lwir-calibration", type=int, default=0,
+                    help="the LLVIP calibration frames K times as person frames and each scene's pixel-wise "
+                         "minimum of them as an empty plate (image-level labels; no evaluation frame is read)")
+    ap.add_argument("--lwir-plates", action="store_true",
+                    help="only each scene's pixel-wise minimum of the LLVIP calibration frames, as empty plates")
     ap.add_argument("--invert", action="store_true", help="each real grey frame also as its negative (polarity)")
     ap.add_argument("--real-part", choices=("all", "first"), default="all",
                     help="which part of each real sequence the frames come from (first: the second half stays unseen)")
@@ -409,13 +442,17 @@ def main(argv: list[str] | None = None) -> int:
         real = render_real_visible(data, a.real_visible, size, a.invert, a.real_part, a.pseudo_lwir,
                                    clutter=a.hot_clutter) if a.real_visible else []  # type: ignore[arg-type]
         stills = render_stills(data, a.stills, size) if a.stills else []  # type: ignore[arg-type]
+        llvip = render_lwir_calibration(data, size, a.lwir_calibration, plates=a.lwir_plates or a.lwir_calibration > 0) \
+            if a.lwir_calibration or a.lwir_plates else []  # type: ignore[arg-type]
         model = a.out or str(Path(tmp) / "m.onnx")
         train = finetune(FinetuneConfig(data=str(data), out=model, threads=a.threads, progress=False, seed=a.seed,
                                         **({"backbone": a.backbone} if a.backbone else {})))
         out: dict = {"scenes": {"lwir": a.lwir, "classic": a.classic, "per": a.per, "neg": a.neg, "size": list(size),
                                 "real_visible": {"per": a.real_visible, "sequences": real, "invert": a.invert,
                                                  "part": a.real_part, "pseudo_lwir": a.pseudo_lwir,
-                                                 "hot_clutter": a.hot_clutter}, "stills": stills},
+                                                 "hot_clutter": a.hot_clutter}, "stills": stills,
+                                "lwir_calibration": {"copies": a.lwir_calibration, "plates": a.lwir_plates or a.lwir_calibration > 0,
+                                                     "frames": llvip}},
                      "seed": a.seed, "backbone": a.backbone, "train_seconds": train["metrics"]["train_seconds"], "render_and_train_s": round(time.time() - t0)}
         for name, frames in (("real_calibration", frames_of_split(LABELS, DATA, "calibration")),
                              ("synthetic_validation", [] if a.real_only else list(synthetic_frames()))):

@@ -61,3 +61,40 @@ def test_cross_validation_folds_cover_every_frame_once_as_a_test_frame():
         assert len({images[j][3:5] for j in test}) == 1
     with pytest.raises(ValueError, match="expected one of"):
         cv_folds(images, "random")
+
+
+def test_lwir_calibration_frames_train_without_reading_an_evaluation_frame(tmp_path, monkeypatch):
+    """Each scene's plate is the pixel-wise minimum of its calibration frames (a bright person who
+    moved is gone), and an evaluation frame is never opened: its file here is not even an image."""
+    import json
+
+    import cv2
+
+    import tools.thermal_mil_lwir as tool
+
+    data = tmp_path / "llvip"
+    (data / "ir").mkdir(parents=True)
+    ground = np.full((64, 80), 90, np.uint8)
+    frames = []
+    for name, x in (("190002", 10), ("190004", 50), ("200003", 20), ("200006", 60)):
+        im = ground.copy()
+        im[20:50, x:x + 10] = 230  # a white-hot walker, elsewhere in the scene's other frame
+        cv2.imwrite(str(data / "ir" / f"{name}.png"), im)
+        frames.append({"image": f"ir/{name}.png", "boxes": [[x, 20, x + 10, 50]], "split": "calibration"})
+    (data / "ir" / "190001.png").write_text("not an image: an evaluation frame must not be read")
+    frames.append({"image": "ir/190001.png", "boxes": [[0, 0, 5, 5]], "split": "evaluation"})
+    labels = tmp_path / "labels.json"
+    labels.write_text(json.dumps({"frames": frames}))
+    monkeypatch.setattr(tool, "DATA", data)
+    monkeypatch.setattr(tool, "LABELS", labels)
+    out = tmp_path / "train"
+    used = tool.render_lwir_calibration(out, (80, 64), copies=2)
+    assert sorted(used) == ["ir/190002.png", "ir/190004.png", "ir/200003.png", "ir/200006.png"]
+    assert len(list((out / "person").glob("*.png"))) == 8
+    plates = sorted((out / "empty").glob("*.png"))
+    assert [p.name for p in plates] == ["llvip-plate-19.png", "llvip-plate-20.png"]
+    for p in plates:
+        assert np.array_equal(cv2.imread(str(p), cv2.IMREAD_GRAYSCALE), ground)
+    only = tmp_path / "plates-only"
+    tool.render_lwir_calibration(only, (80, 64), copies=0)
+    assert not list((only / "person").glob("*.png")) and len(list((only / "empty").glob("*.png"))) == 2
