@@ -10,6 +10,7 @@ from streamcam.errors import ModelError  # noqa: E402
 from streamcam.training.backbones import BACKBONES, SPECS, build_backbone  # noqa: E402
 
 from _tolerance import assert_close_f32, cam_logit_bound  # noqa: E402
+from _weights import offline_weights_or_skip  # noqa: E402
 
 pytestmark = pytest.mark.torch
 
@@ -101,22 +102,12 @@ def test_grey_input_for_tiny_gap_and_colour_option():
     assert np.isfinite(float(net(torch.zeros(1, 3, 32, 32))[0].sum()))
 
 
-def _lite0_file():
-    pytest.importorskip("efficientnet_lite_pytorch")
-    from streamcam.training.backbones import offline_weights_file
-
-    try:
-        return offline_weights_file("efficientnet_lite0_s16")
-    except ModelError as exc:
-        pytest.skip(str(exc))
-
-
 def test_lite0_trunk_is_the_library_net_cut_at_stride_16():
     """The shipped ImageNet weights load, and the trunk computes exactly what the library's own blocks
     0-10 compute, plus the constant channel."""
     from efficientnet_lite_pytorch import EfficientNet
 
-    path = _lite0_file()
+    path = offline_weights_or_skip("efficientnet_lite0_s16", "efficientnet_lite_pytorch")
     net = build_backbone("efficientnet_lite0_s16", 2, "DEFAULT").eval()
     assert net.weights_source == path and net.spec.stride == 16 and net.spec.feature_channels == 113
     ref = EfficientNet.from_name("efficientnet-lite0")

@@ -11,17 +11,13 @@ import pytest
 
 from streamcam.errors import ConfigError, ModelError
 
+from _weights import offline_weights_or_skip
+
 
 
 
 def _weights_or_skip():
-    pytest.importorskip("torch")
-    from streamcam.training.backbones import offline_weights_file
-
-    try:
-        return offline_weights_file("mobilenet_v2")
-    except ModelError as exc:
-        pytest.skip(str(exc))
+    return offline_weights_or_skip("mobilenet_v2")
 
 
 def _camera(tmp_path, n_pos=8, n_neg=2, size=(256, 192), seed=0):
@@ -157,13 +153,7 @@ def test_train_with_no_flags_localizes_and_calibrates(tmp_path, backbone):
     through ONNX Runtime at both trained scales."""
     _weights_or_skip()
     if backbone:
-        pytest.importorskip("efficientnet_lite_pytorch")
-        from streamcam.training.backbones import offline_weights_file
-
-        try:
-            offline_weights_file(backbone)
-        except ModelError as exc:
-            pytest.skip(str(exc))
+        offline_weights_or_skip(backbone, "efficientnet_lite_pytorch")
     from streamcam.evaluation.calibration import main as calibrate_main
     from streamcam.processor.detector import Detector
     from streamcam.processor.engines import create_engine
