@@ -32,18 +32,17 @@ def open_offline_source(spec: str, cfg: PipelineConfig):
     if spec.startswith("synthetic"):
         src = cfg.streams[0].source
         return SyntheticSource(src.width, src.height, src.seed, src.people, src.confusers, src.fps)
-    if os.path.isdir(spec):
-        if any(f.lower().endswith((".npy", ".tif", ".tiff")) for f in os.listdir(spec)):
-            return ThermalSequenceSource(spec, None, loop=False)
-        return ImageFolderSource(spec, None, loop=False)
-    if spec.lower().endswith((".npy", ".tif", ".tiff")) or any(ch in spec for ch in "*?["):
+    from .capture.indexed import recording_kind
+
+    try:
+        kind = recording_kind(spec)
+    except SourceError:
+        raise SourceError(f"detect: {spec} does not exist (expected a video file, folder, or synthetic:N)") from None
+    if kind == "thermal":
         return ThermalSequenceSource(spec, None, loop=False)
-    if not os.path.exists(spec):
-        raise SourceError(f"detect: {spec} does not exist (expected a video file, folder, or synthetic:N)")
+    if kind == "images":
+        return ImageFolderSource(spec, None, loop=False)
     return OpenCVSource(spec, loop=False)
-
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".pgm", ".ppm")
 
 
 def detect_config_name(spec: str) -> str:
@@ -53,26 +52,29 @@ def detect_config_name(spec: str) -> str:
     synthetic scene's own model). A file that cannot be read is left to the detect, which names it."""
     import cv2
 
+    from .capture.frames import IMAGE_SUFFIXES, is_grey
+    from .capture.indexed import recording_kind
+    from .capture.sequences import list_files
+
     if spec.startswith("synthetic"):
         return "default.yaml"
-    if spec.lower().endswith((".npy", ".tif", ".tiff")) or any(ch in spec for ch in "*?["):
+    try:
+        kind = recording_kind(spec)
+    except SourceError:
+        return "default.yaml"
+    if kind == "thermal":
         return "thermal.yaml"
     image = None
-    if os.path.isdir(spec):
-        names = sorted(os.listdir(spec))
-        if any(n.lower().endswith((".npy", ".tif", ".tiff")) for n in names):
-            return "thermal.yaml"
-        first = next((n for n in names if n.lower().endswith(IMAGE_SUFFIXES)), None)
-        image = cv2.imread(os.path.join(spec, first), cv2.IMREAD_UNCHANGED) if first else None
-    elif os.path.isfile(spec):
+    if kind == "images":
+        first = next(iter(list_files(spec, IMAGE_SUFFIXES)), None)
+        image = cv2.imread(first, cv2.IMREAD_UNCHANGED) if first else None
+    else:  # only the first frame: opening the recording for random access would also seek to its end
         cap = cv2.VideoCapture(spec)
         ok, image = cap.read()
         cap.release()
         image = image if ok else None
     if image is None:
         return "default.yaml"
-    from .capture.frames import is_grey
-
     # a grey video decoded through YUV comes back as three channels equal to a few levels
     return "thermal.yaml" if is_grey(image, tolerance=8) else "camera.yaml"
 

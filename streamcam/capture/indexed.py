@@ -35,10 +35,12 @@ CACHE_FRAMES = 32
 """Decoded frames kept (an HD frame is 6 MB: 32 of them ~200 MB at most)."""
 
 
-def _kind_of(path: str) -> str:
+def recording_kind(path: str) -> str:
+    """``"thermal"`` (a .npy/TIFF sequence: a file, a glob, or a folder holding any), ``"images"`` (another
+    folder) or ``"video"``; :class:`SourceError` for a path that does not exist."""
     if os.path.isdir(path):
         names = os.listdir(path)
-        return "thermal" if any(n.lower().endswith((".npy", ".tif", ".tiff")) for n in names) else "images"
+        return "thermal" if any(n.lower().endswith(THERMAL_SUFFIXES) for n in names) else "images"
     if path.lower().endswith(THERMAL_SUFFIXES) or any(ch in path for ch in "*?["):
         return "thermal"
     if not os.path.isfile(path):
@@ -51,7 +53,7 @@ class IndexedFrames:
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = str(path)
-        self.kind = _kind_of(self.path)
+        self.kind = recording_kind(self.path)
         self.fps: Optional[float] = None
         self._lock = threading.Lock()
         self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
