@@ -23,14 +23,15 @@ log = logging.getLogger("streamcam")
 DEFAULT_PUBLISH = "tcp://127.0.0.1:5560"
 
 
-def _parse_set(items: Sequence[str]) -> dict[str, Any]:
+def parse_settings(items: Sequence[str], flag: str = "--set") -> dict[str, Any]:
+    """``KEY=VALUE`` items as a dict, each value read as YAML (``true``, ``2``, ``[1, 2]``)."""
     import yaml
 
     out = {}
     for item in items:
         key, sep, value = item.partition("=")
-        if not sep:
-            raise StreamcamError(f"--set {item!r}: expected KEY=VALUE, e.g. --set processor.threads=2")
+        if not sep or not key:
+            raise StreamcamError(f"{flag} {item!r}: expected KEY=VALUE, e.g. {flag} processor.threads=2")
         out[key] = yaml.safe_load(value)
     return out
 
@@ -38,7 +39,7 @@ def _parse_set(items: Sequence[str]) -> dict[str, Any]:
 def _load(args: argparse.Namespace):
     from .config import load_config
 
-    return load_config(args.config, _parse_set(getattr(args, "set", []) or []), base_dir=getattr(args, "base_dir", None))
+    return load_config(args.config, parse_settings(getattr(args, "set", []) or []), base_dir=getattr(args, "base_dir", None))
 
 
 def _stage_setup(args: argparse.Namespace, name: str) -> threading.Event:
@@ -254,7 +255,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
     return run_demo(seconds=args.seconds, serve=not args.no_serve, record_s=args.record, port=args.port,
-                    overrides=_parse_set(args.set))
+                    overrides=parse_settings(args.set))
 
 
 def cmd_label(args: argparse.Namespace) -> int:

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 import conftest
-from streamcam.cli import _parse_set, build_parser
+from streamcam.cli import build_parser, parse_settings
 from streamcam.config import load_config
 
 DEPLOY = conftest.ROOT / "deploy"
@@ -52,7 +52,7 @@ def test_container_command_is_accepted_and_its_config_is_valid(where, line):
     args = build_parser().parse_args(_argv(line))
     if not hasattr(args, "config"):
         return  # serve: an endpoint, no config
-    cfg = load_config(DEPLOY.parent / args.config, _parse_set(args.set))
+    cfg = load_config(DEPLOY.parent / args.config, parse_settings(args.set))
     assert cfg.scaled_out and cfg.security.curve and cfg.processor.workers == 0
     assert Path(cfg.model_path()).is_file(), cfg.model_path()  # the image's layout is the checkout's
     if args.command == "capture":

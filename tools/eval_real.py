@@ -28,10 +28,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _config(path: str | None, model: str | None, sets: list[str]):
-    from streamcam.cli import _parse_set
+    from streamcam.cli import parse_settings
     from streamcam.config import load_config, repo_config
 
-    overrides = _parse_set(sets)
+    overrides = parse_settings(sets)
     if model:
         overrides["processor.model"] = str(Path(model).resolve())
     return load_config(path or repo_config("camera.yaml"), overrides)

@@ -84,6 +84,7 @@ def calibrate_on(model: Path, labels: Path) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     from streamcam.evaluation.mot import find_sequences, read_sequence, real_data_dir
+    from streamcam.cli import parse_settings
     from streamcam.training.finetune import FinetuneConfig, finetune
 
     ap = argparse.ArgumentParser(prog="tools.fewshot_real", description=__doc__.splitlines()[0])
@@ -94,13 +95,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ship-from", default="PETS09-S3-MF1")
     ap.add_argument("--keep", help="keep each sequence's trained, calibrated model here as SEQ.onnx")
     ap.add_argument("--backbone", help="streamcam train --backbone (default: the train default)")
+    ap.add_argument("--train-set", action="append", default=[], metavar="KEY=VALUE",
+                    help="another streamcam train setting (a FinetuneConfig field, YAML value), e.g. flip_average=true")
     a = ap.parse_args(argv)
+    extra = parse_settings(a.train_set, "--train-set")
     root = real_data_dir(ROOT)
     dirs = [d for d in find_sequences(root) if not a.seq or d.name in a.seq]
     if not dirs:
         print(f"tools.fewshot_real: no sequences under {root}", file=sys.stderr)
         return 2
-    results, rows = {"protocol": __doc__.split("Protocol")[1].split("Everything")[0].strip(), "sequences": {}}, []
+    results, rows = {"protocol": __doc__.split("Protocol")[1].split("Everything")[0].strip(), "sequences": {},
+                     "train_settings": {**({"backbone": a.backbone} if a.backbone else {}), **extra}}, []
     with tempfile.TemporaryDirectory() as tmp:
         models = {}
         for d in dirs:
@@ -109,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
             data, labels = make_protocol_data(seq, work)
             model = work / "person.onnx"
             train = finetune(FinetuneConfig(data=str(data), out=str(model), seed=a.seed, progress=False,
-                                            **({"backbone": a.backbone} if a.backbone else {})))
+                                            **({"backbone": a.backbone} if a.backbone else {}), **extra))
             cal = calibrate_on(model, labels)
             row = evaluate(model, d)
             models[seq.name] = (model, labels)

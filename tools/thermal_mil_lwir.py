@@ -388,6 +388,7 @@ def held_out_frames():
 
 def main(argv: list[str] | None = None) -> int:
     from streamcam.evaluation.calibration import calibrate, frames_of_split, synthetic_frames, write_calibration
+    from streamcam.cli import parse_settings
     from streamcam.training.finetune import FinetuneConfig, finetune
 
     ap = argparse.ArgumentParser(prog="tools.thermal_mil_lwir", description=__doc__.splitlines()[0])
@@ -399,6 +400,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0, help="the training's seed (streamcam train --seed)")
     ap.add_argument("--backbone", help="streamcam train --backbone (default: the train default)")
+    ap.add_argument("--train-set", action="append", default=[], metavar="KEY=VALUE",
+                    help="another streamcam train setting (a FinetuneConfig field, YAML value), e.g. flip_average=true")
     ap.add_argument("--real-visible", type=int, default=0, help="grey frames of each shared real sequence")
     ap.add_argument("--pseudo-lwir", type=int, default=0,
                     help="each real person frame also this many times with its movers made white-hot")
@@ -446,14 +449,15 @@ def main(argv: list[str] | None = None) -> int:
             if a.lwir_calibration or a.lwir_plates else []  # type: ignore[arg-type]
         model = a.out or str(Path(tmp) / "m.onnx")
         train = finetune(FinetuneConfig(data=str(data), out=model, threads=a.threads, progress=False, seed=a.seed,
-                                        **({"backbone": a.backbone} if a.backbone else {})))
+                                        **({"backbone": a.backbone} if a.backbone else {}),
+                                        **parse_settings(a.train_set, "--train-set")))
         out: dict = {"scenes": {"lwir": a.lwir, "classic": a.classic, "per": a.per, "neg": a.neg, "size": list(size),
                                 "real_visible": {"per": a.real_visible, "sequences": real, "invert": a.invert,
                                                  "part": a.real_part, "pseudo_lwir": a.pseudo_lwir,
                                                  "hot_clutter": a.hot_clutter}, "stills": stills,
                                 "lwir_calibration": {"copies": a.lwir_calibration, "plates": a.lwir_plates or a.lwir_calibration > 0,
                                                      "frames": llvip}},
-                     "seed": a.seed, "backbone": a.backbone, "train_seconds": train["metrics"]["train_seconds"], "render_and_train_s": round(time.time() - t0)}
+                     "seed": a.seed, "backbone": a.backbone, "train_set": a.train_set, "train_seconds": train["metrics"]["train_seconds"], "render_and_train_s": round(time.time() - t0)}
         for name, frames in (("real_calibration", frames_of_split(LABELS, DATA, "calibration")),
                              ("synthetic_validation", [] if a.real_only else list(synthetic_frames()))):
             if not frames:

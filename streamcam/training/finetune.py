@@ -236,7 +236,10 @@ def _finetune_combined(cfg: FinetuneConfig) -> dict:
     nets = [FlipAverage(r["model"]) if cfg.flip_average else r["model"] for r in members]
     model = (GapEnsemble(nets) if len(nets) > 1 else nets[0]).eval()
     seeds = [cfg.seed + i for i in range(int(cfg.ensemble))]
-    metrics = {"members": [r["metrics"] for r in members], "seeds": seeds,
+    # The recipe's own record (a multiple-instance model's trained scales and base input: what
+    # `streamcam calibrate` sweeps) is each member's alike, so the combined model carries it too.
+    shared = {k: members[0]["metrics"][k] for k in ("recipe", "mil", "mil_settings") if k in members[0]["metrics"]}
+    metrics = {**shared, "members": [r["metrics"] for r in members], "seeds": seeds,
                "train_seconds": round(sum(r["metrics"]["train_seconds"] for r in members), 1)}
     provenance = {**first.provenance, "ensemble": {"members": len(members), "seeds": seeds,
                                                    "member_metrics": metrics["members"]},

@@ -182,6 +182,28 @@ def test_train_with_no_flags_localizes_and_calibrates(tmp_path, backbone):
     assert empty.probs[meta.class_index("person")] < 0.5 and not empty.detections
 
 
+@pytest.mark.slow
+@pytest.mark.torch
+def test_flip_averaged_full_frame_model_keeps_its_trained_scales(tmp_path):
+    """`--flip-average` on the full-frame recipe: the exported model still records the scales and base
+    input it was trained at, so `streamcam calibrate --scale` sweeps them (it refused before: the
+    combined model's provenance held only its members' metrics)."""
+    _weights_or_skip()
+    from streamcam.evaluation.calibration import calibrate, labelled_frames
+    from streamcam.processor.model_meta import read_metadata
+    from streamcam.training.finetune import main as train_main
+
+    data, labels, _ = _camera(tmp_path, n_pos=4, n_neg=2)
+    out = tmp_path / "f.onnx"
+    assert train_main([str(data), "--out", str(out), "--quiet", "--flip-average"]) == 0
+    meta = read_metadata(str(out))
+    assert meta.presence == "peak" and meta.provenance["flip_average"] is True
+    mil = meta.provenance["metrics"]["mil"]
+    assert mil["scales"] == [1.0, 0.5] and mil["base_input"] == [256, 192]
+    result = calibrate(str(out), labelled_frames(labels), scale=0.5)
+    assert (result["input_width"], result["input_height"], result["input_scale"]) == (128, 96, 0.5)
+
+
 def test_mil_rejects_weights_none_and_windows():
     from streamcam.training.finetune import FinetuneConfig
 
