@@ -214,7 +214,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.mot:
         from .evaluation.real import evaluate_mot, format_table
 
-        result = evaluate_mot(cfg, args.mot, half=args.half)
+        if args.detect_every < 1:
+            raise StreamcamError(f"eval --detect-every: expected a frame count >= 1, got {args.detect_every}")
+
+        result = evaluate_mot(cfg, args.mot, half=args.half, detect_every=args.detect_every)
         if args.out:
             Path(args.out).parent.mkdir(parents=True, exist_ok=True)
             Path(args.out).write_text(json.dumps(result, indent=1, default=float) + "\n")
@@ -423,6 +426,9 @@ def build_parser() -> argparse.ArgumentParser:
                          "(default config: configs/camera.yaml if present)")
     sp.add_argument("--half", choices=("first", "second", "all"), default="second",
                     help="--mot: the part of each sequence to score (calibrate on the first, test on the second)")
+    sp.add_argument("--detect-every", type=int, default=1, metavar="N",
+                    help="--mot: the network on every N-th frame only, the stabilizer's prediction between (a "
+                         "live detect rate: the sequence's fps / the detections per second your machine makes)")
     sp.add_argument("--model", help="ONNX model to use instead of the config's processor.model")
     sp.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     sp.add_argument("--frames-dir", help="a folder of real frames to score instead of synthetic ones (with --labels)")

@@ -448,9 +448,11 @@ def main(argv: list[str] | None = None) -> int:
         llvip = render_lwir_calibration(data, size, a.lwir_calibration, plates=a.lwir_plates or a.lwir_calibration > 0) \
             if a.lwir_calibration or a.lwir_plates else []  # type: ignore[arg-type]
         model = a.out or str(Path(tmp) / "m.onnx")
+        # engines/person-lwir.onnx's recipe has no flip averaging (on the LLVIP frames it lowered the
+        # map's AP, docs/benchmarks.md); --train-set flip_average=true measures it.
+        settings = {"flip_average": False, **parse_settings(a.train_set, "--train-set")}
         train = finetune(FinetuneConfig(data=str(data), out=model, threads=a.threads, progress=False, seed=a.seed,
-                                        **({"backbone": a.backbone} if a.backbone else {}),
-                                        **parse_settings(a.train_set, "--train-set")))
+                                        **({"backbone": a.backbone} if a.backbone else {}), **settings))
         out: dict = {"scenes": {"lwir": a.lwir, "classic": a.classic, "per": a.per, "neg": a.neg, "size": list(size),
                                 "real_visible": {"per": a.real_visible, "sequences": real, "invert": a.invert,
                                                  "part": a.real_part, "pseudo_lwir": a.pseudo_lwir,

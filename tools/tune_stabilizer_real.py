@@ -9,7 +9,9 @@ The detector runs once per frame (results cached); each candidate stabilizer con
 the cached results, scored by stabilized MOTA averaged over the sequences (IDF1 breaks ties). The
 second half is never read. ``--model SEQ=PATH`` (repeatable) gives a sequence its own model (a
 camera's few-shot model and box geometry); a bare ``--model PATH`` serves every sequence.
-Prints the best knobs as ``--set`` lines for ``configs/camera.yaml``.
+Prints the best knobs as ``--set`` lines for ``configs/camera.yaml``. ``--detect-every N`` scores as a
+live run that detects on every N-th frame only, the tracks' prediction between (``streamcam eval
+--mot --detect-every``).
 """
 
 from __future__ import annotations
@@ -62,7 +64,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--config", default=str(ROOT / "configs" / "camera.yaml"))
     ap.add_argument("--seq", nargs="*")
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--detect-every", type=int, default=1, metavar="N",
+                    help="score as a live run detecting on every N-th frame scores (streamcam eval --mot --detect-every)")
     a = ap.parse_args(argv)
+    if a.detect_every < 1:
+        ap.error(f"--detect-every: expected >= 1, got {a.detect_every}")
     per_seq = dict(m.split("=", 1) for m in a.model if "=" in m)
     shared = [m for m in a.model if "=" not in m]
     seqs = a.seq or (list(per_seq) if per_seq and not shared else None)
@@ -90,10 +96,13 @@ def main(argv: list[str] | None = None) -> int:
         for name, detector, frames in cached:
             td = StabilizedDetector(detector, config)
             gt, ig, pred = [], [], []
-            for result, size, t, g, i in frames:
-                keep = dataclasses.replace(result, detections=[d for d in result.detections
-                                                               if d.score >= td.candidate_min_score])
-                out, _ = td.track(name, keep, size, t)
+            for k, (result, size, t, g, i) in enumerate(frames):
+                if k % a.detect_every:  # a frame the network skips: the tracks' prediction
+                    out, _ = td.predict(name, result, size, t)
+                else:
+                    keep = dataclasses.replace(result, detections=[d for d in result.detections
+                                                                   if d.score >= td.candidate_min_score])
+                    out, _ = td.track(name, keep, size, t)
                 pred.append([(int(d.track_id), d.box) for d in out.detections if d.track_id is not None])
                 gt.append(g)
                 ig.append(i)
@@ -117,7 +126,8 @@ def main(argv: list[str] | None = None) -> int:
                     best, config = s, cand
                     print(f"round {r}: {key}={v}: MOTA {s[0]:.3f} IDF1 {s[1]:.3f}", file=sys.stderr, flush=True)
     out = {key: _get(config, key) for key in GRID}
-    print(json.dumps({"first_half_mota": round(best[0], 4), "first_half_idf1": round(best[1], 4), "stabilizer": out}))
+    print(json.dumps({"first_half_mota": round(best[0], 4), "first_half_idf1": round(best[1], 4),
+                      "detect_every": a.detect_every, "stabilizer": out}))
     return 0
 
 

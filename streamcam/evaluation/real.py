@@ -71,26 +71,45 @@ class Method(Protocol):
 
 
 class StreamcamMethod:
-    """streamcam's detector + stabilizer (a ``StabilizedDetector``), as the live processor runs them."""
+    """streamcam's detector + stabilizer (a ``StabilizedDetector``), as the live processor runs them.
 
-    def __init__(self, stabilized, name: str = "streamcam") -> None:
+    ``detect_every`` n: the network sees every n-th frame of a sequence only and the stabilizer's
+    prediction stands in between (``processor.detect_every`` live, where the machine cannot run the
+    network on every frame); a skipped frame's raw boxes are the last detected frame's."""
+
+    def __init__(self, stabilized, name: str = "streamcam", detect_every: int = 1) -> None:
+        if int(detect_every) < 1:
+            raise ValueError(f"detect_every: expected >= 1, got {detect_every!r}")
         self.stabilized = stabilized
         self.name = name
+        self.detect_every = int(detect_every)
         self._stream = 0
+        self._seen = 0
+        self._last: tuple[Any, list] | None = None
 
     def reset(self) -> None:
         self._stream += 1  # a fresh stream id: the StabilizedDetector keeps one stabilizer per stream
+        self._seen = 0
+        self._last = None
 
     def frame(self, frame: MotFrame, t: float, frame_size: tuple[int, int]) -> MethodFrame:
         import cv2
 
+        stream = f"{self.name}-{self._stream}"
+        skip = self._last is not None and self._seen % self.detect_every != 0
+        self._seen += 1
+        if skip:
+            last, raw = self._last
+            t0 = time.perf_counter()
+            predicted, _ = self.stabilized.predict(stream, last, frame_size, int(round(t * 1e9)))
+            return MethodFrame(list(raw), list(predicted.detections), float("nan"),
+                               (time.perf_counter() - t0) * 1e3, {"probs": last.probs, "predicted": True})
         image = cv2.imread(str(frame.path), cv2.IMREAD_COLOR)
         if image is None:
             from ..errors import DataError
 
             raise DataError(f"{frame.path}: not a readable image")
         det = self.stabilized.detector
-        stream = f"{self.name}-{self._stream}"
         t0 = time.perf_counter()
         result = det.detect(image, "BGR8", min_score=self.stabilized.candidate_min_score, stream=stream)
         size = (image.shape[1], image.shape[0])
@@ -100,6 +119,7 @@ class StreamcamMethod:
         names = list(det.class_names)
         raw = [d for d in result.detections
                if d.label not in names or float(result.probs[det.class_indices[names.index(d.label)]]) >= det.min_score]
+        self._last = (result, raw)
         return MethodFrame(raw, list(tracked.detections), float(result.timings_ms.get("engine", float("nan"))), total,
                            {"probs": result.probs})
 
@@ -203,8 +223,10 @@ def _f(v, digits: int = 3) -> str:
     return "-" if v is None or v != v else f"{v:.{digits}f}"
 
 
-def evaluate_mot(cfg, seq_dirs: Sequence[str], half: str = "second", progress: bool = True) -> dict[str, Any]:
-    """``streamcam eval --mot``: the config's detector + stabilizer on each sequence's ``half``."""
+def evaluate_mot(cfg, seq_dirs: Sequence[str], half: str = "second", progress: bool = True,
+                 detect_every: int = 1) -> dict[str, Any]:
+    """``streamcam eval --mot``: the config's detector + stabilizer on each sequence's ``half``, the
+    network on every ``detect_every``-th frame (:class:`StreamcamMethod`)."""
     import sys
 
     from ..processor.stage import build_stabilized_detector
@@ -213,7 +235,7 @@ def evaluate_mot(cfg, seq_dirs: Sequence[str], half: str = "second", progress: b
 
     seqs = [read_sequence(d).half(half) for d in seq_dirs]  # every folder checked before the model loads
     stabilized = build_stabilized_detector(cfg)
-    method = StreamcamMethod(stabilized)
+    method = StreamcamMethod(stabilized, detect_every=detect_every)
     rows = []
     try:
         for seq in seqs:
@@ -222,7 +244,7 @@ def evaluate_mot(cfg, seq_dirs: Sequence[str], half: str = "second", progress: b
             rows.append(evaluate_sequence(seq, method))
     finally:
         getattr(stabilized.detector, "close", stabilized.detector.engine.close)()
-    return {"model": _portable(cfg.model_path()), "config": cfg.name, "half": half,
+    return {"model": _portable(cfg.model_path()), "config": cfg.name, "half": half, "detect_every": int(detect_every),
             "min_score": stabilized.detector.min_score, "cam_threshold": stabilized.detector.threshold,
             "stabilizer": {"enabled": cfg.stabilizer.enabled, "input": cfg.stabilizer.input},
             "hota": "TrackEval" if rows and "hota" in rows[0]["raw"] else "not computed (pip install --no-deps trackeval)",

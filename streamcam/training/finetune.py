@@ -207,7 +207,7 @@ def verify_export(model, onnx_path: str, image: np.ndarray, threads: int = 1, to
 def finetune(config: FinetuneConfig | dict) -> dict:
     """Run the recipe; returns a summary (paths, metrics, export check). See the module docstring."""
     cfg = config if isinstance(config, FinetuneConfig) else FinetuneConfig.from_dict(config)
-    if int(cfg.ensemble) == 1 and not cfg.flip_average:
+    if int(cfg.ensemble) == 1 and not cfg.resolved_flip_average:
         result = _finetune_one(cfg)
         result.pop("check_image")
         return result
@@ -215,7 +215,7 @@ def finetune(config: FinetuneConfig | dict) -> dict:
 
 
 def _finetune_combined(cfg: FinetuneConfig) -> dict:
-    """``cfg.ensemble`` members from consecutive seeds (each flip-averaged with ``cfg.flip_average``),
+    """``cfg.ensemble`` members from consecutive seeds (each flip-averaged if ``cfg.resolved_flip_average``),
     exported as one GAP network."""
     from .export import export_onnx
     from .nets import FlipAverage, GapEnsemble
@@ -233,17 +233,20 @@ def _finetune_combined(cfg: FinetuneConfig) -> dict:
         if not same:
             raise ModelError("ensemble: members differ in classes, input size or normalisation; "
                              "they must share one backbone, input size and pretrained weights")
-    nets = [FlipAverage(r["model"]) if cfg.flip_average else r["model"] for r in members]
+    nets = [FlipAverage(r["model"]) if cfg.resolved_flip_average else r["model"] for r in members]
     model = (GapEnsemble(nets) if len(nets) > 1 else nets[0]).eval()
     seeds = [cfg.seed + i for i in range(int(cfg.ensemble))]
     # The recipe's own record (a multiple-instance model's trained scales and base input: what
-    # `streamcam calibrate` sweeps) is each member's alike, so the combined model carries it too.
-    shared = {k: members[0]["metrics"][k] for k in ("recipe", "mil", "mil_settings") if k in members[0]["metrics"]}
+    # `streamcam calibrate` sweeps) is each member's alike, so the combined model carries it too; a
+    # lone flip-averaged member's accuracies are the model's own.
+    first_metrics = members[0]["metrics"]
+    shared = dict(first_metrics) if len(members) == 1 else \
+        {k: first_metrics[k] for k in ("recipe", "mil", "mil_settings") if k in first_metrics}
     metrics = {**shared, "members": [r["metrics"] for r in members], "seeds": seeds,
                "train_seconds": round(sum(r["metrics"]["train_seconds"] for r in members), 1)}
     provenance = {**first.provenance, "ensemble": {"members": len(members), "seeds": seeds,
                                                    "member_metrics": metrics["members"]},
-                  "flip_average": bool(cfg.flip_average),
+                  "flip_average": cfg.resolved_flip_average,
                   "recipe": {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(cfg).items()},
                   "history": [r["history"] for r in members], "metrics": metrics, "seed": cfg.seed}
     meta = dataclasses.replace(first, provenance=provenance)
@@ -252,7 +255,7 @@ def _finetune_combined(cfg: FinetuneConfig) -> dict:
                           tolerance=cfg.check_tolerance)
     if cfg.progress:
         sys.stderr.write(f"wrote {out}: {len(members)} member(s) (seeds {seeds}"
-                         f"{', flip-averaged' if cfg.flip_average else ''}), ONNX check max abs diff "
+                         f"{', flip-averaged' if cfg.resolved_flip_average else ''}), ONNX check max abs diff "
                          f"logits {check['logits_max_abs_diff']:.2e} CAM {check['cam_max_abs_diff']:.2e}\n")
     return {"out": str(out), "backbone": cfg.backbone, "weights": members[0]["weights"],
             "classes": members[0]["classes"], "data": members[0]["data"], "metrics": metrics,
@@ -536,8 +539,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--image-scale", type=float, help="training-image px -> input px for windows, e.g. 0.5")
     ap.add_argument("--max-minutes", type=float)
     ap.add_argument("--ensemble", type=int, help="fine-tune N members (consecutive seeds) and export their average")
-    ap.add_argument("--flip-average", action="store_true", default=None,
-                    help="export each member averaged with itself on the mirrored frame (2x the forward cost)")
+    ap.add_argument("--flip-average", action=argparse.BooleanOptionalAction, default=None,
+                    help="export each member averaged with itself on the mirrored frame (2x the forward cost; "
+                         "default: on for the full-frame mil recipe, off for the others)")
     ap.add_argument("--quiet", action="store_true", help="no progress bar")
     ap.add_argument("--json", help="also write the summary JSON here")
     return ap

@@ -102,9 +102,12 @@ class FinetuneConfig:
     augmentations) and export their average as one GAP network (:class:`~streamcam.training.nets.
     GapEnsemble`: logits and CAMs are the members' means). Steadier with a few pictures; one forward
     pass per member at run time. ``max_minutes`` applies to each member."""
-    flip_average: bool = False
+    flip_average: bool | None = None
     """Export each member averaged with itself on the mirrored frame (:class:`~streamcam.training.
-    nets.FlipAverage`, still one GAP network). Twice the forward cost."""
+    nets.FlipAverage`, still one GAP network). Twice the forward cost. None: on for the mil recipe,
+    off for the others. A stride-16 map of people 25-40 px wide places each one by its cell; the
+    mirrored pass is a second, independently biased look (PETS09's second half, two seeds: +0.05
+    localization, +0.11 MOTA; TUD-Campus's 100 px people -0.01 to -0.05; docs/benchmarks.md)."""
     progress: bool = True
     net: dict = field(default_factory=dict)
     """Extra constructor arguments for tiny_gap (width, feature_channels)."""
@@ -146,6 +149,10 @@ class FinetuneConfig:
             raise ConfigError(f"mil_pool_r: expected > 0, got {self.mil_pool_r!r}")
         if self.input_size is not None and (len(self.input_size) != 2 or min(self.input_size) < 32):
             raise ConfigError(f"input_size: expected [W, H] with both >= 32, got {self.input_size!r}")
+
+    @property
+    def resolved_flip_average(self) -> bool:
+        return self.resolved_recipe == "mil" if self.flip_average is None else bool(self.flip_average)
 
     @property
     def resolved_recipe(self) -> str:

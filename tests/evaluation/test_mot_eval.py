@@ -169,12 +169,14 @@ def test_eval_mot_end_to_end(tmp_path, tiny_model, which):
     seq = _synthetic_sequence(tmp_path / "synth")
     out = tmp_path / "r.json"
     r = subprocess.run([sys.executable, "-m", "streamcam", "eval", "--mot", str(seq), str(seq), "--half", "all",
-                        "--model", model, "--out", str(out), "--set", "processor.threads=1"],
+                        "--model", model, "--out", str(out), "--set", "processor.threads=1"]
+                       + (["--detect-every", "2"] if which == "tiny" else []),
                        capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert r.returncode == 0, r.stderr
     assert "| synth (all) | streamcam, raw |" in r.stdout and "| synth (all) | streamcam, stabilized |" in r.stdout
     doc = json.loads(out.read_text())
     assert len(doc["sequences"]) == 2 and doc["half"] == "all"
+    assert doc["detect_every"] == (2 if which == "tiny" else 1)
     row = doc["sequences"][0]
     assert row["frames"] == 8 and row["gt_boxes"] > 0
     for kind in ("raw", "stabilized"):
@@ -184,6 +186,47 @@ def test_eval_mot_end_to_end(tmp_path, tiny_model, which):
     if which == "shipped":
         # The thermal default on its own kind of scene (JPEG'd): it finds people.
         assert row["raw"]["localization"] > 0.3
+
+
+def test_detect_every_runs_the_network_on_every_nth_frame_and_predicts_between(tmp_path):
+    """`eval --mot --detect-every 3`: the network on frames 0, 3, 6 only; between them the stabilizer's
+    tracks move on their prediction and the raw boxes are the last detected frame's."""
+    from streamcam.config import load_config, repo_config
+    from streamcam.evaluation.real import StreamcamMethod
+    from streamcam.processor.stage import build_stabilized_detector
+
+    if not MODEL.exists():
+        pytest.skip("engines/person-ir.onnx not built")
+    seq = read_sequence(_synthetic_sequence(tmp_path / "synth", frames=9))
+    stabilized = build_stabilized_detector(load_config(repo_config("default.yaml"),
+                                                       {"processor.model": str(MODEL), "processor.threads": 1}))
+    calls = []
+    detect = stabilized.detector.detect
+    stabilized.detector.detect = lambda *a, **k: calls.append(1) or detect(*a, **k)
+    method = StreamcamMethod(stabilized, detect_every=3)
+    method.reset()
+    out = [method.frame(f, (f.index - 1) / seq.fps, (seq.width, seq.height)) for f in seq.frames]
+    assert len(calls) == 3
+    assert [o.engine_ms == o.engine_ms for o in out] == [True, False, False] * 3  # NaN: no network
+    for i in (1, 2, 4, 5, 7, 8):
+        assert [d.box for d in out[i].raw] == [d.box for d in out[i - i % 3].raw]
+        assert out[i].extra["predicted"] is True
+    tracks = {i: {d.track_id: d.box for d in out[i].stabilized if d.track_id is not None} for i in (7, 8)}
+    shared = set(tracks[7]) & set(tracks[8])
+    assert shared, "no track lived through the predicted frames"
+    assert any(np.abs(np.subtract(tracks[7][t], tracks[8][t])).max() > 0.01 for t in shared)
+    method.reset()  # a new sequence starts with a detection again
+    method.frame(seq.frames[0], 0.0, (seq.width, seq.height))
+    assert len(calls) == 4
+    with pytest.raises(ValueError, match="detect_every"):
+        StreamcamMethod(stabilized, detect_every=0)
+
+
+def test_eval_mot_refuses_a_detect_rate_below_one(tmp_path):
+    seq = write_sequence(tmp_path / "S", ROWS)
+    r = subprocess.run([sys.executable, "-m", "streamcam", "eval", "--mot", str(seq), "--detect-every", "0"],
+                       capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert r.returncode == 2 and "--detect-every: expected a frame count >= 1, got 0" in r.stderr
 
 
 def test_eval_mot_names_a_bad_folder(tmp_path):

@@ -168,6 +168,7 @@ def test_train_with_no_flags_localizes_and_calibrates(tmp_path, backbone):
     assert (meta.input_width, meta.input_height) == (256, 192)  # the camera's own resolution
     assert meta.provenance["metrics"]["recipe"] == "mil"
     assert meta.provenance["metrics"]["train_accuracy"] >= 0.9
+    assert meta.provenance["flip_average"] is True  # the full-frame recipe's default
     assert calibrate_main([str(out), "--labels", str(labels)]) == 0
     det = Detector(create_engine(str(out)))
     hits = 0
@@ -185,7 +186,7 @@ def test_train_with_no_flags_localizes_and_calibrates(tmp_path, backbone):
 @pytest.mark.slow
 @pytest.mark.torch
 def test_flip_averaged_full_frame_model_keeps_its_trained_scales(tmp_path):
-    """`--flip-average` on the full-frame recipe: the exported model still records the scales and base
+    """Flip averaging (the full-frame recipe's default): the exported model still records the scales and base
     input it was trained at, so `streamcam calibrate --scale` sweeps them (it refused before: the
     combined model's provenance held only its members' metrics)."""
     _weights_or_skip()
@@ -195,13 +196,27 @@ def test_flip_averaged_full_frame_model_keeps_its_trained_scales(tmp_path):
 
     data, labels, _ = _camera(tmp_path, n_pos=4, n_neg=2)
     out = tmp_path / "f.onnx"
-    assert train_main([str(data), "--out", str(out), "--quiet", "--flip-average"]) == 0
+    assert train_main([str(data), "--out", str(out), "--quiet"]) == 0
     meta = read_metadata(str(out))
     assert meta.presence == "peak" and meta.provenance["flip_average"] is True
     mil = meta.provenance["metrics"]["mil"]
     assert mil["scales"] == [1.0, 0.5] and mil["base_input"] == [256, 192]
     result = calibrate(str(out), labelled_frames(labels), scale=0.5)
     assert (result["input_width"], result["input_height"], result["input_scale"]) == (128, 96, 0.5)
+
+
+def test_flip_averaging_is_the_full_frame_default_and_can_be_turned_off():
+    from streamcam.training.finetune import FinetuneConfig, build_parser, config_from_args
+
+    assert FinetuneConfig(data="x").resolved_flip_average is True
+    assert FinetuneConfig(data="x", flip_average=False).resolved_flip_average is False
+    assert FinetuneConfig(data="x", window=(32, 32)).resolved_flip_average is False
+    assert FinetuneConfig(data="x", weights=None).resolved_flip_average is False
+    assert FinetuneConfig(data="x", window=(32, 32), flip_average=True).resolved_flip_average is True
+    parse = build_parser().parse_args
+    assert config_from_args(parse(["d", "--no-flip-average"])).resolved_flip_average is False
+    assert config_from_args(parse(["d"])).resolved_flip_average is True
+    assert config_from_args(parse(["d", "--window", "32x32", "--flip-average"])).resolved_flip_average is True
 
 
 def test_mil_rejects_weights_none_and_windows():
