@@ -216,7 +216,6 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
         if args.detect_every < 1:
             raise StreamcamError(f"eval --detect-every: expected a frame count >= 1, got {args.detect_every}")
-
         result = evaluate_mot(cfg, args.mot, half=args.half, detect_every=args.detect_every)
         if args.out:
             Path(args.out).parent.mkdir(parents=True, exist_ok=True)
