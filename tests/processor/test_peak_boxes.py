@@ -64,6 +64,47 @@ def test_geometry_fit_recovers_the_size_line():
     assert fit_geometry([maps[0]], [[]], [(768, 576)], 0.0, 1, 0.3) is None  # nothing to fit
 
 
+def test_geometry_fit_recovers_a_peak_off_the_persons_axis():
+    """A map whose peaks sit right of the people (a walker's leading side, receptive fields off the
+    cell centres): the fitted ``centre_x`` puts the boxes back on them."""
+    truth = PeakBoxRule(level=0.0, radius=1, nms=0.3, size=(0.05, 0.25), centre=0.1, aspect=3.0, centre_x=-0.2)
+    maps = [_blob_map(peaks=((8 + 6 * k, 6 + 5 * k, 3.0), (40 - 5 * k, 28 - 4 * k, 3.0))) for k in range(5)]
+    gts = [[b for b, _ in truth.boxes(m, (768, 576))] for m in maps]
+    on_axis = PeakBoxRule(**{**truth.to_dict(), "size": truth.size, "centre_x": 0.0})
+    (x0, _, x1, _), _ = truth.boxes(maps[0], (768, 576))[0]
+    (u0, _, u1, _), _ = on_axis.boxes(maps[0], (768, 576))[0]
+    assert (x0 + x1) / 2 == pytest.approx((u0 + u1) / 2 - 0.2 * (u1 - u0))  # left of the peak by 0.2 widths
+    fit = fit_geometry(maps, gts, [(768, 576)] * 5, 0.0, 1, 0.3, prior_boxes=0)
+    assert fit.centre_x == pytest.approx(-0.2, abs=1e-2) and fit.centre == pytest.approx(0.1, abs=2e-2)
+    with pytest.raises(ModelError, match="peak_boxes.centre_x"):
+        PeakBoxRule(centre_x=1.5)
+    assert PeakBoxRule.from_dict({k: v for k, v in truth.to_dict().items() if k != "centre_x"}).centre_x == 0.0
+
+
+def test_size_line_fits_relative_errors():
+    """Heights scattered by a factor (as IoU sees them): the fit balances the relative errors of small,
+    far people and tall, near ones; a plain least-squares line would be pulled to the tall ones' pixels."""
+    rng = np.random.default_rng(3)
+    maps, gts = [], []
+    for k in range(12):
+        x, y = 6 + 3 * k, 4 + 2 * k  # far (top, small) to near (bottom, tall)
+        cam = _blob_map(peaks=((x, y, 3.0),))
+        py = (y + 0.5) * 16
+        h = 576 * (0.02 + 0.4 * py / 576) * float(np.exp(rng.normal(0, 0.25)))
+        cx = (x + 0.5) * 16
+        maps.append(cam)
+        gts.append([(cx - h / 6, py - h / 2, cx + h / 6, py + h / 2)])
+    fit = fit_geometry(maps, gts, [(768, 576)] * 12, 0.0, 1, 0.3, prior_boxes=0)
+    rows = np.array([((g[0][1] + g[0][3]) / 2, g[0][3] - g[0][1]) for g in gts])
+    pred = np.array([fit.height(y, 576) for y, _ in rows])
+    rel = lambda p: float((((p - rows[:, 1]) / rows[:, 1]) ** 2).sum())  # noqa: E731
+    A = np.c_[np.ones(len(rows)), rows[:, 0] / 576]
+    plain = A @ np.linalg.lstsq(A, rows[:, 1] / 576, rcond=None)[0] * 576
+    assert rel(pred) < rel(plain)
+    for shift in (-0.01, 0.01):  # no other line does better at it
+        assert rel(pred) <= rel(pred + 576 * shift)
+
+
 def test_few_boxes_lean_on_the_pedestrian_aspect_and_many_decide_alone():
     wide = PeakBoxRule(level=0.0, radius=1, nms=0.3, size=(0.05, 0.25), centre=0.1, aspect=1.6)
     maps = [_blob_map(peaks=((8 + 6 * k, 6 + 5 * k, 3.0),)) for k in range(4)]
