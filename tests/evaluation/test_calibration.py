@@ -263,7 +263,12 @@ def test_a_multi_scale_model_can_be_calibrated_at_one_chosen_scale_and_only_a_tr
     assert (full["input_width"], full["input_height"], full["input_scale"]) == (640, 512, 1.0)
     assert (half["input_width"], half["input_height"], half["input_scale"]) == (320, 256, 0.5)
     assert full["input_scale_fixed"] and half["input_scale_fixed"]
-    assert not calibrate(lwir, frames, objective="f1")["input_scale_fixed"]  # chosen by the frames
+    chosen = calibrate(lwir, frames)  # the objective localization: a peak rule's scale still goes by F1
+    assert not chosen["input_scale_fixed"] and chosen["peak_boxes"] and chosen["scale_chosen_by"] == "f1"
+    by = chosen["val_objective_by_scale"]
+    f1 = 2 * chosen["val_peak_localization_accuracy"] * chosen["val_peak_precision"] / (
+        chosen["val_peak_localization_accuracy"] + chosen["val_peak_precision"])
+    assert by[str(chosen["input_scale"])] == pytest.approx(f1) == pytest.approx(max(by.values()))
     with pytest.raises(ConfigError, match=r"trained at the scales \[1.0, 0.5\]"):
         calibrate(lwir, frames, scale=0.75)
     with pytest.raises(ConfigError, match="not trained at several input scales"):
