@@ -9,7 +9,8 @@ a box of height ``H * (a + b * y / H)`` at the peak's row ``y``, width ``height 
 centre ``centre * height`` below the peak and ``centre_x * width`` right of it; boxes overlapping a
 stronger one by more than ``nms`` (IoU) are dropped. ``a, b, centre, centre_x, aspect`` are fitted
 on a few box-labelled frames of the camera (:func:`fit_geometry`, called by ``streamcam
-calibrate``); this is the ground-plane size prior of classic surveillance detectors (Hoiem, Efros & Hebert, "Putting objects in perspective", CVPR 2006).
+calibrate``); this is the ground-plane size prior of classic surveillance detectors (Hoiem, Efros &
+Hebert, "Putting objects in perspective", CVPR 2006).
 
 Pure numpy; :func:`local_peaks` has a slow, obvious twin (:func:`local_peaks_reference`).
 """
