@@ -82,11 +82,14 @@ def render(root: Path, lwir: int, classic: int, per: int, neg: int, size: tuple[
             cv2.imwrite(str(root / "empty" / f"{s}_{k}.png"), cv2.resize(fr.image, size, interpolation=cv2.INTER_AREA))
 
 
-def pseudo_lwir(grey: np.ndarray, plate: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def pseudo_lwir(grey: np.ndarray, plate: np.ndarray, rng: np.random.Generator, parts: bool = False) -> np.ndarray:
     """A grey visible frame as a white-hot camera might show it: the movers (where the frame differs
     from the camera's empty plate, no box involved) raised towards the top of the range with their
     own texture kept, the background left as it is. Real LWIR people are bright textured figures on
-    a ground that is often as warm; a grey photograph's people are as often darker than the ground."""
+    a ground that is often as warm; a grey photograph's people are as often darker than the ground.
+    ``parts``: each mover's top fifth (a walker's head) hottest and the rest at a clothing contrast
+    drawn per mover and per part (torso, legs) from -0.3 to 1 of the head's over the ground: real
+    skin is the hottest part and clothing may be colder than the pavement (the LLVIP overlays)."""
     diff = cv2.absdiff(cv2.GaussianBlur(grey, (5, 5), 0), cv2.GaussianBlur(plate, (5, 5), 0))
     mask = (diff > rng.uniform(18, 30)).astype(np.uint8)
     mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
@@ -94,6 +97,21 @@ def pseudo_lwir(grey: np.ndarray, plate: np.ndarray, rng: np.random.Generator) -
     soft = cv2.GaussianBlur(mask.astype(np.float32), (0, 0), rng.uniform(0.7, 1.5))
     g = grey.astype(np.float32)
     hot = rng.uniform(160, 240) + rng.uniform(0.2, 0.9) * (g - g[mask > 0].mean() if mask.any() else 0.0)
+    if parts and mask.any():
+        n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+        ground = plate.astype(np.float32)
+        level = np.ones_like(g)  # 1: the head's heat; c: c of the head's contrast over the ground
+        ys = np.arange(g.shape[0], dtype=np.float32)[:, None]
+        for k in range(1, n):
+            top, height = stats[k, cv2.CC_STAT_TOP], max(1, stats[k, cv2.CC_STAT_HEIGHT])
+            t = (ys - top) / height  # 0 at the mover's top, 1 at its feet
+            torso, legs = rng.uniform(-0.3, 1.0, 2)
+            c = np.where(t < 0.2, 1.0, np.where(t < 0.55, torso, legs)).astype(np.float32)
+            level = np.where(labels == k, np.broadcast_to(c, g.shape), level)
+        # the soft edge outside a mover takes its mover's level (no bright rim round a cold coat)
+        m = mask.astype(np.float32)
+        level = cv2.GaussianBlur(level * m, (0, 0), 3.0) / np.maximum(cv2.GaussianBlur(m, (0, 0), 3.0), 1e-6)
+        hot = ground + level * (hot - ground)
     out = g * (1 - soft) + hot * soft
     return np.clip(out, 0, 255).astype(np.uint8)
 
@@ -139,7 +157,7 @@ def hot_clutter(grey: np.ndarray, rng: np.random.Generator, n: int) -> np.ndarra
 
 def render_real_visible(root: Path, per: int, size: tuple[int, int], invert: bool = False,
                         part: str = "all", pseudo: int = 0, seed: int = 0,
-                        clutter: int = 0) -> list[str]:
+                        clutter: int = 0, parts: bool = False) -> list[str]:
     """``per`` grey frames of each shared real sequence (of its ``part``: all, first half) into
     ``root/person`` and three empty plates of each into ``root/empty``, resized to ``size``; with
     ``invert`` each also as its negative. ``clutter``: each white-hot person frame gets 0-3 warm
@@ -169,7 +187,7 @@ def render_real_visible(root: Path, per: int, size: tuple[int, int], invert: boo
         for i in sorted({int(round(v)) for v in np.linspace(0, len(images) - 1, per)}):
             write(root / "person" / f"{seq.name}_{i}", grey(images[i]))
             for j in range(pseudo):
-                hot = pseudo_lwir(grey(images[i]), plates["all"], rng)
+                hot = pseudo_lwir(grey(images[i]), plates["all"], rng, parts=parts)
                 if clutter:
                     hot = hot_clutter(hot, crng, int(crng.integers(0, 4)))
                 cv2.imwrite(str(root / "person" / f"{seq.name}_{i}-lwir{j}.png"), hot)
@@ -405,6 +423,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--real-visible", type=int, default=0, help="grey frames of each shared real sequence")
     ap.add_argument("--pseudo-lwir", type=int, default=0,
                     help="each real person frame also this many times with its movers made white-hot")
+    ap.add_argument("--pseudo-parts", action="store_true",
+                    help="--pseudo-lwir movers with a hot head and colder or warmer clothing (pseudo_lwir(parts=True))")
     ap.add_argument("--hot-clutter", type=int, default=0,
                     help="warm non-person shapes in the white-hot person frames, and this many cluttered copies of each plate")
     ap.add_argument("--stills", type=int, default=0,
@@ -443,7 +463,7 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.time()
         render(data, a.lwir, a.classic, a.per, a.neg, size)  # type: ignore[arg-type]
         real = render_real_visible(data, a.real_visible, size, a.invert, a.real_part, a.pseudo_lwir,
-                                   clutter=a.hot_clutter) if a.real_visible else []  # type: ignore[arg-type]
+                                   clutter=a.hot_clutter, parts=a.pseudo_parts) if a.real_visible else []  # type: ignore[arg-type]
         stills = render_stills(data, a.stills, size) if a.stills else []  # type: ignore[arg-type]
         llvip = render_lwir_calibration(data, size, a.lwir_calibration, plates=a.lwir_plates or a.lwir_calibration > 0) \
             if a.lwir_calibration or a.lwir_plates else []  # type: ignore[arg-type]
@@ -456,6 +476,7 @@ def main(argv: list[str] | None = None) -> int:
         out: dict = {"scenes": {"lwir": a.lwir, "classic": a.classic, "per": a.per, "neg": a.neg, "size": list(size),
                                 "real_visible": {"per": a.real_visible, "sequences": real, "invert": a.invert,
                                                  "part": a.real_part, "pseudo_lwir": a.pseudo_lwir,
+                                                 "pseudo_parts": a.pseudo_parts,
                                                  "hot_clutter": a.hot_clutter}, "stills": stills,
                                 "lwir_calibration": {"copies": a.lwir_calibration, "plates": a.lwir_plates or a.lwir_calibration > 0,
                                                      "frames": llvip}},
