@@ -27,6 +27,24 @@ def test_movers_turn_bright_and_keep_their_texture_the_ground_stays():
     assert np.array_equal(ground, frame[170:230, 200:300])  # no mover there: untouched
 
 
+def test_parts_keep_the_head_hottest_and_draw_each_movers_clothing():
+    plate, frame = _scene()
+    frame[60:140, 200:230] = 30  # a second walker
+    head, coat, legs = (slice(61, 75), slice(104, 126)), (slice(90, 100), slice(104, 126)), (slice(120, 135), slice(104, 126))
+    coats, legs_over_coat = [], []
+    for seed in range(12):
+        out = pseudo_lwir(frame, plate, np.random.default_rng(seed), parts=True).astype(float)
+        assert out[head].mean() > plate[head].mean() + 30  # the head at the hot level
+        assert out[coat].mean() <= out[head].mean() + 10  # clothing never hotter than the head (beyond texture)
+        coats.append(out[coat].mean() - plate[coat].mean())
+        assert np.array_equal(out[170:230, 40:90], plate[170:230, 40:90].astype(float))  # the ground stays
+        legs_over_coat.append(out[legs].mean() - out[coat].mean())
+    assert min(coats) < 5 < 30 < max(coats)  # some coats as cold as the pavement, some warm
+    assert min(legs_over_coat) < -10 and max(legs_over_coat) > 10  # trousers drawn apart from the coat
+    plain = pseudo_lwir(frame, plate, np.random.default_rng(0))
+    assert np.array_equal(plain, pseudo_lwir(frame, plate, np.random.default_rng(0), parts=False))
+
+
 def test_a_frame_without_movers_is_the_frame():
     plate, _ = _scene()
     assert np.array_equal(pseudo_lwir(plate, plate, np.random.default_rng(1)), plate)
