@@ -100,14 +100,12 @@ def pseudo_lwir(grey: np.ndarray, plate: np.ndarray, rng: np.random.Generator, p
     if parts and mask.any():
         n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
         ground = plate.astype(np.float32)
-        level = np.ones_like(g)  # 1: the head's heat; c: c of the head's contrast over the ground
-        ys = np.arange(g.shape[0], dtype=np.float32)[:, None]
-        for k in range(1, n):
-            top, height = stats[k, cv2.CC_STAT_TOP], max(1, stats[k, cv2.CC_STAT_HEIGHT])
-            t = (ys - top) / height  # 0 at the mover's top, 1 at its feet
-            torso, legs = rng.uniform(-0.3, 1.0, 2)
-            c = np.where(t < 0.2, 1.0, np.where(t < 0.55, torso, legs)).astype(np.float32)
-            level = np.where(labels == k, np.broadcast_to(c, g.shape), level)
+        # per mover (label): where each pixel is between its top (0) and its feet (1), and its
+        # torso's and legs' share of the head's contrast over the ground (1: as hot as the head)
+        t = (np.arange(g.shape[0], dtype=np.float32)[:, None] - stats[labels, cv2.CC_STAT_TOP]) \
+            / np.maximum(stats[labels, cv2.CC_STAT_HEIGHT], 1)
+        draws = np.r_[[[1.0, 1.0]], rng.uniform(-0.3, 1.0, (n - 1, 2))]  # label 0 (no mover): unused
+        level = np.where(t < 0.2, 1.0, np.where(t < 0.55, draws[labels, 0], draws[labels, 1])).astype(np.float32)
         # the soft edge outside a mover takes its mover's level (no bright rim round a cold coat)
         m = mask.astype(np.float32)
         level = cv2.GaussianBlur(level * m, (0, 0), 3.0) / np.maximum(cv2.GaussianBlur(m, (0, 0), 3.0), 1e-6)

@@ -30,7 +30,8 @@ def test_movers_turn_bright_and_keep_their_texture_the_ground_stays():
 def test_parts_keep_the_head_hottest_and_draw_each_movers_clothing():
     plate, frame = _scene()
     frame[60:140, 200:230] = 30  # a second walker
-    head, coat, legs = (slice(61, 75), slice(104, 126)), (slice(90, 100), slice(104, 126)), (slice(120, 135), slice(104, 126))
+    cols = slice(104, 126)
+    head, coat, legs = (slice(61, 75), cols), (slice(90, 100), cols), (slice(120, 135), cols)
     coats, legs_over_coat = [], []
     for seed in range(12):
         out = pseudo_lwir(frame, plate, np.random.default_rng(seed), parts=True).astype(float)
