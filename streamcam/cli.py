@@ -31,7 +31,8 @@ def parse_settings(items: Sequence[str], flag: str = "--set") -> dict[str, Any]:
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise StreamcamError(f"{flag} {item!r}: expected KEY=VALUE, e.g. {flag} processor.threads=2")
+            example = "flip_average=true" if flag == "--train-set" else "processor.threads=2"
+            raise StreamcamError(f"{flag} {item!r}: expected KEY=VALUE, e.g. {flag} {example}")
         out[key] = yaml.safe_load(value)
     return out
 

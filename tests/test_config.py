@@ -187,3 +187,15 @@ def test_any_port_only_where_no_stage_connects():
         config_from_dict({**off, "endpoints": {"publish": "tcp://10.0.0.1:*"}})
     with pytest.raises(ConfigError, match=r"metrics\.base_port: expected 1024-"):
         config_from_dict({"metrics": {"base_port": 80}})
+
+
+def test_a_setting_without_an_equals_sign_is_refused_with_an_example_of_its_own_flag():
+    from streamcam.cli import parse_settings
+    from streamcam.errors import StreamcamError
+
+    assert parse_settings(["processor.threads=2", "a.b=[1, 2]", "x=true"]) == {
+        "processor.threads": 2, "a.b": [1, 2], "x": True}
+    with pytest.raises(StreamcamError, match=r"--set 'processor.threads': expected KEY=VALUE, e.g. --set processor.threads=2"):
+        parse_settings(["processor.threads"])
+    with pytest.raises(StreamcamError, match=r"--train-set '=true': expected KEY=VALUE, e.g. --train-set flip_average=true"):
+        parse_settings(["=true"], "--train-set")
