@@ -98,8 +98,8 @@ class ModelMetadata:
     cells decides the frame, as in training)."""
     peak_boxes: dict[str, Any] | None = None
     """The peak box rule (:class:`~streamcam.processor.peak_boxes.PeakBoxRule` fields: level, radius,
-    nms, size [a, b], centre, aspect), calibrated on box-labelled frames of a fixed camera; None:
-    boxes from the map's blobs by the margins above."""
+    nms, size [a, b], centre, centre_x, aspect, contain), calibrated on box-labelled frames of a fixed
+    camera; None: boxes from the map's blobs by the margins above."""
     positive_classes: tuple[str, ...] = ()
     """Classes that mean "an object is here" (their CAM gives boxes); empty means all."""
     provenance: dict[str, Any] = field(default_factory=dict)
