@@ -177,14 +177,14 @@ def calibrate(model_path: str, frames: Iterable[Frame], aspect: bool = True,
         # both scales, precision 0.33 at the full one and 0.70 at half), and the stabilizer pays for
         # every false box. A blob rule's scale stays by the objective: by F1 the synthetic few-shot
         # check (tools.fewshot_thermal_mil) would take a scale that localizes 0.64 instead of 0.78.
-        score = (_f1(r["val_peak_localization_accuracy"], r["val_peak_precision"]) if r.get("peak_boxes")
-                 else r["val_objective"])
+        by_f1 = bool(r.get("peak_boxes"))
+        score = _f1(r["val_peak_localization_accuracy"], r["val_peak_precision"]) if by_f1 else r["val_objective"]
         by_scale[sc] = score
-        r.update(input_width=size[0], input_height=size[1], input_scale=sc, input_scale_fixed=scale is not None)
+        r.update(input_width=size[0], input_height=size[1], input_scale=sc, input_scale_fixed=scale is not None,
+                 scale_chosen_by="f1" if by_f1 else objective)
         if best is None or score > best[0]:
             best = (score, r)
     best[1]["val_objective_by_scale"] = {str(k): v for k, v in by_scale.items()}
-    best[1]["scale_chosen_by"] = "f1" if best[1].get("peak_boxes") else objective
     return best[1]
 
 

@@ -185,8 +185,8 @@ def fit_geometry(maps: Sequence[np.ndarray], gts: Sequence[Sequence[Box]], frame
                  level: float, radius: int, nms: float, contain: bool = False,
                  prior_boxes: float = PRIOR_BOXES) -> PeakBoxRule | None:
     """The rule's size line, centre offsets and aspect from labelled frames: each GT box is paired with
-    the strongest peak inside it (the one the rule keeps for that person); least squares of height
-    on the peak's row, medians of the rest. None when fewer than 3 boxes have a peak. A box cut by
+    the strongest peak inside it (the one the rule keeps for that person); least squares of the
+    relative height error on the peak's row, medians of the rest. None when fewer than 3 boxes have a peak. A box cut by
     the frame's edge does not show how tall or wide its person is: it is left out of the fit while
     at least 3 whole ones remain. The aspect is the boxes' median pulled towards a pedestrian's as
     if that were ``prior_boxes`` more boxes (:func:`shrunk_aspect`; 0: the median alone)."""
@@ -218,8 +218,7 @@ def fit_geometry(maps: Sequence[np.ndarray], gts: Sequence[Sequence[Box]], frame
     (a, slope), *_ = np.linalg.lstsq(design, r[:, 1] * w, rcond=None)
     heights = np.maximum(a + slope * r[:, 0], 1e-3)
     centre = float(np.clip(np.median(r[:, 3] / heights), -1.0, 1.0))
-    # in widths of the labelled box, not of the fitted one: a cut box's centre is off its person,
-    # but only whole boxes reach here while 3 remain
+    # in the labelled boxes' own widths (the aspect is shrunk towards a pedestrian's, their widths are not)
     centre_x = float(np.clip(np.median(r[:, 4]), -1.0, 1.0))
     aspect = float(np.clip(shrunk_aspect(r[:, 2], weight=prior_boxes), 0.1, 10.0))
     return PeakBoxRule(level=float(level), radius=int(radius), nms=float(nms), size=(float(a), float(slope)),
