@@ -200,6 +200,11 @@ class ProcessorConfig:
     detect_fps: Optional[float] = None
     """Run the network on at most this many frames per second of each stream, by capture time (as
     Frigate's detect fps); None: every detect_every-th frame. streams[].detect_fps overrides it."""
+    head_tops: bool = True
+    """A peak model calibrated with a head-top line (``peak_boxes.top_line``) sizes each box from its
+    person's head top, the top of the foreground above the peak against each stream's background (the
+    median of recent frames, kept by the processor: about 7 ms of CPU per sample, 10 samples/s).
+    false: the row's size line only. Measured in docs/benchmarks.md, "Stop 31"."""
     faces: FacesConfig = field(default_factory=FacesConfig)
     """Face finding in face mode (mode: faces); ignored in cam mode."""
     tensorrt: TensorRTConfig = field(default_factory=TensorRTConfig)

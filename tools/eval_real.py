@@ -70,7 +70,8 @@ def run(cfg, seq_dirs: list[Path], peers: list[str], half: str = "second", log=p
         method = StreamcamMethod(stabilized)
         for seq in seqs:
             log(f"streamcam on {seq.name} ({half} half)")
-            rows.append(evaluate_sequence(seq.half(half), method))
+            # as streamcam eval --mot: the scored half starts with the background of the first
+            rows.append(evaluate_sequence(seq.half(half), method, warmup=seq.half("first") if half == "second" else None))
     finally:
         getattr(stabilized.detector, "close", stabilized.detector.engine.close)()
     config = stabilized.config

@@ -27,12 +27,10 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import ConfigError
+from ..processor.background import THRESHOLD, foreground_mask
 
 Box = tuple[float, float, float, float]
 
-THRESHOLD = 25.0
-"""Foreground: a pixel differing from the plate by more than this (8-bit levels, the largest channel
-difference after a light blur), the usual fixed threshold of background subtraction."""
 MIN_ASPECT, MAX_ASPECT = 1.6, 4.5
 """A lone walker's box height / width: pedestrians are 2-3 (:data:`~streamcam.processor.peak_boxes.PERSON_ASPECT`
 2.44); a wider blob is a group or a car, a narrower one a fragment or a pole's shadow."""
@@ -41,27 +39,6 @@ MIN_FILL = 0.35
 AXIS = 0.35
 """Every peak inside the blob within this many box widths of its centre line (one person's head,
 torso and legs), else it is two people side by side."""
-
-
-def foreground_mask(frame: np.ndarray, plate: np.ndarray, threshold: float = THRESHOLD) -> np.ndarray:
-    """Movers against the empty plate: ``uint8`` 0/1, the frame's size. Closed with a tall ellipse
-    (1.5 % x 3 % of the frame's height) so a walker whose clothes match the background in places
-    stays one blob."""
-    import cv2
-
-    frame, plate = np.asarray(frame), np.asarray(plate)
-    if frame.shape != plate.shape:
-        raise ConfigError(f"foreground: frame {frame.shape} and plate {plate.shape} differ (one fixed camera's frames)")
-    f = cv2.GaussianBlur(frame.astype(np.float32), (0, 0), 1.5)
-    p = cv2.GaussianBlur(plate.astype(np.float32), (0, 0), 1.5)
-    d = np.abs(f - p)
-    if d.ndim == 3:
-        d = d.max(axis=2)
-    mask = (d > float(threshold)).astype(np.uint8)
-    mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
-    h = frame.shape[0]
-    kx, ky = (max(3, int(round(h * r)) | 1) for r in (0.015, 0.03))
-    return cv2.morphologyEx(mask, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (kx, ky)))
 
 
 def walker_boxes(mask: np.ndarray, peaks: Sequence[tuple[float, float, float]], min_area: float | None = None

@@ -92,9 +92,16 @@ class StreamcamMethod:
         self._seen = 0
         self._last = None
 
-    def frame(self, frame: MotFrame, t: float, frame_size: tuple[int, int]) -> MethodFrame:
-        import cv2
+    def warm(self, frame: MotFrame, t: float) -> None:
+        """Show the detector a frame that is not scored (the footage before the scored part), so that
+        a detector keeping a background (:meth:`~streamcam.processor.detector.Detector.observe`)
+        starts with one, as a camera that has been running does."""
+        det = self.stabilized.detector
+        if getattr(det, "background", False):
+            det.clock = lambda: t
+            det.observe(_read(frame), f"{self.name}-{self._stream}")
 
+    def frame(self, frame: MotFrame, t: float, frame_size: tuple[int, int]) -> MethodFrame:
         stream = f"{self.name}-{self._stream}"
         skip = self._last is not None and self._seen % self.detect_every != 0
         self._seen += 1
@@ -104,12 +111,9 @@ class StreamcamMethod:
             predicted, _ = self.stabilized.predict(stream, last, frame_size, int(round(t * 1e9)))
             return MethodFrame(list(raw), list(predicted.detections), float("nan"),
                                (time.perf_counter() - t0) * 1e3, {"probs": last.probs, "predicted": True})
-        image = cv2.imread(str(frame.path), cv2.IMREAD_COLOR)
-        if image is None:
-            from ..errors import DataError
-
-            raise DataError(f"{frame.path}: not a readable image")
+        image = _read(frame)
         det = self.stabilized.detector
+        det.clock = lambda: t  # the background samples by the sequence's time, not this machine's
         t0 = time.perf_counter()
         result = det.detect(image, "BGR8", min_score=self.stabilized.candidate_min_score, stream=stream)
         size = (image.shape[1], image.shape[0])
@@ -125,6 +129,17 @@ class StreamcamMethod:
 
 
 # --------------------------------------------------------------------------- scoring
+def _read(frame: MotFrame):
+    import cv2
+
+    image = cv2.imread(str(frame.path), cv2.IMREAD_COLOR)
+    if image is None:
+        from ..errors import DataError
+
+        raise DataError(f"{frame.path}: not a readable image")
+    return image
+
+
 def drop_ignored(pred: Tracked, gt: Sequence[tuple[int, Box]], ignore: Sequence[Box], min_iou: float = 0.5) -> Tracked:
     """``pred`` without the boxes that match no GT person but an ignored box (IoU >= ``min_iou``)."""
     if not ignore or not pred:
@@ -176,9 +191,13 @@ def score_tracks(gt_frames: Sequence[Tracked], ignore_frames: Sequence[Sequence[
     return out
 
 
-def evaluate_sequence(seq: MotSequence, method: Method) -> dict[str, Any]:
-    """Run ``method`` over the frames of ``seq`` (from a fresh start) and score raw and stabilized boxes."""
+def evaluate_sequence(seq: MotSequence, method: Method, warmup: MotSequence | None = None) -> dict[str, Any]:
+    """Run ``method`` over the frames of ``seq`` (from a fresh start) and score raw and stabilized boxes.
+    ``warmup``: frames shown first and not scored, to a method that keeps a background (``warm``)."""
     method.reset()
+    if warmup is not None and hasattr(method, "warm"):
+        for f in warmup.frames:
+            method.warm(f, (f.index - 1) / warmup.fps)
     ids = GreedyIoUIds()
     gt, ignore, raw, stab, engine_ms, total_ms = [], [], [], [], [], []
     size = (seq.width, seq.height)
@@ -233,15 +252,18 @@ def evaluate_mot(cfg, seq_dirs: Sequence[str], half: str = "second", progress: b
     from .mot import read_sequence
     from .tracking import _portable
 
-    seqs = [read_sequence(d).half(half) for d in seq_dirs]  # every folder checked before the model loads
+    whole = [read_sequence(d) for d in seq_dirs]  # every folder checked before the model loads
+    seqs = [w.half(half) for w in whole]
+    # the second half starts where a running camera would be: its background seen in the first half
+    warmups = [w.half("first") if half == "second" else None for w in whole]
     stabilized = build_stabilized_detector(cfg)
     method = StreamcamMethod(stabilized, detect_every=detect_every)
     rows = []
     try:
-        for seq in seqs:
+        for seq, warmup in zip(seqs, warmups):
             if progress:
                 print(f"eval --mot: {seq.name} ({seq.part} half, {len(seq.frames)} frames)", file=sys.stderr, flush=True)
-            rows.append(evaluate_sequence(seq, method))
+            rows.append(evaluate_sequence(seq, method, warmup=warmup))
     finally:
         getattr(stabilized.detector, "close", stabilized.detector.engine.close)()
     return {"model": _portable(cfg.model_path()), "config": cfg.name, "half": half, "detect_every": int(detect_every),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -67,6 +67,12 @@ class Detector:
         self.grow = "flood"
         """How box regions grow from their seeds (``boxes_from_cam(grow=...)``): ``flood`` (fast) or
         ``components`` (the reference); the same boxes."""
+        self.background = bool(self.peak_rule is not None and self.peak_rule.top_line is not None)
+        """Keep each stream's background (:class:`~streamcam.processor.background.RunningPlate`) so that
+        a peak rule with a ``top_line`` sizes boxes by head tops; on by default for such a rule."""
+        self.clock = time.monotonic
+        """Seconds for the background's sampling: the wall clock live, a sequence's frame times offline."""
+        self._plates: dict[str, Any] = {}
 
     def maps(self, image: np.ndarray, pixel_format: str = "GRAY8") -> tuple[np.ndarray, np.ndarray, tuple[int, int], dict]:
         """Raw CAMs ``[len(classes), h, w]`` of the chosen classes (cropped to the frame), probabilities, frame size."""
@@ -114,18 +120,36 @@ class Detector:
         y, x = np.unravel_index(int(np.argmax(cams[0])), cams[0].shape)
         return cams, softmax(all_cams[:, y, x].astype(np.float64))
 
+    def observe(self, image: np.ndarray, stream: str = "") -> np.ndarray | None:
+        """Add ``image`` to ``stream``'s background and return its movers (None while the background is
+        warming up, or without :attr:`background`). :meth:`detect` calls it; call it alone to warm a
+        stream up on frames that are not to be detected (the footage before a scored half)."""
+        if not self.background:
+            return None
+        from .background import RunningPlate
+
+        plate = self._plates.get(stream)
+        if plate is None:
+            if len(self._plates) >= 64:  # streams come and go (eval sequences): the oldest leaves
+                self._plates.pop(next(iter(self._plates)))
+            plate = self._plates[stream] = RunningPlate()
+        plate.observe(image, self.clock())
+        return plate.foreground(image)
+
     def boxes(self, cam: np.ndarray, prob: float, label: str, frame_size: tuple[int, int],
-              threshold: float | None = None, rule: BoxRule | None = None) -> list[Detection]:
+              threshold: float | None = None, rule: BoxRule | None = None,
+              foreground: np.ndarray | None = None) -> list[Detection]:
         """Boxes of one raw class map by the model's box rule; score = probability × relative peak.
 
-        ``rule`` overrides the model's calibrated :class:`BoxRule` (margins, aspect).
+        ``rule`` overrides the model's calibrated :class:`BoxRule` (margins, aspect); ``foreground``
+        is the frame's movers for a peak rule's head tops (:meth:`observe`).
         """
         # The rule runs on the raw (ReLU'd) map, as the CAM paper thresholds it.
         top = float(cam.max())
         if self.peak_rule is not None and threshold is None and rule is None:
             # a peak's own margin is its score: sigmoid(logit margin), the probability a window there holds one
             return [Detection(tuple(float(v) for v in box), float(1.0 / (1.0 + np.exp(-peak))), label)  # type: ignore[arg-type]
-                    for box, peak in self.peak_rule.boxes(cam, frame_size)]
+                    for box, peak in self.peak_rule.boxes(cam, frame_size, foreground)]
         if top <= 0.0:
             return []
         found = boxes_from_cam(cam, frame_size, self.threshold if threshold is None else threshold,
@@ -138,13 +162,13 @@ class Detector:
                 for box, peak in found]
 
     def _detections(self, cams: np.ndarray, probs: np.ndarray, frame_size: tuple[int, int],
-                    gate: float) -> tuple[list[Detection], np.ndarray | None]:
+                    gate: float, foreground: np.ndarray | None = None) -> tuple[list[Detection], np.ndarray | None]:
         """One frame's boxes (each chosen class at probability >= ``gate``) and its shown map."""
         detections: list[Detection] = []
         for j, (name, c) in enumerate(zip(self.class_names, self.class_indices)):
             p = float(probs[c])
             if p >= gate:
-                detections += self.boxes(cams[j], p, name, frame_size)
+                detections += self.boxes(cams[j], p, name, frame_size, foreground=foreground)
         return detections, (self.shown_map(cams[0]) if len(cams) else None)
 
     def detect(self, image: np.ndarray, pixel_format: str = "GRAY8", min_score: float | None = None,
@@ -157,13 +181,17 @@ class Detector:
         t0 = time.perf_counter()
         cams, probs, frame_size, timings = self.maps(image, pixel_format)
         t2 = time.perf_counter()
-        detections, shown = self._detections(cams, probs, frame_size, gate)
-        timings["cam"] = (time.perf_counter() - t2) * 1e3
+        foreground = self.observe(image, stream)
+        t3 = time.perf_counter()
+        detections, shown = self._detections(cams, probs, frame_size, gate, foreground)
+        timings["cam"] = (time.perf_counter() - t3) * 1e3
+        if self.background:
+            timings["background"] = (t3 - t2) * 1e3
         timings["total"] = (time.perf_counter() - t0) * 1e3
         return FrameResult(detections, shown, probs.astype(np.float32), timings)
 
     def detect_batch(self, images: Sequence[np.ndarray], pixel_formats: Sequence[str],
-                     min_score: float | None = None) -> list[FrameResult]:
+                     min_score: float | None = None, streams: Sequence[str] | None = None) -> list[FrameResult]:
         """:meth:`detect` of several frames (of any streams) with **one** engine call and one CAM matmul.
 
         The slow obvious reference is ``[detect(im, pf) for im, pf in zip(images, pixel_formats)]``;
@@ -188,7 +216,8 @@ class Detector:
             t3 = time.perf_counter()
             cams, probs = self._frame_maps(all_cams[i], out.logits[i], geom)
             frame_size = (geom.frame_width, geom.frame_height)
-            detections, shown = self._detections(cams, probs, frame_size, gate)
+            foreground = self.observe(images[i], streams[i] if streams is not None else "")
+            detections, shown = self._detections(cams, probs, frame_size, gate, foreground)
             cam_ms = (time.perf_counter() - t3) * 1e3
             timings = {"preprocess": (t1 - t0) * 1e3 / n, "engine": (t2 - t1) * 1e3 / n,
                        "engine_call": (t2 - t1) * 1e3, "cam": cam_ms}

@@ -52,6 +52,12 @@ class PeakBoxRule:
     contain: bool = False
     """Also drop a peak that lies inside a stronger peak's box: a near person's second peak (legs under
     a head) is the same person. Off where people walk close together, far and small."""
+    top_line: tuple[float, float] | None = None
+    """Box height / frame height = top_line[0] + top_line[1] * (head top row / frame height), for a
+    peak whose head top the background shows (:func:`~streamcam.processor.background.head_top`); the
+    box then starts at that row. None: the row's size line only. At a camera near head height the
+    head top tells near from far where the peak's row cannot (TUD-Campus: raw localization 0.649 ->
+    0.713, docs/benchmarks.md "Stop 31")."""
 
     def __post_init__(self) -> None:
         if not np.isfinite(self.level):
@@ -68,6 +74,8 @@ class PeakBoxRule:
             raise ModelError(f"peak_boxes.aspect: expected height / width in [0.1, 10], got {self.aspect!r}")
         if not -1.0 <= self.centre_x <= 1.0:
             raise ModelError(f"peak_boxes.centre_x: expected -1..1 box widths, got {self.centre_x!r}")
+        if self.top_line is not None and (len(self.top_line) != 2 or not all(np.isfinite(v) for v in self.top_line)):
+            raise ModelError(f"peak_boxes.top_line: expected [a, b] (finite) or null, got {self.top_line!r}")
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "PeakBoxRule":
@@ -78,8 +86,8 @@ class PeakBoxRule:
         if unknown:
             raise ModelError(f"peak_boxes: unknown keys {unknown}; expected some of {sorted(known)}")
         try:
-            d = {k: (tuple(float(x) for x in v) if k == "size" else
-                     (int(v) if k == "radius" else (bool(v) if k == "contain" else float(v))))
+            d = {k: (tuple(float(x) for x in v) if k == "size" or (k == "top_line" and v is not None) else
+                     (int(v) if k == "radius" else (bool(v) if k == "contain" else (None if v is None else float(v)))))
                  for k, v in d.items()}
         except (TypeError, ValueError) as exc:
             raise ModelError(f"peak_boxes: expected numbers, got {d!r} ({exc})") from None
@@ -88,14 +96,21 @@ class PeakBoxRule:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["size"] = [float(v) for v in self.size]
+        if self.top_line is None:
+            del d["top_line"]  # a model without it stays readable by versions before it
+        else:
+            d["top_line"] = [float(v) for v in self.top_line]
         return d
 
     def height(self, y: float, frame_h: float) -> float:
         """Box height (px) of a person whose peak is at row ``y`` (px), at least 4 px."""
         return max(4.0, frame_h * (self.size[0] + self.size[1] * y / frame_h))
 
-    def boxes(self, cam: np.ndarray, frame_size: tuple[int, int]) -> list[tuple[Box, float]]:
-        """``[((x0, y0, x1, y1), peak value), ...]`` in frame pixels, strongest first."""
+    def boxes(self, cam: np.ndarray, frame_size: tuple[int, int],
+              foreground: np.ndarray | None = None) -> list[tuple[Box, float]]:
+        """``[((x0, y0, x1, y1), peak value), ...]`` in frame pixels, strongest first. ``foreground``
+        (the frame's movers, :class:`~streamcam.processor.background.RunningPlate`): with a
+        ``top_line``, a peak on a mover gets its box from its head top."""
         fw, fh = float(frame_size[0]), float(frame_size[1])
         h, w = cam.shape
         cw, ch = fw / w, fh / h
@@ -105,6 +120,10 @@ class PeakBoxRule:
             px, py = (px + 0.5) * cw, (py + 0.5) * ch
             bh = self.height(py, fh)
             bw, cy = bh / self.aspect, py + self.centre * bh
+            top = self._head_top(foreground, px, py, bh) if foreground is not None else None
+            if top is not None:
+                bh = top[1]
+                bw, cy = bh / self.aspect, top[0] + bh / 2
             cx = px + self.centre_x * bw
             # clipped to the frame, as a person half out of view is labelled (MOTChallenge clips too)
             box = (max(0.0, cx - bw / 2), max(0.0, cy - bh / 2), min(fw, cx + bw / 2), min(fh, cy + bh / 2))
@@ -113,6 +132,24 @@ class PeakBoxRule:
             if all(iou(box, o) <= self.nms for o, _ in out):
                 out.append((box, v))
         return out
+
+
+    def _head_top(self, foreground: np.ndarray, px: float, py: float, row_height: float) -> tuple[float, float] | None:
+        """``(top row, box height)`` from the head top above a peak, or None where it is not to be
+        trusted: no ``top_line``, the peak on no mover, or a height off the row line's by more than 2x
+        (the column ran into another person or a ghost in the plate)."""
+        from .background import head_top
+
+        if self.top_line is None:
+            return None
+        fh = float(foreground.shape[0])
+        top = head_top(foreground, px, py, 0.35 * row_height / self.aspect)
+        if top is None or top >= py:
+            return None
+        bh = fh * (self.top_line[0] + self.top_line[1] * top / fh)
+        if not 0.5 * row_height <= bh <= 2.0 * row_height:
+            return None
+        return top, bh
 
 
 def local_peaks(cam: np.ndarray, level: float, radius: int = 1) -> list[tuple[float, int, int]]:
@@ -183,13 +220,14 @@ def shrunk_aspect(aspects: Sequence[float] | np.ndarray, prior: float = PERSON_A
 
 def fit_geometry(maps: Sequence[np.ndarray], gts: Sequence[Sequence[Box]], frame_sizes: Sequence[tuple[int, int]],
                  level: float, radius: int, nms: float, contain: bool = False,
-                 prior_boxes: float = PRIOR_BOXES) -> PeakBoxRule | None:
+                 prior_boxes: float = PRIOR_BOXES, top_line: bool = True) -> PeakBoxRule | None:
     """The rule's size line, centre offsets and aspect from labelled frames: each GT box is paired with
     the strongest peak inside it (the one the rule keeps for that person); least squares of the
     relative height error on the peak's row, medians of the rest. None when fewer than 3 boxes have a peak. A box cut by
     the frame's edge does not show how tall or wide its person is: it is left out of the fit while
     at least 3 whole ones remain. The aspect is the boxes' median pulled towards a pedestrian's as
-    if that were ``prior_boxes`` more boxes (:func:`shrunk_aspect`; 0: the median alone)."""
+    if that were ``prior_boxes`` more boxes (:func:`shrunk_aspect`; 0: the median alone). ``top_line``:
+    also fit the height on the boxes' top rows (:attr:`PeakBoxRule.top_line`)."""
     rows, cut = [], []
     for cam, boxes, (fw, fh) in zip(maps, gts, frame_sizes):
         h, w = cam.shape
@@ -203,7 +241,7 @@ def fit_geometry(maps: Sequence[np.ndarray], gts: Sequence[Sequence[Box]], frame
             gy = (b[1] + b[3]) / 2
             _, px, py = max(inside)
             row = (py / fh, (b[3] - b[1]) / fh, (b[3] - b[1]) / max(b[2] - b[0], 1e-6), (gy - py) / fh,
-                   ((b[0] + b[2]) / 2 - px) / max(b[2] - b[0], 1e-6))
+                   ((b[0] + b[2]) / 2 - px) / max(b[2] - b[0], 1e-6), b[1] / fh)
             whole = b[0] >= 1 and b[1] >= 1 and b[2] <= fw - 1 and b[3] <= fh - 1
             (rows if whole else cut).append(row)
     if len(rows) < 3:
@@ -221,8 +259,12 @@ def fit_geometry(maps: Sequence[np.ndarray], gts: Sequence[Sequence[Box]], frame
     # in the labelled boxes' own widths (the aspect is shrunk towards a pedestrian's, their widths are not)
     centre_x = float(np.clip(np.median(r[:, 4]), -1.0, 1.0))
     aspect = float(np.clip(shrunk_aspect(r[:, 2], weight=prior_boxes), 0.1, 10.0))
+    # the same relative fit on the boxes' top rows: what a head top seen in the foreground gives
+    design = np.c_[np.ones(len(r)), r[:, 5]] * w[:, None]
+    (ta, tb), *_ = np.linalg.lstsq(design, r[:, 1] * w, rcond=None)
     return PeakBoxRule(level=float(level), radius=int(radius), nms=float(nms), size=(float(a), float(slope)),
-                       centre=centre, aspect=aspect, contain=bool(contain), centre_x=centre_x)
+                       centre=centre, aspect=aspect, contain=bool(contain), centre_x=centre_x,
+                       top_line=(float(ta), float(tb)) if top_line else None)
 
 
 __all__ = ["PERSON_ASPECT", "PeakBoxRule", "fit_geometry", "shrunk_aspect", "local_peaks", "local_peaks_reference"]

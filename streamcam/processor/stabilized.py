@@ -166,4 +166,5 @@ class StabilizedDetector:
         if batch is None or type(self.detector).detect is not Detector.detect or len(frames) == 1:
             return [self.detector.detect(image, pf, min_score=self.candidate_min_score, stream=stream)
                     for stream, image, pf, _ in frames]
-        return batch([f[1] for f in frames], [f[2] for f in frames], min_score=self.candidate_min_score)
+        return batch([f[1] for f in frames], [f[2] for f in frames], min_score=self.candidate_min_score,
+                     streams=[f[0] for f in frames])

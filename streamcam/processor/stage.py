@@ -74,7 +74,9 @@ def build_detector(cfg: PipelineConfig):
         frame_path_detector = importlib.import_module("streamcam.gpu.pipeline").frame_path_detector
         return frame_path_detector(engine, p.frame_path, cfg.publisher.alpha, classes=p.classes,
                                    cam_threshold=p.cam_threshold, min_score=p.min_score)
-    return Detector(engine, classes=p.classes, cam_threshold=p.cam_threshold, min_score=p.min_score)
+    det = Detector(engine, classes=p.classes, cam_threshold=p.cam_threshold, min_score=p.min_score)
+    det.background = det.background and p.head_tops
+    return det
 
 
 def build_stabilized_detector(cfg: PipelineConfig, live: bool = False):

@@ -145,6 +145,27 @@ def test_evaluate_sequence_scores_raw_and_stabilized():
     assert r["ms_per_frame"] == {"engine": 1.0, "total": 2.0}
 
 
+def test_the_warmup_frames_are_shown_after_the_reset_and_never_scored():
+    class Warmed(Scripted):
+        def __init__(self, script):
+            super().__init__(script)
+            self.log = []
+
+        def reset(self):
+            super().reset()
+            self.log.append("reset")
+
+        def warm(self, frame, t):
+            self.log.append((frame.index, t))
+
+    first = MotSequence("s", Path("."), 10.0, 100, 100, tuple(MotFrame(i, Path(f"{i}.jpg"), ((1, G),)) for i in (1, 2)))
+    second = MotSequence("s", Path("."), 10.0, 100, 100, (MotFrame(3, Path("3.jpg"), ((1, G),)),))
+    m = Warmed({3: ([NEAR], [(4, NEAR)])})
+    r = evaluate_sequence(second, m, warmup=first)
+    assert m.log == ["reset", (1, 0.0), (2, pytest.approx(0.1))] and r["frames"] == 1 and r["gt_boxes"] == 1
+    assert evaluate_sequence(second, Scripted({3: ([NEAR], [])}), warmup=first)["frames"] == 1  # a peer: no warm
+
+
 # ------------------------------------------------------------------------------------ the CLI
 def _synthetic_sequence(root: Path, frames: int = 8) -> Path:
     from streamcam.datasets.synthetic import SyntheticIRScene
