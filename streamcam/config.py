@@ -203,8 +203,9 @@ class ProcessorConfig:
     head_tops: bool = True
     """A peak model calibrated with a head-top line (``peak_boxes.top_line``) sizes each box from its
     person's head top, the top of the foreground above the peak against each stream's background (the
-    median of recent frames, kept by the processor: about 7 ms of CPU per sample, 10 samples/s).
-    false: the row's size line only. Measured in docs/benchmarks.md, "Stop 31"."""
+    median of recent frames, kept by the processor: about 7 ms of CPU per sample, 10 samples/s, and
+    31 grey frames of memory per stream, 14 MB at 768x576). false: the row's size line only.
+    Measured in docs/benchmarks.md, "Stop 31"."""
     faces: FacesConfig = field(default_factory=FacesConfig)
     """Face finding in face mode (mode: faces); ignored in cam mode."""
     tensorrt: TensorRTConfig = field(default_factory=TensorRTConfig)

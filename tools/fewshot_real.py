@@ -139,16 +139,21 @@ def main(argv: list[str] | None = None) -> int:
                 row2 = evaluate(recal, root / name)
                 rows.append((name, f"{ship.name} + 15 boxed frames (calibrate only)", row2))
                 results["sequences"][name]["shipped"] = {"as_shipped": row, "recalibrated": row2}
+    report(rows, results, a.out)
+    return 0
+
+
+def report(rows: list, results: dict, out: str | None) -> None:
+    """Print ``(sequence, model, eval --mot row)`` as a markdown table; write ``results`` to ``out``."""
     print("| sequence | model | localization | precision | MOTA | IDF1 | ID sw. | raw loc | raw MOTA | ms/frame |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for name, what, row in rows:
         b = _brief(row)
         print(f"| {name} | {what} | {b['loc']:.3f} | {b['prec']:.3f} | {b['mota']:.3f} | {b['idf1']:.3f} | "
               f"{b['idsw']} | {b['raw_loc']:.3f} | {b['raw_mota']:.3f} | {b['ms']:.1f} |")
-    if a.out:
-        Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(a.out).write_text(json.dumps(results, indent=1, default=str) + "\n")
-    return 0
+    if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(json.dumps(results, indent=1, default=str) + "\n")
 
 
 def _brief(row: dict) -> dict:

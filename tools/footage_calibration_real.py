@@ -60,7 +60,7 @@ def walker_quality(model: Path, seq, frames) -> dict:
 def main(argv: list[str] | None = None) -> int:
     from streamcam.evaluation.calibration import calibrate_from_footage, write_calibration
     from streamcam.evaluation.mot import find_sequences, read_sequence, real_data_dir
-    from tools.fewshot_real import _brief, evaluate
+    from tools.fewshot_real import _brief, evaluate, report
 
     ap = argparse.ArgumentParser(prog="tools.footage_calibration_real", description=__doc__.splitlines()[0])
     ap.add_argument("--model", default=str(ROOT / "engines" / "person-rgb.onnx"))
@@ -98,15 +98,7 @@ def main(argv: list[str] | None = None) -> int:
                          (seq.name, f"{what}, calibrated from footage", after)]
                 print(f"{seq.name} {what}: {json.dumps(_brief(after))}", file=sys.stderr, flush=True)
             results["sequences"][seq.name] = entry
-    print("| sequence | model | localization | precision | MOTA | IDF1 | ID sw. | raw loc | raw MOTA | ms/frame |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
-    for name, what, row in rows:
-        b = _brief(row)
-        print(f"| {name} | {what} | {b['loc']:.3f} | {b['prec']:.3f} | {b['mota']:.3f} | {b['idf1']:.3f} | "
-              f"{b['idsw']} | {b['raw_loc']:.3f} | {b['raw_mota']:.3f} | {b['ms']:.1f} |")
-    if a.out:
-        Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(a.out).write_text(json.dumps(results, indent=1, default=str) + "\n")
+    report(rows, results, a.out)
     return 0
 
 
