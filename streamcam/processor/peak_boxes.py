@@ -133,7 +133,6 @@ class PeakBoxRule:
                 out.append((box, v))
         return out
 
-
     def _head_top(self, foreground: np.ndarray, px: float, py: float, row_height: float) -> tuple[float, float] | None:
         """``(top row, box height)`` from the head top above a peak, or None where it is not to be
         trusted: no ``top_line``, the peak on no mover, or a height off the row line's by more than 2x
@@ -220,14 +219,14 @@ def shrunk_aspect(aspects: Sequence[float] | np.ndarray, prior: float = PERSON_A
 
 def fit_geometry(maps: Sequence[np.ndarray], gts: Sequence[Sequence[Box]], frame_sizes: Sequence[tuple[int, int]],
                  level: float, radius: int, nms: float, contain: bool = False,
-                 prior_boxes: float = PRIOR_BOXES, top_line: bool = True) -> PeakBoxRule | None:
+                 prior_boxes: float = PRIOR_BOXES) -> PeakBoxRule | None:
     """The rule's size line, centre offsets and aspect from labelled frames: each GT box is paired with
     the strongest peak inside it (the one the rule keeps for that person); least squares of the
     relative height error on the peak's row, medians of the rest. None when fewer than 3 boxes have a peak. A box cut by
     the frame's edge does not show how tall or wide its person is: it is left out of the fit while
     at least 3 whole ones remain. The aspect is the boxes' median pulled towards a pedestrian's as
-    if that were ``prior_boxes`` more boxes (:func:`shrunk_aspect`; 0: the median alone). ``top_line``:
-    also fit the height on the boxes' top rows (:attr:`PeakBoxRule.top_line`)."""
+    if that were ``prior_boxes`` more boxes (:func:`shrunk_aspect`; 0: the median alone). The same
+    height fit on the boxes' top rows gives :attr:`PeakBoxRule.top_line`."""
     rows, cut = [], []
     for cam, boxes, (fw, fh) in zip(maps, gts, frame_sizes):
         h, w = cam.shape
@@ -264,7 +263,7 @@ def fit_geometry(maps: Sequence[np.ndarray], gts: Sequence[Sequence[Box]], frame
     (ta, tb), *_ = np.linalg.lstsq(design, r[:, 1] * w, rcond=None)
     return PeakBoxRule(level=float(level), radius=int(radius), nms=float(nms), size=(float(a), float(slope)),
                        centre=centre, aspect=aspect, contain=bool(contain), centre_x=centre_x,
-                       top_line=(float(ta), float(tb)) if top_line else None)
+                       top_line=(float(ta), float(tb)))
 
 
 __all__ = ["PERSON_ASPECT", "PeakBoxRule", "fit_geometry", "shrunk_aspect", "local_peaks", "local_peaks_reference"]

@@ -85,7 +85,6 @@ def test_the_top_line_is_fitted_on_the_boxes_tops_and_round_trips():
     a, b = fit.top_line
     for (x0, y0, x1, y1), in gts:
         assert 576 * (a + b * y0 / 576) == pytest.approx(y1 - y0, abs=0.5)
-    assert fit_geometry(maps, gts, [(768, 576)] * 5, 0.0, 1, 0.3, top_line=False).top_line is None
     assert PeakBoxRule.from_dict(fit.to_dict()) == fit
     assert "top_line" not in rule.to_dict()  # readable by versions before it
     with pytest.raises(ModelError, match="peak_boxes.top_line"):
