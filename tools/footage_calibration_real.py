@@ -31,12 +31,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def walker_quality(model: Path, seq, frames) -> dict:
     """How many of the first half's walker boxes, at the calibrated input size, are a labelled person."""
-    from streamcam.evaluation.calibration import WALKER_SPREAD, footage_items
-    from streamcam.evaluation.footage import foreground_mask
+    from streamcam.evaluation.footage import WALKER_SPREAD, footage_items, foreground_mask
     from streamcam.geometry import iou
     from streamcam.processor.detector import Detector
     from streamcam.processor.engines import create_engine
-    from streamcam.training.data import empty_plate
+    from streamcam.processor.background import empty_plate
 
     det = Detector(create_engine(str(model)), min_score=0.0)  # at the input size the calibration wrote
     plate = empty_plate(frames)
@@ -58,7 +57,8 @@ def walker_quality(model: Path, seq, frames) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from streamcam.evaluation.calibration import calibrate_from_footage, write_calibration
+    from streamcam.evaluation.calibration import write_calibration
+    from streamcam.evaluation.footage import calibrate_from_footage
     from streamcam.evaluation.mot import find_sequences, read_sequence, real_data_dir
     from tools.fewshot_real import _brief, evaluate, report
 

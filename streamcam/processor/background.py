@@ -16,6 +16,7 @@ Pure numpy and OpenCV; :func:`head_top` has a slow, obvious twin (:func:`head_to
 from __future__ import annotations
 
 from collections import deque
+from typing import Sequence
 
 import numpy as np
 
@@ -45,6 +46,22 @@ def foreground_mask(frame: np.ndarray, plate: np.ndarray, threshold: float = THR
     h = frame.shape[0]
     kx, ky = (max(3, int(round(h * r)) | 1) for r in (0.015, 0.03))
     return cv2.morphologyEx(mask, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (kx, ky)))
+
+
+def empty_plate(frames: Sequence[np.ndarray], max_frames: int = 200) -> np.ndarray:
+    """The scene without its movers: the per-pixel temporal median of a fixed camera's frames.
+
+    A camera that never shows an empty scene (a busy street) still gives a negative for the
+    full-frame recipe: wherever each pixel shows background in more than half of the frames, the
+    median is background. Pixels a person covered most of the time keep a ghost, so use frames
+    spread over time (at most ``max_frames``, evenly picked)."""
+    if len(frames) < 3:
+        raise ConfigError(f"empty plate: expected at least 3 frames of a fixed camera, got {len(frames)}")
+    shapes = {f.shape for f in frames}
+    if len(shapes) != 1:
+        raise ConfigError(f"empty plate: expected frames of one size (a fixed camera), got {sorted(shapes)}")
+    idx = np.linspace(0, len(frames) - 1, min(len(frames), int(max_frames))).round().astype(int)
+    return np.median(np.stack([frames[i] for i in idx]), axis=0).astype(frames[0].dtype)
 
 
 FILL = 0.15
@@ -156,4 +173,4 @@ def _median(frames, y0: int, y1: int) -> np.ndarray:
     return np.partition(stack, k, axis=0)[k]
 
 
-__all__ = ["THRESHOLD", "RunningPlate", "foreground_mask", "head_top", "head_top_reference"]
+__all__ = ["THRESHOLD", "RunningPlate", "empty_plate", "foreground_mask", "head_top", "head_top_reference"]

@@ -34,6 +34,7 @@ import cv2
 import numpy as np
 
 from ..errors import ConfigError, SourceError
+from ..processor.background import empty_plate  # the empty class of a camera never seen empty
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 
@@ -87,22 +88,6 @@ def to_uint8(image: np.ndarray) -> np.ndarray:
     a = image.astype(np.float32)
     lo, hi = float(a.min()), float(a.max())
     return np.zeros(a.shape, np.uint8) if hi <= lo else ((a - lo) * (255.0 / (hi - lo)) + 0.5).astype(np.uint8)
-
-
-def empty_plate(frames: Sequence[np.ndarray], max_frames: int = 200) -> np.ndarray:
-    """The scene without its movers: the per-pixel temporal median of a fixed camera's frames.
-
-    A camera that never shows an empty scene (a busy street) still gives a negative for the
-    full-frame recipe: wherever each pixel shows background in more than half of the frames, the
-    median is background. Pixels a person covered most of the time keep a ghost, so use frames
-    spread over time (at most ``max_frames``, evenly picked)."""
-    if len(frames) < 3:
-        raise ConfigError(f"empty plate: expected at least 3 frames of a fixed camera, got {len(frames)}")
-    shapes = {f.shape for f in frames}
-    if len(shapes) != 1:
-        raise ConfigError(f"empty plate: expected frames of one size (a fixed camera), got {sorted(shapes)}")
-    idx = np.linspace(0, len(frames) - 1, min(len(frames), int(max_frames))).round().astype(int)
-    return np.median(np.stack([frames[i] for i in idx]), axis=0).astype(frames[0].dtype)
 
 
 def _grey_if_colourless(image: np.ndarray) -> np.ndarray:
@@ -405,5 +390,5 @@ def resize_to(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return cv2.resize(image, (ow, oh), interpolation=cv2.INTER_AREA if w > ow else cv2.INTER_LINEAR)
 
 
-__all__ = ["Augment", "IMAGE_EXTENSIONS", "LabelledImages", "load_data", "load_image_folder", "load_labelled_video",
+__all__ = ["Augment", "IMAGE_EXTENSIONS", "empty_plate", "LabelledImages", "load_data", "load_image_folder", "load_labelled_video",
            "resize_to", "stratified_split", "to_uint8", "WindowSampler"]

@@ -11,8 +11,8 @@ import pytest
 
 import conftest
 from streamcam.errors import ConfigError
-from streamcam.evaluation.calibration import calibrate_from_footage, calibrate_peaks, footage_frames
-from streamcam.evaluation.footage import foreground_mask, walker_boxes
+from streamcam.evaluation.calibration import calibrate_peaks
+from streamcam.evaluation.footage import calibrate_from_footage, footage_frames, foreground_mask, walker_boxes
 from streamcam.evaluation.mot import real_data_dir
 
 ROOT = conftest.ROOT
@@ -122,7 +122,7 @@ def test_the_shipped_visible_model_calibrated_from_a_new_cameras_footage_finds_i
 
 
 def test_a_walker_far_off_the_others_height_is_set_aside_not_fitted():
-    from streamcam.evaluation.calibration import plausible_walkers
+    from streamcam.evaluation.footage import plausible_walkers
 
     cam = np.zeros((4, 4), np.float32)
     tall = [(0.0, 0.0, 100.0, 250.0), (0.0, 0.0, 110.0, 260.0), (0.0, 0.0, 90.0, 240.0)]
