@@ -413,6 +413,8 @@ def write_calibration(model_path: str, result: dict[str, Any]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """``streamcam calibrate``."""
+    from .footage import FOOTAGE_FRAMES
+
     ap = argparse.ArgumentParser(prog="streamcam calibrate", description=__doc__.splitlines()[0])
     ap.add_argument("model", help="ONNX model exported by streamcam (rewritten in place unless --dry-run)")
     ap.add_argument("--labels", help="JSON of validation frames with boxes (default: synthetic scenes --seeds)")
@@ -432,8 +434,8 @@ def main(argv: list[str] | None = None) -> int:
                          "its full training size) instead of choosing by the labelled frames")
     ap.add_argument("--footage", help="a peak model, no boxes: calibrate on this fixed camera's recording (video, "
                                       "image folder or thermal sequence) by its lone walkers (instead of --labels)")
-    ap.add_argument("--footage-frames", type=int, default=300,
-                    help="--footage: frames read, evenly spread over it (default 300)")
+    ap.add_argument("--footage-frames", type=int, default=FOOTAGE_FRAMES,
+                    help=f"--footage: frames read, evenly spread over it (default {FOOTAGE_FRAMES})")
     ap.add_argument("--dry-run", action="store_true", help="print the calibration, write nothing")
     a = ap.parse_args(argv)
     from ..errors import StreamcamError

@@ -3,7 +3,7 @@
 A peak model's box rule (:mod:`streamcam.processor.peak_boxes`) needs people's boxes only to learn
 the camera's geometry: how tall a person is at each image row, where the box sits around the peak.
 A fixed camera's footage shows that by itself. Against the footage's temporal median (the empty
-plate, :func:`streamcam.training.data.empty_plate`) a person walking alone is a foreground blob,
+plate, :func:`streamcam.processor.background.empty_plate`) a person walking alone is a foreground blob,
 and its bounding box is their box: the self-calibration of surveillance cameras from walking
 people (Lv, Zhao & Nevatia, "Self-calibration of a camera from video of a walking human", ICPR 2002;
 Krahnstoever & Mendonca, "Bayesian autocalibration for surveillance", ICCV 2005).
@@ -14,10 +14,11 @@ a person cut by the edge, a fragment, a shadow, a moved car) is an *ignore* regi
 treats its flag-0 boxes: a box drawn there is neither a hit nor a false box when the calibration
 scores a rule, since nobody labelled who is in it.
 
-Measured on the shared real sequences' first halves (docs/benchmarks.md, "Stop 31"): 81-100 % of
+Measured on the shared real sequences' first halves (docs/benchmarks.md, "Stop 31"): 81-95 % of
 the blobs kept overlap a labelled person at IoU >= 0.5.
 
-Pure numpy and OpenCV.
+The blob tests are pure numpy and OpenCV; :func:`calibrate_from_footage` runs the model on the
+frames and hands the walkers to :func:`~streamcam.evaluation.calibration.calibrate_peaks`.
 """
 
 from __future__ import annotations
@@ -80,10 +81,11 @@ def calibrate_from_footage(model_path: str, frames: Sequence[np.ndarray], pixel_
     """A peak model's box rule and input scale from a fixed camera's footage, with no box drawn.
 
     The boxes are the footage's lone walkers (foreground blobs against its temporal median, one whole
-    upright person each: :func:`walker_boxes`); every other blob is a region nobody labelled. Otherwise
-    as :func:`~streamcam.evaluation.calibration.calibrate` calibrates a peak rule: its geometry fitted per level x radius x nms, chosen
-    by F1, at each trained input scale, the scale by the same F1 (``scale`` fixes it). The blob rule
-    and the decision bias are left as they are: the footage has no frames known to be empty."""
+    upright person each: :func:`walker_boxes`); every other blob is a region nobody labelled. Then as
+    :func:`~streamcam.evaluation.calibration.calibrate` calibrates a peak rule: its geometry fitted
+    per level x radius x nms, chosen by F1, at each trained input scale, the scale by the same F1
+    (``scale`` fixes it). The blob rule and the decision bias are left as they are: the footage has
+    no frames known to be empty."""
     import dataclasses
 
     from ..processor.detector import Detector
