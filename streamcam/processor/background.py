@@ -6,9 +6,9 @@ cannot tell a near person's size from a far one's (TUD-Campus: the row's height 
 of residual). The top of a person's head row does: on the ground truth height is a line in it
 (residual 12-13 px). Against the background a walker is foreground, and the top of the foreground
 column above the peak is their head top (:func:`head_top`; within 2 px of the labelled top at the
-median on TUD-Campus). :class:`RunningPlate` keeps that background: the per-pixel median of recent
-frames sampled over time (the empty plate of :func:`streamcam.training.data.empty_plate`, kept
-live), grey and at half resolution so that a median of 31 samples costs a few ms.
+median on TUD-Campus). :class:`RunningPlate` keeps that background live: the per-pixel median of
+recent frames sampled over time (what :func:`empty_plate` is for a recording), grey, refreshed a band
+at a time so that no frame waits for a whole median.
 
 Pure numpy and OpenCV; :func:`head_top` has a slow, obvious twin (:func:`head_top_reference`).
 """
