@@ -24,14 +24,13 @@ import tempfile
 from pathlib import Path
 
 import cv2
-import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def walker_quality(model: Path, seq, frames) -> dict:
     """How many of the first half's walker boxes, at the calibrated input size, are a labelled person."""
-    from streamcam.evaluation.footage import WALKER_SPREAD, footage_items, foreground_mask
+    from streamcam.evaluation.footage import footage_items, foreground_mask, plausible_walkers
     from streamcam.geometry import iou
     from streamcam.processor.detector import Detector
     from streamcam.processor.engines import create_engine
@@ -43,14 +42,10 @@ def walker_quality(model: Path, seq, frames) -> dict:
         items = footage_items(det, frames, [foreground_mask(f, plate) for f in frames], "BGR8", keep_empty=True)
     finally:
         det.engine.close()
-    heights = [b[3] - b[1] for it in items for b in it[1]]
-    mid = float(np.median(heights)) if heights else 0.0
     good = total = 0
-    for f, (_, boxes, _, _) in zip(seq.frames, items):
+    for f, (_, boxes, _, _) in zip(seq.frames, plausible_walkers(items, keep_empty=True)):
         gts = [b for _, b in f.gt]
         for b in boxes:
-            if not mid / WALKER_SPREAD <= b[3] - b[1] <= mid * WALKER_SPREAD:
-                continue  # set aside by plausible_walkers, as the calibration does
             total += 1
             good += max([iou(b, g) for g in gts] or [0.0]) >= 0.5
     return {"walkers": total, "a_person_at_iou_0.5": round(good / max(total, 1), 3)}

@@ -448,7 +448,9 @@ def main(argv: list[str] | None = None) -> int:
             from .footage import calibrate_from_footage, footage_frames
 
             frames, pixel_format = footage_frames(a.footage, a.footage_frames)
-            result = calibrate_from_footage(a.model, frames, pixel_format, scale=a.scale)
+            result = calibrate_from_footage(a.model, frames, pixel_format, scale=a.scale,
+                                            progress=lambda line: print(f"calibrate --footage: {line}",
+                                                                        file=sys.stderr, flush=True))
         elif a.labels and (a.frames_dir or a.split):
             frames = frames_of_split(a.labels, a.frames_dir, a.split)
         else:

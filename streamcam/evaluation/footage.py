@@ -28,7 +28,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..errors import ConfigError
-from ..processor.background import THRESHOLD, empty_plate, foreground_mask
+from ..processor.background import empty_plate, foreground_mask
 
 Box = tuple[float, float, float, float]
 
@@ -77,7 +77,7 @@ MIN_WALKERS = 3
 
 
 def calibrate_from_footage(model_path: str, frames: Sequence[np.ndarray], pixel_format: str = "BGR8",
-                           scale: float | None = None, threshold: float | None = None) -> dict[str, Any]:
+                           scale: float | None = None, progress=None) -> dict[str, Any]:
     """A peak model's box rule and input scale from a fixed camera's footage, with no box drawn.
 
     The boxes are the footage's lone walkers (foreground blobs against its temporal median, one whole
@@ -85,7 +85,8 @@ def calibrate_from_footage(model_path: str, frames: Sequence[np.ndarray], pixel_
     :func:`~streamcam.evaluation.calibration.calibrate` calibrates a peak rule: its geometry fitted
     per level x radius x nms, chosen by F1, at each trained input scale, the scale by the same F1
     (``scale`` fixes it). The blob rule and the decision bias are left as they are: the footage has
-    no frames known to be empty."""
+    no frames known to be empty. ``progress``: called with a line per input scale (a few hundred
+    frames through the network at each take a minute or more on a small CPU)."""
     import dataclasses
 
     from ..processor.detector import Detector
@@ -99,7 +100,7 @@ def calibrate_from_footage(model_path: str, frames: Sequence[np.ndarray], pixel_
                           "calibrates only a multiple-instance (peak) model's rule: use --labels")
     frames = list(frames)
     plate = empty_plate(frames)  # checks: >= 3 frames, one size
-    masks = [foreground_mask(f, plate, THRESHOLD if threshold is None else threshold) for f in frames]
+    masks = [foreground_mask(f, plate) for f in frames]
     mil = meta.provenance.get("metrics", {}).get("mil", {})
     scales = [float(v) for v in mil.get("scales") or []] if mil.get("base_input") else []
     if scale is not None:
@@ -127,6 +128,9 @@ def calibrate_from_footage(model_path: str, frames: Sequence[np.ndarray], pixel_
         if peak is None:
             raise ConfigError(f"calibrate --footage: the model has no peak inside {walkers} walkers' blobs")
         score = _f1(peak["accuracy"], peak["precision"])
+        if progress is not None:
+            progress(f"input scale {sc if sc is not None else 1.0}: {walkers} lone walkers in {len(frames)} frames "
+                     f"({ignored} other blobs ignored), F1 {score:.3f} on them")
         key = sc if sc is not None else 1.0
         by_scale[key] = round(score, 4)
         r = {"source_kind": "footage", "frames": len(frames), "walkers": walkers, "ignored_blobs": ignored,
@@ -152,16 +156,13 @@ def footage_items(det, frames: Sequence[np.ndarray], masks: Sequence[np.ndarray]
     frame's map from ``det`` (a :class:`~streamcam.processor.detector.Detector`), its peaks above
     p = 0.5 with their foreground ``masks`` (:func:`walker_boxes`). Frames with no walker
     are left out unless ``keep_empty`` (then one item per frame, in order)."""
-    from ..processor.peak_boxes import _refine, local_peaks
+    from ..processor.peak_boxes import peak_points
 
     items = []
     for image, mask in zip(frames, masks):
         cams, _, fsize, _ = det.maps(image, pixel_format)
         cam = cams[0]
-        cw, ch = fsize[0] / cam.shape[-1], fsize[1] / cam.shape[-2]
-        peaks = [(v, (px + 0.5) * cw, (py + 0.5) * ch) for v, (px, py) in
-                 ((v, _refine(cam, x, y)) for v, x, y in local_peaks(cam, 0.0, 1))]
-        boxes, ignore = walker_boxes(mask, peaks)
+        boxes, ignore = walker_boxes(mask, peak_points(cam, fsize, 0.0, 1))
         if boxes or keep_empty:
             items.append((cam, boxes, fsize, ignore))
     return items
@@ -173,9 +174,10 @@ a bag, two people stacked): the relative size fit weighs a small box most, and o
 250 px walkers (TUD-Campus's first half) tilted the line until it drew no box a person could match."""
 
 
-def plausible_walkers(items: Sequence[tuple]) -> list[tuple]:
+def plausible_walkers(items: Sequence[tuple], keep_empty: bool = False) -> list[tuple]:
     """:func:`footage_items` without the walker boxes :data:`WALKER_SPREAD` off their median height
-    (they join the frame's ignore regions); items left with no walker are dropped."""
+    (they join the frame's ignore regions); items left with no walker are dropped unless
+    ``keep_empty``."""
     heights = [b[3] - b[1] for it in items for b in it[1]]
     if not heights:
         return list(items)
@@ -183,7 +185,7 @@ def plausible_walkers(items: Sequence[tuple]) -> list[tuple]:
     out = []
     for cam, boxes, size, ignore in items:
         keep = [b for b in boxes if mid / WALKER_SPREAD <= b[3] - b[1] <= mid * WALKER_SPREAD]
-        if keep:
+        if keep or keep_empty:
             out.append((cam, keep, size, list(ignore) + [b for b in boxes if b not in keep]))
     return out
 

@@ -187,6 +187,14 @@ def local_peaks_reference(cam: np.ndarray, level: float, radius: int = 1) -> lis
     return found
 
 
+def peak_points(cam: np.ndarray, frame_size: tuple[int, int], level: float, radius: int = 1
+                ) -> list[tuple[float, float, float]]:
+    """``[(value, x, y), ...]``: :func:`local_peaks` at their sub-cell positions, in frame pixels."""
+    cw, ch = frame_size[0] / cam.shape[-1], frame_size[1] / cam.shape[-2]
+    return [(v, (px + 0.5) * cw, (py + 0.5) * ch) for v, (px, py) in
+            ((v, _refine(cam, x, y)) for v, x, y in local_peaks(cam, level, radius))]
+
+
 def _refine(cam: np.ndarray, x: int, y: int) -> tuple[float, float]:
     """Sub-cell peak position: the centre of mass of the positive part of its 3x3 neighbourhood."""
     h, w = cam.shape
@@ -231,10 +239,7 @@ def fit_geometry(maps: Sequence[np.ndarray], gts: Sequence[Sequence[Box]], frame
     boxed heights better than the row, counting the head top's noise (:func:`_tops_tell_more`)."""
     rows, cut = [], []
     for cam, boxes, (fw, fh) in zip(maps, gts, frame_sizes):
-        h, w = cam.shape
-        cw, ch = fw / w, fh / h
-        peaks = [(v, (px + 0.5) * cw, (py + 0.5) * ch) for v, (px, py) in
-                 ((v, _refine(cam, x, y)) for v, x, y in local_peaks(cam, level, radius))]
+        peaks = peak_points(cam, (fw, fh), level, radius)
         for b in boxes:
             inside = [p for p in peaks if b[0] <= p[1] < b[2] and b[1] <= p[2] < b[3]]
             if not inside:
@@ -286,4 +291,5 @@ def _tops_tell_more(r: np.ndarray, row_line: tuple[float, float], top_line: tupl
     return float(np.mean(top_err ** 2 + noise ** 2)) < float(np.mean(row_err ** 2))
 
 
-__all__ = ["PERSON_ASPECT", "PeakBoxRule", "fit_geometry", "shrunk_aspect", "local_peaks", "local_peaks_reference"]
+__all__ = ["PERSON_ASPECT", "PeakBoxRule", "fit_geometry", "shrunk_aspect", "local_peaks", "local_peaks_reference",
+           "peak_points"]

@@ -112,6 +112,7 @@ def test_the_shipped_visible_model_calibrated_from_a_new_cameras_footage_finds_i
     out = subprocess.run([sys.executable, "-m", "streamcam", "calibrate", str(model), "--footage", str(footage)],
                          capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-2000:]
+    assert "calibrate --footage: input scale" in out.stderr  # progress on the long part
     cal = read_metadata(str(model)).provenance["box_calibration"]
     assert cal["source"] == "footage footage" and cal["walkers"] >= 3
     cfg = load_config(str(ROOT / "configs" / "camera.yaml"), {"processor.model": str(model)})
@@ -131,3 +132,5 @@ def test_a_walker_far_off_the_others_height_is_set_aside_not_fitted():
                                (cam, [pigeon], (640, 480), [])])
     assert [i[1] for i in items] == [tall[:2], [tall[2]]]
     assert items[1][3] == [(1.0, 2.0, 3.0, 4.0), pigeon]
+    kept = plausible_walkers([(cam, tall, (640, 480), []), (cam, [pigeon], (640, 480), [])], keep_empty=True)
+    assert [i[1] for i in kept] == [tall, []] and kept[1][3] == [pigeon]  # one item per frame, in order
