@@ -206,6 +206,13 @@ class ProcessorConfig:
     median of recent frames, kept by the processor: about 7 ms of CPU per sample, 10 samples/s, and
     31 grey frames of memory per stream, 14 MB at 768x576). false: the row's size line only.
     Measured in docs/benchmarks.md, "Stop 31"."""
+    silhouettes: bool = False
+    """Boxes against each stream's plate of many moments (a median of 31 grey frames 10 s apart, ready
+    after 90 s; for stills, the other frames of their camera): a box less than a quarter foreground is
+    on a fixture (a parked bicycle, a bollard) and is dropped, the rest take the bounds of their
+    person's blob. Its price: a person standing still for more than about 2.5 min is dropped too until
+    they move. About 4 ms a detected frame at 640x512, 25 ms at 1280x1024. Measured in docs/benchmarks.md,
+    "Stop 32"."""
     faces: FacesConfig = field(default_factory=FacesConfig)
     """Face finding in face mode (mode: faces); ignored in cam mode."""
     tensorrt: TensorRTConfig = field(default_factory=TensorRTConfig)

@@ -181,19 +181,36 @@ def summarize(per_frame: Sequence[dict[str, Any]]) -> dict[str, Any]:
             "mean_best_iou": round(float(np.mean(ious)), 4) if ious else None}
 
 
-def evaluate_frames(detector, frames_dir: str | Path, frames: Sequence[LabelledFrame]) -> dict[str, Any]:
-    """Run ``detector`` (a :class:`Detector`) on each labelled frame; totals and per-frame rows."""
+def evaluate_frames(detector, frames_dir: str | Path, frames: Sequence[LabelledFrame],
+                    cameras: Sequence[LabelledFrame] = ()) -> dict[str, Any]:
+    """Run ``detector`` (a :class:`Detector`) on each labelled frame; totals and per-frame rows.
+
+    With the detector's silhouettes on, each frame's plate is the median of the other frames of its
+    camera among ``frames`` and ``cameras`` (their pixels only, no labels: what a live camera's plate
+    is made of; :func:`~streamcam.processor.silhouettes.still_plates`)."""
     rows = []
     t0 = time.perf_counter()
     label = detector.class_names[0]
+    plates = _still_plates(frames_dir, frames, cameras) if getattr(detector, "use_silhouettes", False) else {}
     for f in frames:
         image, fmt = read_frame(frames_dir, f.image)
-        result = detector.detect(image, fmt)
+        if plates.get(f.image) is not None:
+            detector.set_plate(f.image, plates[f.image])
+        result = detector.detect(image, fmt, stream=f.image)
         boxes = [d.box for d in result.detections if d.label == label]
         prob = float(result.probs[detector.class_indices[0]])
         rows.append({"image": f.image, "split": f.split, "probability": round(prob, 4),
                      "pred": [[round(v, 1) for v in b] for b in boxes], **score_frame(boxes, f.boxes)})
     return {**summarize(rows), "seconds": round(time.perf_counter() - t0, 2), "per_frame": rows}
+
+
+def _still_plates(frames_dir: str | Path, frames: Sequence[LabelledFrame],
+                  cameras: Sequence[LabelledFrame]) -> dict[str, np.ndarray | None]:
+    from ..processor.silhouettes import camera_groups, still_plates
+
+    names = list(dict.fromkeys([f.image for f in frames] + [f.image for f in cameras]))
+    images = [read_frame(frames_dir, n)[0] for n in names]
+    return dict(zip(names, still_plates(images, camera_groups(images))))
 
 
 def run_frames_eval(cfg, frames_dir: str | Path | None, labels: str | Path, split: str | None = None,
@@ -202,14 +219,16 @@ def run_frames_eval(cfg, frames_dir: str | Path | None, labels: str | Path, spli
     from ..processor.stage import build_detector
 
     frames_dir = Path(frames_dir) if frames_dir else Path(labels).parent
-    chosen = select(read_labels(labels), split)
+    every = read_labels(labels)
+    chosen = select(every, split)
     detector = build_detector(cfg)
     try:
-        result = evaluate_frames(detector, frames_dir, chosen)
+        result = evaluate_frames(detector, frames_dir, chosen, cameras=every)
     finally:
         detector.engine.close()
     result = {"model": cfg.processor.model, "labels": Path(labels).name, "split": split,
-              "cam_threshold": detector.threshold, "min_score": detector.min_score, **result}
+              "cam_threshold": detector.threshold, "min_score": detector.min_score,
+              **({"silhouettes": True} if getattr(detector, "use_silhouettes", False) else {}), **result}
     if out:
         Path(out).parent.mkdir(parents=True, exist_ok=True)
         Path(out).write_text(json.dumps(result, indent=1) + "\n")

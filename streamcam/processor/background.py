@@ -117,6 +117,16 @@ class RunningPlate:
         self._last_t: float | None = None
         self._added = 0
         self.plate: np.ndarray | None = None
+        self.frozen = False
+        """A given plate (:meth:`given`): :meth:`observe` leaves it as it is."""
+
+    @classmethod
+    def given(cls, plate: np.ndarray) -> "RunningPlate":
+        """A plate that does not learn: ``plate`` (a camera's picture without its movers, any depth)."""
+        out = cls()
+        out.plate = out._small(np.asarray(plate))
+        out.frozen = True
+        return out
 
     def _small(self, image: np.ndarray) -> np.ndarray:
         import cv2
@@ -133,6 +143,8 @@ class RunningPlate:
     def observe(self, image: np.ndarray, t: float) -> None:
         """Take ``image`` (seen at ``t`` seconds) as a sample if ``interval_s`` has passed since the
         last (or the clock went back)."""
+        if self.frozen:
+            return
         if self._last_t is not None and 0.0 <= t - self._last_t < self.interval_s:
             return
         small = self._small(image)

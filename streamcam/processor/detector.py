@@ -70,9 +70,14 @@ class Detector:
         self.background = bool(self.peak_rule is not None and self.peak_rule.top_line is not None)
         """Keep each stream's background (:class:`~streamcam.processor.background.RunningPlate`) so that
         a peak rule with a ``top_line`` sizes boxes by head tops; on by default for such a rule."""
+        self.use_silhouettes = False
+        """Boxes against each stream's plate of many moments (:mod:`~streamcam.processor.silhouettes`;
+        a sample every 10 s, ready after 90 s) or the plate :meth:`set_plate` gave the stream: those on
+        fixtures dropped, the rest snapped to their person's blob. Off by default (``processor.silhouettes``)."""
         self.clock = time.monotonic
         """Seconds for the background's sampling: the wall clock live, a sequence's frame times offline."""
         self._plates: dict[str, Any] = {}
+        self._fixture_plates: dict[str, Any] = {}
 
     def maps(self, image: np.ndarray, pixel_format: str = "GRAY8") -> tuple[np.ndarray, np.ndarray, tuple[int, int], dict]:
         """Raw CAMs ``[len(classes), h, w]`` of the chosen classes (cropped to the frame), probabilities, frame size."""
@@ -121,35 +126,56 @@ class Detector:
         return cams, softmax(all_cams[:, y, x].astype(np.float64))
 
     def observe(self, image: np.ndarray, stream: str = "") -> np.ndarray | None:
-        """Add ``image`` to ``stream``'s background and return its movers (None while the background is
+        """Add ``image`` to ``stream``'s backgrounds and return its movers (None while the background is
         warming up, or without :attr:`background`). :meth:`detect` calls it; call it alone to warm a
         stream up on frames that are not to be detected (the footage before a scored half)."""
+        from .background import RunningPlate
+        from .silhouettes import LIVE_INTERVAL_S
+
+        if self.use_silhouettes:
+            fixed = _stream_plate(self._fixture_plates, stream, lambda: RunningPlate(interval_s=LIVE_INTERVAL_S))
+            fixed.observe(image, self.clock())
         if not self.background:
             return None
-        from .background import RunningPlate
-
-        plate = self._plates.get(stream)
-        if plate is None:
-            if len(self._plates) >= 64:  # streams come and go (eval sequences): the oldest leaves
-                self._plates.pop(next(iter(self._plates)))
-            plate = self._plates[stream] = RunningPlate()
+        plate = _stream_plate(self._plates, stream, RunningPlate)
         plate.observe(image, self.clock())
         return plate.foreground(image)
 
+    def set_plate(self, stream: str, plate: np.ndarray | None) -> None:
+        """Give ``stream`` a fixed plate for its silhouettes (a still's camera seen at other moments,
+        ``streamcam plate``'s picture); None returns it to the live plate. Turns :attr:`use_silhouettes` on."""
+        from .background import RunningPlate
+
+        self._fixture_plates.pop(stream, None)
+        if plate is None:
+            return
+        self.use_silhouettes = True
+        _stream_plate(self._fixture_plates, stream, lambda: RunningPlate.given(plate))
+
+    def silhouettes(self, image: np.ndarray, stream: str = "") -> Any:
+        """``image``'s :class:`~streamcam.processor.silhouettes.Silhouettes` against ``stream``'s plate of
+        many moments (None while it warms up, or without :attr:`use_silhouettes`); call :meth:`observe` first."""
+        from .silhouettes import Silhouettes
+
+        plate = self._fixture_plates.get(stream) if self.use_silhouettes else None
+        mask = plate.foreground(image) if plate is not None else None
+        return Silhouettes(mask) if mask is not None else None
+
     def boxes(self, cam: np.ndarray, prob: float, label: str, frame_size: tuple[int, int],
               threshold: float | None = None, rule: BoxRule | None = None,
-              foreground: np.ndarray | None = None) -> list[Detection]:
+              foreground: np.ndarray | None = None, silhouettes: Any = None) -> list[Detection]:
         """Boxes of one raw class map by the model's box rule; score = probability × relative peak.
 
         ``rule`` overrides the model's calibrated :class:`BoxRule` (margins, aspect); ``foreground``
-        is the frame's movers for a peak rule's head tops (:meth:`observe`).
+        is the frame's movers for a peak rule's head tops (:meth:`observe`), ``silhouettes`` its
+        blobs against the plate of many moments (:meth:`silhouettes`).
         """
         # The rule runs on the raw (ReLU'd) map, as the CAM paper thresholds it.
         top = float(cam.max())
         if self.peak_rule is not None and threshold is None and rule is None:
             # a peak's own margin is its score: sigmoid(logit margin), the probability a window there holds one
             return [Detection(tuple(float(v) for v in box), float(1.0 / (1.0 + np.exp(-peak))), label)  # type: ignore[arg-type]
-                    for box, peak in self.peak_rule.boxes(cam, frame_size, foreground)]
+                    for box, peak in self.peak_rule.boxes(cam, frame_size, foreground, silhouettes)]
         if top <= 0.0:
             return []
         found = boxes_from_cam(cam, frame_size, self.threshold if threshold is None else threshold,
@@ -158,17 +184,20 @@ class Detector:
         if not rule.is_identity:
             cw, ch = frame_size[0] / cam.shape[-1], frame_size[1] / cam.shape[-2]
             found = [(rule.apply(box, cw, ch), peak) for box, peak in found]
+        if silhouettes is not None:
+            found = silhouettes.refine(found, nms=0.5)
         return [Detection(tuple(float(v) for v in box), prob * float(peak) / top, label)  # type: ignore[arg-type]
                 for box, peak in found]
 
     def _detections(self, cams: np.ndarray, probs: np.ndarray, frame_size: tuple[int, int],
-                    gate: float, foreground: np.ndarray | None = None) -> tuple[list[Detection], np.ndarray | None]:
+                    gate: float, foreground: np.ndarray | None = None,
+                    silhouettes: Any = None) -> tuple[list[Detection], np.ndarray | None]:
         """One frame's boxes (each chosen class at probability >= ``gate``) and its shown map."""
         detections: list[Detection] = []
         for j, (name, c) in enumerate(zip(self.class_names, self.class_indices)):
             p = float(probs[c])
             if p >= gate:
-                detections += self.boxes(cams[j], p, name, frame_size, foreground=foreground)
+                detections += self.boxes(cams[j], p, name, frame_size, foreground=foreground, silhouettes=silhouettes)
         return detections, (self.shown_map(cams[0]) if len(cams) else None)
 
     def detect(self, image: np.ndarray, pixel_format: str = "GRAY8", min_score: float | None = None,
@@ -182,10 +211,11 @@ class Detector:
         cams, probs, frame_size, timings = self.maps(image, pixel_format)
         t2 = time.perf_counter()
         foreground = self.observe(image, stream)
+        silhouettes = self.silhouettes(image, stream)
         t3 = time.perf_counter()
-        detections, shown = self._detections(cams, probs, frame_size, gate, foreground)
+        detections, shown = self._detections(cams, probs, frame_size, gate, foreground, silhouettes)
         timings["cam"] = (time.perf_counter() - t3) * 1e3
-        if self.background:
+        if self.background or self.use_silhouettes:
             timings["background"] = (t3 - t2) * 1e3
         timings["total"] = (time.perf_counter() - t0) * 1e3
         return FrameResult(detections, shown, probs.astype(np.float32), timings)
@@ -216,11 +246,24 @@ class Detector:
             t3 = time.perf_counter()
             cams, probs = self._frame_maps(all_cams[i], out.logits[i], geom)
             frame_size = (geom.frame_width, geom.frame_height)
-            foreground = self.observe(images[i], streams[i] if streams is not None else "")
-            detections, shown = self._detections(cams, probs, frame_size, gate, foreground)
+            stream = streams[i] if streams is not None else ""
+            foreground = self.observe(images[i], stream)
+            detections, shown = self._detections(cams, probs, frame_size, gate, foreground,
+                                                 self.silhouettes(images[i], stream))
             cam_ms = (time.perf_counter() - t3) * 1e3
             timings = {"preprocess": (t1 - t0) * 1e3 / n, "engine": (t2 - t1) * 1e3 / n,
                        "engine_call": (t2 - t1) * 1e3, "cam": cam_ms}
             timings["total"] = timings["preprocess"] + timings["engine"] + cam_ms
             results.append(FrameResult(detections, shown, probs.astype(np.float32), timings, batch=n))
         return results
+
+
+def _stream_plate(plates: dict[str, Any], stream: str, make) -> Any:
+    """``stream``'s entry of ``plates``, made on first use; streams come and go (eval sequences), so
+    past 64 the oldest leaves."""
+    plate = plates.get(stream)
+    if plate is None:
+        if len(plates) >= 64:
+            plates.pop(next(iter(plates)))
+        plate = plates[stream] = make()
+    return plate

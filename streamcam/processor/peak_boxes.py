@@ -108,10 +108,12 @@ class PeakBoxRule:
         return max(4.0, frame_h * (self.size[0] + self.size[1] * y / frame_h))
 
     def boxes(self, cam: np.ndarray, frame_size: tuple[int, int],
-              foreground: np.ndarray | None = None) -> list[tuple[Box, float]]:
+              foreground: np.ndarray | None = None, silhouettes: Any = None) -> list[tuple[Box, float]]:
         """``[((x0, y0, x1, y1), peak value), ...]`` in frame pixels, strongest first. ``foreground``
         (the frame's movers, :class:`~streamcam.processor.background.RunningPlate`): with a
-        ``top_line``, a peak on a mover gets its box from its head top."""
+        ``top_line``, a peak on a mover gets its box from its head top. ``silhouettes`` (the frame's
+        :class:`~streamcam.processor.silhouettes.Silhouettes` against a plate of many moments): a box
+        on a fixture is dropped before it can suppress another, the rest take their person's blob."""
         fw, fh = float(frame_size[0]), float(frame_size[1])
         h, w = cam.shape
         cw, ch = fw / w, fh / h
@@ -128,6 +130,10 @@ class PeakBoxRule:
             cx = px + self.centre_x * bw
             # clipped to the frame, as a person half out of view is labelled (MOTChallenge clips too)
             box = (max(0.0, cx - bw / 2), max(0.0, cy - bh / 2), min(fw, cx + bw / 2), min(fh, cy + bh / 2))
+            if silhouettes is not None:
+                if silhouettes.on_fixture(box):
+                    continue
+                box = silhouettes.snap(box)
             if self.contain and any(o[0] <= px < o[2] and o[1] <= py < o[3] for o, _ in out):
                 continue
             if all(iou(box, o) <= self.nms for o, _ in out):

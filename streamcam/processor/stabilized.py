@@ -152,6 +152,9 @@ class StabilizedDetector:
 
     def process(self, stream: str, image: np.ndarray, pixel_format: str, t_capture_ns: int
                 ) -> tuple[FrameResult, list[dict[str, Any]]]:
+        if not self.tracks.live and hasattr(self.detector, "clock"):
+            # a file's backgrounds sample by its own time, not by how fast this machine reads it
+            self.detector.clock = lambda: t_capture_ns / 1e9
         result = self.detector.detect(image, pixel_format, min_score=self.candidate_min_score, stream=stream)
         h, w = image.shape[:2]
         return self.track(stream, result, (w, h), t_capture_ns)

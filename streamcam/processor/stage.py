@@ -76,6 +76,7 @@ def build_detector(cfg: PipelineConfig):
                                    cam_threshold=p.cam_threshold, min_score=p.min_score)
     det = Detector(engine, classes=p.classes, cam_threshold=p.cam_threshold, min_score=p.min_score)
     det.background = det.background and p.head_tops
+    det.use_silhouettes = p.silhouettes
     return det
 
 
