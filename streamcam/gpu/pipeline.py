@@ -251,7 +251,7 @@ class OverlayDetector(Detector):
     def detect(self, image: np.ndarray, pixel_format: str = "GRAY8", min_score: float | None = None,
                stream: str = "") -> OverlayResult:
         self._blended = None
-        base = super().detect(image, pixel_format, min_score)
+        base = super().detect(image, pixel_format, min_score, stream=stream)
         blended, self._blended = self._blended, None
         return OverlayResult(base.detections, base.cam, base.probs, base.timings_ms, blended=blended)
 

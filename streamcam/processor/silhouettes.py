@@ -41,8 +41,9 @@ Box = tuple[float, float, float, float]
 FIXTURE_SHARE = 0.25
 """A box is a person's when at least this share of it is foreground. A walker's silhouette fills
 about half of their box; a quarter is half of that (limbs and cold clothing leave holes). Not tuned:
-on the LLVIP sample's 12 frames the fixtures' boxes hold 0.01-0.19 foreground and people's 0.32-0.94,
-so 0.2-0.3 give the same boxes (docs/benchmarks.md, "Stop 32")."""
+on the LLVIP sample's 12 frames, against the other stills of their camera, the fixtures' boxes hold
+0.12-0.15 foreground and people's 0.34-0.90, and any share from 0.16 to 0.33 gives the same boxes
+(docs/benchmarks.md, "Stop 32")."""
 
 SNAP_TOLERANCE = 1.5
 """A blob is one person's when its height is within this factor of the box's either way and its width

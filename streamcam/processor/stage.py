@@ -72,8 +72,10 @@ def build_detector(cfg: PipelineConfig):
     if p.frame_path != "cpu":
         # Named, not imported (as the tensorrt backend): the GPU room imports the processor, not back.
         frame_path_detector = importlib.import_module("streamcam.gpu.pipeline").frame_path_detector
-        return frame_path_detector(engine, p.frame_path, cfg.publisher.alpha, classes=p.classes,
-                                   cam_threshold=p.cam_threshold, min_score=p.min_score)
+        det = frame_path_detector(engine, p.frame_path, cfg.publisher.alpha, classes=p.classes,
+                                  cam_threshold=p.cam_threshold, min_score=p.min_score)
+        det.use_silhouettes = p.silhouettes
+        return det
     det = Detector(engine, classes=p.classes, cam_threshold=p.cam_threshold, min_score=p.min_score)
     det.background = det.background and p.head_tops
     det.use_silhouettes = p.silhouettes
