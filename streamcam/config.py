@@ -108,6 +108,10 @@ class StreamConfig:
     """Areas whose detections are dropped before annotation and events."""
     lines: tuple[LineConfig, ...] = ()
     """Counting lines: crossings per direction."""
+    plate: Optional[str] = None
+    """A picture of this camera without its movers (``streamcam plate FOOTAGE --out plate.png``): with
+    processor.silhouettes, the stream's plate from its first frame instead of after 90 s of samples;
+    the live samples take over once they are in. The camera's resolution, grey or colour."""
 
     def __post_init__(self) -> None:
         if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", self.id):
@@ -606,6 +610,15 @@ def _validate(cfg: PipelineConfig) -> None:
                               "secured video to anyone); `streamcam keys` writes one, or set serve.enabled: false")
         if cfg.serve.host.strip("[]") not in LOOPBACK_HOSTS:
             raise ConfigError(f"serve.token_file: required when serve.host ({cfg.serve.host}) is beyond loopback")
+    for i, st in enumerate(cfg.streams):
+        if st.plate is None:
+            continue
+        if not cfg.processor.silhouettes:
+            raise ConfigError(f"streams[{i}].plate: used only by processor.silhouettes, which is off; set "
+                              "processor.silhouettes: true or drop the plate")
+        if not Path(cfg.resolve(st.plate)).is_file():
+            raise ConfigError(f"streams[{i}].plate: {cfg.resolve(st.plate)} not found (`streamcam plate FOOTAGE "
+                              "--out plate.png` makes one)")
     if cfg.serve.enabled and cfg.serve.token_file is not None and not Path(cfg.resolve(cfg.serve.token_file)).is_file():
         raise ConfigError(f"serve.token_file: {cfg.resolve(cfg.serve.token_file)} not found")
     mqtt = cfg.events.mqtt

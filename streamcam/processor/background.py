@@ -27,10 +27,13 @@ THRESHOLD = 25.0
 difference after a light blur), the usual fixed threshold of background subtraction."""
 
 
-def foreground_mask(frame: np.ndarray, plate: np.ndarray, threshold: float = THRESHOLD) -> np.ndarray:
+def foreground_mask(frame: np.ndarray, plate: np.ndarray, threshold: float = THRESHOLD,
+                    level: bool = False) -> np.ndarray:
     """Movers against the empty plate: ``uint8`` 0/1, the frame's size. Closed with a tall ellipse
     (1.5 % x 3 % of the frame's height) so a walker whose clothes match the background in places
-    stays one blob."""
+    stays one blob. ``level``: the frame's median difference from the plate is taken off first, so
+    that a thermal core's gain moving the whole picture (up to 9 levels between the LLVIP sample's
+    frames of one camera) is not foreground."""
     import cv2
 
     frame, plate = np.asarray(frame), np.asarray(plate)
@@ -38,7 +41,10 @@ def foreground_mask(frame: np.ndarray, plate: np.ndarray, threshold: float = THR
         raise ConfigError(f"foreground: frame {frame.shape} and plate {plate.shape} differ (one fixed camera's frames)")
     f = cv2.GaussianBlur(frame.astype(np.float32), (0, 0), 1.5)
     p = cv2.GaussianBlur(plate.astype(np.float32), (0, 0), 1.5)
-    d = np.abs(f - p)
+    d = f - p
+    if level:
+        d -= float(np.median(d))
+    d = np.abs(d)
     if d.ndim == 3:
         d = d.max(axis=2)
     mask = (d > float(threshold)).astype(np.uint8)
@@ -119,13 +125,15 @@ class RunningPlate:
         self.plate: np.ndarray | None = None
         self.frozen = False
         """A given plate (:meth:`given`): :meth:`observe` leaves it as it is."""
+        self._seeded = False
 
     @classmethod
-    def given(cls, plate: np.ndarray) -> "RunningPlate":
-        """A plate that does not learn: ``plate`` (a camera's picture without its movers, any depth)."""
-        out = cls()
+    def given(cls, plate: np.ndarray, frozen: bool = True, **kw) -> "RunningPlate":
+        """A plate from ``plate`` (a camera's picture without its movers, any depth): one that never
+        learns, or (``frozen`` False) one whose samples replace it once ``min_samples`` are in."""
+        out = cls(**kw)
         out.plate = out._small(np.asarray(plate))
-        out.frozen = True
+        out.frozen, out._seeded = bool(frozen), not frozen
         return out
 
     def _small(self, image: np.ndarray) -> np.ndarray:
@@ -157,16 +165,18 @@ class RunningPlate:
         n = len(self._frames)
         if n < self.min_samples:
             return
-        if self.plate is None or (n < self._frames.maxlen and self._added % 3 == 0):
+        if self.plate is None or self._seeded or (n < self._frames.maxlen and self._added % 3 == 0):
             self.plate = _median(self._frames, 0, small.shape[0])
+            self._seeded = False
         elif n == self._frames.maxlen:
             k = self._added % self.bands
             h = small.shape[0]
             y0, y1 = k * h // self.bands, (k + 1) * h // self.bands
             self.plate[y0:y1] = _median(self._frames, y0, y1)
 
-    def foreground(self, image: np.ndarray) -> np.ndarray | None:
-        """``image``'s movers, ``uint8`` 0/1 at the image's size, or None while the plate is not ready."""
+    def foreground(self, image: np.ndarray, level: bool = False) -> np.ndarray | None:
+        """``image``'s movers, ``uint8`` 0/1 at the image's size, or None while the plate is not ready
+        (``level``: :func:`foreground_mask`'s)."""
         import cv2
 
         if self.plate is None:
@@ -174,7 +184,7 @@ class RunningPlate:
         small = self._small(image)
         if small.shape != self.plate.shape:
             return None
-        mask = foreground_mask(small, self.plate)
+        mask = foreground_mask(small, self.plate, level=level)
         return cv2.resize(mask, (image.shape[1], image.shape[0]), interpolation=cv2.INTER_NEAREST)
 
 

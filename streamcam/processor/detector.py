@@ -141,16 +141,19 @@ class Detector:
         plate.observe(image, self.clock())
         return plate.foreground(image)
 
-    def set_plate(self, stream: str, plate: np.ndarray | None) -> None:
-        """Give ``stream`` a fixed plate for its silhouettes (a still's camera seen at other moments,
-        ``streamcam plate``'s picture); None returns it to the live plate. Turns :attr:`use_silhouettes` on."""
+    def set_plate(self, stream: str, plate: np.ndarray | None, frozen: bool = True) -> None:
+        """Give ``stream`` a plate for its silhouettes: for good (``frozen``; a still's camera seen at
+        other moments), or until the live samples are in (``streams[].plate``, ``streamcam plate``'s
+        picture). None returns it to the live plate. Turns :attr:`use_silhouettes` on."""
         from .background import RunningPlate
+        from .silhouettes import LIVE_INTERVAL_S
 
         self._fixture_plates.pop(stream, None)
         if plate is None:
             return
         self.use_silhouettes = True
-        _stream_plate(self._fixture_plates, stream, lambda: RunningPlate.given(plate))
+        _stream_plate(self._fixture_plates, stream,
+                      lambda: RunningPlate.given(plate, frozen=frozen, interval_s=LIVE_INTERVAL_S))
 
     def silhouettes(self, image: np.ndarray, stream: str = "") -> Any:
         """``image``'s :class:`~streamcam.processor.silhouettes.Silhouettes` against ``stream``'s plate of
@@ -158,7 +161,7 @@ class Detector:
         from .silhouettes import Silhouettes
 
         plate = self._fixture_plates.get(stream) if self.use_silhouettes else None
-        mask = plate.foreground(image) if plate is not None else None
+        mask = plate.foreground(image, level=True) if plate is not None else None
         return Silhouettes(mask) if mask is not None else None
 
     def boxes(self, cam: np.ndarray, prob: float, label: str, frame_size: tuple[int, int],

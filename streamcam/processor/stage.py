@@ -21,6 +21,7 @@ import zmq
 
 from .. import protocol
 from ..config import PipelineConfig
+from ..errors import ConfigError
 from ..bounded import StreamTable
 from ..guard import MessageGuard
 from ..metrics import StageMetrics, stage_port
@@ -75,11 +76,27 @@ def build_detector(cfg: PipelineConfig):
         det = frame_path_detector(engine, p.frame_path, cfg.publisher.alpha, classes=p.classes,
                                   cam_threshold=p.cam_threshold, min_score=p.min_score)
         det.use_silhouettes = p.silhouettes
+        _seed_plates(cfg, det)
         return det
     det = Detector(engine, classes=p.classes, cam_threshold=p.cam_threshold, min_score=p.min_score)
     det.background = det.background and p.head_tops
     det.use_silhouettes = p.silhouettes
+    _seed_plates(cfg, det)
     return det
+
+
+def _seed_plates(cfg: PipelineConfig, det) -> None:
+    """Each ``streams[].plate`` as its stream's silhouette plate until the live one is ready."""
+    import cv2
+
+    for i, st in enumerate(cfg.streams):
+        if st.plate is None or not det.use_silhouettes:
+            continue
+        path = cfg.resolve(st.plate)
+        plate = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+        if plate is None:
+            raise ConfigError(f"streams[{i}].plate: {path} is not a readable image")
+        det.set_plate(st.id, plate, frozen=False)
 
 
 def build_stabilized_detector(cfg: PipelineConfig, live: bool = False):

@@ -152,3 +152,66 @@ def test_on_real_lwir_stills_the_parked_bicycle_goes_and_the_boxes_meet_the_targ
     assert on["localization_accuracy"] >= 0.6 and on["box_precision"] >= 0.7
     assert on["box_precision"] > off["box_precision"] and on["localization_accuracy"] > off["localization_accuracy"]
     assert json.loads((ROOT / "docs" / "quality" / "thermal-real-lwir.json").read_text())["silhouettes"]
+
+
+def test_a_thermal_cores_gain_moving_the_whole_picture_is_not_foreground():
+    from streamcam.processor.background import foreground_mask
+
+    plate = _camera(3, None)
+    frame = np.clip(plate.astype(int) + 30, 0, 255).astype(np.uint8)  # the AGC lifted everything
+    frame[40:100, 60:76] = 255
+    assert foreground_mask(frame, plate).mean() > 0.9  # without levelling, the whole frame "moved"
+    fg = foreground_mask(frame, plate, level=True)
+    ys, xs = np.nonzero(fg)
+    assert np.abs(np.array([ys.min(), ys.max(), xs.min(), xs.max()]) - [40, 99, 60, 75]).max() <= 3  # the blur's edge
+
+
+def test_a_seeded_plate_serves_until_the_live_samples_replace_it():
+    from streamcam.processor.background import RunningPlate
+
+    seed = _camera(3, None)
+    plate = RunningPlate.given(seed, frozen=False, interval_s=1.0, samples=15, min_samples=9)
+    assert plate.foreground(_camera(3, 100)).sum() > 0  # ready at once, before any sample
+    moved = np.roll(seed, 32, axis=1)  # the camera was turned: the seed is wrong from here on
+    for t in range(8):
+        plate.observe(moved, float(t))
+        assert np.array_equal(plate.plate, seed)
+    plate.observe(moved, 8.0)  # the ninth sample: the live median takes over at once
+    assert np.array_equal(plate.plate, moved)
+    frozen = RunningPlate.given(seed)
+    for t in range(20):
+        frozen.observe(moved, float(t))
+    assert np.array_equal(frozen.plate, seed)
+
+
+def test_a_streams_plate_is_checked_before_start_and_seeds_its_stream(tmp_path):
+    import cv2
+
+    from streamcam.config import load_config
+    from streamcam.processor.stage import build_detector
+
+    text = (ROOT / "configs" / "thermal.yaml").read_text()
+
+    def config(plate, silhouettes=True):
+        path = tmp_path / "thermal.yaml"
+        path.write_text(text.replace('      fps: 25\n', f'      fps: 25\n    plate: "{plate}"\n', 1))
+        return load_config(str(path), {"processor.silhouettes": silhouettes}, base_dir=str(ROOT))
+
+    with pytest.raises(ConfigError, match=r"streams\[0\].plate: .*not found"):
+        config(tmp_path / "none.png")
+    cv2.imwrite(str(tmp_path / "plate.png"), _camera(3, None))
+    with pytest.raises(ConfigError, match=r"streams\[0\].plate: used only by processor.silhouettes"):
+        config(tmp_path / "plate.png", silhouettes=False)
+    (tmp_path / "bad.png").write_bytes(b"not a picture")
+    with pytest.raises(ConfigError, match="not a readable image"):
+        build_detector(config(tmp_path / "bad.png"))
+    cfg = config(tmp_path / "plate.png")
+    assert cfg.streams[0].plate == str(tmp_path / "plate.png")
+    det = build_detector(cfg)
+    try:
+        sid = cfg.streams[0].id
+        s = det.silhouettes(_camera(3, 100), sid)  # the first frame already has its silhouettes
+        assert s is not None and s.mask[45:95, 104:112].all() and s.mask[:, :90].sum() == 0
+        assert det.silhouettes(_camera(3, 100), "another") is None  # other streams warm up live
+    finally:
+        det.engine.close()
