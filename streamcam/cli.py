@@ -460,7 +460,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--port", type=int, default=8090)
     sp.add_argument("--classes", help="comma-separated class names (default: the saved session's, else person,empty)")
     sp.add_argument("--step", type=int, help="keep every n-th frame of a new range (default 1; per range in the page)")
-    sp = add("plate", cmd_plate, "the empty plate of a fixed camera (temporal median): a negative for training")
+    sp = add("plate", cmd_plate, "the empty plate of a fixed camera (temporal median): a negative for training, or a stream's plate (streams[].plate)")
     sp.add_argument("source", metavar="VIDEO|DIR", help="video file, image folder, or .npy/TIFF thermal sequence")
     sp.add_argument("--out", required=True, help="PNG to write, e.g. data/empty/plate.png")
     sp.add_argument("--frames", type=int, default=100, help="frames used, evenly spread (default 100)")

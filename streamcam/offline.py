@@ -100,7 +100,7 @@ def _annotated(cfg: PipelineConfig, image, result, tracks, stream: str):
 
 def detect_file(cfg: PipelineConfig, spec: str, out_path: str, limit: int | None = None, progress: bool = True,
                 video: str | None = None) -> dict[str, Any]:
-    from .processor.stage import build_stabilized_detector
+    from .processor.stage import build_stabilized_detector, seed_plate
     from .video import H264Writer
 
     stabilized = build_stabilized_detector(cfg)
@@ -136,6 +136,7 @@ def detect_file(cfg: PipelineConfig, spec: str, out_path: str, limit: int | None
     fps = getattr(source, "fps", None) or cfg.streams[0].source.fps
     stream = os.path.splitext(os.path.basename(spec.rstrip("/")))[0] or "file"
     stream = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in stream)[:64]
+    seed_plate(cfg, detector, 0, stream)
     classes = list(detector.meta.classes)
     writer = H264Writer(video) if video else None
     n = n_det = 0

@@ -87,16 +87,23 @@ def build_detector(cfg: PipelineConfig):
 
 def _seed_plates(cfg: PipelineConfig, det) -> None:
     """Each ``streams[].plate`` as its stream's silhouette plate until the live one is ready."""
+    for i, st in enumerate(cfg.streams):
+        seed_plate(cfg, det, i, st.id)
+
+
+def seed_plate(cfg: PipelineConfig, det, index: int, stream: str) -> None:
+    """``streams[index].plate`` (if any) as ``stream``'s silhouette plate until the live one is ready
+    (``streamcam detect`` names its stream after the file, and takes the first stream's plate)."""
     import cv2
 
-    for i, st in enumerate(cfg.streams):
-        if st.plate is None or not det.use_silhouettes:
-            continue
-        path = cfg.resolve(st.plate)
-        plate = cv2.imread(path, cv2.IMREAD_UNCHANGED)
-        if plate is None:
-            raise ConfigError(f"streams[{i}].plate: {path} is not a readable image")
-        det.set_plate(st.id, plate, frozen=False)
+    st = cfg.streams[index] if index < len(cfg.streams) else None
+    if st is None or st.plate is None or not getattr(det, "use_silhouettes", False):
+        return
+    path = cfg.resolve(st.plate)
+    plate = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+    if plate is None:
+        raise ConfigError(f"streams[{index}].plate: {path} is not a readable image")
+    det.set_plate(stream, plate, frozen=False)
 
 
 def build_stabilized_detector(cfg: PipelineConfig, live: bool = False):

@@ -215,3 +215,43 @@ def test_a_streams_plate_is_checked_before_start_and_seeds_its_stream(tmp_path):
         assert det.silhouettes(_camera(3, 100), "another") is None  # other streams warm up live
     finally:
         det.engine.close()
+
+
+@pytest.mark.skipif(not (DATA / "ir").is_dir(), reason="the LLVIP sample is not here (../shared/data/thermal)")
+def test_streamcam_detect_with_a_plate_made_by_streamcam_plate_drops_the_parked_bicycle(tmp_path):
+    """The user's path, in real subprocesses: `streamcam plate` on a camera's other moments, the plate
+    named under the stream, `streamcam detect` on a new moment: no box on the bicycle at the top of
+    scene 19, the walkers still boxed; without the plate (a file too short for a live one) the
+    bicycle's box is there."""
+    import shutil
+    import subprocess
+    import sys
+
+    others, shot = tmp_path / "others", tmp_path / "shot"
+    others.mkdir(), shot.mkdir()
+    for name in ("190001", "190002", "190004", "190005", "190006"):
+        shutil.copy(DATA / "ir" / f"{name}.jpg", others / f"{name}.jpg")
+    shutil.copy(DATA / "ir" / "190003.jpg", shot / "190003.jpg")
+    run = lambda *a: subprocess.run([sys.executable, "-m", "streamcam", *a], cwd=ROOT, capture_output=True, text=True,
+                                    timeout=300)
+    p = run("plate", str(others), "--out", str(tmp_path / "plate.png"))
+    assert p.returncode == 0, p.stderr
+    text = (ROOT / "configs" / "thermal.yaml").read_text()
+    cfg = tmp_path / "thermal.yaml"
+    cfg.write_text(text.replace("      fps: 25\n", f'      fps: 25\n    plate: "{tmp_path / "plate.png"}"\n', 1)
+                   .replace("model: engines/", f"model: {ROOT}/engines/", 1))
+
+    def boxes(config):
+        out = tmp_path / "d.jsonl"
+        p = run("detect", str(shot), "--config", str(config), "--out", str(out), "--quiet")
+        assert p.returncode == 0, p.stderr
+        (rec,) = [json.loads(line) for line in out.read_text().splitlines()]
+        return [d["box"] for d in rec["detections"]]
+
+    def on_bicycle(b):
+        return b[1] < 5 and 900 < b[0] < 1000
+
+    with_plate = boxes(cfg)
+    assert with_plate and not any(on_bicycle(b) for b in with_plate)
+    assert len(with_plate) >= 4  # the five walkers of 190003 (docs/quality/thermal-real-lwir.json: five boxes)
+    assert any(on_bicycle(b) for b in boxes(ROOT / "configs" / "thermal.yaml"))
