@@ -208,6 +208,7 @@ def thermal_footage(tmp: Path) -> tuple[dict, str]:
     """``--thermal``: the LLVIP sample's 12 real LWIR frames (``../shared/data/thermal``) as a
     640x512 camera (a common uncooled core), each frame held for a second, 25 fps, looped."""
     import cv2
+    import numpy as np
 
     from tools.bench.clips import write_mjpg
     from tools.thermal_mil_lwir import DATA
@@ -217,6 +218,11 @@ def thermal_footage(tmp: Path) -> tuple[dict, str]:
         sys.exit(f"tools.bench_camera --thermal: no LLVIP sample at {DATA} (STREAMCAM_THERMAL_DATA)")
     held = (cv2.resize(cv2.imread(str(f)), (640, 512), interpolation=cv2.INTER_AREA) for f in frames for _ in range(25))
     out = write_mjpg(tmp / "llvip.avi", held, 25)
+    # processor.silhouettes' plate from the first frame (a 15 s run never fills the live one): the
+    # median of the first scene's frames, so that the second scene's are all foreground, the dearest case
+    first = [cv2.resize(cv2.imread(str(f)), (640, 512), interpolation=cv2.INTER_AREA) for f in frames
+             if f.name[:2] == frames[0].name[:2]]
+    cv2.imwrite(str(tmp / "plate.png"), np.median(np.stack(first), axis=0).astype(np.uint8))
     return {"kind": "file", "uri": str(out), "width": 640, "height": 512, "fps": 25, "loop": True}, \
         f"the LLVIP sample's {len(frames)} LWIR frames as MJPG 640x512, each held 1 s, 25 fps, looped"
 
@@ -240,6 +246,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", help="default: the config's (engines/person-rgb.onnx; --thermal: engines/person-lwir.onnx)")
     ap.add_argument("--thermal", action="store_true",
                     help="configs/thermal.yaml on the LLVIP sample's real LWIR frames as a 640x512 camera")
+    ap.add_argument("--silhouettes", choices=("plate", "off"), nargs="+", default=["plate"],
+                    help="--thermal: processor.silhouettes with a plate from the first frame (streams[].plate), "
+                         "or off (the peer of its cost)")
     ap.add_argument("--heatmap", choices=("on", "off", "both"), default="on",
                     help="publisher.heatmap: the CAM blended into each published frame, or boxes only")
     ap.add_argument("--out", help="write the results JSON here")
@@ -257,9 +266,10 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         source, what = (thermal_footage if a.thermal else footage)(Path(tmp))
         base = yaml.safe_load(config.read_text()).get("processor", {}).get("detect_fps")
-        runs = [(t, e, h, None if d == "none" else (base if d == "config" else float(d)))
-                for d in a.detect_fps for e in a.detect_every for t in a.threads for h in heatmaps]
-        for threads, every, heat, rate in runs:
+        sils = a.silhouettes if a.thermal else ["off"]
+        runs = [(t, e, h, None if d == "none" else (base if d == "config" else float(d)), sil)
+                for d in a.detect_fps for e in a.detect_every for t in a.threads for h in heatmaps for sil in sils]
+        for threads, every, heat, rate, sil in runs:
             if rate is not None and every > 1:  # a detect rate or every n-th frame, not both (the config refuses it)
                 print(f"tools.bench_camera: detect_every {every} skipped with detect_fps {rate:g} "
                       "(add --detect-fps none to run it)", file=sys.stderr)
@@ -270,6 +280,10 @@ def main(argv: list[str] | None = None) -> int:
                          "endpoints.publish": "tcp://127.0.0.1:*"}
             doc = yaml.safe_load(config.read_text())
             doc["streams"][0]["source"] = source  # the camera, replaced by the recording
+            if a.thermal:
+                overrides["processor.silhouettes"] = sil == "plate"
+                if sil == "plate":
+                    doc["streams"][0]["plate"] = str(Path(tmp) / "plate.png")
             path = Path(tmp) / "camera.yaml"
             path.write_text(yaml.safe_dump(doc))
             cfg = load_config(path, overrides)
@@ -282,7 +296,8 @@ def main(argv: list[str] | None = None) -> int:
             summary = sup.run(a.seconds)
             st = next(iter(summary.get("streams", {}).values()), {})
             proc = summary.get("stages", {}).get("processor", {})
-            row = {"threads": threads, "detect_every": every, "detect_fps": rate, "heatmap": heat, "fps": st.get("fps"), "latency_ms_p50": st.get("latency_ms_p50"),
+            row = {"threads": threads, "detect_every": every, "detect_fps": rate, "heatmap": heat,
+                   **({"silhouettes": sil} if a.thermal else {}), "fps": st.get("fps"), "latency_ms_p50": st.get("latency_ms_p50"),
                    "latency_ms_p99": st.get("latency_ms_p99"), "published": st.get("published"),
                    "skipped": proc.get("skipped"), "engine_ms": proc.get("engine_ms_p50"),
                    "publisher_skipped": summary.get("stages", {}).get("publisher", {}).get("skipped"),
@@ -304,6 +319,7 @@ def main(argv: list[str] | None = None) -> int:
             return "" if v is None else fmt.format(v)
 
         rate = f"{r['detect_fps']:g} fps" if r.get("detect_fps") else r["detect_every"]
+        rate = f"{rate}, silhouettes {r['silhouettes']}" if "silhouettes" in r else rate
         print(f"| {r['threads']} | {rate} | {'on' if r['heatmap'] else 'off'} | {num(r['fps'])} | "
               f"{num(r['latency_ms_p50'])} | {num(r['latency_ms_p99'])} | {r['skipped']} / {r.get('publisher_skipped')} | "
               f"{num(r['engine_ms'], '{:.0f}')} | {num(r.get('viewer_fps'))} | {num(r.get('viewer_p99_ms'))} | {'met' if ok else 'MISSED'} |")
