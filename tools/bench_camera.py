@@ -276,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             overrides = {"processor.model": str(Path(a.model).resolve()), "processor.threads": threads,
                          "processor.detect_every": every, "processor.detect_fps": rate, "publisher.heatmap": heat,
-                         "serve.enabled": False, "run.log_level": "WARNING", "run.run_dir": str(Path(tmp) / f"run{threads}-{every}-{rate}-{int(heat)}"),
+                         "serve.enabled": False, "run.log_level": "WARNING", "run.run_dir": str(Path(tmp) / f"run{threads}-{every}-{rate}-{int(heat)}-{sil}"),
                          "endpoints.publish": "tcp://127.0.0.1:*"}
             doc = yaml.safe_load(config.read_text())
             doc["streams"][0]["source"] = source  # the camera, replaced by the recording
