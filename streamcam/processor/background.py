@@ -136,6 +136,11 @@ class RunningPlate:
         out.frozen, out._seeded = bool(frozen), not frozen
         return out
 
+    @property
+    def samples(self) -> int:
+        """How many frames the plate's window holds now."""
+        return len(self._frames)
+
     def _small(self, image: np.ndarray) -> np.ndarray:
         import cv2
 

@@ -6,6 +6,7 @@ classes → normalised map → boxes by the model's box rule. No sockets, no thr
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any, Sequence
@@ -19,6 +20,8 @@ from .peak_boxes import PeakBoxRule
 from .cam import class_activation_map, normalize_ivr, normalize_minmax
 from .engines import Engine
 from .preprocess import crop_to_frame, preprocess
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,7 @@ class Detector:
         """Seconds for the background's sampling: the wall clock live, a sequence's frame times offline."""
         self._plates: dict[str, Any] = {}
         self._fixture_plates: dict[str, Any] = {}
+        self._announced: set[str] = set()
 
     def maps(self, image: np.ndarray, pixel_format: str = "GRAY8") -> tuple[np.ndarray, np.ndarray, tuple[int, int], dict]:
         """Raw CAMs ``[len(classes), h, w]`` of the chosen classes (cropped to the frame), probabilities, frame size."""
@@ -162,7 +166,15 @@ class Detector:
 
         plate = self._fixture_plates.get(stream) if self.use_silhouettes else None
         mask = plate.foreground(image, level=True) if plate is not None else None
-        return Silhouettes(mask) if mask is not None else None
+        if mask is None:
+            return None
+        if stream not in self._announced and not plate.frozen:
+            # an operator sees when boxes start to be checked against the camera's plate
+            log.info("stream %s: silhouettes on, against a plate of %s", stream or "-",
+                     f"{plate.samples} samples" if plate.samples >= plate.min_samples else "the given picture")
+            if len(self._announced) < 1024:
+                self._announced.add(stream)
+        return Silhouettes(mask)
 
     def boxes(self, cam: np.ndarray, prob: float, label: str, frame_size: tuple[int, int],
               threshold: float | None = None, rule: BoxRule | None = None,

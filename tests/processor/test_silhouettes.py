@@ -255,3 +255,21 @@ def test_streamcam_detect_with_a_plate_made_by_streamcam_plate_drops_the_parked_
     assert with_plate and not any(on_bicycle(b) for b in with_plate)
     assert len(with_plate) >= 4  # the five walkers of 190003 (docs/quality/thermal-real-lwir.json: five boxes)
     assert any(on_bicycle(b) for b in boxes(ROOT / "configs" / "thermal.yaml"))
+
+
+def test_the_live_plate_says_once_when_silhouettes_start(caplog):
+    import logging
+
+    from streamcam.processor.detector import Detector
+    from streamcam.processor.engines import create_engine
+
+    det = Detector(create_engine(str(ROOT / "engines" / "person-rgb.onnx")), min_score=0.0)
+    det.use_silhouettes = True
+    clock = iter(np.arange(0.0, 1000.0, 10.0))
+    det.clock = lambda: next(clock)
+    with caplog.at_level(logging.INFO, logger="streamcam.processor.detector"):
+        for k in range(12):
+            det.observe(_camera(1, 20 * k), "cam")
+            det.silhouettes(_camera(1, 20 * k), "cam")
+    said = [r.getMessage() for r in caplog.records if "silhouettes on" in r.getMessage()]
+    assert said == ["stream cam: silhouettes on, against a plate of 9 samples"]
