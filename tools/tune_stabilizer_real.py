@@ -84,11 +84,20 @@ def main(argv: list[str] | None = None) -> int:
             ap.error(f"no --model for {d.name} (give SEQ=PATH or a bare PATH)")
         base = build_stabilized_detector(load_config(a.config, {"processor.model": str(Path(model).resolve())}))
         seq = read_sequence(d).half("first")
+        det = base.detector
+        images = [cv2.imread(str(f.path), cv2.IMREAD_COLOR) for f in seq.frames]
+        times = [(f.index - 1) / seq.fps for f in seq.frames]
+        if getattr(det, "background", False) or getattr(det, "use_silhouettes", False):
+            # a detector keeping a background (head tops) starts with one, as a running camera does
+            # (`streamcam eval --mot` warms on the first half): here the tuning half itself
+            for image, t in zip(images, times):
+                det.clock = lambda t=t: t
+                det.observe(image, seq.name)
         frames = []
-        for f in seq.frames:
-            image = cv2.imread(str(f.path), cv2.IMREAD_COLOR)
-            frames.append((base.detector.detect(image, "BGR8", min_score=0.0), (image.shape[1], image.shape[0]),
-                           int(round((f.index - 1) / seq.fps * 1e9)), list(f.gt), list(f.ignore)))
+        for f, image, t in zip(seq.frames, images, times):
+            det.clock = lambda t=t: t  # the background samples by the sequence's time
+            frames.append((det.detect(image, "BGR8", min_score=0.0, stream=seq.name), (image.shape[1], image.shape[0]),
+                           int(round(t * 1e9)), list(f.gt), list(f.ignore)))
         cached.append((seq.name, base.detector, frames))
 
     def score(config) -> tuple[float, float]:
