@@ -193,22 +193,23 @@ def evaluate_frames(detector, frames_dir: str | Path, frames: Sequence[LabelledF
     t0 = time.perf_counter()
     label = detector.class_names[0]
     plates = _still_plates(frames_dir, frames, cameras) if getattr(detector, "use_silhouettes", False) else {}
+    with_plate = sum(plates.get(f.image) is not None for f in frames)
     if plates:
-        n = sum(plates.get(f.image) is not None for f in frames)
         # the figures depend on it: say how many frames had a camera seen at enough other moments
-        print(f"eval: silhouettes: {n} of {len(frames)} frames have a plate (the median of 3 or more other "
-              "frames of their camera)", file=sys.stderr)
+        print(f"eval: silhouettes: {with_plate} of {len(frames)} frames have a plate (the median of 3 or more "
+              "other frames of their camera)", file=sys.stderr)
     for f in frames:
         image, fmt = read_frame(frames_dir, f.image)
         if plates.get(f.image) is not None:
             detector.set_plate(f.image, plates[f.image])
-        result = detector.detect(image, fmt, stream=f.image)
+        # a still with a plate is a stream of its own; without, the frames share one as before
+        result = detector.detect(image, fmt, stream=f.image if plates else "")
         boxes = [d.box for d in result.detections if d.label == label]
         prob = float(result.probs[detector.class_indices[0]])
         rows.append({"image": f.image, "split": f.split, "probability": round(prob, 4),
                      "pred": [[round(v, 1) for v in b] for b in boxes], **score_frame(boxes, f.boxes)})
     return {**summarize(rows), "seconds": round(time.perf_counter() - t0, 2),
-            **({"frames_with_plate": sum(plates.get(f.image) is not None for f in frames)} if plates else {}),
+            **({"silhouettes": True, "frames_with_plate": with_plate} if plates else {}),
             "per_frame": rows}
 
 
@@ -235,9 +236,7 @@ def run_frames_eval(cfg, frames_dir: str | Path | None, labels: str | Path, spli
     finally:
         detector.engine.close()
     result = {"model": cfg.processor.model, "labels": Path(labels).name, "split": split,
-              "cam_threshold": detector.threshold, "min_score": detector.min_score,
-              **({"silhouettes": True, "frames_with_plate": result.pop("frames_with_plate", 0)}
-                 if getattr(detector, "use_silhouettes", False) else {}), **result}
+              "cam_threshold": detector.threshold, "min_score": detector.min_score, **result}
     if out:
         Path(out).parent.mkdir(parents=True, exist_ok=True)
         Path(out).write_text(json.dumps(result, indent=1) + "\n")

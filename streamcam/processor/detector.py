@@ -165,8 +165,7 @@ class Detector:
         from .silhouettes import Silhouettes
 
         plate = self._fixture_plates.get(stream) if self.use_silhouettes else None
-        mask = plate.foreground(image, level=True) if plate is not None else None
-        if mask is None:
+        if plate is None or plate.plate is None:
             return None
         if stream not in self._announced and not plate.frozen:
             # an operator sees when boxes start to be checked against the camera's plate
@@ -174,7 +173,7 @@ class Detector:
                      f"{plate.samples} samples" if plate.samples >= plate.min_samples else "the given picture")
             if len(self._announced) < 1024:
                 self._announced.add(stream)
-        return Silhouettes(mask)
+        return Silhouettes.lazy(lambda: plate.foreground(image, level=True))
 
     def boxes(self, cam: np.ndarray, prob: float, label: str, frame_size: tuple[int, int],
               threshold: float | None = None, rule: BoxRule | None = None,

@@ -30,7 +30,7 @@ Pure numpy and OpenCV; :meth:`Silhouettes.snap` and :func:`camera_groups` have s
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -86,14 +86,31 @@ class Silhouettes:
     """One frame's foreground blobs (``mask``: ``uint8`` 0/1, the frame's size, as
     :func:`~streamcam.processor.background.foreground_mask` makes it)."""
 
-    def __init__(self, mask: np.ndarray, tolerance: float = SNAP_TOLERANCE) -> None:
-        self.mask = np.asarray(mask, np.uint8)
+    def __init__(self, mask: np.ndarray | None, tolerance: float = SNAP_TOLERANCE) -> None:
+        self._mask = None if mask is None else np.asarray(mask, np.uint8)
+        self._make: Callable[[], np.ndarray | None] | None = None
         self.tolerance = float(tolerance)
         self._blobs: tuple[np.ndarray, np.ndarray] | None = None
 
+    @classmethod
+    def lazy(cls, make: Callable[[], np.ndarray | None], tolerance: float = SNAP_TOLERANCE) -> "Silhouettes":
+        """Silhouettes whose mask is made by ``make`` when a box first asks: most frames of a quiet
+        camera have no box, and their foreground is never computed. ``make`` returning None (a plate of
+        another size) leaves every box as it is."""
+        out = cls(None, tolerance)
+        out._make = make
+        return out
+
+    @property
+    def mask(self) -> np.ndarray | None:
+        if self._make is not None:
+            m, self._make = self._make(), None
+            self._mask = None if m is None else np.asarray(m, np.uint8)
+        return self._mask
+
     def share(self, box: Sequence[float]) -> float:
-        """:func:`foreground_share` of ``box``."""
-        return foreground_share(self.mask, box)
+        """:func:`foreground_share` of ``box`` (1 without a mask: nothing to say against it)."""
+        return 1.0 if self.mask is None else foreground_share(self.mask, box)
 
     def on_fixture(self, box: Sequence[float]) -> bool:
         """Whether ``box`` is under :data:`FIXTURE_SHARE` foreground."""
@@ -104,6 +121,8 @@ class Silhouettes:
         person's size (:data:`SNAP_TOLERANCE`); else ``box`` as it is."""
         import cv2
 
+        if self.mask is None:
+            return tuple(float(v) for v in box)  # type: ignore[return-value]
         if self._blobs is None:
             _, labels, stats, _ = cv2.connectedComponentsWithStats(self.mask, connectivity=8)
             self._blobs = labels, stats

@@ -273,3 +273,21 @@ def test_the_live_plate_says_once_when_silhouettes_start(caplog):
             det.silhouettes(_camera(1, 20 * k), "cam")
     said = [r.getMessage() for r in caplog.records if "silhouettes on" in r.getMessage()]
     assert said == ["stream cam: silhouettes on, against a plate of 9 samples"]
+
+
+def test_the_foreground_is_made_only_when_a_box_asks_and_a_missing_one_leaves_boxes_alone():
+    calls = []
+
+    def make():
+        calls.append(1)
+        m = np.zeros((100, 100), np.uint8)
+        m[20:80, 40:60] = 1
+        return m
+
+    s = Silhouettes.lazy(make)
+    assert calls == []  # a frame without a box never pays for its foreground
+    assert s.snap((35, 25, 55, 85)) == (40.0, 20.0, 60.0, 80.0) and s.on_fixture((0, 0, 20, 20))
+    assert calls == [1]  # made once
+    blind = Silhouettes.lazy(lambda: None)  # a plate of another size: nothing to say
+    assert not blind.on_fixture((0, 0, 20, 20)) and blind.snap((1, 2, 3, 4)) == (1.0, 2.0, 3.0, 4.0)
+    assert blind.refine([((1, 2, 3, 4), 0.9)], nms=0.3) == [((1.0, 2.0, 3.0, 4.0), 0.9)]
