@@ -242,10 +242,18 @@ def camera_groups_reference(images: Sequence[np.ndarray], same: float = SAME_CAM
     return out
 
 
-def still_plates(images: Sequence[np.ndarray], groups: Sequence[int]) -> list[np.ndarray | None]:
+STILL_PLATE_FRAMES = 31
+"""At most this many other stills make a still's plate (spread over its camera's), as many as the live
+plate holds: one median per still over a camera's every other still would grow with the square of a
+large folder."""
+
+
+def still_plates(images: Sequence[np.ndarray], groups: Sequence[int],
+                 max_frames: int = STILL_PLATE_FRAMES) -> list[np.ndarray | None]:
     """Each still's plate: the per-pixel median of the *other* stills of its camera (the frame itself
-    kept out, so that a person in it is never part of its own background), None where its camera has
-    fewer than 3 others (a median of two keeps their movers)."""
+    kept out, so that a person in it is never part of its own background; at most ``max_frames`` of
+    them, evenly picked), None where its camera has fewer than 3 others (a median of two keeps their
+    movers)."""
     from .background import empty_plate
 
     if len(images) != len(groups):
@@ -253,9 +261,10 @@ def still_plates(images: Sequence[np.ndarray], groups: Sequence[int]) -> list[np
     out: list[np.ndarray | None] = []
     for k, g in enumerate(groups):
         others = [images[j] for j, h in enumerate(groups) if h == g and j != k]
-        out.append(empty_plate(others) if len(others) >= 3 else None)
+        out.append(empty_plate(others, max_frames=max_frames) if len(others) >= 3 else None)
     return out
 
 
-__all__ = ["FIXTURE_SHARE", "LIVE_INTERVAL_S", "SAME_CAMERA", "SNAP_TOLERANCE", "Silhouettes", "camera_groups",
+__all__ = ["FIXTURE_SHARE", "LIVE_INTERVAL_S", "SAME_CAMERA", "SNAP_TOLERANCE", "STILL_PLATE_FRAMES", "Silhouettes",
+           "camera_groups",
            "camera_groups_reference", "foreground_share", "snap_reference", "still_plates"]

@@ -291,3 +291,15 @@ def test_the_foreground_is_made_only_when_a_box_asks_and_a_missing_one_leaves_bo
     blind = Silhouettes.lazy(lambda: None)  # a plate of another size: nothing to say
     assert not blind.on_fixture((0, 0, 20, 20)) and blind.snap((1, 2, 3, 4)) == (1.0, 2.0, 3.0, 4.0)
     assert blind.refine([((1, 2, 3, 4), 0.9)], nms=0.3) == [((1.0, 2.0, 3.0, 4.0), 0.9)]
+
+
+def test_a_large_folders_plates_take_at_most_a_live_plates_worth_of_other_stills():
+    images = [_camera(1, 4 * k) for k in range(8)]
+    groups = camera_groups(images)
+    capped = still_plates(images, groups, max_frames=3)
+    full = still_plates(images, groups)
+    from streamcam.processor.background import empty_plate
+
+    others = [images[j] for j in range(1, 8)]
+    assert np.array_equal(full[0], empty_plate(others))
+    assert np.array_equal(capped[0], empty_plate([others[0], others[3], others[6]]))  # evenly picked
