@@ -73,11 +73,11 @@ def test_a_receiver_behind_its_sender_catches_up_to_the_newest(policy):
 
 
 def test_the_lag_it_guards_against():
-    # The same loop with room for 4 messages (the default before): the backlog does not drain. Whether
-    # it does depends on ZeroMQ's I/O thread refilling the queue while the loop reads it, which the
-    # scheduler decides: one CI run drained it at 150 frames/s (lag 4, against 113-167 here). So the camera sends 10
-    # frames per loop rather than 5, and the hazard need show in one of three tries; with room for 32
-    # the same loop catches up every time (the test above).
+    # The same loop with room for 4 messages (the default before): the backlog does not drain.
+    # Whether it does depends on ZeroMQ's I/O thread refilling the queue while the loop reads it,
+    # which the scheduler decides: one CI run drained it at 150 frames/s (lag 4, against 113-167
+    # here). So the camera sends 10 frames per loop rather than 5, and the hazard need show in one of
+    # three tries; with room for 32 the same loop catches up every time (the test above).
     lags = []
     for _ in range(3):
         lags.append(lag_after_a_backlog(SocketPolicy(rcvhwm=4), rate=300.0))
