@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         det = base.detector
         images = [cv2.imread(str(f.path), cv2.IMREAD_COLOR) for f in seq.frames]
         times = [(f.index - 1) / seq.fps for f in seq.frames]
-        if getattr(det, "background", False) or getattr(det, "use_silhouettes", False):
+        if getattr(det, "watches_background", False):
             # a detector keeping a background (head tops) starts with one, as a running camera does
             # (`streamcam eval --mot` warms on the first half): here the tuning half itself
             for image, t in zip(images, times):

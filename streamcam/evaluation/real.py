@@ -97,7 +97,7 @@ class StreamcamMethod:
         a detector keeping a background (:meth:`~streamcam.processor.detector.Detector.observe`)
         starts with one, as a camera that has been running does."""
         det = self.stabilized.detector
-        if getattr(det, "background", False) or getattr(det, "use_silhouettes", False):
+        if getattr(det, "watches_background", False):
             det.clock = lambda: t
             det.observe(_read(frame), f"{self.name}-{self._stream}")
 

@@ -83,6 +83,12 @@ class Detector:
         self._fixture_plates: dict[str, Any] = {}
         self._announced: set[str] = set()
 
+    @property
+    def watches_background(self) -> bool:
+        """Whether :meth:`observe` keeps a plate of the streams (head tops or silhouettes): such a
+        detector wants the footage before a scored stretch, as a running camera has seen it."""
+        return bool(self.background or self.use_silhouettes)
+
     def maps(self, image: np.ndarray, pixel_format: str = "GRAY8") -> tuple[np.ndarray, np.ndarray, tuple[int, int], dict]:
         """Raw CAMs ``[len(classes), h, w]`` of the chosen classes (cropped to the frame), probabilities, frame size."""
         t0 = time.perf_counter()
@@ -229,7 +235,7 @@ class Detector:
         t3 = time.perf_counter()
         detections, shown = self._detections(cams, probs, frame_size, gate, foreground, silhouettes)
         timings["cam"] = (time.perf_counter() - t3) * 1e3
-        if self.background or self.use_silhouettes:
+        if self.watches_background:
             timings["background"] = (t3 - t2) * 1e3
         timings["total"] = (time.perf_counter() - t0) * 1e3
         return FrameResult(detections, shown, probs.astype(np.float32), timings)
