@@ -59,6 +59,14 @@ class PeakBoxRule:
     head top tells near from far where the peak's row cannot (TUD-Campus: stabilized localization
     0.684 -> 0.724, docs/benchmarks.md "Stop 31"); from above the row says it better, and the
     calibration leaves this None (:func:`fit_geometry`)."""
+    level_on_mover: float = 0.0
+    """With a ``top_line``: the minimum value of a peak whose head top the foreground shows at a height
+    the top line agrees with (at most ``level``; below it, a peak with no head top is dropped). Motion
+    and the camera's geometry then vouch for the person, so the map's own decision boundary is enough
+    (0: p = 0.5 at the cell). The second of a pair walking together is often such a weak peak beside
+    the pair's strong one (TUD-Campus: stabilized localization 0.724 -> 0.747 on the second half, 0.622
+    -> 0.643 on the first, precision 0.977 -> 0.970; docs/benchmarks.md "Stop 34"). Set by that
+    reasoning, not calibrated: the calibration's frames have no background to show head tops."""
 
     def __post_init__(self) -> None:
         if not np.isfinite(self.level):
@@ -77,6 +85,8 @@ class PeakBoxRule:
             raise ModelError(f"peak_boxes.centre_x: expected -1..1 box widths, got {self.centre_x!r}")
         if self.top_line is not None and (len(self.top_line) != 2 or not all(np.isfinite(v) for v in self.top_line)):
             raise ModelError(f"peak_boxes.top_line: expected [a, b] (finite) or null, got {self.top_line!r}")
+        if not isinstance(self.level_on_mover, (int, float)) or not np.isfinite(self.level_on_mover):
+            raise ModelError(f"peak_boxes.level_on_mover: expected a finite number, got {self.level_on_mover!r}")
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "PeakBoxRule":
@@ -99,6 +109,7 @@ class PeakBoxRule:
         d["size"] = [float(v) for v in self.size]
         if self.top_line is None:
             del d["top_line"]  # a model without it stays readable by versions before it
+            del d["level_on_mover"]  # read only with a top line
         else:
             d["top_line"] = [float(v) for v in self.top_line]
         return d
@@ -113,17 +124,21 @@ class PeakBoxRule:
         (the frame's movers, :class:`~streamcam.processor.background.RunningPlate`): with a
         ``top_line``, a peak on a mover gets its box from its head top. ``silhouettes`` (the frame's
         :class:`~streamcam.processor.silhouettes.Silhouettes` against a plate of many moments): a box
-        on a fixture is dropped before it can suppress another, the rest take their person's blob."""
+        on a fixture is dropped before it can suppress another, the rest take their person's blob. With a
+        ``top_line`` and a foreground, a peak down to :attr:`level_on_mover` is kept when it has a head top."""
         fw, fh = float(frame_size[0]), float(frame_size[1])
         h, w = cam.shape
         cw, ch = fw / w, fh / h
         out: list[tuple[Box, float]] = []
-        for v, x, y in local_peaks(cam, self.level, int(self.radius)):
+        movers = self.top_line is not None and foreground is not None
+        for v, x, y in local_peaks(cam, min(self.level, self.level_on_mover) if movers else self.level, int(self.radius)):
             px, py = _refine(cam, x, y)
             px, py = (px + 0.5) * cw, (py + 0.5) * ch
             bh = self.height(py, fh)
             bw, cy = bh / self.aspect, py + self.centre * bh
             top = self._head_top(foreground, px, py, bh) if foreground is not None else None
+            if top is None and v <= self.level:
+                continue  # a weak peak with no mover's head top to vouch for it
             if top is not None:
                 bh = top[1]
                 bw, cy = bh / self.aspect, top[0] + bh / 2

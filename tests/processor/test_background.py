@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -71,6 +73,32 @@ def test_a_peak_on_a_mover_gets_its_box_from_its_head_top():
     assert rule.boxes(cam, size, fg_tall)[0][0] == plain
     no_line = PeakBoxRule(level=0.0, radius=1, nms=0.3, size=(0.3, 0.0), centre=0.0, aspect=2.5)
     assert no_line.boxes(cam, size, fg)[0][0] == plain
+
+
+def test_a_weak_peak_counts_only_where_a_movers_head_top_vouches_for_it():
+    # two walkers side by side: the map's strong peak on one, a weak one (logit 0.8) on the other
+    rule = PeakBoxRule(level=2.0, radius=1, nms=0.3, size=(0.3, 0.0), centre=0.0, aspect=2.5,
+                       top_line=(0.9, -1.0))
+    cam = np.full((12, 16), -3.0, np.float32)
+    cam[5, 4], cam[5, 10] = 4.0, 0.8
+    size = (160, 120)
+    fg = np.zeros((120, 160), np.uint8)
+    fg[40:110, 38:52] = 1
+    assert len(rule.boxes(cam, size, fg)) == 1  # the weak peak's column holds no mover
+    fg[40:110, 98:112] = 1
+    (a, va), (b, vb) = rule.boxes(cam, size, fg)
+    assert (va, vb) == (4.0, pytest.approx(0.8)) and b[1] == pytest.approx(40.0) and 95 < (b[0] + b[2]) / 2 < 115
+    assert len(rule.boxes(cam, size)) == 1  # no foreground: the calibrated level alone
+    assert len(replace(rule, level_on_mover=1.0).boxes(cam, size, fg)) == 1  # below the mover level too
+    cam[5, 10] = -0.5
+    assert len(rule.boxes(cam, size, fg)) == 1  # the map says "no person" there: motion alone is not one
+    no_line = replace(rule, top_line=None)
+    cam[5, 10] = 0.8
+    assert len(no_line.boxes(cam, size, fg)) == 1  # without a top line there is no head top to vouch
+    assert "level_on_mover" not in no_line.to_dict() and rule.to_dict()["level_on_mover"] == 0.0
+    assert PeakBoxRule.from_dict(rule.to_dict()) == rule
+    with pytest.raises(ModelError, match="peak_boxes.level_on_mover"):
+        PeakBoxRule.from_dict({**rule.to_dict(), "level_on_mover": None})
 
 
 def test_the_top_line_is_kept_where_the_tops_tell_heights_the_row_cannot():
