@@ -4,9 +4,10 @@ A multiple-instance head (``presence: peak`` models, :mod:`streamcam.training.mi
 the most telling part of each person (a torso, a pair of legs), not the whole figure, and people
 walking in a line merge into one blob. Its map's *peaks* still say where each person is. For a
 fixed camera over a ground plane, how tall a person looks depends on where they stand: to first
-order linearly on the image row (the horizon at zero height). So each peak above ``level`` gives
-a box of height ``H * (a + b * y / H)`` at the peak's row ``y``, width ``height / aspect``, its
-centre ``centre * height`` below the peak and ``centre_x * width`` right of it; boxes overlapping a
+order linearly on the image row (the horizon at zero height). So each peak above ``level`` (or
+above ``level_on_mover`` where a mover's head top vouches for it) gives a box of height
+``H * (a + b * y / H)`` at the peak's row ``y``, width ``height / aspect``, its centre
+``centre * height`` below the peak and ``centre_x * width`` right of it; boxes overlapping a
 stronger one by more than ``nms`` (IoU) are dropped. ``a, b, centre, centre_x, aspect`` are fitted
 on a few box-labelled frames of the camera (:func:`fit_geometry`, called by ``streamcam
 calibrate``); this is the ground-plane size prior of classic surveillance detectors (Hoiem, Efros &
