@@ -266,5 +266,4 @@ def still_plates(images: Sequence[np.ndarray], groups: Sequence[int],
 
 
 __all__ = ["FIXTURE_SHARE", "LIVE_INTERVAL_S", "SAME_CAMERA", "SNAP_TOLERANCE", "STILL_PLATE_FRAMES", "Silhouettes",
-           "camera_groups",
-           "camera_groups_reference", "foreground_share", "snap_reference", "still_plates"]
+           "camera_groups", "camera_groups_reference", "foreground_share", "snap_reference", "still_plates"]
